@@ -1,0 +1,135 @@
+// A small schema language: one description of a structure gives both the runtime
+// validator (with defaults and field-path errors) and, later, the CRD's OpenAPI schema,
+// so the two cannot drift.
+
+export type Check = (value: unknown) => string | null;
+
+interface Common {
+  description: string;
+  /** Extra validation beyond the type, returning a message or null. */
+  check?: Check;
+}
+
+export type Schema =
+  | (Common & { type: 'string'; enum?: readonly string[]; default?: string; maxLength?: number })
+  | (Common & { type: 'integer'; minimum?: number; maximum?: number; default?: number })
+  | (Common & { type: 'boolean'; default?: boolean })
+  | (Common & { type: 'int-or-string'; default?: number | string })
+  | (Common & { type: 'array'; items: Schema; maxItems?: number; default?: unknown[] })
+  | (Common & { type: 'object'; properties: Record<string, Schema>; required?: readonly string[] })
+  | (Common & { type: 'map'; values: Schema });
+
+export interface Problem {
+  /** Field path in the document, e.g. "spec.tcp.ports[3]". */
+  path: string;
+  message: string;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a map';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+const join = (path: string, key: string): string => (path ? `${path}.${key}` : key);
+
+/**
+ * Validates `value` against `schema`, filling defaults for absent fields. Every problem
+ * is collected (validation never stops at the first) and the defaulted value is returned.
+ */
+export function validate(schema: Schema, value: unknown, path: string, problems: Problem[]): unknown {
+  const before = problems.length;
+  let out: unknown = value;
+  switch (schema.type) {
+    case 'string':
+      if (typeof value !== 'string') problems.push({ path, message: `must be a string, got ${describe(value)}` });
+      else if (schema.enum && !schema.enum.includes(value))
+        problems.push({ path, message: `must be one of ${schema.enum.join(', ')}, got ${JSON.stringify(value)}` });
+      else if (schema.maxLength !== undefined && value.length > schema.maxLength)
+        problems.push({ path, message: `must be at most ${schema.maxLength} characters` });
+      break;
+    case 'integer':
+      if (typeof value !== 'number' || !Number.isInteger(value))
+        problems.push({ path, message: `must be an integer, got ${describe(value)}` });
+      else if (schema.minimum !== undefined && value < schema.minimum)
+        problems.push({ path, message: `must be at least ${schema.minimum}, got ${value}` });
+      else if (schema.maximum !== undefined && value > schema.maximum)
+        problems.push({ path, message: `must be at most ${schema.maximum}, got ${value}` });
+      break;
+    case 'boolean':
+      if (typeof value !== 'boolean') problems.push({ path, message: `must be true or false, got ${describe(value)}` });
+      break;
+    case 'int-or-string':
+      if (typeof value !== 'string' && !(typeof value === 'number' && Number.isInteger(value)))
+        problems.push({ path, message: `must be an integer or a string, got ${describe(value)}` });
+      break;
+    case 'array': {
+      if (!Array.isArray(value)) {
+        problems.push({ path, message: `must be a list, got ${describe(value)}` });
+        break;
+      }
+      if (schema.maxItems !== undefined && value.length > schema.maxItems)
+        problems.push({ path, message: `must have at most ${schema.maxItems} items, got ${value.length}` });
+      out = value.map((item, i) => validate(schema.items, item, `${path}[${i}]`, problems));
+      break;
+    }
+    case 'map': {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        problems.push({ path, message: `must be a map, got ${describe(value)}` });
+        break;
+      }
+      const result: Record<string, unknown> = {};
+      for (const [key, item] of Object.entries(value)) result[key] = validate(schema.values, item, join(path, key), problems);
+      out = result;
+      break;
+    }
+    case 'object': {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        problems.push({ path, message: `must be a map, got ${describe(value)}` });
+        break;
+      }
+      const input = value as Record<string, unknown>;
+      const result: Record<string, unknown> = {};
+      for (const key of Object.keys(input)) {
+        if (!(key in schema.properties))
+          problems.push({
+            path: join(path, key),
+            message: `unknown field (known: ${Object.keys(schema.properties).join(', ')})`,
+          });
+      }
+      for (const [key, sub] of Object.entries(schema.properties)) {
+        if (key in input && input[key] !== undefined) {
+          result[key] = validate(sub, input[key], join(path, key), problems);
+        } else if (schema.required?.includes(key)) {
+          problems.push({ path: join(path, key), message: 'is required' });
+        } else {
+          const d = defaultOf(sub);
+          if (d !== undefined) result[key] = d;
+        }
+      }
+      out = result;
+      break;
+    }
+  }
+  if (problems.length === before && schema.check) {
+    const message = schema.check(out);
+    if (message) problems.push({ path, message });
+  }
+  return out;
+}
+
+/** The value a schema gives an absent field: its default, or an object of its defaults. */
+export function defaultOf(schema: Schema): unknown {
+  if (schema.type === 'object') {
+    const result: Record<string, unknown> = {};
+    for (const [key, sub] of Object.entries(schema.properties)) {
+      const d = defaultOf(sub);
+      if (d !== undefined) result[key] = d;
+    }
+    return result;
+  }
+  if (schema.type === 'map') return undefined;
+  const d = schema.default;
+  return Array.isArray(d) ? [...d] : d;
+}

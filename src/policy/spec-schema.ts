@@ -1,0 +1,273 @@
+// The PortSentryPolicy schema: field types, defaults (the classic PortSentry defaults, with
+// Debian's port lists) and per-field checks. The runtime validator and the CRD both come
+// from here.
+import { parseCidr } from '../net/ip.js';
+import { parseDuration } from './duration.js';
+import { parsePortSpec } from './ports.js';
+import type { Schema } from './schema.js';
+
+export const API_VERSION = 'kube-portsentry.io/v1alpha1';
+export const KIND = 'PortSentryPolicy';
+
+export const DEBIAN_TCP_PORTS = [
+  1, 11, 15, 79, 111, 119, 143, 540, 635, 1080, 1524, 2000, 5742, 6667, 12345, 12346, 20034, 27665, 31337, 32771,
+  32772, 32773, 32774, 40421, 49724, 54320,
+];
+export const DEBIAN_UDP_PORTS = [
+  1, 7, 9, 69, 161, 162, 513, 635, 640, 641, 700, 37444, 34555, 31335, 32770, 32771, 32772, 32773, 32774, 31337,
+  54321,
+];
+
+/** Substitution variables a command may use; anything else in `$...$` is a mistake. */
+export const COMMAND_VARIABLES = ['$TARGET$', '$PORT$', '$MODE$'] as const;
+
+const DAY = 86_400_000;
+
+function durationCheck(minMs: number, maxMs: number, what: string) {
+  return (v: unknown): string | null => {
+    const ms = parseDuration(String(v));
+    if (ms === null) return `${JSON.stringify(v)} is not a duration like "90s", "10m" or "1h30m"`;
+    if (ms < minMs || ms > maxMs) return `${what} must be between ${minMs / 1000}s and ${maxMs / 3_600_000}h`;
+    return null;
+  };
+}
+
+const portItem: Schema = {
+  type: 'int-or-string',
+  description: 'A port (1-65535) or an inclusive range "from-to".',
+  check: (v) => {
+    const r = parsePortSpec(v as number | string);
+    return typeof r === 'string' ? r : null;
+  },
+};
+
+function portList(description: string, defaults: number[]): Schema {
+  return { type: 'array', description, items: portItem, maxItems: 4096, default: defaults };
+}
+
+function argItem(allowVariables: boolean): Schema {
+  return {
+    type: 'string',
+    description: 'One argument; $TARGET$, $PORT$ and $MODE$ are replaced by validated values.',
+    maxLength: 4096,
+    check: (v) => {
+      for (const m of String(v).matchAll(/\$[A-Za-z_]+\$/g)) {
+        if (!allowVariables) return `${m[0]} cannot be used here`;
+        if (!(COMMAND_VARIABLES as readonly string[]).includes(m[0]))
+          return `unknown variable ${m[0]} (known: ${COMMAND_VARIABLES.join(' ')})`;
+      }
+      return null;
+    },
+  };
+}
+
+function argv(description: string): Schema {
+  return {
+    type: 'array',
+    description,
+    items: argItem(true),
+    maxItems: 64,
+    default: [],
+    check: (v) => {
+      const list = v as string[];
+      if (list.length === 0) return null;
+      if (!list[0]) return 'the program (first element) must not be empty';
+      if (/\$[A-Za-z_]+\$/.test(list[0])) return 'the program (first element) cannot contain a variable';
+      return null;
+    },
+  };
+}
+
+function protocolSchema(proto: 'tcp' | 'udp', ports: number[], exclude: number[]): Schema {
+  return {
+    type: 'object',
+    description: `How ${proto.toUpperCase()} is watched.`,
+    properties: {
+      mode: {
+        type: 'string',
+        description: `bind (classic -${proto}), stealth (-s${proto}), advanced (-a${proto}) or off.`,
+        enum: ['bind', 'stealth', 'advanced', 'off'],
+        default: 'bind',
+      },
+      ports: portList('Tripwire ports for bind and stealth modes.', ports),
+      advancedLimit: {
+        type: 'integer',
+        description: 'Advanced mode watches every port below this one that no service listens on.',
+        minimum: 1,
+        maximum: 65535,
+        default: 1024,
+      },
+      exclude: portList('Ports advanced mode never reports.', exclude),
+    },
+  };
+}
+
+const actionSchema = (proto: string, def: string): Schema => ({
+  type: 'string',
+  description: `What a ${proto} scan triggers: alert (log only), block, or command (run the command only).`,
+  enum: ['alert', 'block', 'command'],
+  default: def,
+});
+
+export const specSchema: Schema = {
+  type: 'object',
+  description: 'What to watch and how to respond.',
+  properties: {
+    tcp: protocolSchema('tcp', DEBIAN_TCP_PORTS, [113, 139]),
+    udp: protocolSchema('udp', DEBIAN_UDP_PORTS, [520, 138, 137, 67]),
+    trigger: {
+      type: 'object',
+      description: 'When a source counts as a scanner.',
+      properties: {
+        count: {
+          type: 'integer',
+          description: 'A source is a scanner after more than this many distinct probes (0: the first probe).',
+          minimum: 0,
+          maximum: 65535,
+          default: 0,
+        },
+        window: {
+          type: 'string',
+          description: 'Probes older than this are forgotten.',
+          default: '1h',
+          check: durationCheck(1000, 7 * DAY, 'window'),
+        },
+        maxTrackedSources: {
+          type: 'integer',
+          description: 'Sources tracked at once; the least recently seen is forgotten first.',
+          minimum: 1,
+          maximum: 10_000_000,
+          default: 100_000,
+        },
+      },
+    },
+    ignore: {
+      type: 'array',
+      description: 'Addresses and CIDRs (IPv4 and IPv6) never counted or blocked.',
+      maxItems: 10_000,
+      default: ['0.0.0.0/32', '127.0.0.0/8', '::/128', '::1/128'],
+      items: {
+        type: 'string',
+        description: 'An address or a CIDR.',
+        maxLength: 64,
+        check: (v) => (parseCidr(String(v)) ? null : `${JSON.stringify(v)} is not an IP address or CIDR`),
+      },
+    },
+    response: {
+      type: 'object',
+      description: 'What a detected scan triggers.',
+      properties: {
+        tcp: actionSchema('TCP', 'block'),
+        udp: actionSchema('UDP', 'alert'),
+        duration: {
+          type: 'string',
+          description: 'How long a block lasts before it is lifted.',
+          default: '1h',
+          check: durationCheck(1000, 365 * DAY, 'duration'),
+        },
+        verifiedOnly: {
+          type: 'boolean',
+          description: 'Only sources proven by a completed TCP handshake may be blocked.',
+          default: false,
+        },
+        maxBlocksPerMinute: {
+          type: 'integer',
+          description: 'New blocks allowed per minute; beyond it scans are alerted and counted, not blocked.',
+          minimum: 1,
+          maximum: 100_000,
+          default: 60,
+        },
+        firewall: {
+          type: 'string',
+          description: 'Node firewall backend: auto (nftables, else iptables+ipset), nftables, iptables, none.',
+          enum: ['auto', 'nftables', 'iptables', 'none'],
+          default: 'auto',
+        },
+        route: {
+          type: 'object',
+          description: 'Classic KILL_ROUTE: a route per blocked address.',
+          properties: {
+            enabled: { type: 'boolean', description: 'Add the route.', default: false },
+            command: argv('Command that adds the route; empty: a built-in blackhole route, lifted on expiry.'),
+          },
+        },
+        hostsDeny: {
+          type: 'object',
+          description: 'Classic KILL_HOSTS_DENY: a TCP wrappers line per blocked address.',
+          properties: {
+            enabled: { type: 'boolean', description: 'Write the line.', default: false },
+            path: { type: 'string', description: 'The hosts.deny file.', default: '/etc/hosts.deny' },
+            line: {
+              type: 'string',
+              description: 'The line; $TARGET$ and $PORT$ are substituted.',
+              default: 'ALL: $TARGET$ : DENY',
+              maxLength: 1024,
+              check: (v) => {
+                const s = String(v);
+                if (!s.includes('$TARGET$')) return 'must contain $TARGET$';
+                if (/[\r\n]/.test(s)) return 'must be a single line';
+                return argItem(true).check!(s);
+              },
+            },
+          },
+        },
+        command: argv('Classic KILL_RUN_CMD as an argument vector, run without a shell.'),
+        runCommandFirst: {
+          type: 'boolean',
+          description: 'Run the command before blocking (classic KILL_RUN_CMD_FIRST).',
+          default: false,
+        },
+        unblockCommand: argv('Command run when a block is lifted.'),
+        banner: {
+          type: 'string',
+          description: 'Text sent on a TCP tripwire connection before it is closed (classic PORT_BANNER).',
+          default: '',
+          maxLength: 1024,
+        },
+        resolveHosts: {
+          type: 'boolean',
+          description: 'Look up the source name for logs and history (classic RESOLVE_HOST); never for commands.',
+          default: false,
+        },
+      },
+    },
+    files: {
+      type: 'object',
+      description: 'Classic history and blocked files (standalone); empty disables one.',
+      properties: {
+        history: {
+          type: 'string',
+          description: 'One line per block, kept across restarts.',
+          default: '/var/lib/kube-portsentry/portsentry.history',
+        },
+        blocked: {
+          type: 'string',
+          description: 'The blocks of the current run, cleared at start.',
+          default: '/var/lib/kube-portsentry/portsentry.blocked',
+        },
+      },
+    },
+  },
+};
+
+const metaValue: Schema = { type: 'string', description: 'A label or annotation value.' };
+
+export const documentSchema: Schema = {
+  type: 'object',
+  description: 'A PortSentryPolicy document.',
+  required: ['apiVersion', 'kind'],
+  properties: {
+    apiVersion: { type: 'string', description: 'API version.', enum: [API_VERSION] },
+    kind: { type: 'string', description: 'Kind.', enum: [KIND] },
+    metadata: {
+      type: 'object',
+      description: 'Object metadata.',
+      properties: {
+        name: { type: 'string', description: 'Policy name.', default: 'default', maxLength: 253 },
+        labels: { type: 'map', description: 'Labels (kept for kubectl).', values: metaValue },
+        annotations: { type: 'map', description: 'Annotations (kept for kubectl).', values: metaValue },
+      },
+    },
+    spec: specSchema,
+  },
+};
