@@ -1,0 +1,124 @@
+// Bind mode (classic -tcp/-udp): listen on each tripwire port that no real service uses,
+// and report whoever connects or sends a datagram. A TCP hit needs a completed handshake,
+// so its source is real (verified); a UDP source can be forged.
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, type Server } from 'node:net';
+import { normalizeIp } from '../net/ip.js';
+import type { Protocol } from '../policy/types.js';
+import type { Probe } from './probe.js';
+
+export interface BindOptions {
+  protocol: Protocol;
+  ports: readonly number[];
+  /** Sent on each TCP connection before it is closed; empty sends nothing. */
+  banner: string;
+  onProbe: (probe: Probe) => void;
+}
+
+export interface BindReport {
+  bound: number[];
+  /** Ports a real service already uses: not watched. */
+  inUse: number[];
+  failed: { port: number; error: string }[];
+}
+
+type Listener = Server | UdpSocket;
+
+function errorCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? String(err);
+}
+
+export class BindDetector {
+  private readonly listeners = new Map<number, Listener>();
+
+  constructor(private readonly options: BindOptions) {}
+
+  get ports(): number[] {
+    return [...this.listeners.keys()];
+  }
+
+  async start(): Promise<BindReport> {
+    const report: BindReport = { bound: [], inUse: [], failed: [] };
+    const results = await Promise.all(
+      this.options.ports.map(async (port) => {
+        try {
+          this.listeners.set(port, await this.listen(port));
+          return { port, ok: true as const };
+        } catch (err) {
+          return { port, ok: false as const, code: errorCode(err) };
+        }
+      }),
+    );
+    for (const r of results) {
+      if (r.ok) report.bound.push(r.port);
+      else if (r.code === 'EADDRINUSE') report.inUse.push(r.port);
+      else report.failed.push({ port: r.port, error: r.code });
+    }
+    return report;
+  }
+
+  async stop(): Promise<void> {
+    const all = [...this.listeners.values()];
+    this.listeners.clear();
+    await Promise.all(all.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
+  }
+
+  /** One dual-stack socket per port; IPv4 only on hosts without IPv6. */
+  private async listen(port: number): Promise<Listener> {
+    try {
+      return await this.listenOn(port, '::');
+    } catch (err) {
+      if (errorCode(err) !== 'EAFNOSUPPORT' && errorCode(err) !== 'EADDRNOTAVAIL') throw err;
+      return this.listenOn(port, '0.0.0.0');
+    }
+  }
+
+  private listenOn(port: number, host: string): Promise<Listener> {
+    return this.options.protocol === 'tcp' ? this.listenTcp(port, host) : this.listenUdp(port, host);
+  }
+
+  private report(address: string | undefined, port: number): void {
+    const source = address ? normalizeIp(address) : null;
+    if (!source) return;
+    const tcp = this.options.protocol === 'tcp';
+    this.options.onProbe({
+      time: Date.now(),
+      protocol: this.options.protocol,
+      mode: 'bind',
+      source,
+      port,
+      type: tcp ? 'connect' : 'udp',
+      verified: tcp,
+    });
+  }
+
+  private listenTcp(port: number, host: string): Promise<Server> {
+    return new Promise((resolve, reject) => {
+      const server = createServer((socket) => {
+        socket.on('error', () => socket.destroy()); // scanners reset at once: nothing to report
+        this.report(socket.remoteAddress, port);
+        if (this.options.banner) socket.end(`${this.options.banner}\n`);
+        else socket.destroy();
+      });
+      server.once('error', reject);
+      server.listen({ port, host, ipv6Only: false, exclusive: true }, () => {
+        server.off('error', reject);
+        server.on('error', () => undefined); // accept errors (EMFILE) must not stop the sentry
+        resolve(server);
+      });
+    });
+  }
+
+  private listenUdp(port: number, host: string): Promise<UdpSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = createSocket({ type: host === '::' ? 'udp6' : 'udp4', ipv6Only: false });
+      socket.on('message', (_msg, rinfo) => this.report(rinfo.address, port));
+      socket.once('error', reject);
+      socket.bind({ port, address: host, exclusive: true }, () => {
+        socket.off('error', reject);
+        socket.on('error', () => undefined);
+        resolve(socket);
+      });
+    });
+  }
+}

@@ -1,0 +1,30 @@
+// What every detector reports: one packet or connection aimed at a watched port.
+import type { DetectMode, Protocol } from '../policy/types.js';
+
+/** connect: completed TCP handshake (bind mode); udp: a datagram; the rest: stealth TCP flag sets. */
+export type ProbeType = 'connect' | 'udp' | 'syn' | 'fin' | 'null' | 'xmas' | 'oddball';
+
+export interface Probe {
+  /** Milliseconds since the epoch. */
+  time: number;
+  protocol: Protocol;
+  mode: Exclude<DetectMode, 'off'>;
+  /** Canonical source address (IPv4-mapped IPv6 already turned into IPv4). */
+  source: string;
+  port: number;
+  type: ProbeType;
+  /** TCP flags as letters (e.g. "SF"), for stealth probes. */
+  flags?: string;
+  /** The source is proven: it completed a TCP handshake. */
+  verified: boolean;
+}
+
+/** The classic mode names ($MODE$ in commands, file extensions of the blocked file). */
+export type ClassicMode = 'tcp' | 'udp' | 'stcp' | 'sudp' | 'atcp' | 'audp';
+
+export function classicMode(protocol: Protocol, mode: Exclude<DetectMode, 'off'>): ClassicMode {
+  const prefix = mode === 'stealth' ? 's' : mode === 'advanced' ? 'a' : '';
+  return `${prefix}${protocol}` as ClassicMode;
+}
+
+export const CLASSIC_MODES: readonly ClassicMode[] = ['tcp', 'udp', 'stcp', 'sudp', 'atcp', 'audp'];

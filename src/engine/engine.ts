@@ -1,0 +1,157 @@
+// The decision engine: pure logic, no I/O. Each probe is ignored, counted, or, once its
+// source passes the trigger, answered with an alert or a response (block or command),
+// once per source while the response lasts.
+import type { Probe, ProbeType } from '../detect/probe.js';
+import { parseDuration } from '../policy/duration.js';
+import type { Action, PolicySpec, Protocol } from '../policy/types.js';
+import { IpTrie } from './ip-trie.js';
+import { RateLimiter } from './rate-limiter.js';
+import { SourceTracker, type SourceState } from './tracker.js';
+
+export interface EngineConfig {
+  triggerCount: number;
+  windowMs: number;
+  maxTrackedSources: number;
+  actions: Record<Protocol, Action>;
+  durationMs: number;
+  verifiedOnly: boolean;
+  maxBlocksPerMinute: number;
+  ignore: readonly string[];
+}
+
+export function engineConfig(spec: PolicySpec): EngineConfig {
+  return {
+    triggerCount: spec.trigger.count,
+    windowMs: parseDuration(spec.trigger.window)!,
+    maxTrackedSources: spec.trigger.maxTrackedSources,
+    actions: { tcp: spec.response.tcp, udp: spec.response.udp },
+    durationMs: parseDuration(spec.response.duration)!,
+    verifiedOnly: spec.response.verifiedOnly,
+    maxBlocksPerMinute: spec.response.maxBlocksPerMinute,
+    ignore: spec.ignore,
+  };
+}
+
+/** A response in force against one source. */
+export interface BlockRecord {
+  source: string;
+  action: 'block' | 'command';
+  /** The probe that triggered it. */
+  protocol: Protocol;
+  port: number;
+  mode: Probe['mode'];
+  type: ProbeType;
+  verified: boolean;
+  since: number;
+  until: number;
+}
+
+export type AlertReason = 'policy' | 'unverified' | 'rate-limited';
+
+export type Decision =
+  | { kind: 'ignored'; reason: 'ignore-list' | 'own-address' }
+  | { kind: 'counted'; state: SourceState }
+  | { kind: 'alert'; reason: AlertReason; state: SourceState }
+  | { kind: 'respond'; block: BlockRecord; state: SourceState }
+  /** Already answered: blocked, or alerted within the window. */
+  | { kind: 'suppressed'; state: SourceState };
+
+export class Engine {
+  private config: EngineConfig;
+  private ignore: IpTrie;
+  private own = new Set<string>();
+  private readonly tracker: SourceTracker;
+  private readonly limiter: RateLimiter;
+  private readonly active = new Map<string, BlockRecord>();
+
+  constructor(config: EngineConfig, now = Date.now()) {
+    this.config = config;
+    this.ignore = new IpTrie(config.ignore);
+    this.tracker = new SourceTracker(config.maxTrackedSources, config.windowMs);
+    this.limiter = new RateLimiter(config.maxBlocksPerMinute, now);
+  }
+
+  /** Applies a new policy without losing tracked sources or blocks in force. */
+  reconfigure(config: EngineConfig): void {
+    this.config = config;
+    this.ignore = new IpTrie(config.ignore);
+    this.tracker.configure(config.maxTrackedSources, config.windowMs);
+    this.limiter.configure(config.maxBlocksPerMinute);
+  }
+
+  /** The host's own addresses (canonical text): never counted, whatever the policy says. */
+  setOwnAddresses(addresses: Iterable<string>): void {
+    this.own = new Set(addresses);
+  }
+
+  get trackedSources(): number {
+    return this.tracker.size;
+  }
+
+  get evictedSources(): number {
+    return this.tracker.evicted;
+  }
+
+  get blocks(): ReadonlyMap<string, BlockRecord> {
+    return this.active;
+  }
+
+  isIgnored(source: string): boolean {
+    return this.own.has(source) || this.ignore.has(source);
+  }
+
+  observe(probe: Probe): Decision {
+    if (this.own.has(probe.source)) return { kind: 'ignored', reason: 'own-address' };
+    if (this.ignore.has(probe.source)) return { kind: 'ignored', reason: 'ignore-list' };
+    const state = this.tracker.record(probe);
+    if (this.active.has(probe.source)) return { kind: 'suppressed', state };
+    if (state.probes.size <= this.config.triggerCount) return { kind: 'counted', state };
+    if (state.triggeredAt) return { kind: 'suppressed', state };
+
+    const action = this.config.actions[probe.protocol];
+    if (action === 'alert') {
+      state.triggeredAt = probe.time;
+      return { kind: 'alert', reason: 'policy', state };
+    }
+    if (this.config.verifiedOnly && !probe.verified) {
+      state.triggeredAt = probe.time;
+      return { kind: 'alert', reason: 'unverified', state };
+    }
+    // A refused block is retried by the source's next probe, once the bucket refills.
+    if (!this.limiter.take(probe.time)) return { kind: 'alert', reason: 'rate-limited', state };
+    state.triggeredAt = probe.time;
+    const block: BlockRecord = {
+      source: probe.source,
+      action,
+      protocol: probe.protocol,
+      port: probe.port,
+      mode: probe.mode,
+      type: probe.type,
+      verified: probe.verified,
+      since: probe.time,
+      until: probe.time + this.config.durationMs,
+    };
+    this.active.set(probe.source, block);
+    return { kind: 'respond', block, state };
+  }
+
+  /** Lifts responses whose time is up and forgets idle sources; returns what was lifted. */
+  expire(now: number): BlockRecord[] {
+    const lifted: BlockRecord[] = [];
+    for (const [source, block] of this.active) {
+      if (block.until > now) continue;
+      this.active.delete(source);
+      this.tracker.forget(source); // a returning scanner has to trip the trigger again
+      lifted.push(block);
+    }
+    this.tracker.expire(now);
+    return lifted;
+  }
+
+  /** Lifts every response (clean shutdown). */
+  liftAll(): BlockRecord[] {
+    const all = [...this.active.values()];
+    this.active.clear();
+    return all;
+  }
+}

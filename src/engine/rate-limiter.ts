@@ -1,0 +1,27 @@
+// Token bucket for new blocks: a circuit breaker against floods of (possibly forged) sources.
+export class RateLimiter {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private perMinute: number,
+    now: number,
+  ) {
+    this.tokens = perMinute;
+    this.last = now;
+  }
+
+  configure(perMinute: number): void {
+    this.perMinute = perMinute;
+    this.tokens = Math.min(this.tokens, perMinute);
+  }
+
+  take(now: number): boolean {
+    // A clock stepping backwards adds nothing.
+    this.tokens = Math.min(this.perMinute, this.tokens + (Math.max(0, now - this.last) * this.perMinute) / 60_000);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}

@@ -1,0 +1,70 @@
+// Prometheus metrics. Labels are bounded sets (protocol, mode, type, action): never an
+// address, so a scan cannot grow the series count.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly probes = new Counter({
+    name: 'portsentry_probes_total',
+    help: 'Probes seen on watched ports, by protocol, detection mode and probe type.',
+    labelNames: ['protocol', 'mode', 'type'] as const,
+    registers: [this.registry],
+  });
+  readonly ignoredProbes = new Counter({
+    name: 'portsentry_probes_ignored_total',
+    help: 'Probes from ignored sources (ignore list or the host itself).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly scans = new Counter({
+    name: 'portsentry_scans_detected_total',
+    help: 'Sources that passed the scan trigger, by protocol of the triggering probe.',
+    labelNames: ['protocol'] as const,
+    registers: [this.registry],
+  });
+  readonly alerts = new Counter({
+    name: 'portsentry_alerts_total',
+    help: 'Scans answered with an alert only, by reason (policy, unverified, rate-limited).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly blocks = new Counter({
+    name: 'portsentry_blocks_total',
+    help: 'Responses started (block or command), by scope.',
+    labelNames: ['scope', 'action'] as const,
+    registers: [this.registry],
+  });
+  readonly unblocks = new Counter({
+    name: 'portsentry_unblocks_total',
+    help: 'Responses lifted, by reason (expired, shutdown).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly actionErrors = new Counter({
+    name: 'portsentry_action_errors_total',
+    help: 'Response actions that failed, by action.',
+    labelNames: ['action'] as const,
+    registers: [this.registry],
+  });
+  readonly blockedHosts = new Gauge({
+    name: 'portsentry_blocked_hosts',
+    help: 'Sources currently blocked.',
+    registers: [this.registry],
+  });
+  readonly trackedSources = new Gauge({
+    name: 'portsentry_tracked_sources',
+    help: 'Sources whose probes are being counted.',
+    registers: [this.registry],
+  });
+  readonly watchedPorts = new Gauge({
+    name: 'portsentry_watched_ports',
+    help: 'Ports watched, by protocol and mode.',
+    labelNames: ['protocol', 'mode'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(processMetrics = true) {
+    if (processMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+}

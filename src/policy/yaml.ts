@@ -1,0 +1,24 @@
+// Writing policy documents as YAML a person can read and edit (e.g. a converted classic
+// portsentry.conf), which parsePolicyYaml reads back unchanged.
+import { Document, isScalar, visit } from 'yaml';
+import type { PolicyDocument } from './types.js';
+
+/** YAML text of `doc`, headed by `headerComments` as `# ` lines. */
+export function renderPolicyYaml(doc: PolicyDocument, headerComments: string[]): string {
+  const yamlDoc = new Document(doc);
+  // Short lists of scalars (ports, argument vectors) read best on one line: [1, 11, 15].
+  visit(yamlDoc, {
+    Seq(_key, node) {
+      if (node.items.every((item) => isScalar(item))) node.flow = true;
+    },
+  });
+  // Header lines are written here rather than as a document comment, so an empty line stays
+  // "#" instead of becoming a blank line.
+  const header = headerComments
+    .flatMap((c) => c.split(/\r\n|\n|\r/))
+    .map((l) => (l ? `# ${l}` : '#'))
+    .join('\n');
+  // lineWidth 0: a port list stays on one line instead of one port per line.
+  const body = yamlDoc.toString({ lineWidth: 0, flowCollectionPadding: false });
+  return header ? `${header}\n\n${body}` : body;
+}

@@ -1,0 +1,164 @@
+// The standalone sentry: detectors feed the engine, the engine's decisions drive the
+// responder. The agent (cluster mode) reuses the same parts.
+import { BindDetector } from '../detect/bind.js';
+import type { Probe } from '../detect/probe.js';
+import { Engine, engineConfig, type BlockRecord, type Decision } from '../engine/engine.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { expandPorts } from '../policy/ports.js';
+import type { PolicyDocument, Protocol } from '../policy/types.js';
+import { selectFirewall } from '../respond/firewall/select.js';
+import { Responder } from '../respond/responder.js';
+import { hostAddresses } from './host-addresses.js';
+
+const HOUSEKEEPING_MS = 1000;
+
+/** Classic attackalert wording, so log watchers written for PortSentry still match. */
+function alertText(p: Probe): string {
+  const proto = p.protocol.toUpperCase();
+  if (p.mode === 'bind') return `attackalert: Connect from host: ${p.source}/${p.source} to ${proto} port: ${p.port}`;
+  if (p.protocol === 'udp') return `attackalert: UDP scan from host: ${p.source}/${p.source} to UDP port: ${p.port}`;
+  return `attackalert: ${p.type.toUpperCase()} scan from host: ${p.source}/${p.source} to TCP port: ${p.port}`;
+}
+
+export class Sentry {
+  private readonly engine: Engine;
+  private readonly detectors: BindDetector[] = [];
+  private responder!: Responder;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly pending = new Set<Promise<void>>();
+  private started = false;
+
+  constructor(
+    private readonly policy: PolicyDocument,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    this.engine = new Engine(engineConfig(policy.spec));
+  }
+
+  get ready(): boolean {
+    return this.started;
+  }
+
+  get blocks(): ReadonlyMap<string, BlockRecord> {
+    return this.engine.blocks;
+  }
+
+  async start(): Promise<void> {
+    const spec = this.policy.spec;
+    this.engine.setOwnAddresses(hostAddresses());
+    const firewall = await selectFirewall(spec.response.firewall);
+    this.responder = new Responder({
+      response: spec.response,
+      files: spec.files,
+      firewall,
+      logger: this.logger,
+      metrics: this.metrics,
+    });
+    await this.responder.start();
+
+    for (const protocol of ['tcp', 'udp'] as const) {
+      const mode = spec[protocol].mode;
+      if (mode === 'off') continue;
+      if (mode !== 'bind')
+        throw new Error(`spec.${protocol}.mode: ${mode} mode needs raw sockets, which this build does not have yet`);
+      await this.startBind(protocol);
+    }
+    this.timer = setInterval(() => this.housekeeping(), HOUSEKEEPING_MS);
+    this.timer.unref();
+    this.started = true;
+    this.logger.info(
+      { policy: this.policy.metadata.name, tcp: spec.tcp.mode, udp: spec.udp.mode, firewall: firewall?.name ?? 'none' },
+      'sentry ready',
+    );
+  }
+
+  private async startBind(protocol: Protocol): Promise<void> {
+    const spec = this.policy.spec;
+    const detector = new BindDetector({
+      protocol,
+      ports: expandPorts(spec[protocol].ports),
+      banner: protocol === 'tcp' ? spec.response.banner : '',
+      onProbe: (p) => this.onProbe(p),
+    });
+    const report = await detector.start();
+    this.detectors.push(detector);
+    this.metrics.watchedPorts.set({ protocol, mode: 'bind' }, report.bound.length);
+    if (report.inUse.length)
+      this.logger.warn({ protocol, ports: report.inUse }, 'ports used by a real service are not watched');
+    for (const f of report.failed) this.logger.error({ protocol, port: f.port, error: f.error }, 'cannot watch port');
+    this.logger.info({ protocol, mode: 'bind', ports: report.bound }, 'watching ports');
+  }
+
+  private onProbe(probe: Probe): void {
+    const decision = this.engine.observe(probe);
+    this.metrics.probes.inc({ protocol: probe.protocol, mode: probe.mode, type: probe.type });
+    this.record(probe, decision);
+    this.metrics.trackedSources.set(this.engine.trackedSources);
+  }
+
+  private record(probe: Probe, decision: Decision): void {
+    const fields = {
+      source: probe.source,
+      port: probe.port,
+      protocol: probe.protocol,
+      mode: probe.mode,
+      type: probe.type,
+      ...(probe.flags ? { flags: probe.flags } : {}),
+      verified: probe.verified,
+      decision: decision.kind,
+    };
+    if (decision.kind === 'ignored') {
+      this.metrics.ignoredProbes.inc({ reason: decision.reason });
+      this.logger.debug({ ...fields, reason: decision.reason }, 'probe from ignored source');
+      return;
+    }
+    this.logger.info({ ...fields, distinct: decision.state.probes.size }, alertText(probe));
+    if (decision.kind === 'alert') {
+      this.metrics.scans.inc({ protocol: probe.protocol });
+      this.metrics.alerts.inc({ reason: decision.reason });
+      this.logger.warn({ ...fields, reason: decision.reason, ports: [...decision.state.probes.keys()] }, 'scan detected');
+    } else if (decision.kind === 'respond') {
+      const block = decision.block;
+      this.metrics.scans.inc({ protocol: probe.protocol });
+      this.metrics.blocks.inc({ scope: 'node', action: block.action });
+      this.metrics.blockedHosts.set(this.engine.blocks.size);
+      this.logger.warn(
+        { ...fields, action: block.action, until: new Date(block.until).toISOString(), ports: [...decision.state.probes.keys()] },
+        block.action === 'block' ? 'scan detected: blocking' : 'scan detected: running command',
+      );
+      this.track(this.responder.respond(block).then(() => this.logger.info({ source: block.source, action: block.action }, 'response in place')));
+    }
+  }
+
+  private track(work: Promise<void>): void {
+    this.pending.add(work);
+    void work.finally(() => this.pending.delete(work));
+  }
+
+  private housekeeping(): void {
+    this.engine.setOwnAddresses(hostAddresses());
+    for (const block of this.engine.expire(Date.now())) {
+      this.metrics.unblocks.inc({ reason: 'expired' });
+      this.logger.info({ source: block.source, action: block.action }, 'block expired: lifting');
+      this.track(this.responder.lift(block));
+    }
+    this.metrics.blockedHosts.set(this.engine.blocks.size);
+    this.metrics.trackedSources.set(this.engine.trackedSources);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.started = false;
+    await Promise.all(this.detectors.map((d) => d.stop()));
+    await Promise.all(this.pending);
+    if (!this.responder) return;
+    for (const block of this.engine.liftAll()) {
+      this.metrics.unblocks.inc({ reason: 'shutdown' });
+      await this.responder.lift(block, { keepFirewall: true });
+    }
+    await this.responder.stop();
+    this.logger.info('sentry stopped; firewall entries removed');
+  }
+}

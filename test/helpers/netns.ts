@@ -1,0 +1,95 @@
+// Test hosts: a scanner and a target network namespace joined by a veth pair, with
+// addresses of their own (198.18.0.0/24 and 2001:db8::/64, reserved for tests and
+// documentation). All test traffic stays inside these namespaces.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { runProgram } from '../../src/respond/run-program.js';
+
+let counter = 0;
+
+export const SCANNER_V4 = '198.18.0.1';
+export const TARGET_V4 = '198.18.0.2';
+export const SCANNER_V6 = '2001:db8::1';
+export const TARGET_V6 = '2001:db8::2';
+
+export class TestNet {
+  private constructor(
+    readonly scanner: string,
+    readonly target: string,
+  ) {}
+
+  static async create(): Promise<TestNet> {
+    const id = `kps${process.pid % 100000}x${counter++}`;
+    const net = new TestNet(`${id}-s`, `${id}-t`);
+    const ip = (...args: string[]) => runProgram(['ip', ...args]);
+    try {
+      await ip('netns', 'add', net.scanner);
+      await ip('netns', 'add', net.target);
+      await ip('link', 'add', `${id}a`, 'netns', net.scanner, 'type', 'veth', 'peer', 'name', `${id}b`, 'netns', net.target);
+      for (const [ns, dev, v4, v6] of [
+        [net.scanner, `${id}a`, SCANNER_V4, SCANNER_V6],
+        [net.target, `${id}b`, TARGET_V4, TARGET_V6],
+      ] as const) {
+        await ip('-n', ns, 'link', 'set', 'lo', 'up');
+        await ip('-n', ns, 'addr', 'add', `${v4}/24`, 'dev', dev);
+        await ip('-n', ns, '-6', 'addr', 'add', `${v6}/64`, 'dev', dev, 'nodad');
+        await ip('-n', ns, 'link', 'set', dev, 'up');
+      }
+    } catch (err) {
+      await net.destroy();
+      throw err;
+    }
+    return net;
+  }
+
+  exec(ns: string, argv: string[], options: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
+    return runProgram(['ip', 'netns', 'exec', ns, ...argv], { timeoutMs: options.timeoutMs ?? 60_000 });
+  }
+
+  spawn(ns: string, argv: string[]): ChildProcess {
+    return spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  /** Tries a TCP connection from the scanner: open, refused, or timeout (dropped). */
+  async connect(host: string, port: number, timeoutMs = 1500): Promise<'open' | 'refused' | 'timeout'> {
+    const script = `
+      const s = require('node:net').connect({ host: ${JSON.stringify(host)}, port: ${port} });
+      const done = (r) => { console.log(r); process.exit(0); };
+      s.setTimeout(${timeoutMs}, () => done('timeout'));
+      s.on('connect', () => done('open'));
+      s.on('error', (e) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'timeout'));`;
+    const { stdout } = await this.exec(this.scanner, [process.execPath, '-e', script]);
+    return stdout.trim() as 'open' | 'refused' | 'timeout';
+  }
+
+  /** A real service in the target namespace: accepts, greets, closes. */
+  async service(port: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<ChildProcess> {
+    const script =
+      protocol === 'tcp'
+        ? `require('node:net').createServer((s) => s.end('hello\\n')).listen({ port: ${port}, host: '::', ipv6Only: false }, () => console.log('up'));`
+        : `const s = require('node:dgram').createSocket({ type: 'udp6', ipv6Only: false }); s.on('message', (m, r) => s.send('hi', r.port, r.address)); s.bind(${port}, '::', () => console.log('up'));`;
+    const child = this.spawn(this.target, [process.execPath, '-e', script]);
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`service on ${port} exited (${code})`)));
+    });
+    return child;
+  }
+
+  async destroy(): Promise<void> {
+    for (const ns of [this.scanner, this.target]) {
+      // Kill anything left running inside before the namespace goes.
+      await runProgram(['ip', 'netns', 'pids', ns])
+        .then(({ stdout }) => {
+          for (const pid of stdout.split('\n').filter(Boolean)) {
+            try {
+              process.kill(Number(pid), 'SIGKILL');
+            } catch {
+              // already gone
+            }
+          }
+        })
+        .catch(() => undefined);
+      await runProgram(['ip', 'netns', 'del', ns]).catch(() => undefined);
+    }
+  }
+}

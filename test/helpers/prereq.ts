@@ -1,0 +1,30 @@
+// Tests that need root or a tool skip locally with the reason printed; under CI=true a
+// missing prerequisite fails the run instead, so CI never passes by skipping.
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { TestContext } from 'node:test';
+
+export function hasTool(tool: string): boolean {
+  for (const dir of (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin'])) {
+    try {
+      accessSync(join(dir, tool), constants.X_OK);
+      return true;
+    } catch {
+      // keep looking
+    }
+  }
+  return false;
+}
+
+/** True when the test can run; otherwise skips it (or throws under CI). */
+export function prerequisites(t: TestContext, options: { root?: boolean; tools?: string[] }): boolean {
+  const missing: string[] = [];
+  if (options.root && process.getuid?.() !== 0) missing.push('root');
+  for (const tool of options.tools ?? []) if (!hasTool(tool)) missing.push(tool);
+  if (missing.length === 0) return true;
+  const reason = `needs ${missing.join(', ')}`;
+  if (process.env.CI === 'true') throw new Error(`prerequisite missing under CI: ${reason}`);
+  process.stdout.write(`# skipping "${t.name}": ${reason}\n`);
+  t.skip(reason);
+  return false;
+}

@@ -1,0 +1,92 @@
+// Runs `kube-portsentry run` as a real process (inside a test namespace) and reads its
+// JSON log lines.
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestNet } from './netns.js';
+
+export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+
+export type LogLine = Record<string, unknown> & { msg: string; level: string };
+
+export class SentryProcess {
+  readonly lines: LogLine[] = [];
+  readonly stderr: string[] = [];
+  private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  readonly exited: Promise<number | null>;
+
+  private constructor(readonly child: ChildProcess) {
+    let buffer = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      buffer += chunk;
+      let nl;
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const text = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        let line: LogLine;
+        try {
+          line = JSON.parse(text) as LogLine;
+        } catch {
+          this.stderr.push(`stdout (not JSON): ${text}`);
+          continue;
+        }
+        this.lines.push(line);
+        this.waiters = this.waiters.filter((w) => (w.pred(line) ? (w.resolve(line), false) : true));
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => this.stderr.push(chunk));
+    this.exited = new Promise((resolve) => child.once('close', (code) => resolve(code)));
+  }
+
+  /** Starts the sentry in the target namespace with a YAML policy (or raw CLI arguments). */
+  static async start(net: TestNet, policy: string | { args: string[] }): Promise<SentryProcess> {
+    let args: string[];
+    if (typeof policy === 'string') {
+      const dir = await mkdtemp(join(tmpdir(), 'kps-policy-'));
+      const file = join(dir, 'policy.yaml');
+      await writeFile(file, policy);
+      args = ['run', '--policy', file];
+    } else args = ['run', ...policy.args];
+    const proc = new SentryProcess(net.spawn(net.target, [process.execPath, CLI, ...args, '--log-level', 'debug']));
+    await proc.waitFor((l) => l.msg === 'sentry ready', 15_000);
+    return proc;
+  }
+
+  find(pred: (l: LogLine) => boolean): LogLine | undefined {
+    return this.lines.find(pred);
+  }
+
+  waitFor(pred: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+    const seen = this.lines.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new Error(
+            `no matching log line within ${timeoutMs} ms; log:\n${this.lines.map((l) => JSON.stringify(l)).join('\n')}\nstderr:\n${this.stderr.join('')}`,
+          ),
+        );
+      }, timeoutMs);
+      const onExit = (code: number | null) => {
+        clearTimeout(timer);
+        reject(new Error(`sentry exited (${code}) before the log line; stderr:\n${this.stderr.join('')}`));
+      };
+      void this.exited.then(onExit);
+      this.waiters.push({
+        pred,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      });
+    });
+  }
+
+  /** SIGTERM and wait: returns the exit code. */
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    return this.exited;
+  }
+}

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Probe } from '../../src/detect/probe.js';
+import { Engine, engineConfig, type EngineConfig } from '../../src/engine/engine.js';
+import { defaultPolicy } from '../../src/policy/load.js';
+
+function config(over: Partial<EngineConfig> = {}): EngineConfig {
+  return { ...engineConfig(defaultPolicy().spec), ...over };
+}
+
+let clock = 1_000_000;
+function probe(source: string, port: number, over: Partial<Probe> = {}): Probe {
+  return { time: clock, protocol: 'tcp', mode: 'bind', source, port, type: 'connect', verified: true, ...over };
+}
+
+test('trigger 0 blocks at the first probe, once per source while blocked', () => {
+  const e = new Engine(config(), clock);
+  const d = e.observe(probe('198.18.0.9', 79));
+  assert.equal(d.kind, 'respond');
+  assert.equal(d.kind === 'respond' && d.block.action, 'block');
+  assert.equal(e.observe(probe('198.18.0.9', 80)).kind, 'suppressed');
+  assert.equal(e.blocks.size, 1);
+});
+
+test('trigger 2: two distinct probes are counted, the third responds; repeats do not count', () => {
+  const e = new Engine(config({ triggerCount: 2 }), clock);
+  assert.equal(e.observe(probe('198.18.0.9', 1)).kind, 'counted');
+  assert.equal(e.observe(probe('198.18.0.9', 1)).kind, 'counted', 'a repeat is not a new probe');
+  assert.equal(e.observe(probe('198.18.0.9', 2)).kind, 'counted');
+  assert.equal(e.observe(probe('198.18.0.9', 3)).kind, 'respond');
+});
+
+test('probes older than the window are forgotten', () => {
+  const e = new Engine(config({ triggerCount: 1, windowMs: 10_000 }), clock);
+  assert.equal(e.observe(probe('198.18.0.9', 1, { time: 0 })).kind, 'counted');
+  assert.equal(e.observe(probe('198.18.0.9', 2, { time: 20_000 })).kind, 'counted');
+  assert.equal(e.observe(probe('198.18.0.9', 3, { time: 25_000 })).kind, 'respond');
+});
+
+test('ignore list and own addresses, v4 and v6, are never counted', () => {
+  const e = new Engine(config({ ignore: ['198.18.0.0/24', '2001:db8:1::/48'] }), clock);
+  e.setOwnAddresses(['198.19.0.1', '2001:db8:9::1']);
+  assert.deepEqual(e.observe(probe('198.18.0.200', 1)), { kind: 'ignored', reason: 'ignore-list' });
+  assert.deepEqual(e.observe(probe('2001:db8:1::7', 1)), { kind: 'ignored', reason: 'ignore-list' });
+  assert.deepEqual(e.observe(probe('198.19.0.1', 1)), { kind: 'ignored', reason: 'own-address' });
+  assert.deepEqual(e.observe(probe('2001:db8:9::1', 1)), { kind: 'ignored', reason: 'own-address' });
+  assert.equal(e.observe(probe('2001:db8:2::7', 1)).kind, 'respond');
+  assert.equal(e.trackedSources, 1);
+});
+
+test('per-protocol actions: alert, block, command', () => {
+  const e = new Engine(config({ actions: { tcp: 'command', udp: 'alert' } }), clock);
+  const udp = e.observe(probe('198.18.0.1', 7, { protocol: 'udp', type: 'udp', verified: false }));
+  assert.deepEqual([udp.kind, udp.kind === 'alert' && udp.reason], ['alert', 'policy']);
+  assert.equal(e.observe(probe('198.18.0.1', 9, { protocol: 'udp', type: 'udp', verified: false })).kind, 'suppressed');
+  const tcp = e.observe(probe('198.18.0.2', 79));
+  assert.equal(tcp.kind === 'respond' && tcp.block.action, 'command');
+});
+
+test('verifiedOnly: an unverified probe alerts instead of blocking', () => {
+  const e = new Engine(config({ verifiedOnly: true, actions: { tcp: 'block', udp: 'block' } }), clock);
+  const d = e.observe(probe('198.18.0.1', 7, { protocol: 'udp', type: 'udp', verified: false }));
+  assert.deepEqual([d.kind, d.kind === 'alert' && d.reason], ['alert', 'unverified']);
+  assert.equal(e.observe(probe('198.18.0.2', 79)).kind, 'respond');
+});
+
+test('the block rate limiter caps new blocks per minute and refills', () => {
+  const e = new Engine(config({ maxBlocksPerMinute: 3 }), 0);
+  const kinds = [];
+  for (let i = 0; i < 5; i++) kinds.push(e.observe(probe(`198.18.1.${i}`, 79, { time: 0 })).kind);
+  assert.deepEqual(kinds, ['respond', 'respond', 'respond', 'alert', 'alert']);
+  // 20 s later one token is back: the refused source is blocked on its next probe.
+  assert.equal(e.observe(probe('198.18.1.3', 80, { time: 20_000 })).kind, 'respond');
+  assert.equal(e.observe(probe('198.18.1.4', 80, { time: 20_000 })).kind, 'alert');
+});
+
+test('blocks expire after their duration, and the source must trip the trigger again', () => {
+  const e = new Engine(config({ durationMs: 60_000, triggerCount: 1 }), 0);
+  e.observe(probe('198.18.0.1', 1, { time: 0 }));
+  assert.equal(e.observe(probe('198.18.0.1', 2, { time: 0 })).kind, 'respond');
+  assert.deepEqual(e.expire(59_999), []);
+  const lifted = e.expire(60_000);
+  assert.deepEqual(lifted.map((b) => b.source), ['198.18.0.1']);
+  assert.equal(e.blocks.size, 0);
+  assert.equal(e.observe(probe('198.18.0.1', 3, { time: 61_000 })).kind, 'counted');
+});
+
+test('tracked sources are capped, least recently seen dropped first', () => {
+  const e = new Engine(config({ maxTrackedSources: 100, triggerCount: 5 }), 0);
+  for (let i = 0; i < 1000; i++) e.observe(probe(`198.18.${i >> 8}.${i & 255}`, 1, { time: i }));
+  assert.equal(e.trackedSources, 100);
+  assert.equal(e.evictedSources, 900);
+});
+
+test('idle sources are forgotten at expiry', () => {
+  const e = new Engine(config({ triggerCount: 5, windowMs: 1000 }), 0);
+  e.observe(probe('198.18.0.1', 1, { time: 0 }));
+  e.observe(probe('198.18.0.2', 1, { time: 900 }));
+  e.expire(1500);
+  assert.equal(e.trackedSources, 1);
+});
+
+test('reconfigure keeps blocks in force', () => {
+  const e = new Engine(config(), 0);
+  e.observe(probe('198.18.0.1', 1));
+  e.reconfigure(config({ triggerCount: 10 }));
+  assert.equal(e.blocks.size, 1);
+  assert.equal(e.observe(probe('198.18.0.2', 1)).kind, 'counted');
+});
