@@ -1,8 +1,8 @@
 // Bind mode (classic -tcp/-udp): listen on each tripwire port that no real service uses,
 // and report whoever connects or sends a datagram. A TCP hit needs a completed handshake,
 // so its source is real (verified); a UDP source can be forged.
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, type Server } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { createRequire } from 'node:module';
 import { normalizeIp } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
 import type { Probe } from './probe.js';
@@ -22,7 +22,13 @@ export interface BindReport {
   failed: { port: number; error: string }[];
 }
 
-type Listener = Server | UdpSocket;
+/** The native TCP listener (src/native/tripwire.c): accept4() keeps the peer address. */
+interface NativeTripwire {
+  listen(port: number, banner: Buffer, onConnection: (address: string) => void): { close(): void };
+}
+const native = createRequire(import.meta.url)('../../../build/Release/tripwire.node') as NativeTripwire;
+
+type Listener = { close(done: () => void): void };
 
 function errorCode(err: unknown): string {
   return (err as NodeJS.ErrnoException).code ?? String(err);
@@ -65,16 +71,13 @@ export class BindDetector {
 
   /** One dual-stack socket per port; IPv4 only on hosts without IPv6. */
   private async listen(port: number): Promise<Listener> {
+    if (this.options.protocol === 'tcp') return this.listenTcp(port);
     try {
-      return await this.listenOn(port, '::');
+      return await this.listenUdp(port, '::');
     } catch (err) {
       if (errorCode(err) !== 'EAFNOSUPPORT' && errorCode(err) !== 'EADDRNOTAVAIL') throw err;
-      return this.listenOn(port, '0.0.0.0');
+      return this.listenUdp(port, '0.0.0.0');
     }
-  }
-
-  private listenOn(port: number, host: string): Promise<Listener> {
-    return this.options.protocol === 'tcp' ? this.listenTcp(port, host) : this.listenUdp(port, host);
   }
 
   private report(address: string | undefined, port: number): void {
@@ -92,24 +95,18 @@ export class BindDetector {
     });
   }
 
-  private listenTcp(port: number, host: string): Promise<Server> {
-    return new Promise((resolve, reject) => {
-      const server = createServer((socket) => {
-        socket.on('error', () => socket.destroy()); // scanners reset at once: nothing to report
-        this.report(socket.remoteAddress, port);
-        if (this.options.banner) socket.end(`${this.options.banner}\n`);
-        else socket.destroy();
-      });
-      server.once('error', reject);
-      server.listen({ port, host, ipv6Only: false, exclusive: true }, () => {
-        server.off('error', reject);
-        server.on('error', () => undefined); // accept errors (EMFILE) must not stop the sentry
-        resolve(server);
-      });
-    });
+  private listenTcp(port: number): Listener {
+    const banner = Buffer.from(this.options.banner ? `${this.options.banner}\n` : '');
+    const handle = native.listen(port, banner, (address) => this.report(address, port));
+    return {
+      close: (done) => {
+        handle.close();
+        done();
+      },
+    };
   }
 
-  private listenUdp(port: number, host: string): Promise<UdpSocket> {
+  private listenUdp(port: number, host: string): Promise<Listener> {
     return new Promise((resolve, reject) => {
       const socket = createSocket({ type: host === '::' ? 'udp6' : 'udp4', ipv6Only: false });
       socket.on('message', (_msg, rinfo) => this.report(rinfo.address, port));

@@ -65,7 +65,7 @@ export class TestNet {
   async service(port: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<ChildProcess> {
     const script =
       protocol === 'tcp'
-        ? `require('node:net').createServer((s) => s.end('hello\\n')).listen({ port: ${port}, host: '::', ipv6Only: false }, () => console.log('up'));`
+        ? `require('node:net').createServer((s) => { s.on('error', () => {}); s.end('hello\\n'); }).listen({ port: ${port}, host: '::', ipv6Only: false }, () => console.log('up'));`
         : `const s = require('node:dgram').createSocket({ type: 'udp6', ipv6Only: false }); s.on('message', (m, r) => s.send('hi', r.port, r.address)); s.bind(${port}, '::', () => console.log('up'));`;
     const child = this.spawn(this.target, [process.execPath, '-e', script]);
     await new Promise<void>((resolve, reject) => {

@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
 import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6, TestNet } from '../helpers/netns.js';
 import { prerequisites } from '../helpers/prereq.js';
 import { SentryProcess, type LogLine } from '../helpers/sentry-process.js';
@@ -50,7 +50,11 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
     service?.kill();
     await net?.destroy();
   });
-  // Each test starts its own sentry and stops it, so tests do not inherit blocks.
+  // Each test starts its own sentry and stops it, so tests do not inherit blocks; a
+  // failed test's sentry is stopped here.
+  afterEach(async () => {
+    await stopSentry();
+  });
   const stopSentry = async () => {
     const code = await sentry?.stop();
     sentry = undefined;

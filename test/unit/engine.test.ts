@@ -8,7 +8,7 @@ function config(over: Partial<EngineConfig> = {}): EngineConfig {
   return { ...engineConfig(defaultPolicy().spec), ...over };
 }
 
-let clock = 1_000_000;
+const clock = 1_000_000;
 function probe(source: string, port: number, over: Partial<Probe> = {}): Probe {
   return { time: clock, protocol: 'tcp', mode: 'bind', source, port, type: 'connect', verified: true, ...over };
 }

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "tripwire",
+      "sources": ["src/native/tripwire.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
+    }
+  ]
+}
