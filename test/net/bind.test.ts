@@ -2,7 +2,7 @@
 // namespace, real nftables / iptables+ipset / routes inside that namespace.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
@@ -25,6 +25,12 @@ spec:
     blocked: ${dir}/blocked
 ${spec}`;
   return { yaml, dir };
+}
+
+async function writePolicy(yaml: string): Promise<string> {
+  const file = join(await mkdtemp(join(tmpdir(), 'kps-policy-')), 'policy.yaml');
+  await writeFile(file, yaml);
+  return file;
 }
 
 const probeLines = (s: SentryProcess, protocol: string) =>
@@ -289,6 +295,37 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.equal((await net!.exec(net!.target, ['ip', 'route', 'show', 'type', 'blackhole'])).stdout.trim(), '');
     assert.equal(await readFile(`${dir}/hosts.deny`, 'utf8'), '');
+    assert.equal(await stopSentry(), 0);
+  });
+
+  test('a failing action is logged and counted, the other actions and the sentry go on; /metrics shows it', async (t) => {
+    if (!ready(t)) return;
+    const { yaml } = await policy(`  tcp:
+    ports: [1, 11]
+  udp:
+    mode: "off"
+  response:
+    firewall: nftables
+    command: ["/nonexistent/kps-notify", "$TARGET$"]
+`);
+    sentry = await SentryProcess.start(net!, {
+      args: ['--policy', await writePolicy(yaml), '--metrics-address', '127.0.0.1:9109'],
+    });
+    await net!.exec(net!.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1,11', TARGET_V4]);
+    const failed = await sentry.waitFor((l) => l.msg === 'action failed');
+    assert.equal(failed.action, 'command');
+    assert.match(String(failed.err), /kps-notify/);
+    await sentry.waitFor((l) => l.msg === 'response in place');
+    assert.match(await nftSet(net!, 'blocked4'), new RegExp(SCANNER_V4.replaceAll('.', '\\.')));
+    const fetchScript = "fetch('http://127.0.0.1:9109/metrics').then(r => r.text()).then(t => process.stdout.write(t))";
+    const metrics = (await net!.exec(net!.target, [process.execPath, '-e', fetchScript])).stdout;
+    assert.match(metrics, /^portsentry_action_errors_total\{action="command"\} 1$/m);
+    assert.match(metrics, /^portsentry_blocks_total\{scope="node",action="block"\} 1$/m);
+    assert.match(metrics, /^portsentry_probes_total\{protocol="tcp",mode="bind",type="connect"\} [12]$/m);
+    assert.match(metrics, /^portsentry_blocked_hosts 1$/m);
+    assert.doesNotMatch(metrics, /198\.18\./, 'no address is ever a label');
+    const health = "fetch('http://127.0.0.1:9109/readyz').then(r => process.stdout.write(String(r.status)))";
+    assert.equal((await net!.exec(net!.target, [process.execPath, '-e', health])).stdout, '200');
     assert.equal(await stopSentry(), 0);
   });
 });
