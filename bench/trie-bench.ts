@@ -85,6 +85,30 @@ function word(bytes: Uint8Array, w: number): number {
   return ((bytes[i]! << 24) | (bytes[i + 1]! << 16) | (bytes[i + 2]! << 8) | bytes[i + 3]!) >>> 0;
 }
 
+/**
+ * Diagnostic, untimed: the bits a lookup walks on average, which is what grows with the list
+ * (bounded by 32 or 128). Reads the trie's private roots; undefined if their shape changes.
+ */
+function meanBitsWalked(trie: IpTrie, addrs: readonly Uint8Array[]): number | undefined {
+  interface TrieNode {
+    zero?: TrieNode;
+    one?: TrieNode;
+    terminal: boolean;
+  }
+  const roots = (trie as unknown as { roots?: Record<4 | 6, TrieNode | undefined> }).roots;
+  if (!roots || addrs.length === 0) return undefined;
+  let total = 0;
+  for (const bytes of addrs) {
+    let node = roots[bytes.length === 4 ? 4 : 6];
+    if (!node || typeof node.terminal !== 'boolean') return undefined;
+    for (let bit = 0; node && !node.terminal && bit < bytes.length * 8; bit++) {
+      total++;
+      node = ((bytes[bit >> 3]! >> (7 - (bit & 7))) & 1) === 1 ? node.one : node.zero;
+    }
+  }
+  return total / addrs.length;
+}
+
 let hits = 0;
 
 function lookupBytes(trie: { hasBytes(b: Uint8Array): boolean }, addrs: readonly Uint8Array[]): number {
@@ -122,20 +146,29 @@ export function trieBench(sizes: TrieSizes, opts: MeasureOptions): Figure[] {
   for (const family of [4, 6] as const) {
     const v = `IPv${family}`;
     const rand = prng(0x5eed + family);
-    const perSize = new Map<number, { text: number; bytes: number }>();
+    const perSize = new Map<number, { text: number; bytes: number; bits?: number }>();
     const linearId = `trie.${v}.linear${LINEAR_SIZE}.lookupsPerSec`;
     const linearLabel = `linear ${LINEAR_SIZE.toLocaleString('en-US')}`;
     let linearNs = NaN;
     const rows: Figure[] = [];
 
-    for (const size of sizes.listSizes) {
+    // Every list and lookup set is built, and every trie walked, before anything is timed:
+    // the first list measured must not run with call sites that have seen fewer node shapes.
+    const cases = sizes.listSizes.map((size) => {
       const cidrs = randomCidrs(family, size, rand);
       const texts = cidrs.map(formatCidr);
       const t0 = process.hrtime.bigint();
       const trie = new IpTrie(texts);
       const buildMs = Number(process.hrtime.bigint() - t0) / 1e6;
       const addrs = lookupAddresses(family, cidrs, sizes.lookups, rand);
-      const addrTexts = addrs.map(formatIp);
+      return { size, cidrs, trie, buildMs, addrs, addrTexts: addrs.map(formatIp) };
+    });
+    for (const c of cases) {
+      lookupBytes(c.trie, c.addrs);
+      lookupText(c.trie, c.addrTexts);
+    }
+
+    for (const { size, cidrs, trie, buildMs, addrs, addrTexts } of cases) {
       const s = size.toLocaleString('en-US');
       progress(`IpTrie ${v}: ${s} CIDRs, ${addrs.length.toLocaleString('en-US')} prebuilt lookups`);
 
@@ -156,8 +189,10 @@ export function trieBench(sizes: TrieSizes, opts: MeasureOptions): Figure[] {
       const mb = measure(() => lookupBytes(trie, addrs), opts);
       const bytesHits = hits / addrs.length;
       const mt = measure(() => lookupText(trie, addrTexts), opts);
-      perSize.set(size, { text: mt.nsPerOp, bytes: mb.nsPerOp });
-      const extra = { entries: size, distinctPrefixes: trie.size, buildMs, hitFraction: bytesHits };
+      const depth = meanBitsWalked(trie, addrs);
+      perSize.set(size, { text: mt.nsPerOp, bytes: mb.nsPerOp, bits: depth });
+      const extra: Record<string, number> = { entries: size, distinctPrefixes: trie.size, buildMs, hitFraction: bytesHits };
+      if (depth !== undefined) extra.meanBitsWalked = depth;
       rows.push(
         {
           id: `trie.${v}.n${size}.hasBytes.lookupsPerSec`,
@@ -199,6 +234,15 @@ export function trieBench(sizes: TrieSizes, opts: MeasureOptions): Figure[] {
         extra: { nsPerLookupFirst: a[method], nsPerLookupLast: b[method], first, last },
       });
     }
+    // What the walk length alone would predict: a cost ratio well above this one is memory, not steps.
+    if (a.bits !== undefined && b.bits !== undefined)
+      figures.push({
+        id: `trie.${v}.bitsWalkedRatio.n${last}.n${first}`,
+        name: `IpTrie ${v}: bits walked at ${last.toLocaleString('en-US')} / at ${first.toLocaleString('en-US')}`,
+        value: b.bits / a.bits,
+        unit: 'x',
+        extra: { meanBitsWalkedFirst: a.bits, meanBitsWalkedLast: b.bits, first, last },
+      });
   }
   return figures;
 }

@@ -57,6 +57,18 @@ export class Metrics {
     help: 'Sources whose probes are being counted.',
     registers: [this.registry],
   });
+  readonly packets = new Counter({
+    name: 'portsentry_packets_inspected_total',
+    help: 'Packets read from raw sockets (stealth and advanced modes), by protocol.',
+    labelNames: ['protocol'] as const,
+    registers: [this.registry],
+  });
+  readonly malformedPackets = new Counter({
+    name: 'portsentry_packets_dropped_total',
+    help: 'Packets dropped by the parser or not addressed to this host, by reason.',
+    labelNames: ['protocol', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly watchedPorts = new Gauge({
     name: 'portsentry_watched_ports',
     help: 'Ports watched, by protocol and mode.',

@@ -1,7 +1,9 @@
 // The standalone sentry: detectors feed the engine, the engine's decisions drive the
 // responder. The agent (cluster mode) reuses the same parts.
 import { BindDetector } from '../detect/bind.js';
+import { PortsInUse } from '../detect/listening.js';
 import type { Probe } from '../detect/probe.js';
+import { RawDetector, type RawStats } from '../detect/raw.js';
 import { Engine, engineConfig, type BlockRecord, type Decision } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -9,21 +11,43 @@ import { expandPorts } from '../policy/ports.js';
 import type { PolicyDocument, Protocol } from '../policy/types.js';
 import { selectFirewall } from '../respond/firewall/select.js';
 import { Responder } from '../respond/responder.js';
+import { parseIp } from '../net/ip.js';
 import { hostAddresses } from './host-addresses.js';
 
 const HOUSEKEEPING_MS = 1000;
 
+const STEALTH_NAMES: Record<string, string> = {
+  syn: 'SYN/Normal scan',
+  fin: 'FIN scan',
+  null: 'NULL scan',
+  xmas: 'XMAS scan',
+};
+
 /** Classic attackalert wording, so log watchers written for PortSentry still match. */
 function alertText(p: Probe): string {
-  const proto = p.protocol.toUpperCase();
-  if (p.mode === 'bind') return `attackalert: Connect from host: ${p.source}/${p.source} to ${proto} port: ${p.port}`;
-  if (p.protocol === 'udp') return `attackalert: UDP scan from host: ${p.source}/${p.source} to UDP port: ${p.port}`;
-  return `attackalert: ${p.type.toUpperCase()} scan from host: ${p.source}/${p.source} to TCP port: ${p.port}`;
+  const from = `from host: ${p.source}/${p.source} to ${p.protocol.toUpperCase()} port: ${p.port}`;
+  if (p.mode === 'bind') return `attackalert: Connect ${from}`;
+  if (p.protocol === 'udp') return `attackalert: UDP scan ${from}`;
+  const name = STEALTH_NAMES[p.type] ?? `Unknown Type: TCP Packet Flags: ${p.flags}`;
+  return `attackalert: ${name} ${from}`;
+}
+
+/** Ports a protocol's mode watches: the tripwire list, or everything below the advanced limit. */
+function watchedPorts(spec: PolicyDocument['spec'][Protocol]): Uint8Array {
+  const watched = new Uint8Array(65536);
+  if (spec.mode === 'advanced') {
+    watched.fill(1, 1, spec.advancedLimit);
+    for (const port of expandPorts(spec.exclude)) watched[port] = 0;
+  } else for (const port of expandPorts(spec.ports)) watched[port] = 1;
+  return watched;
 }
 
 export class Sentry {
   private readonly engine: Engine;
   private readonly detectors: BindDetector[] = [];
+  private readonly rawDetectors: { protocol: Protocol; detector: RawDetector; reported: RawStats }[] = [];
+  private readonly inUse = new PortsInUse();
+  private local4 = new Set<number>();
   private responder!: Responder;
   private timer: NodeJS.Timeout | undefined;
   private readonly pending = new Set<Promise<void>>();
@@ -47,7 +71,8 @@ export class Sentry {
 
   async start(): Promise<void> {
     const spec = this.policy.spec;
-    this.engine.setOwnAddresses(hostAddresses());
+    this.refreshAddresses();
+    await this.inUse.refresh();
     const firewall = await selectFirewall(spec.response.firewall);
     this.responder = new Responder({
       response: spec.response,
@@ -61,9 +86,8 @@ export class Sentry {
     for (const protocol of ['tcp', 'udp'] as const) {
       const mode = spec[protocol].mode;
       if (mode === 'off') continue;
-      if (mode !== 'bind')
-        throw new Error(`spec.${protocol}.mode: ${mode} mode needs raw sockets, which this build does not have yet`);
-      await this.startBind(protocol);
+      if (mode === 'bind') await this.startBind(protocol);
+      else this.startRaw(protocol, mode);
     }
     this.timer = setInterval(() => this.housekeeping(), HOUSEKEEPING_MS);
     this.timer.unref();
@@ -91,6 +115,54 @@ export class Sentry {
     this.logger.info({ protocol, mode: 'bind', ports: report.bound }, 'watching ports');
   }
 
+  private startRaw(protocol: Protocol, mode: 'stealth' | 'advanced'): void {
+    const watched = watchedPorts(this.policy.spec[protocol]);
+    const detector = new RawDetector({
+      protocol,
+      mode,
+      watched,
+      inUse: this.inUse,
+      isLocal4: (address) => this.local4.has(address),
+      onProbe: (p) => this.onProbe(p),
+    });
+    const { families, errors } = detector.start();
+    const reported: RawStats = { packets: 0, drops: { ...detector.stats.drops } };
+    this.rawDetectors.push({ protocol, detector, reported });
+    let count = 0;
+    for (let port = 1; port < 65536; port++) count += watched[port]!;
+    this.metrics.watchedPorts.set({ protocol, mode }, count);
+    for (const e of errors) this.logger.warn({ protocol, error: e }, 'raw socket problem');
+    this.logger.info(
+      { protocol, mode, families, ports: mode === 'stealth' ? expandPorts(this.policy.spec[protocol].ports) : count },
+      'watching ports',
+    );
+  }
+
+  private refreshAddresses(): void {
+    const addresses = hostAddresses();
+    this.engine.setOwnAddresses(addresses);
+    const local4 = new Set<number>();
+    for (const a of addresses) {
+      const ip = parseIp(a);
+      if (ip?.family === 4) local4.add(((ip.bytes[0]! << 24) | (ip.bytes[1]! << 16) | (ip.bytes[2]! << 8) | ip.bytes[3]!) >>> 0);
+    }
+    this.local4 = local4;
+  }
+
+  /** Raw detectors count in plain numbers (cheap per packet); metrics get the deltas. */
+  private reportRawStats(): void {
+    for (const { protocol, detector, reported } of this.rawDetectors) {
+      const now = detector.stats;
+      if (now.packets > reported.packets) this.metrics.packets.inc({ protocol }, now.packets - reported.packets);
+      reported.packets = now.packets;
+      for (const reason of Object.keys(now.drops) as (keyof RawStats['drops'])[]) {
+        const delta = now.drops[reason] - reported.drops[reason];
+        if (delta > 0) this.metrics.malformedPackets.inc({ protocol, reason }, delta);
+        reported.drops[reason] = now.drops[reason];
+      }
+    }
+  }
+
   private onProbe(probe: Probe): void {
     const decision = this.engine.observe(probe);
     this.metrics.probes.inc({ protocol: probe.protocol, mode: probe.mode, type: probe.type });
@@ -114,7 +186,9 @@ export class Sentry {
       this.logger.debug({ ...fields, reason: decision.reason }, 'probe from ignored source');
       return;
     }
-    this.logger.info({ ...fields, distinct: decision.state.probes.size }, alertText(probe));
+    // Probes from a source already answered are routine under a flood: debug only.
+    const level = decision.kind === 'suppressed' ? 'debug' : 'info';
+    this.logger[level]({ ...fields, distinct: decision.state.probes.size }, alertText(probe));
     if (decision.kind === 'alert') {
       this.metrics.scans.inc({ protocol: probe.protocol });
       this.metrics.alerts.inc({ reason: decision.reason });
@@ -138,7 +212,9 @@ export class Sentry {
   }
 
   private housekeeping(): void {
-    this.engine.setOwnAddresses(hostAddresses());
+    this.refreshAddresses();
+    void this.inUse.refresh();
+    this.reportRawStats();
     for (const block of this.engine.expire(Date.now())) {
       this.metrics.unblocks.inc({ reason: 'expired' });
       this.logger.info({ source: block.source, action: block.action }, 'block expired: lifting');
@@ -152,6 +228,8 @@ export class Sentry {
     clearInterval(this.timer);
     this.started = false;
     await Promise.all(this.detectors.map((d) => d.stop()));
+    for (const { detector } of this.rawDetectors) detector.stop();
+    this.reportRawStats();
     await Promise.all(this.pending);
     if (!this.responder) return;
     for (const block of this.engine.liftAll()) {
