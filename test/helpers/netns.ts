@@ -34,6 +34,14 @@ export class TestNet {
         await ip('-n', ns, '-6', 'addr', 'add', `${v6}/64`, 'dev', dev, 'nodad');
         await ip('-n', ns, 'link', 'set', dev, 'up');
       }
+      // Until both ends have carrier the interfaces are not RUNNING, and a sentry started
+      // then would not yet count their addresses as its own.
+      for (const [ns, dev] of [[net.scanner, `${id}a`], [net.target, `${id}b`]] as const) {
+        for (let i = 0; (await ip('-n', ns, 'link', 'show', 'dev', dev)).stdout.includes('NO-CARRIER'); i++) {
+          if (i > 100) throw new Error(`${dev} has no carrier`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
     } catch (err) {
       await net.destroy();
       throw err;
@@ -62,17 +70,46 @@ export class TestNet {
   }
 
   /** A real service in the target namespace: accepts, greets, closes. */
-  async service(port: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<ChildProcess> {
-    const script =
-      protocol === 'tcp'
-        ? `require('node:net').createServer((s) => { s.on('error', () => {}); s.end('hello\\n'); }).listen({ port: ${port}, host: '::', ipv6Only: false }, () => console.log('up'));`
-        : `const s = require('node:dgram').createSocket({ type: 'udp6', ipv6Only: false }); s.on('message', (m, r) => s.send('hi', r.port, r.address)); s.bind(${port}, '::', () => console.log('up'));`;
-    const child = this.spawn(this.target, [process.execPath, '-e', script]);
+  async service(port: number): Promise<ChildProcess> {
+    return this.serviceIn(this.target, port);
+  }
+
+  /** Greets each connection, then answers each line it receives with the greeting. */
+  private async serviceIn(ns: string, port: number): Promise<ChildProcess> {
+    const script = `require('node:net').createServer((s) => {
+        s.on('error', () => {});
+        s.write('hello\\n');
+        s.on('data', () => s.write('hello\\n'));
+        s.on('end', () => s.end());
+        setTimeout(() => s.destroy(), 5000);
+      }).listen({ port: ${port}, host: '::', ipv6Only: false }, () => console.log('up'));`;
+    const child = this.spawn(ns, [process.execPath, '-e', script]);
     await new Promise<void>((resolve, reject) => {
       child.stdout!.once('data', () => resolve());
       child.once('exit', (code) => reject(new Error(`service on ${port} exited (${code})`)));
     });
     return child;
+  }
+
+  /** A real service in the scanner namespace, for the target's outgoing connections. */
+  async outsideService(port: number): Promise<ChildProcess> {
+    return this.serviceIn(this.scanner, port);
+  }
+
+  /**
+   * A real TCP session from `ns`: the server greets, the client sends a line, the server
+   * answers it, so data flows both ways; returns what the client received.
+   */
+  async session(ns: string, host: string, port: number): Promise<string> {
+    const script = `
+      const s = require('node:net').connect({ host: ${JSON.stringify(host)}, port: ${port} });
+      let got = '';
+      s.setTimeout(3000, () => { console.log(JSON.stringify('timeout')); process.exit(1); });
+      s.on('connect', () => s.write('one\\n'));
+      s.on('data', (d) => { got += d; if (got.split('\\n').length > 2) { s.end(); } });
+      s.on('close', () => console.log(JSON.stringify(got)));`;
+    const { stdout } = await this.exec(ns, [process.execPath, '-e', script]);
+    return JSON.parse(stdout.trim()) as string;
   }
 
   async destroy(): Promise<void> {

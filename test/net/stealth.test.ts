@@ -1,0 +1,175 @@
+// Stealth and advanced modes against real scanners (nmap, hping3) in test namespaces,
+// IPv4 and IPv6.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
+import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6, TestNet } from '../helpers/netns.js';
+import { prerequisites } from '../helpers/prereq.js';
+import { SentryProcess, type LogLine } from '../helpers/sentry-process.js';
+
+const TOOLS = ['ip', 'nmap', 'hping3', 'nft'];
+const SERVICE_PORT = 8080;
+
+const header = `apiVersion: kube-portsentry.io/v1alpha1
+kind: PortSentryPolicy
+metadata:
+  name: stealth-test
+spec:
+  files: {history: "", blocked: ""}
+`;
+
+const probes = (s: SentryProcess): LogLine[] => s.lines.filter((l) => l.msg.startsWith('attackalert:'));
+const settle = () => new Promise((r) => setTimeout(r, 500));
+
+describe('stealth and advanced modes with real scanners', { concurrency: false }, () => {
+  let net: TestNet | undefined;
+  let service: ChildProcess | undefined;
+  let sentry: SentryProcess | undefined;
+  const ready = (t: TestContext) => prerequisites(t, { root: true, tools: TOOLS });
+
+  before(async () => {
+    if (process.getuid?.() !== 0) return;
+    net = await TestNet.create();
+    service = await net.service(SERVICE_PORT);
+  });
+  after(async () => {
+    service?.kill();
+    await net?.destroy();
+  });
+  afterEach(async () => {
+    await sentry?.stop();
+    sentry = undefined;
+  });
+
+  // Alert only, and a trigger no scan reaches, so every probe is logged with its type.
+  const watchOnly = `  tcp: {mode: stealth, ports: [1, 11, 79]}
+  udp: {mode: stealth, ports: [7, 9]}
+  trigger: {count: 1000}
+  response: {tcp: alert, udp: alert, firewall: none}
+`;
+
+  for (const [family, target, scanner] of [
+    ['IPv4', TARGET_V4, SCANNER_V4],
+    ['IPv6', TARGET_V6, SCANNER_V6],
+  ] as const) {
+    test(`${family}: nmap -sS -sF -sN -sX -sU are detected with their type and ports`, async (t) => {
+      if (!ready(t)) return;
+      sentry = await SentryProcess.start(net!, header + watchOnly);
+      const v6 = family === 'IPv6' ? ['-6'] : [];
+      const expected: [string, string, string][] = [
+        ['-sS', 'syn', '1,11,80'],
+        ['-sF', 'fin', '1,11,80'],
+        ['-sN', 'null', '1,11,80'],
+        ['-sX', 'xmas', '1,11,80'],
+        ['-sU', 'udp', '7,9,53'],
+      ];
+      for (const [flag, type, ports] of expected) {
+        await net!.exec(net!.scanner, ['nmap', ...v6, flag, '-Pn', '-n', '--max-retries', '0', '-p', ports, target]);
+        await sentry.waitFor((l) => l.type === type && l.source === scanner);
+      }
+      await settle();
+      const seen = probes(sentry);
+      for (const [, type] of expected) {
+        const ports = new Set(seen.filter((l) => l.type === type).map((l) => l.port));
+        const want = type === 'udp' ? [7, 9] : [1, 11];
+        assert.deepEqual([...ports].sort((a, b) => Number(a) - Number(b)), want, `${type} ports`);
+      }
+      assert.ok(seen.every((l) => l.source === scanner && l.verified === false && l.mode === 'stealth'));
+      assert.ok(seen.some((l) => l.msg === `attackalert: SYN/Normal scan from host: ${scanner}/${scanner} to TCP port: 1`));
+      assert.ok(!seen.some((l) => l.port === 80 || l.port === 53), 'unwatched ports are not reported');
+    });
+
+    test(`${family}: with block, the scanner's next probe gets no answer`, async (t) => {
+      if (!ready(t)) return;
+      sentry = await SentryProcess.start(
+        net!,
+        header +
+          `  tcp: {mode: stealth, ports: [1, 11]}
+  udp: {mode: "off"}
+  response: {tcp: block, firewall: nftables}
+`,
+      );
+      const v6 = family === 'IPv6' ? ['-6'] : [];
+      const before = (await net!.exec(net!.scanner, ['nmap', ...v6, '-sS', '-Pn', '-n', '-p', '2', target])).stdout;
+      assert.match(before, /2\/tcp\s+closed/, 'an unwatched closed port answers with RST');
+      await net!.exec(net!.scanner, ['nmap', ...v6, '-sS', '-Pn', '-n', '-p', '1', target]);
+      const block = await sentry.waitFor((l) => l.msg === 'scan detected: blocking');
+      assert.deepEqual([block.source, block.type, block.mode], [scanner, 'syn', 'stealth']);
+      await sentry.waitFor((l) => l.msg === 'response in place');
+      const afterBlock = (await net!.exec(net!.scanner, ['nmap', ...v6, '-sS', '-Pn', '-n', '--max-retries', '1', '-p', '2', target])).stdout;
+      // IPv4: the port shows filtered. IPv6: even neighbor discovery from the blocked
+      // address is dropped, so nmap finds no host at all. Either way: no answer.
+      assert.match(afterBlock, family === 'IPv4' ? /2\/tcp\s+filtered/ : /0 hosts up/, 'blocked: no answer at all');
+    });
+  }
+
+  test('hping3 oddball flag sets are detected and labelled with their flags', async (t) => {
+    if (!ready(t)) return;
+    sentry = await SentryProcess.start(net!, header + watchOnly);
+    await net!.exec(net!.scanner, ['hping3', '-c', '1', '-S', '-F', '-p', '11', TARGET_V4]).catch(() => undefined);
+    await net!.exec(net!.scanner, ['hping3', '-c', '1', '-U', '-p', '1', TARGET_V4]).catch(() => undefined);
+    await net!.exec(net!.scanner, ['hping3', '-c', '1', '-S', '-A', '-p', '79', TARGET_V4]).catch(() => undefined);
+    const synFin = await sentry.waitFor((l) => l.type === 'oddball' && l.port === 11);
+    assert.equal(synFin.flags, 'FS');
+    assert.match(synFin.msg, /Unknown Type: TCP Packet Flags: FS from host/);
+    const urg = await sentry.waitFor((l) => l.type === 'oddball' && l.port === 1);
+    assert.equal(urg.flags, 'U');
+    await settle();
+    assert.ok(!probes(sentry).some((l) => l.port === 79), 'SYN+ACK is a reply, not a probe');
+  });
+
+  test('advanced mode: listening, excluded and later-started services are never reported', async (t) => {
+    if (!ready(t)) return;
+    const early = await net!.service(200);
+    let late: ChildProcess | undefined;
+    try {
+      sentry = await SentryProcess.start(
+        net!,
+        header +
+          `  tcp: {mode: advanced, advancedLimit: 1024, exclude: [113]}
+  udp: {mode: "off"}
+  trigger: {count: 1000}
+  response: {tcp: alert, firewall: none}
+`,
+      );
+      assert.equal(sentry.find((l) => l.msg === 'watching ports')?.ports, 1022, 'ports 1-1023 minus 113');
+      late = await net!.service(300);
+      await new Promise((r) => setTimeout(r, 1500)); // one refresh of the ports-in-use table
+      await net!.exec(net!.scanner, ['nmap', '-sS', '-Pn', '-n', '-p', '113,200,300,400,1024', TARGET_V4]);
+      await sentry.waitFor((l) => l.port === 400);
+      await settle();
+      assert.deepEqual(probes(sentry).map((l) => l.port), [400]);
+      assert.equal(probes(sentry)[0]!.mode, 'advanced');
+    } finally {
+      early.kill();
+      late?.kill();
+    }
+  });
+
+  test('replies and established traffic in both directions produce zero probes', async (t) => {
+    if (!ready(t)) return;
+    const outside = await net!.outsideService(9000);
+    try {
+      sentry = await SentryProcess.start(
+        net!,
+        header +
+          `  tcp: {mode: advanced, advancedLimit: 65535}
+  udp: {mode: advanced, advancedLimit: 65535}
+  trigger: {count: 1000}
+  response: {tcp: alert, udp: alert, firewall: none}
+`,
+      );
+      // Into the target: a session with data both ways to its real service.
+      const inbound = await net!.session(net!.scanner, TARGET_V4, SERVICE_PORT);
+      // Out of the target: its own connection to a service in the scanner namespace.
+      const outbound = await net!.session(net!.target, SCANNER_V4, 9000);
+      assert.equal(inbound, 'hello\nhello\n');
+      assert.equal(outbound, 'hello\nhello\n');
+      await settle();
+      await new Promise((r) => setTimeout(r, 1200));
+      assert.deepEqual(probes(sentry), []);
+    } finally {
+      outside.kill();
+    }
+  });
+});
