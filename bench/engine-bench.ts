@@ -28,6 +28,8 @@ export interface ThroughputSizes {
   /** Distinct sources in the many-sources scenario, and the tracker cap it runs under. */
   manySources: number;
   manySourcesCap: number;
+  /** Probes per run of the many-sources stream (eviction makes a probe costly: sample a slice). */
+  manySourcesChunk: number;
   /** Probes from ignored sources. */
   ignoredProbes: number;
 }
@@ -42,21 +44,36 @@ export interface EngineBenchResult {
 let observed = 0;
 let matched = 0;
 
-function observeAll(engine: Engine, probes: readonly Probe[], expected: Decision['kind']): number {
+function observeRange(engine: Engine, probes: readonly Probe[], from: number, to: number, expected: Decision['kind']): void {
   let m = 0;
-  for (let i = 0; i < probes.length; i++) if (engine.observe(probes[i]!).kind === expected) m++;
+  for (let i = from; i < to; i++) if (engine.observe(probes[i]!).kind === expected) m++;
   matched += m;
-  observed += probes.length;
-  return probes.length;
+  observed += to - from;
 }
 
 /** The baseline: what one Map lookup and update per probe costs, keyed the same way. */
-function mapAll(map: Map<string, number>, probes: readonly Probe[]): number {
-  for (let i = 0; i < probes.length; i++) {
+function mapRange(map: Map<string, number>, probes: readonly Probe[], from: number, to: number): void {
+  for (let i = from; i < to; i++) {
     const key = probes[i]!.source;
     map.set(key, (map.get(key) ?? 0) + 1);
   }
-  return probes.length;
+}
+
+/**
+ * A run for measure(): the next `chunk` probes of the prebuilt array, read as an endless
+ * stream (wrapping round), so a long input can be sampled a slice at a time.
+ */
+function streamRun(length: number, chunk: number, startAt: number, body: (from: number, to: number) => void): () => number {
+  let cursor = startAt % length;
+  return () => {
+    for (let left = chunk; left > 0; ) {
+      const to = Math.min(length, cursor + left);
+      body(cursor, to);
+      left -= to - cursor;
+      cursor = to === length ? 0 : to;
+    }
+    return chunk;
+  };
 }
 
 interface Scenario {
@@ -65,21 +82,34 @@ interface Scenario {
   probes: Probe[];
   config: EngineConfig;
   expected: Decision['kind'];
+  /** Probes per run (default: all of them). */
+  chunk?: number;
+  /** Probes observed, untimed, before the warm-up (to fill the tracker to its cap). */
+  prefill?: number;
   extra: Record<string, number | string | boolean>;
 }
 
 function throughputScenario(s: Scenario, opts: MeasureOptions, result: EngineBenchResult): void {
-  progress(`observe: ${s.label} (${s.probes.length.toLocaleString('en-US')} prebuilt probes)`);
-  // The baseline map lives across samples: after warm-up it holds every key, as the engine does.
+  const { probes } = s;
+  const chunk = Math.min(s.chunk ?? probes.length, probes.length);
+  progress(`observe: ${s.label} (${probes.length.toLocaleString('en-US')} prebuilt probes, ${chunk.toLocaleString('en-US')} per run)`);
+  // The baseline map holds every key before timing, as the tracker holds its sources.
   const map = new Map<string, number>();
-  const base = measure(() => mapAll(map, s.probes), opts);
+  mapRange(map, probes, 0, probes.length);
+  const base = measure(
+    streamRun(probes.length, chunk, 0, (from, to) => mapRange(map, probes, from, to)),
+    opts,
+  );
 
   const engine = new Engine(s.config, T0);
   let maxTracked = 0;
   observed = 0;
   matched = 0;
+  const prefill = Math.min(s.prefill ?? 0, probes.length);
+  observeRange(engine, probes, 0, prefill, s.expected);
+  const run = streamRun(probes.length, chunk, prefill, (from, to) => observeRange(engine, probes, from, to, s.expected));
   const m = measure(() => {
-    const n = observeAll(engine, s.probes, s.expected);
+    const n = run();
     maxTracked = Math.max(maxTracked, engine.trackedSources);
     return n;
   }, opts);
@@ -93,6 +123,9 @@ function throughputScenario(s: Scenario, opts: MeasureOptions, result: EngineBen
   const baseId = `observe.${s.key}.map`;
   const extra = {
     ...s.extra,
+    chunk,
+    prefill,
+    probesTimed: m.opsPerSample * opts.reps,
     probesPerSample: m.opsPerSample,
     trackedAfter: engine.trackedSources,
     evicted: engine.evictedSources,
@@ -163,7 +196,8 @@ export function engineThroughput(sizes: ThroughputSizes, opts: MeasureOptions): 
     );
   }
 
-  // (b) More distinct sources than the tracker holds: every probe creates a state and evicts one.
+  // (b) More distinct sources than the tracker holds: full from the start, every probe creates a
+  // state and evicts the least recently seen. Timed a slice at a time along the source stream.
   {
     const probes: Probe[] = [];
     for (let i = 0; i < sizes.manySources; i++) probes.push(probe(sourceAddress(i), 22 + (i % 1000)));
@@ -174,6 +208,8 @@ export function engineThroughput(sizes: ThroughputSizes, opts: MeasureOptions): 
         probes,
         config: benchConfig({ maxTrackedSources: sizes.manySourcesCap }),
         expected: 'counted',
+        chunk: sizes.manySourcesChunk,
+        prefill: sizes.manySourcesCap,
         extra: { probes: probes.length, sources: sizes.manySources, cap: sizes.manySourcesCap },
       },
       opts,

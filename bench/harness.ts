@@ -83,9 +83,12 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** Progress goes to stderr so stdout holds only the table. */
+const started = process.hrtime.bigint();
+
+/** Progress goes to stderr (with the time since start) so stdout holds only the table. */
 export function progress(message: string): void {
-  process.stderr.write(`bench: ${message}\n`);
+  const s = Number(process.hrtime.bigint() - started) / 1e9;
+  process.stderr.write(`bench [${s.toFixed(1).padStart(5)}s]: ${message}\n`);
 }
 
 export function formatValue(v: number): string {

@@ -24,14 +24,14 @@ interface Plan {
 
 const FULL: Plan = {
   measure: { warmup: 1, reps: 5, minSampleMs: 100 },
-  throughput: { oneSourceProbes: 200_000, manySources: 1_000_000, manySourcesCap: 100_000, ignoredProbes: 200_000 },
+  throughput: { oneSourceProbes: 200_000, manySources: 1_000_000, manySourcesCap: 100_000, manySourcesChunk: 50_000, ignoredProbes: 200_000 },
   memoryCaps: [100_000, 1_000_000],
   trie: { listSizes: [10, 1_000, 100_000], lookups: 100_000 },
 };
 
 const QUICK: Plan = {
   measure: { warmup: 1, reps: 3, minSampleMs: 10 },
-  throughput: { oneSourceProbes: 20_000, manySources: 50_000, manySourcesCap: 5_000, ignoredProbes: 20_000 },
+  throughput: { oneSourceProbes: 20_000, manySources: 50_000, manySourcesCap: 5_000, manySourcesChunk: 5_000, ignoredProbes: 20_000 },
   memoryCaps: [10_000, 50_000],
   trie: { listSizes: [10, 1_000, 10_000], lookups: 10_000 },
 };

@@ -16,10 +16,21 @@ export interface SourceState {
   total: number;
   /** When this source last triggered a response or alert (0: never). */
   triggeredAt: number;
+  /** Recency list links (tracker-internal). */
+  older: SourceState | undefined;
+  newer: SourceState | undefined;
 }
 
+/**
+ * Sources in a Map for lookup plus a doubly linked recency list, so touching, evicting the
+ * least recently seen and expiring idle sources are all O(1) per source. (Reordering the
+ * Map itself by delete-and-set made each eviction walk the Map's deleted slots: about
+ * 25 us per eviction at 100,000 sources, measured in the engine benchmark.)
+ */
 export class SourceTracker {
   private readonly states = new Map<string, SourceState>();
+  private oldest: SourceState | undefined;
+  private newest: SourceState | undefined;
   evicted = 0;
 
   constructor(
@@ -45,11 +56,11 @@ export class SourceTracker {
   record(probe: Probe): SourceState {
     let state = this.states.get(probe.source);
     if (state && probe.time - state.lastSeen > this.windowMs) {
-      this.states.delete(probe.source);
+      this.remove(state);
       state = undefined;
     }
     if (state) {
-      this.states.delete(probe.source); // re-inserted below: Map order is recency order
+      this.unlink(state);
     } else {
       state = {
         source: probe.source,
@@ -59,9 +70,12 @@ export class SourceTracker {
         types: new Set(),
         total: 0,
         triggeredAt: 0,
+        older: undefined,
+        newer: undefined,
       };
+      this.states.set(probe.source, state);
     }
-    this.states.set(probe.source, state);
+    this.append(state);
     state.lastSeen = probe.time;
     state.total++;
     state.types.add(probe.type);
@@ -78,25 +92,46 @@ export class SourceTracker {
   }
 
   forget(source: string): void {
-    this.states.delete(source);
+    const state = this.states.get(source);
+    if (state) this.remove(state);
   }
 
   /** Drops sources idle for longer than the window. */
   expire(now: number): number {
     let dropped = 0;
-    for (const [source, state] of this.states) {
-      if (now - state.lastSeen <= this.windowMs) break; // recency order: the rest are newer
-      this.states.delete(source);
+    while (this.oldest && now - this.oldest.lastSeen > this.windowMs) {
+      this.remove(this.oldest);
       dropped++;
     }
     return dropped;
   }
 
   private shrink(): void {
-    while (this.states.size > this.capacity) {
-      const oldest = this.states.keys().next().value as string;
-      this.states.delete(oldest);
+    while (this.states.size > this.capacity && this.oldest) {
+      this.remove(this.oldest);
       this.evicted++;
     }
+  }
+
+  private remove(state: SourceState): void {
+    this.unlink(state);
+    this.states.delete(state.source);
+  }
+
+  private append(state: SourceState): void {
+    state.older = this.newest;
+    state.newer = undefined;
+    if (this.newest) this.newest.newer = state;
+    else this.oldest = state;
+    this.newest = state;
+  }
+
+  private unlink(state: SourceState): void {
+    if (state.older) state.older.newer = state.newer;
+    else if (this.oldest === state) this.oldest = state.newer;
+    if (state.newer) state.newer.older = state.older;
+    else if (this.newest === state) this.newest = state.older;
+    state.older = undefined;
+    state.newer = undefined;
   }
 }

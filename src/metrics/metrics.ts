@@ -1,6 +1,6 @@
 // Prometheus metrics. Labels are bounded sets (protocol, mode, type, action): never an
 // address, so a scan cannot grow the series count.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -67,6 +67,12 @@ export class Metrics {
     name: 'portsentry_packets_dropped_total',
     help: 'Packets dropped by the parser or not addressed to this host, by reason.',
     labelNames: ['protocol', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly blockLatency = new Histogram({
+    name: 'portsentry_block_latency_seconds',
+    help: 'From reading the triggering probe to the response in place (firewall set entry added).',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
   readonly watchedPorts = new Gauge({

@@ -164,13 +164,14 @@ export class Sentry {
   }
 
   private onProbe(probe: Probe): void {
+    const seenAt = performance.now();
     const decision = this.engine.observe(probe);
     this.metrics.probes.inc({ protocol: probe.protocol, mode: probe.mode, type: probe.type });
-    this.record(probe, decision);
+    this.record(probe, decision, seenAt);
     this.metrics.trackedSources.set(this.engine.trackedSources);
   }
 
-  private record(probe: Probe, decision: Decision): void {
+  private record(probe: Probe, decision: Decision, seenAt: number): void {
     const fields = {
       source: probe.source,
       port: probe.port,
@@ -202,7 +203,13 @@ export class Sentry {
         { ...fields, action: block.action, until: new Date(block.until).toISOString(), ports: [...decision.state.probes.keys()] },
         block.action === 'block' ? 'scan detected: blocking' : 'scan detected: running command',
       );
-      this.track(this.responder.respond(block).then(() => this.logger.info({ source: block.source, action: block.action }, 'response in place')));
+      this.track(
+        this.responder.respond(block).then(() => {
+          const latencyMs = performance.now() - seenAt;
+          this.metrics.blockLatency.observe(latencyMs / 1000);
+          this.logger.info({ source: block.source, action: block.action, latencyMs }, 'response in place');
+        }),
+      );
     }
   }
 

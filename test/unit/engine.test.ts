@@ -107,3 +107,15 @@ test('reconfigure keeps blocks in force', () => {
   assert.equal(e.blocks.size, 1);
   assert.equal(e.observe(probe('198.18.0.2', 1)).kind, 'counted');
 });
+
+test('eviction drops the least recently seen source, not the first seen', () => {
+  const e = new Engine(config({ maxTrackedSources: 2, triggerCount: 5 }), 0);
+  e.observe(probe('198.18.0.1', 1, { time: 1 }));
+  e.observe(probe('198.18.0.2', 1, { time: 2 }));
+  e.observe(probe('198.18.0.1', 2, { time: 3 })); // .1 is now the most recent
+  e.observe(probe('198.18.0.3', 1, { time: 4 })); // evicts .2
+  const d1 = e.observe(probe('198.18.0.1', 3, { time: 5 }));
+  assert.equal(d1.kind === 'counted' && d1.state.probes.size, 3, '.1 kept its probes');
+  const d2 = e.observe(probe('198.18.0.2', 2, { time: 6 }));
+  assert.equal(d2.kind === 'counted' && d2.state.probes.size, 1, '.2 was forgotten');
+});

@@ -14,7 +14,7 @@ export interface Firewall {
   readonly name: 'nftables' | 'iptables';
   /** Creates the sets and the drop rules, replacing any left by an earlier run. */
   setup(): Promise<void>;
-  /** Adds an address (or CIDR) for `timeoutMs`; adding one already there refreshes it. */
+  /** Adds an address (or CIDR) for `timeoutMs`; adding one already there is not an error. */
   add(address: string, family: Family, timeoutMs: number): Promise<void>;
   /** Removes an address; one already gone (expired in the kernel) is not an error. */
   remove(address: string, family: Family): Promise<void>;
