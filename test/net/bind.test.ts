@@ -1,13 +1,12 @@
 // Bind mode against real scanners: nmap from a scanner namespace, the sentry in a target
 // namespace, real nftables / iptables+ipset / routes inside that namespace.
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6, TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { useTestHosts } from '../helpers/suite.js';
 import { SentryProcess, type LogLine } from '../helpers/sentry-process.js';
 
 const SERVICE_PORT = 8080;
@@ -41,31 +40,9 @@ async function nftSet(net: TestNet, set: 'blocked4' | 'blocked6'): Promise<strin
 }
 
 describe('bind mode with real scanners', { concurrency: false }, () => {
-  let net: TestNet | undefined;
-  let service: ChildProcess | undefined;
-  let sentry: SentryProcess | undefined;
-
-  const ready = (t: TestContext) => prerequisites(t, { root: true, tools: TOOLS });
-
-  before(async () => {
-    if (process.getuid?.() !== 0) return;
-    net = await TestNet.create();
-    service = await net.service(SERVICE_PORT);
-  });
-  after(async () => {
-    service?.kill();
-    await net?.destroy();
-  });
-  // Each test starts its own sentry and stops it, so tests do not inherit blocks; a
-  // failed test's sentry is stopped here.
-  afterEach(async () => {
-    await stopSentry();
-  });
-  const stopSentry = async () => {
-    const code = await sentry?.stop();
-    sentry = undefined;
-    return code;
-  };
+  const hosts = useTestHosts({ tools: TOOLS, servicePort: SERVICE_PORT });
+  const ready = (t: TestContext) => hosts.ready(t);
+  const stopSentry = () => hosts.stop();
 
   test('nmap -sT is detected, blocked in nftables, and clean shutdown removes the table', async (t) => {
     if (!ready(t)) return;
@@ -77,9 +54,9 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
     tcp: block
     firewall: nftables
 `);
-    assert.equal(await net!.connect(TARGET_V4, SERVICE_PORT), 'open');
-    sentry = await SentryProcess.start(net!, yaml);
-    await net!.exec(net!.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1,11,15,79,111', TARGET_V4]);
+    assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT), 'open');
+    const sentry = await hosts.start(yaml);
+    await hosts.net.exec(hosts.net.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1,11,15,79,111', TARGET_V4]);
     const block = await sentry.waitFor((l) => l.msg === 'scan detected: blocking');
     assert.equal(block.source, SCANNER_V4);
     assert.equal(block.verified, true);
@@ -90,16 +67,16 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
       assert.equal(l.type, 'connect');
       assert.match(l.msg, new RegExp(`^attackalert: Connect from host: ${SCANNER_V4}/${SCANNER_V4} to TCP port: \\d+$`));
     }
-    assert.match(await nftSet(net!, 'blocked4'), new RegExp(`elements = \\{ ${SCANNER_V4.replaceAll('.', '\\.')} (timeout|expires)`));
-    assert.equal(await net!.connect(TARGET_V4, SERVICE_PORT), 'timeout', 'the scanner is dropped on a real open port');
+    assert.match(await nftSet(hosts.net, 'blocked4'), new RegExp(`elements = \\{ ${SCANNER_V4.replaceAll('.', '\\.')} (timeout|expires)`));
+    assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT), 'timeout', 'the scanner is dropped on a real open port');
     const history = await readFile(`${dir}/history`, 'utf8');
     assert.match(history, new RegExp(`Host: ${SCANNER_V4}/${SCANNER_V4} Port: \\d+ TCP Blocked\\n$`));
     assert.equal(await readFile(`${dir}/blocked.tcp`, 'utf8'), history);
 
     assert.equal(await stopSentry(), 0);
-    const tables = (await net!.exec(net!.target, ['nft', 'list', 'tables'])).stdout;
+    const tables = (await hosts.net.exec(hosts.net.target, ['nft', 'list', 'tables'])).stdout;
     assert.doesNotMatch(tables, /kube_portsentry/);
-    assert.equal(await net!.connect(TARGET_V4, SERVICE_PORT), 'open', 'shutdown lifts the block');
+    assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT), 'open', 'shutdown lifts the block');
   });
 
   test('nmap -sU is detected with the right ports and blocked', async (t) => {
@@ -112,16 +89,16 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
     udp: block
     firewall: nftables
 `);
-    sentry = await SentryProcess.start(net!, yaml);
-    await net!.exec(net!.scanner, ['nmap', '-sU', '-Pn', '-n', '-p', '7,9,69,161', TARGET_V4]);
+    const sentry = await hosts.start(yaml);
+    await hosts.net.exec(hosts.net.scanner, ['nmap', '-sU', '-Pn', '-n', '-p', '7,9,69,161', TARGET_V4]);
     const block = await sentry.waitFor((l) => l.msg === 'scan detected: blocking');
     assert.equal(block.protocol, 'udp');
     assert.equal(block.verified, false);
     await sentry.waitFor((l) => l.msg === 'response in place');
     const ports = new Set(probeLines(sentry, 'udp').map((l) => l.port));
     assert.ok(ports.size >= 1 && [...ports].every((p) => [7, 9, 69, 161].includes(p as number)), [...ports].join());
-    assert.match(await nftSet(net!, 'blocked4'), new RegExp(SCANNER_V4.replaceAll('.', '\\.')));
-    assert.equal(await net!.connect(TARGET_V4, SERVICE_PORT), 'timeout');
+    assert.match(await nftSet(hosts.net, 'blocked4'), new RegExp(SCANNER_V4.replaceAll('.', '\\.')));
+    assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT), 'timeout');
     assert.equal(await stopSentry(), 0);
   });
 
@@ -134,15 +111,15 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
   response:
     firewall: nftables
 `);
-    sentry = await SentryProcess.start(net!, yaml);
-    assert.equal(await net!.connect(TARGET_V6, SERVICE_PORT), 'open');
-    await net!.exec(net!.scanner, ['nmap', '-6', '-sT', '-Pn', '-n', '-p', '1,79,111', TARGET_V6]);
+    const sentry = await hosts.start(yaml);
+    assert.equal(await hosts.net.connect(TARGET_V6, SERVICE_PORT), 'open');
+    await hosts.net.exec(hosts.net.scanner, ['nmap', '-6', '-sT', '-Pn', '-n', '-p', '1,79,111', TARGET_V6]);
     const block = await sentry.waitFor((l) => l.msg === 'scan detected: blocking');
     assert.equal(block.source, SCANNER_V6);
     await sentry.waitFor((l) => l.msg === 'response in place');
-    assert.match(await nftSet(net!, 'blocked6'), /2001:db8::1/);
-    assert.equal(await net!.connect(TARGET_V6, SERVICE_PORT), 'timeout');
-    assert.equal(await net!.connect(TARGET_V4, SERVICE_PORT), 'open', 'only the scanning address is blocked');
+    assert.match(await nftSet(hosts.net, 'blocked6'), /2001:db8::1/);
+    assert.equal(await hosts.net.connect(TARGET_V6, SERVICE_PORT), 'timeout');
+    assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT), 'open', 'only the scanning address is blocked');
     assert.equal(await stopSentry(), 0);
   });
 
@@ -157,24 +134,24 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
   response:
     firewall: iptables
 `);
-    sentry = await SentryProcess.start(net!, yaml);
-    await net!.exec(net!.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1', TARGET_V4]);
+    const sentry = await hosts.start(yaml);
+    await hosts.net.exec(hosts.net.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1', TARGET_V4]);
     await sentry.waitFor((l) => l.msg.startsWith('attackalert:') && l.port === 1);
     assert.equal(sentry.find((l) => l.msg === 'scan detected: blocking'), undefined);
-    assert.equal(await net!.connect(TARGET_V4, SERVICE_PORT), 'open', 'one probe does not block');
-    await net!.exec(net!.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '11,15,79', TARGET_V4]);
+    assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT), 'open', 'one probe does not block');
+    await hosts.net.exec(hosts.net.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '11,15,79', TARGET_V4]);
     const block = await sentry.waitFor((l) => l.msg === 'scan detected: blocking');
     assert.equal((block.ports as string[]).length, 3);
     await sentry.waitFor((l) => l.msg === 'response in place');
-    const members = (await net!.exec(net!.target, ['ipset', 'list', 'kube-portsentry-v4'])).stdout;
+    const members = (await hosts.net.exec(hosts.net.target, ['ipset', 'list', 'kube-portsentry-v4'])).stdout;
     assert.match(members, new RegExp(`${SCANNER_V4.replaceAll('.', '\\.')} timeout`));
-    assert.equal(await net!.connect(TARGET_V4, SERVICE_PORT), 'timeout');
+    assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT), 'timeout');
     assert.equal(await stopSentry(), 0);
-    const raw = (await net!.exec(net!.target, ['iptables', '-t', 'raw', '-S'])).stdout;
+    const raw = (await hosts.net.exec(hosts.net.target, ['iptables', '-t', 'raw', '-S'])).stdout;
     assert.doesNotMatch(raw, /KUBE-PORTSENTRY/);
-    const sets = (await net!.exec(net!.target, ['ipset', 'list', '-n'])).stdout;
+    const sets = (await hosts.net.exec(hosts.net.target, ['ipset', 'list', '-n'])).stdout;
     assert.doesNotMatch(sets, /kube-portsentry/);
-    assert.equal(await net!.connect(TARGET_V4, SERVICE_PORT), 'open');
+    assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT), 'open');
   });
 
   test('an ignored CIDR is never blocked', async (t) => {
@@ -187,21 +164,21 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
   response:
     firewall: nftables
 `);
-    sentry = await SentryProcess.start(net!, yaml);
-    await net!.exec(net!.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1,11,15', TARGET_V4]);
-    await net!.exec(net!.scanner, ['nmap', '-6', '-sT', '-Pn', '-n', '-p', '1,11,15', TARGET_V6]);
+    const sentry = await hosts.start(yaml);
+    await hosts.net.exec(hosts.net.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1,11,15', TARGET_V4]);
+    await hosts.net.exec(hosts.net.scanner, ['nmap', '-6', '-sT', '-Pn', '-n', '-p', '1,11,15', TARGET_V6]);
     const ignored = await sentry.waitFor((l) => l.msg === 'probe from ignored source' && l.source === SCANNER_V6);
     assert.equal(ignored.reason, 'ignore-list');
     assert.ok(sentry.find((l) => l.msg === 'probe from ignored source' && l.source === SCANNER_V4));
     assert.equal(sentry.find((l) => l.msg === 'scan detected: blocking'), undefined);
-    assert.doesNotMatch(await nftSet(net!, 'blocked4'), /elements/);
-    assert.equal(await net!.connect(TARGET_V4, SERVICE_PORT), 'open');
+    assert.doesNotMatch(await nftSet(hosts.net, 'blocked4'), /elements/);
+    assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT), 'open');
     assert.equal(await stopSentry(), 0);
   });
 
   test('a real service on a tripwire port is not watched or reported', async (t) => {
     if (!ready(t)) return;
-    const real = await net!.service(79);
+    const real = await hosts.net.service(79);
     try {
       const { yaml } = await policy(`  tcp:
     ports: [1, 79]
@@ -212,11 +189,11 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
   response:
     firewall: nftables
 `);
-      sentry = await SentryProcess.start(net!, yaml);
+      const sentry = await hosts.start(yaml);
       const skipped = sentry.find((l) => l.msg === 'ports used by a real service are not watched');
       assert.deepEqual(skipped?.ports, [79]);
       assert.deepEqual(sentry.find((l) => l.msg === 'watching ports')?.ports, [1]);
-      const out = (await net!.exec(net!.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1,79', TARGET_V4])).stdout;
+      const out = (await hosts.net.exec(hosts.net.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1,79', TARGET_V4])).stdout;
       assert.match(out, /79\/tcp\s+open/);
       await sentry.waitFor((l) => l.msg.startsWith('attackalert:') && l.port === 1);
       assert.equal(probeLines(sentry, 'tcp').filter((l) => l.port === 79).length, 0);
@@ -236,14 +213,14 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
     duration: 3s
     firewall: nftables
 `);
-    sentry = await SentryProcess.start(net!, yaml);
-    await net!.exec(net!.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1', TARGET_V4]);
+    const sentry = await hosts.start(yaml);
+    await hosts.net.exec(hosts.net.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1', TARGET_V4]);
     await sentry.waitFor((l) => l.msg === 'response in place');
-    assert.equal(await net!.connect(TARGET_V4, SERVICE_PORT, 500), 'timeout');
+    assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT, 500), 'timeout');
     await sentry.waitFor((l) => l.msg === 'block expired: lifting', 8000);
     await new Promise((r) => setTimeout(r, 300));
-    assert.doesNotMatch(await nftSet(net!, 'blocked4'), /elements/);
-    assert.equal(await net!.connect(TARGET_V4, SERVICE_PORT), 'open');
+    assert.doesNotMatch(await nftSet(hosts.net, 'blocked4'), /elements/);
+    assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT), 'open');
     assert.equal(await stopSentry(), 0);
   });
 
@@ -256,10 +233,10 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
   response:
     firewall: nftables
 `);
-    sentry = await SentryProcess.start(net!, yaml);
+    const sentry = await hosts.start(yaml);
     const watching = sentry.lines.filter((l) => l.msg === 'watching ports');
     assert.deepEqual(watching.map((l) => [l.protocol, (l.ports as number[]).length]), [['tcp', 300], ['udp', 300]]);
-    await net!.exec(net!.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '20299', TARGET_V4]);
+    await hosts.net.exec(hosts.net.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '20299', TARGET_V4]);
     const block = await sentry.waitFor((l) => l.msg === 'scan detected: blocking');
     assert.equal(block.port, 20299);
     assert.equal(await stopSentry(), 0);
@@ -282,10 +259,10 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
       path: ${dir}/hosts.deny
     command: ["${process.execPath}", "-e", "require('fs').appendFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)) + '\\\\n')", "${dir}/cmd.log", "$TARGET$", "$PORT$", "$MODE$", "; echo $TARGET$ && reboot"]
 `);
-    sentry = await SentryProcess.start(net!, yaml);
-    await net!.exec(net!.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1', TARGET_V4]);
+    const sentry = await hosts.start(yaml);
+    await hosts.net.exec(hosts.net.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1', TARGET_V4]);
     await sentry.waitFor((l) => l.msg === 'response in place');
-    const routes = (await net!.exec(net!.target, ['ip', 'route', 'show', 'type', 'blackhole'])).stdout;
+    const routes = (await hosts.net.exec(hosts.net.target, ['ip', 'route', 'show', 'type', 'blackhole'])).stdout;
     assert.match(routes, new RegExp(`blackhole ${SCANNER_V4.replaceAll('.', '\\.')}`));
     assert.equal(await readFile(`${dir}/hosts.deny`, 'utf8'), `ALL: ${SCANNER_V4} : DENY\n`);
     assert.deepEqual(JSON.parse((await readFile(`${dir}/cmd.log`, 'utf8')).trim()), [
@@ -293,7 +270,7 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
     ]);
     await sentry.waitFor((l: LogLine) => l.msg === 'block expired: lifting', 8000);
     await new Promise((r) => setTimeout(r, 300));
-    assert.equal((await net!.exec(net!.target, ['ip', 'route', 'show', 'type', 'blackhole'])).stdout.trim(), '');
+    assert.equal((await hosts.net.exec(hosts.net.target, ['ip', 'route', 'show', 'type', 'blackhole'])).stdout.trim(), '');
     assert.equal(await readFile(`${dir}/hosts.deny`, 'utf8'), '');
     assert.equal(await stopSentry(), 0);
   });
@@ -308,24 +285,24 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
     firewall: nftables
     command: ["/nonexistent/kps-notify", "$TARGET$"]
 `);
-    sentry = await SentryProcess.start(net!, {
+    const sentry = await hosts.start({
       args: ['--policy', await writePolicy(yaml), '--metrics-address', '127.0.0.1:9109'],
     });
-    await net!.exec(net!.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1,11', TARGET_V4]);
+    await hosts.net.exec(hosts.net.scanner, ['nmap', '-sT', '-Pn', '-n', '-p', '1,11', TARGET_V4]);
     const failed = await sentry.waitFor((l) => l.msg === 'action failed');
     assert.equal(failed.action, 'command');
     assert.match(String(failed.err), /kps-notify/);
     await sentry.waitFor((l) => l.msg === 'response in place');
-    assert.match(await nftSet(net!, 'blocked4'), new RegExp(SCANNER_V4.replaceAll('.', '\\.')));
+    assert.match(await nftSet(hosts.net, 'blocked4'), new RegExp(SCANNER_V4.replaceAll('.', '\\.')));
     const fetchScript = "fetch('http://127.0.0.1:9109/metrics').then(r => r.text()).then(t => process.stdout.write(t))";
-    const metrics = (await net!.exec(net!.target, [process.execPath, '-e', fetchScript])).stdout;
+    const metrics = (await hosts.net.exec(hosts.net.target, [process.execPath, '-e', fetchScript])).stdout;
     assert.match(metrics, /^portsentry_action_errors_total\{action="command"\} 1$/m);
     assert.match(metrics, /^portsentry_blocks_total\{scope="node",action="block"\} 1$/m);
     assert.match(metrics, /^portsentry_probes_total\{protocol="tcp",mode="bind",type="connect"\} [12]$/m);
     assert.match(metrics, /^portsentry_blocked_hosts 1$/m);
     assert.doesNotMatch(metrics, /198\.18\./, 'no address is ever a label');
     const health = "fetch('http://127.0.0.1:9109/readyz').then(r => process.stdout.write(String(r.status)))";
-    assert.equal((await net!.exec(net!.target, [process.execPath, '-e', health])).stdout, '200');
+    assert.equal((await hosts.net.exec(hosts.net.target, [process.execPath, '-e', health])).stdout, '200');
     assert.equal(await stopSentry(), 0);
   });
 });

@@ -2,9 +2,9 @@
 // IPv4 and IPv6.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
-import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6, TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { describe, test, type TestContext } from 'node:test';
+import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6 } from '../helpers/netns.js';
+import { useTestHosts } from '../helpers/suite.js';
 import { SentryProcess, type LogLine } from '../helpers/sentry-process.js';
 
 const TOOLS = ['ip', 'nmap', 'hping3', 'nft'];
@@ -22,24 +22,8 @@ const probes = (s: SentryProcess): LogLine[] => s.lines.filter((l) => l.msg.star
 const settle = () => new Promise((r) => setTimeout(r, 500));
 
 describe('stealth and advanced modes with real scanners', { concurrency: false }, () => {
-  let net: TestNet | undefined;
-  let service: ChildProcess | undefined;
-  let sentry: SentryProcess | undefined;
-  const ready = (t: TestContext) => prerequisites(t, { root: true, tools: TOOLS });
-
-  before(async () => {
-    if (process.getuid?.() !== 0) return;
-    net = await TestNet.create();
-    service = await net.service(SERVICE_PORT);
-  });
-  after(async () => {
-    service?.kill();
-    await net?.destroy();
-  });
-  afterEach(async () => {
-    await sentry?.stop();
-    sentry = undefined;
-  });
+  const hosts = useTestHosts({ tools: TOOLS, servicePort: SERVICE_PORT });
+  const ready = (t: TestContext) => hosts.ready(t);
 
   // Alert only, and a trigger no scan reaches, so every probe is logged with its type.
   const watchOnly = `  tcp: {mode: stealth, ports: [1, 11, 79]}
@@ -54,7 +38,7 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
   ] as const) {
     test(`${family}: nmap -sS -sF -sN -sX -sU are detected with their type and ports`, async (t) => {
       if (!ready(t)) return;
-      sentry = await SentryProcess.start(net!, header + watchOnly);
+      const sentry = await hosts.start(header + watchOnly);
       const v6 = family === 'IPv6' ? ['-6'] : [];
       const expected: [string, string, string][] = [
         ['-sS', 'syn', '1,11,80'],
@@ -64,7 +48,7 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
         ['-sU', 'udp', '7,9,53'],
       ];
       for (const [flag, type, ports] of expected) {
-        await net!.exec(net!.scanner, ['nmap', ...v6, flag, '-Pn', '-n', '--max-retries', '0', '-p', ports, target]);
+        await hosts.net.exec(hosts.net.scanner, ['nmap', ...v6, flag, '-Pn', '-n', '--max-retries', '0', '-p', ports, target]);
         await sentry.waitFor((l) => l.type === type && l.source === scanner);
       }
       await settle();
@@ -81,8 +65,7 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
 
     test(`${family}: with block, the scanner's next probe gets no answer`, async (t) => {
       if (!ready(t)) return;
-      sentry = await SentryProcess.start(
-        net!,
+      const sentry = await hosts.start(
         header +
           `  tcp: {mode: stealth, ports: [1, 11]}
   udp: {mode: "off"}
@@ -90,13 +73,13 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
 `,
       );
       const v6 = family === 'IPv6' ? ['-6'] : [];
-      const before = (await net!.exec(net!.scanner, ['nmap', ...v6, '-sS', '-Pn', '-n', '-p', '2', target])).stdout;
+      const before = (await hosts.net.exec(hosts.net.scanner, ['nmap', ...v6, '-sS', '-Pn', '-n', '-p', '2', target])).stdout;
       assert.match(before, /2\/tcp\s+closed/, 'an unwatched closed port answers with RST');
-      await net!.exec(net!.scanner, ['nmap', ...v6, '-sS', '-Pn', '-n', '-p', '1', target]);
+      await hosts.net.exec(hosts.net.scanner, ['nmap', ...v6, '-sS', '-Pn', '-n', '-p', '1', target]);
       const block = await sentry.waitFor((l) => l.msg === 'scan detected: blocking');
       assert.deepEqual([block.source, block.type, block.mode], [scanner, 'syn', 'stealth']);
       await sentry.waitFor((l) => l.msg === 'response in place');
-      const afterBlock = (await net!.exec(net!.scanner, ['nmap', ...v6, '-sS', '-Pn', '-n', '--max-retries', '1', '-p', '2', target])).stdout;
+      const afterBlock = (await hosts.net.exec(hosts.net.scanner, ['nmap', ...v6, '-sS', '-Pn', '-n', '--max-retries', '1', '-p', '2', target])).stdout;
       // IPv4: the port shows filtered. IPv6: even neighbor discovery from the blocked
       // address is dropped, so nmap finds no host at all. Either way: no answer.
       assert.match(afterBlock, family === 'IPv4' ? /2\/tcp\s+filtered/ : /0 hosts up/, 'blocked: no answer at all');
@@ -105,10 +88,10 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
 
   test('hping3 oddball flag sets are detected and labelled with their flags', async (t) => {
     if (!ready(t)) return;
-    sentry = await SentryProcess.start(net!, header + watchOnly);
-    await net!.exec(net!.scanner, ['hping3', '-c', '1', '-S', '-F', '-p', '11', TARGET_V4]).catch(() => undefined);
-    await net!.exec(net!.scanner, ['hping3', '-c', '1', '-U', '-p', '1', TARGET_V4]).catch(() => undefined);
-    await net!.exec(net!.scanner, ['hping3', '-c', '1', '-S', '-A', '-p', '79', TARGET_V4]).catch(() => undefined);
+    const sentry = await hosts.start(header + watchOnly);
+    await hosts.net.exec(hosts.net.scanner, ['hping3', '-c', '1', '-S', '-F', '-p', '11', TARGET_V4]).catch(() => undefined);
+    await hosts.net.exec(hosts.net.scanner, ['hping3', '-c', '1', '-U', '-p', '1', TARGET_V4]).catch(() => undefined);
+    await hosts.net.exec(hosts.net.scanner, ['hping3', '-c', '1', '-S', '-A', '-p', '79', TARGET_V4]).catch(() => undefined);
     const synFin = await sentry.waitFor((l) => l.type === 'oddball' && l.port === 11);
     assert.equal(synFin.flags, 'FS');
     assert.match(synFin.msg, /Unknown Type: TCP Packet Flags: FS from host/);
@@ -120,11 +103,10 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
 
   test('advanced mode: listening, excluded and later-started services are never reported', async (t) => {
     if (!ready(t)) return;
-    const early = await net!.service(200);
+    const early = await hosts.net.service(200);
     let late: ChildProcess | undefined;
     try {
-      sentry = await SentryProcess.start(
-        net!,
+      const sentry = await hosts.start(
         header +
           `  tcp: {mode: advanced, advancedLimit: 1024, exclude: [113]}
   udp: {mode: "off"}
@@ -133,9 +115,9 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
 `,
       );
       assert.equal(sentry.find((l) => l.msg === 'watching ports')?.ports, 1022, 'ports 1-1023 minus 113');
-      late = await net!.service(300);
+      late = await hosts.net.service(300);
       await new Promise((r) => setTimeout(r, 1500)); // one refresh of the ports-in-use table
-      await net!.exec(net!.scanner, ['nmap', '-sS', '-Pn', '-n', '-p', '113,200,300,400,1024', TARGET_V4]);
+      await hosts.net.exec(hosts.net.scanner, ['nmap', '-sS', '-Pn', '-n', '-p', '113,200,300,400,1024', TARGET_V4]);
       await sentry.waitFor((l) => l.port === 400);
       await settle();
       assert.deepEqual(probes(sentry).map((l) => l.port), [400]);
@@ -148,10 +130,9 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
 
   test('replies and established traffic in both directions produce zero probes', async (t) => {
     if (!ready(t)) return;
-    const outside = await net!.outsideService(9000);
+    const outside = await hosts.net.outsideService(9000);
     try {
-      sentry = await SentryProcess.start(
-        net!,
+      const sentry = await hosts.start(
         header +
           `  tcp: {mode: advanced, advancedLimit: 65535}
   udp: {mode: advanced, advancedLimit: 65535}
@@ -160,9 +141,9 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
 `,
       );
       // Into the target: a session with data both ways to its real service.
-      const inbound = await net!.session(net!.scanner, TARGET_V4, SERVICE_PORT);
+      const inbound = await hosts.net.session(hosts.net.scanner, TARGET_V4, SERVICE_PORT);
       // Out of the target: its own connection to a service in the scanner namespace.
-      const outbound = await net!.session(net!.target, SCANNER_V4, 9000);
+      const outbound = await hosts.net.session(hosts.net.target, SCANNER_V4, 9000);
       assert.equal(inbound, 'hello\nhello\n');
       assert.equal(outbound, 'hello\nhello\n');
       await settle();
