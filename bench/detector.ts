@@ -1,0 +1,191 @@
+// Stealth detector benchmark, in test namespaces: an `hping3 --flood` SYN load against
+// (1) a raw-socket reader that does nothing (the baseline, in the same run) and (2) the
+// sentry in stealth mode. Reports packets/s read, kernel drops on the raw sockets
+// (/proc/net/raw), CPU per packet and per million packets; then the latency from the
+// first probe to the source being in the nftables set, p50/p99 over many sources.
+// `npm run bench:detector -- [--seconds N] [--sources N] [--out FILE]`; needs root.
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { TARGET_V4, TestNet } from '../test/helpers/netns.js';
+import { SentryProcess } from '../test/helpers/sentry-process.js';
+import { formatTable, progress, type Figure } from './harness.js';
+
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+function cpuSeconds(pid: number): number {
+  // Fields after the command name: utime is the 12th, stime the 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/** Sum of the drops column of raw sockets in a namespace. */
+async function rawDrops(net: TestNet): Promise<number> {
+  const { stdout } = await net.exec(net.target, ['cat', '/proc/net/raw']);
+  return stdout
+    .split('\n')
+    .slice(1)
+    .filter(Boolean)
+    .reduce((sum, line) => sum + Number(line.trim().split(/\s+/).at(-1)), 0);
+}
+
+/** The pid of the node process inside `ip netns exec` (it execs, so it is the same pid). */
+const pidOf = (child: ChildProcess): number => child.pid!;
+
+async function flood(net: TestNet, seconds: number): Promise<void> {
+  const hping = net.spawn(net.scanner, ['hping3', '--flood', '-q', '-S', '-p', '1', TARGET_V4]);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  hping.kill('SIGINT');
+  await new Promise((r) => hping.once('close', r));
+  await new Promise((r) => setTimeout(r, 300)); // let the reader drain its queue
+}
+
+const BASELINE_READER = `
+  const raw = require(${JSON.stringify(resolve('node_modules/raw-socket'))});
+  const s = raw.createSocket({ addressFamily: raw.AddressFamily.IPv4, protocol: raw.Protocol.TCP, bufferSize: 128 });
+  let n = 0;
+  s.on('message', () => { n++; });
+  process.on('SIGTERM', () => { console.log(n); process.exit(0); });
+  console.log('up');`;
+
+interface FloodResult {
+  packets: number;
+  drops: number;
+  cpu: number;
+  seconds: number;
+}
+
+async function baselineRun(net: TestNet, seconds: number): Promise<FloodResult> {
+  const reader = net.spawn(net.target, [process.execPath, '-e', BASELINE_READER]);
+  let out = '';
+  reader.stdout!.on('data', (d) => (out += d));
+  await new Promise<void>((r) => reader.stdout!.once('data', () => r()));
+  const drops0 = await rawDrops(net);
+  const cpu0 = cpuSeconds(pidOf(reader));
+  const t0 = performance.now();
+  await flood(net, seconds);
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(pidOf(reader)) - cpu0;
+  const drops = (await rawDrops(net)) - drops0;
+  reader.kill('SIGTERM');
+  await new Promise((r) => reader.once('close', r));
+  return { packets: Number(out.split('\n')[1]), drops, cpu, seconds: elapsed };
+}
+
+const POLICY = (spec: string) => `apiVersion: kube-portsentry.io/v1alpha1
+kind: PortSentryPolicy
+metadata: {name: bench}
+spec:
+  files: {history: "", blocked: ""}
+${spec}`;
+
+async function metric(net: TestNet, name: string): Promise<number> {
+  const script = "fetch('http://127.0.0.1:9109/metrics').then(r => r.text()).then(t => process.stdout.write(t))";
+  const { stdout } = await net.exec(net.target, [process.execPath, '-e', script]);
+  const line = stdout.split('\n').find((l) => l.startsWith(name));
+  return line ? Number(line.split(' ').at(-1)) : 0;
+}
+
+async function sentryRun(net: TestNet, seconds: number): Promise<FloodResult> {
+  const file = '/tmp/kps-bench-detector.yaml';
+  // Alert only: one source floods a tripwire port; after its first probe every packet is
+  // parsed, looked up and counted against the already-alerted source.
+  writeFileSync(file, POLICY('  tcp: {mode: stealth, ports: [1]}\n  udp: {mode: "off"}\n  response: {tcp: alert, firewall: none}\n'));
+  const sentry = await SentryProcess.start(net, { args: ['--policy', file, '--log-level', 'info', '--metrics-address', '127.0.0.1:9109'] });
+  const pid = pidOf(sentry.child);
+  const drops0 = await rawDrops(net);
+  const packets0 = await metric(net, 'portsentry_packets_inspected_total');
+  const cpu0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  await flood(net, seconds);
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(pid) - cpu0;
+  const drops = (await rawDrops(net)) - drops0;
+  await new Promise((r) => setTimeout(r, 1100)); // one housekeeping pass publishes the counters
+  const packets = (await metric(net, 'portsentry_packets_inspected_total')) - packets0;
+  await sentry.stop();
+  return { packets, drops, cpu, seconds: elapsed };
+}
+
+async function latencyRun(net: TestNet, sources: number): Promise<number[]> {
+  const file = '/tmp/kps-bench-latency.yaml';
+  writeFileSync(
+    file,
+    POLICY('  tcp: {mode: stealth, ports: [1]}\n  udp: {mode: "off"}\n  response: {tcp: block, firewall: nftables, maxBlocksPerMinute: 100000}\n'),
+  );
+  const sentry = await SentryProcess.start(net, { args: ['--policy', file] });
+  // One SYN from each of many sources inside the test subnet (198.18.0.10 and up).
+  for (let i = 0; i < sources; i++) {
+    const source = `198.18.${1 + Math.floor(i / 250)}.${(i % 250) + 1}`;
+    await net.exec(net.scanner, ['hping3', '-q', '-c', '1', '-S', '-p', '1', '-a', source, TARGET_V4]).catch(() => undefined);
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  await sentry.stop();
+  return sentry.lines.filter((l) => l.msg === 'response in place').map((l) => Number(l.latencyMs));
+}
+
+const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '5' },
+      sources: { type: 'string', default: '200' },
+      out: { type: 'string', default: 'bench-results/detector.json' },
+    },
+  });
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench:detector needs root (network namespaces, raw sockets, nftables)\n');
+    return 2;
+  }
+  const seconds = Number(values.seconds);
+  const net = await TestNet.create();
+  const figures: Figure[] = [];
+  try {
+    progress(`baseline: raw-socket reader doing nothing, ${seconds} s of hping3 --flood`);
+    const base = await baselineRun(net, seconds);
+    progress(`sentry stealth mode, ${seconds} s of hping3 --flood`);
+    const sentry = await sentryRun(net, seconds);
+    const perPacketUs = (r: FloodResult) => (r.cpu / Math.max(1, r.packets)) * 1e6;
+    const offered = (r: FloodResult) => (r.packets + r.drops) / r.seconds;
+    const add = (id: string, name: string, value: number, unit: string, baseValue?: number) =>
+      figures.push({
+        id,
+        name,
+        value,
+        unit,
+        ...(baseValue !== undefined ? { baseline: 'raw reader', baselineId: `${id}.baseline`, ratio: value / baseValue } : {}),
+      });
+    add('detector.baseline.read', 'baseline reader: packets read/s', base.packets / base.seconds, 'packets/s');
+    add('detector.baseline.drops', 'baseline reader: socket drops', base.drops, 'packets');
+    add('detector.baseline.cpu', 'baseline reader: CPU per packet', perPacketUs(base), 'us');
+    add('detector.offered', 'flood offered to the sentry (read + dropped)', offered(sentry), 'packets/s');
+    add('detector.read', 'sentry: packets read/s', sentry.packets / sentry.seconds, 'packets/s', base.packets / base.seconds);
+    add('detector.drops', 'sentry: socket drops', sentry.drops, 'packets');
+    add('detector.drop-ratio', 'sentry: share dropped', sentry.drops / Math.max(1, sentry.packets + sentry.drops), 'fraction');
+    add('detector.cpu', 'sentry: CPU per packet', perPacketUs(sentry), 'us', perPacketUs(base));
+    add('detector.cpu-per-million', 'sentry: CPU per million packets', (sentry.cpu / Math.max(1, sentry.packets)) * 1e6, 's');
+
+    progress(`latency: first probe to nftables set, ${values.sources} sources`);
+    const lat = (await latencyRun(net, Number(values.sources))).sort((a, b) => a - b);
+    figures.push(
+      { id: 'latency.p50', name: 'probe to firewall set, p50', value: quantile(lat, 0.5), unit: 'ms', extra: { samples: lat.length } },
+      { id: 'latency.p99', name: 'probe to firewall set, p99', value: quantile(lat, 0.99), unit: 'ms', extra: { samples: lat.length } },
+    );
+  } finally {
+    await net.destroy();
+  }
+  const out = resolve(values.out!);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(
+    out,
+    `${JSON.stringify({ benchmark: 'detector', timestamp: new Date().toISOString(), machine: { node: process.version, cpuModel: cpus()[0]?.model, cores: cpus().length }, figures }, null, 2)}\n`,
+  );
+  process.stdout.write(`kube-portsentry stealth detector benchmark\n\n${formatTable(figures)}\n\nJSON written to ${out}\n`);
+  return 0;
+}
+
+process.exitCode = await main();
