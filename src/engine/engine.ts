@@ -63,6 +63,10 @@ export class Engine {
   private readonly tracker: SourceTracker;
   private readonly limiter: RateLimiter;
   private readonly active = new Map<string, BlockRecord>();
+  /** Bumped when the ignore list or own addresses change; a tracked source checked
+   * against the current generation is not looked up again (parsing its text costs more
+   * than the rest of a probe). */
+  private generation = 0;
 
   constructor(config: EngineConfig, now = Date.now()) {
     this.config = config;
@@ -75,13 +79,17 @@ export class Engine {
   reconfigure(config: EngineConfig): void {
     this.config = config;
     this.ignore = new IpTrie(config.ignore);
+    this.generation++;
     this.tracker.configure(config.maxTrackedSources, config.windowMs);
     this.limiter.configure(config.maxBlocksPerMinute);
   }
 
   /** The host's own addresses (canonical text): never counted, whatever the policy says. */
   setOwnAddresses(addresses: Iterable<string>): void {
-    this.own = new Set(addresses);
+    const next = new Set(addresses);
+    if (next.size === this.own.size && [...next].every((a) => this.own.has(a))) return;
+    this.own = next;
+    this.generation++;
   }
 
   get trackedSources(): number {
@@ -101,9 +109,12 @@ export class Engine {
   }
 
   observe(probe: Probe): Decision {
-    if (this.own.has(probe.source)) return { kind: 'ignored', reason: 'own-address' };
-    if (this.ignore.has(probe.source)) return { kind: 'ignored', reason: 'ignore-list' };
+    if (this.tracker.get(probe.source)?.checkedGeneration !== this.generation) {
+      if (this.own.has(probe.source)) return { kind: 'ignored', reason: 'own-address' };
+      if (this.ignore.has(probe.source)) return { kind: 'ignored', reason: 'ignore-list' };
+    }
     const state = this.tracker.record(probe);
+    state.checkedGeneration = this.generation;
     if (this.active.has(probe.source)) return { kind: 'suppressed', state };
     if (state.probes.size <= this.config.triggerCount) return { kind: 'counted', state };
     if (state.triggeredAt) return { kind: 'suppressed', state };

@@ -16,6 +16,8 @@ export interface SourceState {
   total: number;
   /** When this source last triggered a response or alert (0: never). */
   triggeredAt: number;
+  /** The engine's ignore-list generation this source was last checked against. */
+  checkedGeneration: number;
   /** Recency list links (tracker-internal). */
   older: SourceState | undefined;
   newer: SourceState | undefined;
@@ -70,6 +72,7 @@ export class SourceTracker {
         types: new Set(),
         total: 0,
         triggeredAt: 0,
+        checkedGeneration: -1,
         older: undefined,
         newer: undefined,
       };

@@ -5,11 +5,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly probes = new Counter({
+  readonly probes: Counter<'protocol' | 'mode' | 'type'> = new Counter({
     name: 'portsentry_probes_total',
     help: 'Probes seen on watched ports, by protocol, detection mode and probe type.',
     labelNames: ['protocol', 'mode', 'type'] as const,
     registers: [this.registry],
+    collect: () => this.publishProbes(),
   });
   readonly ignoredProbes = new Counter({
     name: 'portsentry_probes_ignored_total',
@@ -81,6 +82,27 @@ export class Metrics {
     labelNames: ['protocol', 'mode'] as const,
     registers: [this.registry],
   });
+
+  /** Probe counts not yet published, by "protocol mode type". */
+  private readonly pendingProbes = new Map<string, number>();
+
+  /**
+   * Counts one probe. prom-client hashes its labels on every inc(), which costs more than
+   * the rest of the packet path, so probes are counted in a plain map and published when
+   * Prometheus scrapes (the counter's collect hook).
+   */
+  countProbe(protocol: string, mode: string, type: string): void {
+    const key = `${protocol} ${mode} ${type}`;
+    this.pendingProbes.set(key, (this.pendingProbes.get(key) ?? 0) + 1);
+  }
+
+  private publishProbes(): void {
+    for (const [key, count] of this.pendingProbes) {
+      const [protocol, mode, type] = key.split(' ');
+      this.probes.inc({ protocol, mode, type }, count);
+    }
+    this.pendingProbes.clear();
+  }
 
   constructor(processMetrics = true) {
     if (processMetrics) collectDefaultMetrics({ register: this.registry });

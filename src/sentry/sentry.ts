@@ -52,6 +52,7 @@ export class Sentry {
   private timer: NodeJS.Timeout | undefined;
   private readonly pending = new Set<Promise<void>>();
   private started = false;
+  private readonly debug: boolean;
 
   constructor(
     private readonly policy: PolicyDocument,
@@ -59,6 +60,7 @@ export class Sentry {
     private readonly metrics: Metrics,
   ) {
     this.engine = new Engine(engineConfig(policy.spec));
+    this.debug = logger.isLevelEnabled('debug');
   }
 
   get ready(): boolean {
@@ -166,9 +168,11 @@ export class Sentry {
   private onProbe(probe: Probe): void {
     const seenAt = performance.now();
     const decision = this.engine.observe(probe);
-    this.metrics.probes.inc({ protocol: probe.protocol, mode: probe.mode, type: probe.type });
+    this.metrics.countProbe(probe.protocol, probe.mode, probe.type);
+    // Under a flood most probes come from a source already answered: nothing to log
+    // unless debug is on, and nothing to build for it.
+    if (decision.kind === 'suppressed' && !this.debug) return;
     this.record(probe, decision, seenAt);
-    this.metrics.trackedSources.set(this.engine.trackedSources);
   }
 
   private record(probe: Probe, decision: Decision, seenAt: number): void {
