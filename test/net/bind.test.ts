@@ -305,4 +305,24 @@ describe('bind mode with real scanners', { concurrency: false }, () => {
     assert.equal((await hosts.net.exec(hosts.net.target, [process.execPath, '-e', health])).stdout, '200');
     assert.equal(await stopSentry(), 0);
   });
+
+  test('the banner is sent to a tripwire connection before it is closed', async (t) => {
+    if (!ready(t)) return;
+    const { yaml } = await policy(`  tcp:
+    ports: [79]
+  udp:
+    mode: "off"
+  trigger:
+    count: 5
+  response:
+    firewall: none
+    banner: "** UNAUTHORIZED ACCESS PROHIBITED ** GO AWAY."
+`);
+    const sentry = await hosts.start(yaml);
+    const script = `const s = require('node:net').connect(79, ${JSON.stringify(TARGET_V4)}); let got = '';
+      s.on('data', (d) => (got += d)); s.on('close', () => console.log(JSON.stringify(got)));`;
+    const { stdout } = await hosts.net.exec(hosts.net.scanner, [process.execPath, '-e', script]);
+    assert.equal(JSON.parse(stdout.trim()), '** UNAUTHORIZED ACCESS PROHIBITED ** GO AWAY.\n');
+    await sentry.waitFor((l) => l.msg.startsWith('attackalert:') && l.port === 79);
+  });
 });
