@@ -1,0 +1,54 @@
+// The test control plane itself: it starts, kubectl talks to it over verified TLS, and
+// service-account tokens can be requested and reviewed (what agent authentication needs).
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
+import { hasTool } from '../helpers/prereq.js';
+
+let cp: ControlPlane | undefined;
+let why: string | undefined;
+
+before(async () => {
+  if (!hasTool('go')) {
+    if (process.env.CI === 'true') throw new Error('prerequisite missing under CI: go');
+    why = 'needs go to build kube-apiserver and etcd';
+    return;
+  }
+  const started = Date.now();
+  cp = await startControlPlane();
+  process.stdout.write(`# control plane ready in ${Date.now() - started} ms\n`);
+});
+after(async () => {
+  await cp?.stop();
+});
+
+test('kubectl reaches the API server and sees the built-in namespaces', async (t) => {
+  if (!cp) return t.skip(why);
+  const { stdout } = await cp.kubectl(['get', 'namespaces', '-o', 'name']);
+  assert.match(stdout, /namespace\/kube-system/);
+  assert.match(stdout, /namespace\/default/);
+  const version = await cp.kubectl(['version', '-o', 'json']);
+  assert.match((JSON.parse(version.stdout) as { serverVersion: { gitVersion: string } }).serverVersion.gitVersion, /^v1\.3\d\./);
+});
+
+test('TokenRequest issues a service-account token and TokenReview accepts it', async (t) => {
+  if (!cp) return t.skip(why);
+  await cp.kubectl(['create', 'namespace', 'kps-auth']);
+  await cp.kubectl(['-n', 'kps-auth', 'create', 'serviceaccount', 'agent']);
+  const token = (await cp.kubectl(['-n', 'kps-auth', 'create', 'token', 'agent', '--audience', 'kube-portsentry'])).stdout.trim();
+  const review = await cp.api('POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenReview',
+    spec: { token, audiences: ['kube-portsentry'] },
+  });
+  assert.equal(review.status, 201);
+  const status = (review.body as { status: { authenticated: boolean; user: { username: string } } }).status;
+  assert.equal(status.authenticated, true);
+  assert.equal(status.user.username, 'system:serviceaccount:kps-auth:agent');
+  const wrongAudience = await cp.api('POST', '/apis/authentication.k8s.io/v1/tokenreviews', {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenReview',
+    spec: { token, audiences: ['someone-else'] },
+  });
+  assert.equal((wrongAudience.body as { status: { authenticated?: boolean } }).status.authenticated ?? false, false);
+});
