@@ -7,7 +7,7 @@ export function parsePortSpec(spec: PortSpec): PortRange | string {
     if (!Number.isInteger(spec) || spec < 1 || spec > 65535) return `port ${spec} is not between 1 and 65535`;
     return { from: spec, to: spec };
   }
-  const m = /^\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?$/.exec(spec);
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(spec);
   if (!m) return `${JSON.stringify(spec)} is not a port or a range like "6000-6063"`;
   const from = Number(m[1]);
   const to = m[2] === undefined ? from : Number(m[2]);

@@ -4,18 +4,26 @@
 
 export type Check = (value: unknown) => string | null;
 
+/** A CEL rule the API server enforces (x-kubernetes-validations): the CRD's twin of `check`. */
+export interface CelRule {
+  rule: string;
+  message: string;
+}
+
 interface Common {
   description: string;
   /** Extra validation beyond the type, returning a message or null. */
   check?: Check;
+  /** The same validation for the API server; a corpus test keeps the two in agreement. */
+  cel?: readonly CelRule[];
 }
 
 export type Schema =
-  | (Common & { type: 'string'; enum?: readonly string[]; default?: string; maxLength?: number })
+  | (Common & { type: 'string'; enum?: readonly string[]; default?: string; maxLength?: number; format?: 'date-time' })
   | (Common & { type: 'integer'; minimum?: number; maximum?: number; default?: number })
   | (Common & { type: 'boolean'; default?: boolean })
-  | (Common & { type: 'int-or-string'; default?: number | string })
-  | (Common & { type: 'array'; items: Schema; maxItems?: number; default?: unknown[] })
+  | (Common & { type: 'int-or-string'; default?: number | string; maxLength?: number })
+  | (Common & { type: 'array'; items: Schema; maxItems?: number; default?: unknown[]; mapKeys?: readonly string[] })
   | (Common & { type: 'object'; properties: Record<string, Schema>; required?: readonly string[] })
   | (Common & { type: 'map'; values: Schema });
 
@@ -48,6 +56,8 @@ export function validate(schema: Schema, value: unknown, path: string, problems:
         problems.push({ path, message: `must be one of ${schema.enum.join(', ')}, got ${JSON.stringify(value)}` });
       else if (schema.maxLength !== undefined && value.length > schema.maxLength)
         problems.push({ path, message: `must be at most ${schema.maxLength} characters` });
+      else if (schema.format === 'date-time' && Number.isNaN(Date.parse(value)))
+        problems.push({ path, message: `must be a date-time like 2026-11-21T00:00:00Z, got ${JSON.stringify(value)}` });
       break;
     case 'integer':
       if (typeof value !== 'number' || !Number.isInteger(value))
@@ -63,6 +73,8 @@ export function validate(schema: Schema, value: unknown, path: string, problems:
     case 'int-or-string':
       if (typeof value !== 'string' && !(typeof value === 'number' && Number.isInteger(value)))
         problems.push({ path, message: `must be an integer or a string, got ${describe(value)}` });
+      else if (typeof value === 'string' && schema.maxLength !== undefined && value.length > schema.maxLength)
+        problems.push({ path, message: `must be at most ${schema.maxLength} characters` });
       break;
     case 'array': {
       if (!Array.isArray(value)) {

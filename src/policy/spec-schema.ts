@@ -4,7 +4,7 @@
 import { parseCidr } from '../net/ip.js';
 import { parseDuration } from './duration.js';
 import { parsePortSpec } from './ports.js';
-import type { Schema } from './schema.js';
+import type { CelRule, Schema } from './schema.js';
 
 export const API_VERSION = 'kube-portsentry.io/v1alpha1';
 export const KIND = 'PortSentryPolicy';
@@ -23,6 +23,18 @@ export const COMMAND_VARIABLES = ['$TARGET$', '$PORT$', '$MODE$'] as const;
 
 const DAY = 86_400_000;
 
+const DURATION_PATTERN = '^([0-9]+(ms|s|m|h))+$';
+
+function durationCel(min: string, max: string, what: string): CelRule[] {
+  return [
+    { rule: `self.matches('${DURATION_PATTERN}')`, message: 'must be a duration like "90s", "10m" or "1h30m"' },
+    {
+      rule: `!self.matches('${DURATION_PATTERN}') || (duration(self) >= duration('${min}') && duration(self) <= duration('${max}'))`,
+      message: `${what} must be between ${min} and ${max}`,
+    },
+  ];
+}
+
 function durationCheck(minMs: number, maxMs: number, what: string) {
   return (v: unknown): string | null => {
     const ms = parseDuration(String(v));
@@ -35,21 +47,31 @@ function durationCheck(minMs: number, maxMs: number, what: string) {
 const portItem: Schema = {
   type: 'int-or-string',
   description: 'A port (1-65535) or an inclusive range "from-to".',
+  maxLength: 11,
   check: (v) => {
     const r = parsePortSpec(v as number | string);
     return typeof r === 'string' ? r : null;
   },
+  cel: [
+    {
+      rule:
+        "type(self) == int ? (self >= 1 && self <= 65535) : (self.matches('^[0-9]{1,5}(-[0-9]{1,5})?$') && " +
+        "self.split('-').all(x, int(x) >= 1 && int(x) <= 65535) && " +
+        "(self.split('-').size() == 1 || int(self.split('-')[0]) <= int(self.split('-')[1])))",
+      message: 'must be a port (1-65535) or a range "from-to" with from <= to',
+    },
+  ],
 };
 
 function portList(description: string, defaults: number[]): Schema {
-  return { type: 'array', description, items: portItem, maxItems: 4096, default: defaults };
+  return { type: 'array', description, items: portItem, maxItems: 1024, default: defaults };
 }
 
 function argItem(allowVariables: boolean): Schema {
   return {
     type: 'string',
     description: 'One argument; $TARGET$, $PORT$ and $MODE$ are replaced by validated values.',
-    maxLength: 4096,
+    maxLength: 1024,
     check: (v) => {
       for (const m of String(v).matchAll(/\$[A-Za-z_]+\$/g)) {
         if (!allowVariables) return `${m[0]} cannot be used here`;
@@ -58,6 +80,14 @@ function argItem(allowVariables: boolean): Schema {
       }
       return null;
     },
+    cel: [
+      allowVariables
+        ? {
+            rule: `self.findAll('[$][A-Za-z_]+[$]').all(v, v in ${JSON.stringify(COMMAND_VARIABLES).replaceAll('"', "'")})`,
+            message: `only ${COMMAND_VARIABLES.join(' ')} may be substituted`,
+          }
+        : { rule: "!self.matches('[$][A-Za-z_]+[$]')", message: 'no variable can be used here' },
+    ],
   };
 }
 
@@ -75,6 +105,12 @@ function argv(description: string): Schema {
       if (/\$[A-Za-z_]+\$/.test(list[0])) return 'the program (first element) cannot contain a variable';
       return null;
     },
+    cel: [
+      {
+        rule: "self.size() == 0 || (self[0] != '' && !self[0].matches('[$][A-Za-z_]+[$]'))",
+        message: 'the program (first element) must be a non-empty path without variables',
+      },
+    ],
   };
 }
 
@@ -131,6 +167,7 @@ export const specSchema: Schema = {
           description: 'Probes older than this are forgotten.',
           default: '1h',
           check: durationCheck(1000, 7 * DAY, 'window'),
+          cel: durationCel('1s', '168h', 'window'),
         },
         maxTrackedSources: {
           type: 'integer',
@@ -151,11 +188,25 @@ export const specSchema: Schema = {
         description: 'An address or a CIDR.',
         maxLength: 64,
         check: (v) => (parseCidr(String(v)) ? null : `${JSON.stringify(v)} is not an IP address or CIDR`),
+        cel: [{ rule: 'isIP(self) || isCIDR(self)', message: 'must be an IP address or a CIDR' }],
       },
     },
     response: {
       type: 'object',
       description: 'What a detected scan triggers.',
+      // The cross-field rules of validate.ts, for the API server.
+      cel: [
+        {
+          rule:
+            "!((has(self.tcp) && self.tcp == 'command') || (has(self.udp) && self.udp == 'command')) || " +
+            '(has(self.command) && self.command.size() > 0)',
+          message: 'command is required when an action is "command"',
+        },
+        {
+          rule: '!(has(self.runCommandFirst) && self.runCommandFirst) || (has(self.command) && self.command.size() > 0)',
+          message: 'runCommandFirst needs command',
+        },
+      ],
       properties: {
         tcp: actionSchema('TCP', 'block'),
         udp: actionSchema('UDP', 'alert'),
@@ -164,6 +215,7 @@ export const specSchema: Schema = {
           description: 'How long a block lasts before it is lifted.',
           default: '1h',
           check: durationCheck(1000, 365 * DAY, 'duration'),
+          cel: durationCel('1s', '8760h', 'duration'),
         },
         verifiedOnly: {
           type: 'boolean',
@@ -208,6 +260,11 @@ export const specSchema: Schema = {
                 if (/[\r\n]/.test(s)) return 'must be a single line';
                 return argItem(true).check!(s);
               },
+              cel: [
+                { rule: "self.contains('$TARGET$')", message: 'must contain $TARGET$' },
+                { rule: "!self.contains('\\n') && !self.contains('\\r')", message: 'must be a single line' },
+                ...argItem(true).cel!,
+              ],
             },
           },
         },
