@@ -11,7 +11,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { runProgram } from '../../src/respond/run-program.js';
+import { hasTool } from './prereq.js';
 
 const BUILD = fileURLToPath(new URL('../../../test/envtest/build.sh', import.meta.url));
 
@@ -188,4 +190,30 @@ export async function startControlPlane(): Promise<ControlPlane> {
     api: (method, path, body) => api(method, path, body, ca),
     stop,
   };
+}
+
+/**
+ * One control plane for a test file: started before its tests, stopped after them.
+ * Without Go (needed to build it) the tests skip locally and fail under CI.
+ */
+export function useControlPlane(setup?: (cp: ControlPlane) => Promise<void>): {
+  readonly cp: ControlPlane | undefined;
+  readonly why: string | undefined;
+} {
+  const state: { cp: ControlPlane | undefined; why: string | undefined } = { cp: undefined, why: undefined };
+  before(async () => {
+    if (!hasTool('go')) {
+      if (process.env.CI === 'true') throw new Error('prerequisite missing under CI: go');
+      state.why = 'needs go to build kube-apiserver and etcd';
+      return;
+    }
+    const started = Date.now();
+    state.cp = await startControlPlane();
+    process.stdout.write(`# control plane ready in ${Date.now() - started} ms\n`);
+    await setup?.(state.cp);
+  });
+  after(async () => {
+    await state.cp?.stop();
+  });
+  return state;
 }

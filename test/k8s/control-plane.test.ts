@@ -1,29 +1,14 @@
 // The test control plane itself: it starts, kubectl talks to it over verified TLS, and
 // service-account tokens can be requested and reviewed (what agent authentication needs).
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { hasTool } from '../helpers/prereq.js';
+import { test } from 'node:test';
+import { useControlPlane } from '../helpers/control-plane.js';
 
-let cp: ControlPlane | undefined;
-let why: string | undefined;
-
-before(async () => {
-  if (!hasTool('go')) {
-    if (process.env.CI === 'true') throw new Error('prerequisite missing under CI: go');
-    why = 'needs go to build kube-apiserver and etcd';
-    return;
-  }
-  const started = Date.now();
-  cp = await startControlPlane();
-  process.stdout.write(`# control plane ready in ${Date.now() - started} ms\n`);
-});
-after(async () => {
-  await cp?.stop();
-});
+const env = useControlPlane();
 
 test('kubectl reaches the API server and sees the built-in namespaces', async (t) => {
-  if (!cp) return t.skip(why);
+  const cp = env.cp;
+  if (!cp) return t.skip(env.why);
   const { stdout } = await cp.kubectl(['get', 'namespaces', '-o', 'name']);
   assert.match(stdout, /namespace\/kube-system/);
   assert.match(stdout, /namespace\/default/);
@@ -32,7 +17,8 @@ test('kubectl reaches the API server and sees the built-in namespaces', async (t
 });
 
 test('TokenRequest issues a service-account token and TokenReview accepts it', async (t) => {
-  if (!cp) return t.skip(why);
+  const cp = env.cp;
+  if (!cp) return t.skip(env.why);
   await cp.kubectl(['create', 'namespace', 'kps-auth']);
   await cp.kubectl(['-n', 'kps-auth', 'create', 'serviceaccount', 'agent']);
   const token = (await cp.kubectl(['-n', 'kps-auth', 'create', 'token', 'agent', '--audience', 'kube-portsentry'])).stdout.trim();

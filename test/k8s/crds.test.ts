@@ -3,12 +3,11 @@
 // server-side defaults equal to the runtime defaults; kubectl get columns.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { allCrds } from '../../src/k8s/crds.js';
 import { validateDocument } from '../../src/policy/validate.js';
-import { startControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { hasTool } from '../helpers/prereq.js';
+import { useControlPlane } from '../helpers/control-plane.js';
 
 const CRD_DIR = new URL('../../../crds/', import.meta.url);
 
@@ -65,23 +64,13 @@ const INVALID: [string, unknown, string, string][] = [
 ];
 
 describe('CRDs on a real API server', { concurrency: false }, () => {
-  let cp: ControlPlane | undefined;
-  let why: string | undefined;
-  before(async () => {
-    if (!hasTool('go')) {
-      if (process.env.CI === 'true') throw new Error('prerequisite missing under CI: go');
-      why = 'needs go to build kube-apiserver and etcd';
-      return;
-    }
-    cp = await startControlPlane();
+  const env = useControlPlane(async (cp) => {
     await cp.kubectl(['apply', '-f', new URL('.', CRD_DIR).pathname]);
-  });
-  after(async () => {
-    await cp?.stop();
   });
 
   test('both CRDs become Established', async (t) => {
-    if (!cp) return t.skip(why);
+    const cp = env.cp;
+    if (!cp) return t.skip(env.why);
     const { stdout } = await cp.kubectl([
       'wait', '--for=condition=Established', '--timeout=30s',
       'crd/portsentrypolicies.kube-portsentry.io', 'crd/blockedhosts.kube-portsentry.io',
@@ -90,7 +79,8 @@ describe('CRDs on a real API server', { concurrency: false }, () => {
   });
 
   test('valid policies: accepted by both, and the server fills the same defaults', async (t) => {
-    if (!cp) return t.skip(why);
+    const cp = env.cp;
+    if (!cp) return t.skip(env.why);
     for (const [name, spec] of VALID) {
       const local = validateDocument(doc(name, spec));
       assert.ok(local.ok, `${name}: ${JSON.stringify(!local.ok && local.problems)}`);
@@ -101,7 +91,8 @@ describe('CRDs on a real API server', { concurrency: false }, () => {
   });
 
   test(`${INVALID.length} invalid policies: rejected by both, naming the field`, async (t) => {
-    if (!cp) return t.skip(why);
+    const cp = env.cp;
+    if (!cp) return t.skip(env.why);
     for (const [name, spec, localPath, serverPath] of INVALID) {
       const local = validateDocument(doc(name, spec));
       assert.ok(!local.ok, `${name}: the runtime validator accepted it`);
@@ -118,7 +109,8 @@ describe('CRDs on a real API server', { concurrency: false }, () => {
   });
 
   test('kubectl get psp and get bh print the promised columns', async (t) => {
-    if (!cp) return t.skip(why);
+    const cp = env.cp;
+    if (!cp) return t.skip(env.why);
     await cp.kubectl(['apply', '-f', '-'], { input: stringify(doc('edge', { tcp: { mode: 'stealth' }, trigger: { count: 2 } })) });
     const psp = (await cp.kubectl(['get', 'psp'])).stdout.split('\n');
     assert.match(psp[0]!, /^NAME\s+TCP\s+UDP\s+TRIGGER\s+TCP-ACTION\s+UDP-ACTION\s+NODES\s+READY\s+AGE$/);
@@ -144,7 +136,8 @@ describe('CRDs on a real API server', { concurrency: false }, () => {
   });
 
   test('a BlockedHost needs a valid address, which cannot change', async (t) => {
-    if (!cp) return t.skip(why);
+    const cp = env.cp;
+    if (!cp) return t.skip(env.why);
     const bad = await cp
       .kubectl(['apply', '--dry-run=server', '-f', '-'], {
         input: stringify({ apiVersion: 'kube-portsentry.io/v1alpha1', kind: 'BlockedHost', metadata: { name: 'bad' }, spec: { address: '198.51.100.300' } }),
