@@ -4,6 +4,11 @@
       "target_name": "tripwire",
       "sources": ["src/native/tripwire.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
+    },
+    {
+      "target_name": "rawbatch",
+      "sources": ["src/native/rawbatch.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]
 }

@@ -44,50 +44,55 @@ export function newParsed(): Parsed {
   return { protocol: 0, transport: 0, destination4: 0, sourcePort: 0, destinationPort: 0, flags: 0 };
 }
 
-/** An IPv4 packet with its header (what an AF_INET raw socket receives). */
-export function parseIPv4(buf: Uint8Array, length: number, out: Parsed): DropReason | null {
+/**
+ * An IPv4 packet with its header (what an AF_INET raw socket receives), `length` bytes
+ * starting at `base` in `buf` (a batch buffer holds many packets).
+ */
+export function parseIPv4(buf: Uint8Array, length: number, out: Parsed, base = 0): DropReason | null {
   if (length < 20) return 'truncated-ip';
-  const vihl = buf[0]!;
+  const vihl = buf[base]!;
   if (vihl >> 4 !== 4) return 'bad-ip-version';
   const ihl = (vihl & 0x0f) * 4;
   if (ihl < 20) return 'bad-ihl';
   if (length < ihl) return 'truncated-ip';
   // Any fragment but the first has no transport header; the first is judged by its header.
-  if (((buf[6]! & 0x1f) << 8) | buf[7]!) return 'fragment';
-  out.protocol = buf[9]!;
-  out.destination4 = ((buf[16]! << 24) | (buf[17]! << 16) | (buf[18]! << 8) | buf[19]!) >>> 0;
-  return parseTransport(buf, length, ihl, out);
+  if (((buf[base + 6]! & 0x1f) << 8) | buf[base + 7]!) return 'fragment';
+  out.protocol = buf[base + 9]!;
+  out.destination4 =
+    ((buf[base + 16]! << 24) | (buf[base + 17]! << 16) | (buf[base + 18]! << 8) | buf[base + 19]!) >>> 0;
+  return parseTransport(buf, length, ihl, out, base);
 }
 
 /** An IPv6 packet with its fixed header; extension headers are counted, not followed. */
-export function parseIPv6(buf: Uint8Array, length: number, out: Parsed): DropReason | null {
+export function parseIPv6(buf: Uint8Array, length: number, out: Parsed, base = 0): DropReason | null {
   if (length < 40) return 'truncated-ip';
-  if (buf[0]! >> 4 !== 6) return 'bad-ip-version';
-  const next = buf[6]!;
+  if (buf[base]! >> 4 !== 6) return 'bad-ip-version';
+  const next = buf[base + 6]!;
   out.destination4 = 0;
   if (next === 0 || next === 43 || next === 44 || next === 60 || next === 51 || next === 50 || next === 135)
     return next === 44 ? 'fragment' : 'ipv6-extension-header';
   out.protocol = next;
-  return parseTransport(buf, length, 40, out);
+  return parseTransport(buf, length, 40, out, base);
 }
 
 /**
- * The transport header alone, as an AF_INET6 raw socket delivers it (the kernel strips the
- * IPv6 header and any extension headers before a raw socket sees the packet).
+ * The transport header at `offset` into the packet, as an AF_INET6 raw socket delivers it
+ * at offset 0 (the kernel strips the IPv6 header and any extension headers first).
  */
-export function parseTransport(buf: Uint8Array, length: number, offset: number, out: Parsed): DropReason | null {
+export function parseTransport(buf: Uint8Array, length: number, offset: number, out: Parsed, base = 0): DropReason | null {
   out.transport = offset;
+  const at = base + offset;
   if (out.protocol === IPPROTO_TCP) {
     if (length < offset + 14) return 'truncated-tcp';
-    const dataOffset = (buf[offset + 12]! >> 4) * 4;
+    const dataOffset = (buf[at + 12]! >> 4) * 4;
     if (dataOffset < 20) return 'bad-tcp-offset';
-    out.flags = buf[offset + 13]!;
+    out.flags = buf[at + 13]!;
   } else if (out.protocol === IPPROTO_UDP) {
     if (length < offset + 8) return 'truncated-udp';
     out.flags = 0;
   } else return 'not-tcp-or-udp';
-  out.sourcePort = (buf[offset]! << 8) | buf[offset + 1]!;
-  out.destinationPort = (buf[offset + 2]! << 8) | buf[offset + 3]!;
+  out.sourcePort = (buf[at]! << 8) | buf[at + 1]!;
+  out.destinationPort = (buf[at + 2]! << 8) | buf[at + 3]!;
   return null;
 }
 

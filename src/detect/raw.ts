@@ -1,8 +1,10 @@
 // Stealth and advanced modes (classic -stcp/-sudp, -atcp/-audp): raw sockets see every
 // inbound TCP or UDP packet, so scans that never complete a connection (SYN, FIN, NULL,
-// XMAS, oddball flags, UDP) are caught. The packet path parses in place and allocates
-// nothing beyond what raw-socket hands over, until a packet turns out to be a probe.
-import raw, { type Socket } from 'raw-socket';
+// XMAS, oddball flags, UDP) are caught. Packets arrive in batches (src/native/rawbatch.c,
+// recvmmsg) in one reused buffer; the packet path parses them in place and allocates
+// nothing until a packet turns out to be a probe.
+import { createRequire } from 'node:module';
+import { formatIpAt } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
 import type { PortsInUse } from './listening.js';
 import {
@@ -18,8 +20,16 @@ import {
 } from './packet.js';
 import type { Probe } from './probe.js';
 
-/** Enough for the largest IPv4 header (60) plus the largest TCP header (60). */
-const CAPTURE_BYTES = 128;
+interface RawBatchReader {
+  readonly recordSize: number;
+  close(): void;
+}
+interface NativeRawBatch {
+  /** Record layout: u16 length (little-endian), u8 family, u8 unused, 16 source bytes, packet. */
+  open(family: 4 | 6, protocol: number, onBatch: (records: Buffer, count: number) => void): RawBatchReader;
+}
+const native = createRequire(import.meta.url)('../../../build/Release/rawbatch.node') as NativeRawBatch;
+const RECORD_HEADER = 20;
 
 export interface RawOptions {
   protocol: Protocol;
@@ -38,11 +48,8 @@ export interface RawStats {
 }
 
 export class RawDetector {
-  /**
-   * Strong references for the detector's lifetime: an unreferenced raw-socket Socket is
-   * garbage-collected and silently stops receiving.
-   */
-  private readonly sockets: Socket[] = [];
+  /** Open readers, held for the detector's lifetime (closing is explicit, never by GC). */
+  private readonly readers: RawBatchReader[] = [];
   private readonly parsed = newParsed();
   readonly stats: RawStats = {
     packets: 0,
@@ -53,79 +60,71 @@ export class RawDetector {
 
   /** Opens the IPv4 socket, and the IPv6 one where the host has IPv6; returns the families. */
   start(): { families: (4 | 6)[]; errors: string[] } {
-    const protocol = this.options.protocol === 'tcp' ? raw.Protocol.TCP : raw.Protocol.UDP;
+    const protocol = this.options.protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
     const families: (4 | 6)[] = [];
     const errors: string[] = [];
     for (const family of [4, 6] as const) {
-      let socket: Socket;
       try {
-        socket = raw.createSocket({
-          addressFamily: family === 4 ? raw.AddressFamily.IPv4 : raw.AddressFamily.IPv6,
-          protocol,
-          bufferSize: CAPTURE_BYTES,
-        });
+        this.readers.push(native.open(family, protocol, (records, count) => this.onBatch(records, count)));
+        families.push(family);
       } catch (err) {
         if (family === 4) throw new Error(`cannot open a raw ${this.options.protocol} socket (needs CAP_NET_RAW): ${(err as Error).message}`);
         errors.push(`IPv6: ${(err as Error).message}`);
-        continue;
       }
-      socket.on('error', (err) => errors.push(err.message));
-      socket.on('message', family === 4 ? (buf, source) => this.onIPv4(buf, source) : (buf, source) => this.onIPv6(buf, source));
-      this.sockets.push(socket);
-      families.push(family);
     }
     return { families, errors };
   }
 
   stop(): void {
-    for (const socket of this.sockets.splice(0)) socket.close();
+    for (const reader of this.readers.splice(0)) reader.close();
   }
 
-  private onIPv4(buf: Buffer, source: string): void {
-    this.stats.packets++;
-    const reason = parseIPv4(buf, buf.length, this.parsed);
-    if (reason !== null) {
-      this.stats.drops[reason]++;
-      return;
+  /** The native reader's batch: `count` fixed-size records in a buffer reused for every batch. */
+  private onBatch(records: Buffer, count: number): void {
+    const size = this.readers[0]?.recordSize ?? 0;
+    const protocol = this.options.protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
+    const parsed = this.parsed;
+    for (let i = 0, at = 0; i < count; i++, at += size) {
+      this.stats.packets++;
+      const length = records[at]! | (records[at + 1]! << 8);
+      const family = records[at + 2] === 6 ? 6 : 4;
+      const base = at + RECORD_HEADER;
+      let reason: DropReason | null;
+      if (family === 4) {
+        reason = parseIPv4(records, length, parsed, base);
+        if (reason === null && !this.options.isLocal4(parsed.destination4)) {
+          this.stats.drops['not-local']++; // broadcast, multicast
+          continue;
+        }
+      } else {
+        // An AF_INET6 raw socket delivers the transport header without the IPv6 header.
+        parsed.protocol = protocol;
+        reason = parseTransport(records, length, 0, parsed, base);
+      }
+      if (reason !== null) {
+        this.stats.drops[reason]++;
+        continue;
+      }
+      this.inspect(records, at + 4, family);
     }
-    if (!this.options.isLocal4(this.parsed.destination4)) {
-      this.stats.drops['not-local']++; // broadcast, multicast
-      return;
-    }
-    this.inspect(source);
   }
 
-  private onIPv6(buf: Buffer, source: string): void {
-    this.stats.packets++;
-    // An AF_INET6 raw socket delivers the transport header without the IPv6 header.
-    this.parsed.protocol = this.options.protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
-    const reason = parseTransport(buf, buf.length, 0, this.parsed);
-    if (reason !== null) {
-      this.stats.drops[reason]++;
-      return;
-    }
-    this.inspect(source);
-  }
-
-  private inspect(source: string): void {
+  private inspect(records: Buffer, sourceAt: number, family: 4 | 6): void {
     const { protocol, mode, watched, inUse } = this.options;
     const port = this.parsed.destinationPort;
     if (!watched[port] || inUse[protocol][port]) return;
-    if (protocol === 'tcp') {
-      const type = classifyTcp(this.parsed.flags);
-      if (type === null) return; // a reply or part of a connection
-      this.options.onProbe({
-        time: Date.now(),
-        protocol,
-        mode,
-        source,
-        port,
-        type,
-        flags: FLAG_NAMES[this.parsed.flags]!,
-        verified: false,
-      });
-    } else {
-      this.options.onProbe({ time: Date.now(), protocol, mode, source, port, type: 'udp', verified: false });
-    }
+    const type = protocol === 'tcp' ? classifyTcp(this.parsed.flags) : 'udp';
+    if (type === null) return; // a reply or part of a connection
+    this.options.onProbe({
+      time: Date.now(),
+      protocol,
+      mode,
+      source: formatIpAt(records, sourceAt, family),
+      port,
+      type,
+      flags: protocol === 'tcp' ? FLAG_NAMES[this.parsed.flags] : undefined,
+      verified: false,
+    });
   }
+
 }

@@ -63,9 +63,18 @@ function isV4Mapped(b: Uint8Array): boolean {
 
 /** Canonical text: dotted quad, or RFC 5952 compressed lower-case IPv6. */
 export function formatIp(bytes: Uint8Array): string {
-  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  return formatIpAt(bytes, 0, bytes.length === 4 ? 4 : 6);
+}
+
+/** formatIp of the 4 or 16 address bytes at `at` in a larger buffer (no copy). */
+export function formatIpAt(buf: Uint8Array, at: number, family: Family): string {
+  if (family === 4) return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
+  // An IPv4-mapped source is reported as the IPv4 address it is.
+  let mapped = buf[at + 10] === 0xff && buf[at + 11] === 0xff;
+  for (let i = 0; mapped && i < 10; i++) mapped = buf[at + i] === 0;
+  if (mapped) return formatIpAt(buf, at + 12, 4);
   const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
+  for (let i = 0; i < 16; i += 2) groups.push(((buf[at + i] ?? 0) << 8) | (buf[at + i + 1] ?? 0));
   // Longest run of two or more zero groups is compressed to "::".
   let bestStart = -1;
   let bestLen = 1;
