@@ -39,10 +39,6 @@ export class BindDetector {
 
   constructor(private readonly options: BindOptions) {}
 
-  get ports(): number[] {
-    return [...this.listeners.keys()];
-  }
-
   async start(): Promise<BindReport> {
     const report: BindReport = { bound: [], inUse: [], failed: [] };
     const results = await Promise.all(

@@ -104,10 +104,6 @@ export class Engine {
     return this.active;
   }
 
-  isIgnored(source: string): boolean {
-    return this.own.has(source) || this.ignore.has(source);
-  }
-
   observe(probe: Probe): Decision {
     if (this.tracker.get(probe.source)?.checkedGeneration !== this.generation) {
       if (this.own.has(probe.source)) return { kind: 'ignored', reason: 'own-address' };

@@ -4,7 +4,7 @@ import { BindDetector } from '../detect/bind.js';
 import { PortsInUse } from '../detect/listening.js';
 import type { Probe } from '../detect/probe.js';
 import { RawDetector, type RawStats } from '../detect/raw.js';
-import { Engine, engineConfig, type BlockRecord, type Decision } from '../engine/engine.js';
+import { Engine, engineConfig, type Decision } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { expandPorts } from '../policy/ports.js';
@@ -65,10 +65,6 @@ export class Sentry {
 
   get ready(): boolean {
     return this.started;
-  }
-
-  get blocks(): ReadonlyMap<string, BlockRecord> {
-    return this.engine.blocks;
   }
 
   async start(): Promise<void> {
