@@ -3,7 +3,8 @@
 // sentry in stealth mode. Reports packets/s read, kernel drops on the raw sockets
 // (/proc/net/raw), CPU per packet and per million packets; then the latency from the
 // first probe to the source being in the nftables set, p50/p99 over many sources.
-// `npm run bench:detector -- [--seconds N] [--sources N] [--out FILE]`; needs root.
+// `npm run bench:detector -- [--seconds N] [--interval-us N] [--sources N] [--out FILE]`;
+// needs root. --interval-us paces the load (hping3 -i uN) instead of flooding.
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -35,8 +36,10 @@ async function rawDrops(net: TestNet): Promise<number> {
 /** The pid of the node process inside `ip netns exec` (it execs, so it is the same pid). */
 const pidOf = (child: ChildProcess): number => child.pid!;
 
-async function flood(net: TestNet, seconds: number): Promise<void> {
-  const hping = net.spawn(net.scanner, ['hping3', '--flood', '-q', '-S', '-p', '1', TARGET_V4]);
+/** hping3 SYNs for `seconds`: as fast as it can (--flood), or one every `intervalUs`. */
+async function flood(net: TestNet, seconds: number, intervalUs = 0): Promise<void> {
+  const rate = intervalUs > 0 ? ['-i', `u${intervalUs}`] : ['--flood'];
+  const hping = net.spawn(net.scanner, ['hping3', ...rate, '-q', '-S', '-p', '1', TARGET_V4]);
   await new Promise((r) => setTimeout(r, seconds * 1000));
   hping.kill('SIGINT');
   await new Promise((r) => hping.once('close', r));
@@ -58,7 +61,7 @@ interface FloodResult {
   seconds: number;
 }
 
-async function baselineRun(net: TestNet, seconds: number): Promise<FloodResult> {
+async function baselineRun(net: TestNet, seconds: number, intervalUs: number): Promise<FloodResult> {
   const reader = net.spawn(net.target, [process.execPath, '-e', BASELINE_READER]);
   let out = '';
   reader.stdout!.on('data', (d) => (out += d));
@@ -66,7 +69,7 @@ async function baselineRun(net: TestNet, seconds: number): Promise<FloodResult> 
   const drops0 = await rawDrops(net);
   const cpu0 = cpuSeconds(pidOf(reader));
   const t0 = performance.now();
-  await flood(net, seconds);
+  await flood(net, seconds, intervalUs);
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(pidOf(reader)) - cpu0;
   const drops = (await rawDrops(net)) - drops0;
@@ -89,7 +92,7 @@ async function metric(net: TestNet, name: string): Promise<number> {
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
-async function sentryRun(net: TestNet, seconds: number): Promise<FloodResult> {
+async function sentryRun(net: TestNet, seconds: number, intervalUs: number): Promise<FloodResult> {
   const file = '/tmp/kps-bench-detector.yaml';
   // Alert only: one source floods a tripwire port; after its first probe every packet is
   // parsed, looked up and counted against the already-alerted source.
@@ -100,7 +103,7 @@ async function sentryRun(net: TestNet, seconds: number): Promise<FloodResult> {
   const packets0 = await metric(net, 'portsentry_packets_inspected_total');
   const cpu0 = cpuSeconds(pid);
   const t0 = performance.now();
-  await flood(net, seconds);
+  await flood(net, seconds, intervalUs);
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(pid) - cpu0;
   const drops = (await rawDrops(net)) - drops0;
@@ -134,6 +137,7 @@ async function main(): Promise<number> {
     options: {
       seconds: { type: 'string', default: '5' },
       sources: { type: 'string', default: '200' },
+      'interval-us': { type: 'string', default: '0' },
       out: { type: 'string', default: 'bench-results/detector.json' },
     },
   });
@@ -142,13 +146,15 @@ async function main(): Promise<number> {
     return 2;
   }
   const seconds = Number(values.seconds);
+  const intervalUs = Number(values['interval-us']);
   const net = await TestNet.create();
   const figures: Figure[] = [];
   try {
-    progress(`baseline: raw-socket reader doing nothing, ${seconds} s of hping3 --flood`);
-    const base = await baselineRun(net, seconds);
-    progress(`sentry stealth mode, ${seconds} s of hping3 --flood`);
-    const sentry = await sentryRun(net, seconds);
+    const load = intervalUs > 0 ? `hping3 -i u${intervalUs}` : 'hping3 --flood';
+    progress(`baseline: raw-socket reader doing nothing, ${seconds} s of ${load}`);
+    const base = await baselineRun(net, seconds, intervalUs);
+    progress(`sentry stealth mode, ${seconds} s of ${load}`);
+    const sentry = await sentryRun(net, seconds, intervalUs);
     const perPacketUs = (r: FloodResult) => (r.cpu / Math.max(1, r.packets)) * 1e6;
     const offered = (r: FloodResult) => (r.packets + r.drops) / r.seconds;
     const add = (id: string, name: string, value: number, unit: string, baseValue?: number) =>
