@@ -5,50 +5,19 @@
 // bind, listen, and on each connection accept with the address, send the banner, close,
 // and report the address to JavaScript.
 #define _GNU_SOURCE /* accept4 */
-#define NAPI_VERSION 8
 #include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <node_api.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
-#include <uv.h>
+
+#include "js_poll.h"
 
 typedef struct {
-  uv_poll_t poll;
-  int fd;
+  js_poll_t base;
   int spare_fd; /* released to accept-and-drop when the process is out of descriptors */
-  napi_env env;
-  napi_ref callback;
-  napi_async_context context;
   char *banner;
   size_t banner_len;
-  int closing;
 } listener_t;
-
-#define CHECK(call)                                                           \
-  do {                                                                        \
-    if ((call) != napi_ok) {                                                  \
-      napi_throw_error(env, NULL, "tripwire: N-API call failed: " #call);     \
-      return NULL;                                                            \
-    }                                                                         \
-  } while (0)
-
-static napi_value throw_errno(napi_env env, int err, const char *what) {
-  napi_value code, msg, error;
-  char text[256];
-  snprintf(text, sizeof text, "%s: %s", what, strerror(err));
-  const char *name = err == EADDRINUSE ? "EADDRINUSE" : err == EACCES ? "EACCES" : err == EAFNOSUPPORT ? "EAFNOSUPPORT" : "EIO";
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, code, msg, &error);
-  napi_set_named_property(env, error, "code", code);
-  napi_throw(env, error);
-  return NULL;
-}
 
 static int open_socket(int family, int port, int *err) {
   int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -84,37 +53,28 @@ static int open_socket(int family, int port, int *err) {
 }
 
 static void report(listener_t *l, const char *address) {
-  napi_env env = l->env;
+  napi_env env = l->base.env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value fn, recv, arg, result;
-  if (napi_get_reference_value(env, l->callback, &fn) == napi_ok && fn != NULL &&
-      napi_get_global(env, &recv) == napi_ok && /* make_callback needs an object receiver */
-      napi_create_string_utf8(env, address, NAPI_AUTO_LENGTH, &arg) == napi_ok) {
-    /* make_callback runs the microtask queue afterwards, as an event callback should */
-    if (napi_make_callback(env, l->context, recv, fn, 1, &arg, &result) == napi_pending_exception) {
-      napi_value exception;
-      napi_get_and_clear_last_exception(env, &exception);
-      napi_fatal_exception(env, exception);
-    }
-  }
+  napi_value arg;
+  if (napi_create_string_utf8(env, address, NAPI_AUTO_LENGTH, &arg) == napi_ok) js_poll_call(&l->base, 1, &arg);
   napi_close_handle_scope(env, scope);
 }
 
 static void on_readable(uv_poll_t *handle, int status, int events) {
   (void)events;
   listener_t *l = (listener_t *)handle->data;
-  if (status < 0 || l->closing) return;
-  for (int i = 0; i < 256; i++) {
+  if (status < 0 || l->base.closing) return;
+  for (int i = 0; i < 256 && !l->base.closing; i++) {
     struct sockaddr_storage peer;
     socklen_t len = sizeof peer;
-    int c = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int c = accept4(l->base.fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (c < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if ((errno == EMFILE || errno == ENFILE) && l->spare_fd >= 0) {
         /* out of descriptors: free the spare, take the connection off the queue, drop it */
         close(l->spare_fd);
-        c = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+        c = accept4(l->base.fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
         if (c >= 0) close(c);
         l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (c >= 0) continue;
@@ -135,25 +95,10 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   }
 }
 
-static void on_closed(uv_handle_t *handle) {
-  listener_t *l = (listener_t *)handle->data;
-  close(l->fd);
+static void release(js_poll_t *p) {
+  listener_t *l = (listener_t *)p;
   if (l->spare_fd >= 0) close(l->spare_fd);
   free(l->banner);
-  free(l);
-}
-
-static napi_value js_close(napi_env env, napi_callback_info info) {
-  listener_t *l;
-  size_t argc = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, NULL, NULL, (void **)&l));
-  if (l->closing) return NULL;
-  l->closing = 1;
-  napi_delete_reference(env, l->callback);
-  napi_async_destroy(env, l->context);
-  uv_poll_stop(&l->poll);
-  uv_close((uv_handle_t *)&l->poll, on_closed);
-  return NULL;
 }
 
 /* listen(port: number, banner: Buffer, onConnection: (address: string) => void): { close(): void } */
@@ -185,32 +130,14 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, ENOMEM, "listen");
   }
-  l->fd = fd;
-  l->env = env;
+  l->base.fd = fd;
+  l->base.release = release;
   l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (banner_len) {
-    l->banner = (char *)malloc(banner_len);
-    if (l->banner) {
-      memcpy(l->banner, banner_data, banner_len);
-      l->banner_len = banner_len;
-    }
+  if (banner_len && (l->banner = (char *)malloc(banner_len))) {
+    memcpy(l->banner, banner_data, banner_len);
+    l->banner_len = banner_len;
   }
-  napi_value resource_name;
-  CHECK(napi_create_string_utf8(env, "kube-portsentry:tripwire", NAPI_AUTO_LENGTH, &resource_name));
-  CHECK(napi_async_init(env, NULL, resource_name, &l->context));
-  CHECK(napi_create_reference(env, argv[2], 1, &l->callback));
-
-  uv_loop_t *loop;
-  CHECK(napi_get_uv_event_loop(env, &loop));
-  uv_poll_init_socket(loop, &l->poll, fd);
-  l->poll.data = l;
-  uv_poll_start(&l->poll, UV_READABLE, on_readable);
-
-  napi_value handle, close_fn;
-  CHECK(napi_create_object(env, &handle));
-  CHECK(napi_create_function(env, "close", NAPI_AUTO_LENGTH, js_close, l, &close_fn));
-  CHECK(napi_set_named_property(env, handle, "close", close_fn));
-  return handle;
+  return js_poll_start(env, &l->base, argv[2], "kube-portsentry:tripwire", on_readable);
 }
 
 static napi_value init(napi_env env, napi_value exports) {
