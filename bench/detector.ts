@@ -65,7 +65,12 @@ async function baselineRun(net: TestNet, seconds: number, intervalUs: number): P
   const reader = net.spawn(net.target, [process.execPath, '-e', BASELINE_READER]);
   let out = '';
   reader.stdout!.on('data', (d) => (out += d));
-  await new Promise<void>((r) => reader.stdout!.once('data', () => r()));
+  let err = '';
+  reader.stderr!.on('data', (d) => (err += d));
+  await new Promise<void>((resolve, reject) => {
+    reader.stdout!.once('data', () => resolve());
+    reader.once('exit', (code) => reject(new Error(`baseline reader exited (${code}): ${err.trim()}`)));
+  });
   const drops0 = await rawDrops(net);
   const cpu0 = cpuSeconds(pidOf(reader));
   const t0 = performance.now();
