@@ -70,7 +70,9 @@ export class Sentry {
   async start(): Promise<void> {
     const spec = this.policy.spec;
     this.refreshAddresses();
-    await this.inUse.refresh();
+    // Only the raw-socket modes consult the ports-in-use table.
+    const raw = (['tcp', 'udp'] as const).some((p) => spec[p].mode === 'stealth' || spec[p].mode === 'advanced');
+    if (raw) await this.inUse.refresh();
     const firewall = await selectFirewall(spec.response.firewall);
     this.responder = new Responder({
       response: spec.response,
@@ -220,7 +222,7 @@ export class Sentry {
 
   private housekeeping(): void {
     this.refreshAddresses();
-    void this.inUse.refresh();
+    if (this.rawDetectors.length) void this.inUse.refresh();
     this.reportRawStats();
     for (const block of this.engine.expire(Date.now())) {
       this.metrics.unblocks.inc({ reason: 'expired' });
