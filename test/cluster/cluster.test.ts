@@ -9,6 +9,7 @@ import { runProgram } from '../../src/respond/run-program.js';
 import { eventually, scannerAddress, SCANNER, TestCluster, type TestNode } from '../helpers/cluster.js';
 import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 import { hasTool } from '../helpers/prereq.js';
+import type { BlockedHostObject, PolicyObject } from '../../src/k8s/objects.js';
 import type { SentryProcess } from '../helpers/sentry-process.js';
 
 const NS = 'kube-portsentry';
@@ -134,8 +135,8 @@ describe('operator and three agents', { concurrency: false }, () => {
       return true;
     });
 
-  const bhFor = async (address: string): Promise<Record<string, any> | undefined> => {
-    const list = JSON.parse((await cp.kubectl(['get', 'blockedhosts', '-o', 'json'])).stdout) as { items: Record<string, any>[] };
+  const bhFor = async (address: string): Promise<BlockedHostObject | undefined> => {
+    const list = JSON.parse((await cp.kubectl(['get', 'blockedhosts', '-o', 'json'])).stdout) as { items: BlockedHostObject[] };
     return list.items.find((b) => b.spec.address === address);
   };
 
@@ -149,9 +150,9 @@ describe('operator and three agents', { concurrency: false }, () => {
     if (skip()) return t.skip(why.join(', ') || state.why);
     await cp.kubectl(['apply', '-f', '-'], { input: policy([1, 11, 15, 79, 111]) });
     for (const node of cluster.nodes) await eventually(`${node.name} watches 5 ports`, async () => (await watchedPorts(node)) === 5);
-    const status = JSON.parse((await cp.kubectl(['get', 'psp', 'e2e', '-o', 'json'])).stdout) as { status: any };
-    assert.equal(status.status.matchedNodes, 3);
-    assert.equal(status.status.conditions[0].reason, 'Applied');
+    const status = JSON.parse((await cp.kubectl(['get', 'psp', 'e2e', '-o', 'json'])).stdout) as PolicyObject;
+    assert.equal(status.status?.matchedNodes, 3);
+    assert.equal(status.status?.conditions?.[0]?.reason, 'Applied');
     await cp.kubectl(['apply', '-f', '-'], { input: policy([1, 11, 15, 79, 111, 2222]) });
     const started = Date.now();
     for (const node of cluster.nodes) await eventually(`${node.name} watches 6 ports`, async () => (await watchedPorts(node)) === 6);
@@ -248,11 +249,15 @@ describe('operator and three agents', { concurrency: false }, () => {
 
   test('the NetworkPolicy output passes the API server and lists the blocked addresses', async (t) => {
     if (skip()) return t.skip(why.join(', ') || state.why);
+    let last = '';
     const np = await eventually('NetworkPolicy with the scanner', async () => {
       const r = await cp.kubectl(['get', 'networkpolicy', '-n', 'default', 'kube-portsentry-blocked', '-o', 'json']).catch(() => null);
       if (!r) return undefined;
+      last = r.stdout;
       const doc = JSON.parse(r.stdout) as { spec: { ingress: { from: { ipBlock: { cidr: string; except?: string[] } }[] }[] } };
       return doc.spec.ingress[0]!.from[0]!.ipBlock.except?.includes(`${SCANNER}/32`) ? doc : undefined;
+    }).catch((err) => {
+      throw new Error(`${(err as Error).message}\nlast seen: ${last}\n${dumpLogs()}`);
     });
     assert.equal(np.spec.ingress[0]!.from[1]!.ipBlock.cidr, '::/0');
   });

@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runProgram } from '../../src/respond/run-program.js';
-import type { ControlPlane } from './control-plane.js';
 import { CLI, SentryProcess } from './sentry-process.js';
 
 const FORWARDER = fileURLToPath(new URL('./loopback-forwarder.js', import.meta.url));
@@ -145,7 +144,7 @@ export class TestCluster {
 
   /** A real service on every node: accepts and closes. */
   async services(port: number): Promise<void> {
-    const script = `require('node:net').createServer((s) => s.end('hi\\n')).listen({ port: ${port}, host: '::', ipv6Only: false }, () => console.log('up'));`;
+    const script = `require('node:net').createServer((s) => { s.on('error', () => {}); s.end('hi\\n'); }).listen({ port: ${port}, host: '::', ipv6Only: false }, () => console.log('up'));`;
     for (const node of this.nodes) {
       const child = this.spawnIn(node.ns, [process.execPath, '-e', script]);
       await new Promise<void>((resolve, reject) => {
