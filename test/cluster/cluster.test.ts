@@ -187,7 +187,7 @@ describe('operator and three agents', { concurrency: false }, () => {
     const bh = await eventually('cluster-wide BlockedHost', () => bhFor(source)).catch((err) => {
       throw new Error(`${(err as Error).message}\n${dumpLogs()}`);
     });
-    assert.match(bh.spec.reason, /cluster-wide trigger/);
+    assert.match(bh.spec.reason ?? '', /cluster-wide trigger/);
     await eventually('status lists three nodes', async () => ((await bhFor(source))?.status?.reportingNodes?.length ?? 0) === 3);
     await blockedEverywhere(source);
     assert.equal(await cluster.connect(source, cluster.nodes[0]!.v4, SERVICE_PORT), 'timeout');
