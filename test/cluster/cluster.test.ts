@@ -3,6 +3,8 @@
 // Policies go in with kubectl; scans are real (nmap, hping3); blocks are read from each
 // node's nftables set and proven by connections that no longer get an answer.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { runProgram } from '../../src/respond/run-program.js';
@@ -260,6 +262,46 @@ describe('operator and three agents', { concurrency: false }, () => {
       throw new Error(`${(err as Error).message}\nlast seen: ${last}\n${dumpLogs()}`);
     });
     assert.equal(np.spec.ingress[0]!.from[1]!.ipBlock.cidr, '::/0');
+  });
+
+  test('the report endpoint turns away bad tokens and bad bodies, and changes nothing then', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const lease = JSON.parse((await cp.kubectl(['get', 'lease', '-n', NS, 'kube-portsentry-operator', '-o', 'json'])).stdout) as { spec: { holderIdentity: string } };
+    const port = opPorts[Number(lease.spec.holderIdentity.replace('operator-', ''))]!;
+    const ca = await readFile(`${cluster.dir}/tls.crt`, 'utf8');
+    const post = (token: string | null, body: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpsRequest(
+          `https://127.0.0.1:${port}/v1/reports`,
+          { method: 'POST', ca, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    await cp.kubectl(['create', 'serviceaccount', '-n', NS, 'someone-else']);
+    const token = (sa: string, audience: string) =>
+      cp.kubectl(['create', 'token', '-n', NS, sa, '--audience', audience, '--duration', '10m']).then((r) => r.stdout.trim());
+    const agentToken = (await readFile(tokenFile, 'utf8')).trim();
+    const forged = { node: 'node-1', policy: 'e2e', sources: [{ source: '198.18.0.77', probes: [1, 2, 3, 4].map((p) => ({ protocol: 'tcp', port: p, type: 'syn', time: Date.now() })), count: 4, firstSeen: Date.now(), lastSeen: Date.now(), verified: true, blocked: true }] };
+    const body = JSON.stringify(forged);
+    const before = (await cp.kubectl(['get', 'blockedhosts', '-o', 'name'])).stdout;
+    assert.equal(await post(null, body), 401, 'no token');
+    assert.equal(await post('not-a-token', body), 401, 'garbage token');
+    assert.equal(await post(cp.adminToken, body), 401, 'a token without our audience');
+    assert.equal(await post(await token('kube-portsentry-agent', 'some-other-audience'), body), 401, 'wrong audience');
+    assert.equal(await post(await token('someone-else', 'kube-portsentry'), body), 403, 'another service account');
+    assert.equal(await post(agentToken, '{"node": "node-1", "policy": "e2e", "sources": [{"source": "not an ip"}]}'), 400, 'malformed');
+    assert.equal(await post(agentToken, '{'), 400, 'not JSON');
+    assert.equal(await post(agentToken, JSON.stringify({ ...forged, pad: 'x'.repeat(1_100_000) })), 413, 'oversize');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await cp.kubectl(['get', 'blockedhosts', '-o', 'name'])).stdout, before, 'a rejected report changed state');
+    // The same report with the agent's token is accepted.
+    assert.equal(await post(agentToken, body), 200);
+    await eventually('accepted report makes a BlockedHost', () => bhFor('198.18.0.77'));
   });
 
   test('kill the leader: the other operator takes over and the next scan is still blocked everywhere', async (t) => {
