@@ -2,13 +2,16 @@
 // (1) a raw-socket reader that does nothing (the baseline, in the same run) and (2) the
 // sentry in stealth mode. Reports packets/s read, kernel drops on the raw sockets
 // (/proc/net/raw), CPU per packet and per million packets; then the latency from the
-// first probe to the source being in the nftables set, p50/p99 over many sources.
-// `npm run bench:detector -- [--seconds N] [--interval-us N] [--sources N] [--out FILE]`;
-// needs root. --interval-us paces the load (hping3 -i uN) instead of flooding.
+// first probe to the source being in the nftables set, p50/p99 over many sources, and the
+// cost of one set addition by netlink (the sentry's path) against spawning nft per block.
+// `npm run bench:detector -- [--seconds N] [--interval-us N] [--sources N] [--part P] [--out FILE]`;
+// needs root. --interval-us paces the load (hping3 -i uN) instead of flooding; --part
+// throughput|latency runs only that half.
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TARGET_V4, TestNet } from '../test/helpers/netns.js';
 import { SentryProcess } from '../test/helpers/sentry-process.js';
@@ -137,15 +140,29 @@ async function latencyRun(net: TestNet, sources: number): Promise<number[]> {
 
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 
+const FIREWALL_CHILD = fileURLToPath(new URL('./firewall-child.js', import.meta.url));
+
+/** Milliseconds per set addition, netlink and spawned nft, by set size (bench/firewall-child.ts). */
+async function firewallRun(net: TestNet, adds: number): Promise<Record<string, { netlink: number[]; spawn: number[] }>> {
+  const { stdout } = await net.exec(net.target, [process.execPath, FIREWALL_CHILD, '--adds', String(adds)], { timeoutMs: 300_000 });
+  return JSON.parse(stdout) as Record<string, { netlink: number[]; spawn: number[] }>;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       seconds: { type: 'string', default: '5' },
       sources: { type: 'string', default: '200' },
       'interval-us': { type: 'string', default: '0' },
+      part: { type: 'string', default: 'all' },
       out: { type: 'string', default: 'bench-results/detector.json' },
     },
   });
+  const part = values.part!;
+  if (!['all', 'throughput', 'latency'].includes(part)) {
+    process.stderr.write('--part is all, throughput or latency\n');
+    return 2;
+  }
   if (process.getuid?.() !== 0) {
     process.stderr.write('bench:detector needs root (network namespaces, raw sockets, nftables)\n');
     return 2;
@@ -155,37 +172,8 @@ async function main(): Promise<number> {
   const net = await TestNet.create();
   const figures: Figure[] = [];
   try {
-    const load = intervalUs > 0 ? `hping3 -i u${intervalUs}` : 'hping3 --flood';
-    progress(`baseline: raw-socket reader doing nothing, ${seconds} s of ${load}`);
-    const base = await baselineRun(net, seconds, intervalUs);
-    progress(`sentry stealth mode, ${seconds} s of ${load}`);
-    const sentry = await sentryRun(net, seconds, intervalUs);
-    const perPacketUs = (r: FloodResult) => (r.cpu / Math.max(1, r.packets)) * 1e6;
-    const offered = (r: FloodResult) => (r.packets + r.drops) / r.seconds;
-    const add = (id: string, name: string, value: number, unit: string, baseValue?: number) =>
-      figures.push({
-        id,
-        name,
-        value,
-        unit,
-        ...(baseValue !== undefined ? { baseline: 'raw reader', baselineId: `${id}.baseline`, ratio: value / baseValue } : {}),
-      });
-    add('detector.baseline.read', 'baseline reader: packets read/s', base.packets / base.seconds, 'packets/s');
-    add('detector.baseline.drops', 'baseline reader: socket drops', base.drops, 'packets');
-    add('detector.baseline.cpu', 'baseline reader: CPU per packet', perPacketUs(base), 'us');
-    add('detector.offered', 'flood offered to the sentry (read + dropped)', offered(sentry), 'packets/s');
-    add('detector.read', 'sentry: packets read/s', sentry.packets / sentry.seconds, 'packets/s', base.packets / base.seconds);
-    add('detector.drops', 'sentry: socket drops', sentry.drops, 'packets');
-    add('detector.drop-ratio', 'sentry: share dropped', sentry.drops / Math.max(1, sentry.packets + sentry.drops), 'fraction');
-    add('detector.cpu', 'sentry: CPU per packet', perPacketUs(sentry), 'us', perPacketUs(base));
-    add('detector.cpu-per-million', 'sentry: CPU per million packets', (sentry.cpu / Math.max(1, sentry.packets)) * 1e6, 's');
-
-    progress(`latency: first probe to nftables set, ${values.sources} sources`);
-    const lat = (await latencyRun(net, Number(values.sources))).sort((a, b) => a - b);
-    figures.push(
-      { id: 'latency.p50', name: 'probe to firewall set, p50', value: quantile(lat, 0.5), unit: 'ms', extra: { samples: lat.length } },
-      { id: 'latency.p99', name: 'probe to firewall set, p99', value: quantile(lat, 0.99), unit: 'ms', extra: { samples: lat.length } },
-    );
+    if (part !== 'latency') figures.push(...(await throughputFigures(net, seconds, intervalUs)));
+    if (part !== 'throughput') figures.push(...(await latencyFigures(net, Number(values.sources))));
   } finally {
     await net.destroy();
   }
@@ -197,6 +185,66 @@ async function main(): Promise<number> {
   );
   process.stdout.write(`kube-portsentry stealth detector benchmark\n\n${formatTable(figures)}\n\nJSON written to ${out}\n`);
   return 0;
+}
+
+async function throughputFigures(net: TestNet, seconds: number, intervalUs: number): Promise<Figure[]> {
+  const figures: Figure[] = [];
+  const load = intervalUs > 0 ? `hping3 -i u${intervalUs}` : 'hping3 --flood';
+  progress(`baseline: raw-socket reader doing nothing, ${seconds} s of ${load}`);
+  const base = await baselineRun(net, seconds, intervalUs);
+  progress(`sentry stealth mode, ${seconds} s of ${load}`);
+  const sentry = await sentryRun(net, seconds, intervalUs);
+  const perPacketUs = (r: FloodResult) => (r.cpu / Math.max(1, r.packets)) * 1e6;
+  const offered = (r: FloodResult) => (r.packets + r.drops) / r.seconds;
+  const add = (id: string, name: string, value: number, unit: string, baseValue?: number) =>
+    figures.push({
+      id,
+      name,
+      value,
+      unit,
+      ...(baseValue !== undefined ? { baseline: 'raw reader', baselineId: `${id}.baseline`, ratio: value / baseValue } : {}),
+    });
+  add('detector.baseline.read', 'baseline reader: packets read/s', base.packets / base.seconds, 'packets/s');
+  add('detector.baseline.drops', 'baseline reader: socket drops', base.drops, 'packets');
+  add('detector.baseline.cpu', 'baseline reader: CPU per packet', perPacketUs(base), 'us');
+  add('detector.offered', 'flood offered to the sentry (read + dropped)', offered(sentry), 'packets/s');
+  add('detector.read', 'sentry: packets read/s', sentry.packets / sentry.seconds, 'packets/s', base.packets / base.seconds);
+  add('detector.drops', 'sentry: socket drops', sentry.drops, 'packets');
+  add('detector.drop-ratio', 'sentry: share dropped', sentry.drops / Math.max(1, sentry.packets + sentry.drops), 'fraction');
+  add('detector.cpu', 'sentry: CPU per packet', perPacketUs(sentry), 'us', perPacketUs(base));
+  add('detector.cpu-per-million', 'sentry: CPU per million packets', (sentry.cpu / Math.max(1, sentry.packets)) * 1e6, 's');
+  return figures;
+}
+
+async function latencyFigures(net: TestNet, sources: number): Promise<Figure[]> {
+  progress(`latency: first probe to nftables set, ${sources} sources`);
+  const lat = (await latencyRun(net, sources)).sort((a, b) => a - b);
+  const figures: Figure[] = [
+    { id: 'latency.p50', name: 'probe to firewall set, p50', value: quantile(lat, 0.5), unit: 'ms', extra: { samples: lat.length } },
+    { id: 'latency.p99', name: 'probe to firewall set, p99', value: quantile(lat, 0.99), unit: 'ms', extra: { samples: lat.length } },
+  ];
+  progress(`one set addition: netlink against spawning nft, ${sources} each, empty set and 10,000 entries`);
+  for (const [size, r] of Object.entries(await firewallRun(net, sources))) {
+    const netlink = r.netlink.sort((a, b) => a - b);
+    const spawn = r.spawn.sort((a, b) => a - b);
+    for (const [q, label] of [[0.5, 'p50'], [0.99, 'p99']] as const) {
+      const id = `firewall.add.${size}.${label}`;
+      figures.push(
+        { id: `${id}.spawn`, name: `set addition, ${size} in set, spawned nft, ${label}`, value: quantile(spawn, q), unit: 'ms', extra: { samples: spawn.length } },
+        {
+          id: `${id}.netlink`,
+          name: `set addition, ${size} in set, netlink, ${label}`,
+          value: quantile(netlink, q),
+          unit: 'ms',
+          baseline: 'spawned nft',
+          baselineId: `${id}.spawn`,
+          ratio: quantile(netlink, q) / quantile(spawn, q),
+          extra: { samples: netlink.length },
+        },
+      );
+    }
+  }
+  return figures;
 }
 
 process.exitCode = await main();
