@@ -128,12 +128,9 @@ async function latencyRun(net: TestNet, sources: number): Promise<number[]> {
     POLICY('  tcp: {mode: stealth, ports: [1]}\n  udp: {mode: "off"}\n  response: {tcp: block, firewall: nftables, maxBlocksPerMinute: 100000}\n'),
   );
   const sentry = await SentryProcess.start(net, { args: ['--policy', file] });
-  // One SYN from each of many sources inside the test subnet (198.18.0.10 and up).
-  for (let i = 0; i < sources; i++) {
-    const source = `198.18.${1 + Math.floor(i / 250)}.${(i % 250) + 1}`;
-    await net.exec(net.scanner, ['hping3', '-q', '-c', '1', '-S', '-p', '1', '-a', source, TARGET_V4]).catch(() => undefined);
-  }
-  await new Promise((r) => setTimeout(r, 1000));
+  // One SYN from each of many sources in the test range, 20 ms apart, from one process.
+  await net.exec(net.scanner, [process.execPath, SYN_SENDER, '--target', TARGET_V4, '--count', String(sources)], { timeoutMs: 600_000 });
+  await new Promise((r) => setTimeout(r, 500));
   await sentry.stop();
   return sentry.lines.filter((l) => l.msg === 'response in place').map((l) => Number(l.latencyMs));
 }
@@ -141,6 +138,7 @@ async function latencyRun(net: TestNet, sources: number): Promise<number[]> {
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 
 const FIREWALL_CHILD = fileURLToPath(new URL('./firewall-child.js', import.meta.url));
+const SYN_SENDER = fileURLToPath(new URL('./syn-sender.js', import.meta.url));
 
 /** Milliseconds per set addition, netlink and spawned nft, by set size (bench/firewall-child.ts). */
 async function firewallRun(net: TestNet, adds: number): Promise<Record<string, { netlink: number[]; spawn: number[] }>> {
@@ -220,7 +218,7 @@ async function latencyFigures(net: TestNet, sources: number): Promise<Figure[]> 
   progress(`latency: first probe to nftables set, ${sources} sources`);
   const lat = (await latencyRun(net, sources)).sort((a, b) => a - b);
   const figures: Figure[] = [
-    { id: 'latency.p50', name: 'probe to firewall set, p50', value: quantile(lat, 0.5), unit: 'ms', extra: { samples: lat.length } },
+    { id: 'latency.p50', name: 'probe to firewall set, p50', value: quantile(lat, 0.5), unit: 'ms', samples: lat },
     { id: 'latency.p99', name: 'probe to firewall set, p99', value: quantile(lat, 0.99), unit: 'ms', extra: { samples: lat.length } },
   ];
   progress(`one set addition: netlink against spawning nft, ${sources} each, empty set and 10,000 entries`);

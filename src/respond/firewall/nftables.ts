@@ -1,7 +1,12 @@
-// nftables backend: a table of our own with two interval sets (with timeouts) and a chain
-// in the prerouting hook at raw priority. Nothing outside the table is touched. Setup,
-// listing and teardown run `nft`; adding and removing one address, the per-block work,
-// is one netlink batch (see netlink.ts for why).
+// nftables backend: a table of our own with sets (with timeouts) and a chain in the
+// prerouting hook at raw priority. Nothing outside the table is touched. Setup, listing
+// and teardown run `nft`; adding and removing one address, the per-block work, is one
+// netlink batch (see netlink.ts for why).
+//
+// Single addresses go to hash sets (blocked4/blocked6): the kernel inserts into an
+// interval set by walking it, which measured 0.7 ms per insert at 30,000 entries and
+// growing, and a rule can add to a hash set from the packet path. CIDRs go to interval
+// sets (blockednet4/blockednet6).
 import { parseCidr, type Family } from '../../net/ip.js';
 import { runProgram } from '../run-program.js';
 import { timeoutSeconds, type Firewall, type FirewallEntry } from './firewall.js';
@@ -22,7 +27,10 @@ import {
 } from './netlink.js';
 
 export const NFT_TABLE = 'kube_portsentry';
-const setName = (family: Family): string => (family === 4 ? 'blocked4' : 'blocked6');
+const hostSet = (family: Family): string => (family === 4 ? 'blocked4' : 'blocked6');
+const netSet = (family: Family): string => (family === 4 ? 'blockednet4' : 'blockednet6');
+/** Like ipset's maxelem: a hash set needs a bound; a flood of forged sources hits the rate limit first. */
+const HOST_SET_SIZE = 1048576;
 
 // linux/netfilter/nfnetlink.h and nf_tables.h
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -46,13 +54,15 @@ const ENOENT = 2;
 const OPEN_INTERVAL_UDATA = Buffer.from([1, 4, 1, 0, 0, 0]);
 
 /**
- * An address or CIDR as interval-set elements: the start, and the first address past the
- * end (flagged as an end), as nft sends them; null end when the range reaches the top.
+ * An address (end undefined) or a CIDR as interval-set elements: the start, and the first
+ * address past the end (flagged as an end), as nft sends them; null end when the range
+ * reaches the top.
  */
-export function intervalOf(address: string, family: Family): { start: Uint8Array; end: Uint8Array | null } {
+export function elementsOf(address: string, family: Family): { start: Uint8Array; end?: Uint8Array | null } {
   const cidr = parseCidr(address);
   if (!cidr || cidr.family !== family) throw new Error(`not an IPv${family} address or CIDR: ${JSON.stringify(address)}`);
   const max = family === 4 ? 32 : 128;
+  if (cidr.prefix === max) return { start: cidr.bytes };
   const end = cidr.bytes.slice();
   for (let bit = cidr.prefix; bit < max; bit++) end[bit >> 3]! |= 0x80 >> (bit & 7);
   for (let i = end.length - 1; i >= 0; i--) {
@@ -84,12 +94,16 @@ export class NftablesFirewall implements Firewall {
         `add table inet ${this.table}`,
         `delete table inet ${this.table}`,
         `table inet ${this.table} {`,
-        '  set blocked4 { type ipv4_addr; flags interval, timeout; }',
-        '  set blocked6 { type ipv6_addr; flags interval, timeout; }',
+        `  set blocked4 { type ipv4_addr; flags dynamic, timeout; size ${HOST_SET_SIZE}; }`,
+        `  set blocked6 { type ipv6_addr; flags dynamic, timeout; size ${HOST_SET_SIZE}; }`,
+        '  set blockednet4 { type ipv4_addr; flags interval, timeout; }',
+        '  set blockednet6 { type ipv6_addr; flags interval, timeout; }',
         '  chain prerouting {',
         '    type filter hook prerouting priority raw; policy accept;',
         '    ip saddr @blocked4 counter drop',
         '    ip6 saddr @blocked6 counter drop',
+        '    ip saddr @blockednet4 counter drop',
+        '    ip6 saddr @blockednet6 counter drop',
         '  }',
         '}',
         '',
@@ -99,21 +113,23 @@ export class NftablesFirewall implements Firewall {
 
   // Adding an element already present keeps its timeout (no NLM_F_EXCL, as nft's "add").
   async add(address: string, family: Family, timeoutMs: number): Promise<void> {
-    const { start, end } = intervalOf(address, family);
+    const { start, end } = elementsOf(address, family);
+    const set = end === undefined ? hostSet(family) : netSet(family);
     const first = [key(start), attr(NFTA_SET_ELEM_TIMEOUT, u64be(timeoutSeconds(timeoutMs) * 1000))];
-    if (!end) first.push(attr(NFTA_SET_ELEM_USERDATA, OPEN_INTERVAL_UDATA));
-    const errno = this.batch(NFT_MSG_NEWSETELEM, family, [nest(NFTA_LIST_ELEM, ...first), ...endElement(end)]);
-    if (errno !== 0) this.fail('add', address, family, errno);
+    if (end === null) first.push(attr(NFTA_SET_ELEM_USERDATA, OPEN_INTERVAL_UDATA));
+    const errno = this.batch(NFT_MSG_NEWSETELEM, set, [nest(NFTA_LIST_ELEM, ...first), ...endElement(end)]);
+    if (errno !== 0) this.fail('add', address, set, errno);
   }
 
   async remove(address: string, family: Family): Promise<void> {
-    const { start, end } = intervalOf(address, family);
-    const errno = this.batch(NFT_MSG_DELSETELEM, family, [nest(NFTA_LIST_ELEM, key(start)), ...endElement(end)]);
-    if (errno !== 0 && errno !== ENOENT) this.fail('remove', address, family, errno);
+    const { start, end } = elementsOf(address, family);
+    const set = end === undefined ? hostSet(family) : netSet(family);
+    const errno = this.batch(NFT_MSG_DELSETELEM, set, [nest(NFTA_LIST_ELEM, key(start)), ...endElement(end)]);
+    if (errno !== 0 && errno !== ENOENT) this.fail('remove', address, set, errno);
   }
 
   /** One set-element message in a batch of its own; its errno (0: done). */
-  private batch(type: number, family: Family, elements: Buffer[]): number {
+  private batch(type: number, set: string, elements: Buffer[]): number {
     const socket = (this.socket ??= new NetlinkSocket(NETLINK_NETFILTER));
     const parts: Part[] = [
       { type: NFNL_MSG_BATCH_BEGIN, flags: 0, body: [nfgenmsg(0, NFNL_SUBSYS_NFTABLES)] },
@@ -123,7 +139,7 @@ export class NftablesFirewall implements Firewall {
         body: [
           nfgenmsg(NFPROTO_INET),
           attr(NFTA_SET_ELEM_LIST_TABLE, cstring(this.table)),
-          attr(NFTA_SET_ELEM_LIST_SET, cstring(setName(family))),
+          attr(NFTA_SET_ELEM_LIST_SET, cstring(set)),
           nest(NFTA_SET_ELEM_LIST_ELEMENTS, ...elements),
         ],
       },
@@ -132,11 +148,11 @@ export class NftablesFirewall implements Firewall {
     return socket.request(parts).find((e) => e !== 0) ?? 0;
   }
 
-  private fail(op: string, address: string, family: Family, errno: number): never {
+  private fail(op: string, address: string, set: string, errno: number): never {
     const code = errnoName(errno);
     const why =
       errno === ENOENT
-        ? `no set inet ${this.table} ${setName(family)} (setup not run, or removed by someone else)`
+        ? `no set inet ${this.table} ${set} (setup not run, or removed by someone else)`
         : code === 'EEXIST' || code === 'ENOTEMPTY'
           ? 'overlaps an interval already in the set'
           : this.socket?.lastDetail ?? '';
@@ -144,8 +160,12 @@ export class NftablesFirewall implements Firewall {
   }
 
   async list(family: Family): Promise<FirewallEntry[]> {
-    const { stdout } = await runProgram([this.nft, '-j', 'list', 'set', 'inet', this.table, setName(family)]);
-    return parseNftSetJson(stdout);
+    const out: FirewallEntry[] = [];
+    for (const set of [hostSet(family), netSet(family)]) {
+      const { stdout } = await runProgram([this.nft, '-j', 'list', 'set', 'inet', this.table, set]);
+      out.push(...parseNftSetJson(stdout));
+    }
+    return out;
   }
 
   async teardown(): Promise<void> {
@@ -156,7 +176,7 @@ export class NftablesFirewall implements Firewall {
 }
 
 const key = (bytes: Uint8Array): Buffer => nest(NFTA_SET_ELEM_KEY, attr(NFTA_DATA_VALUE, bytes));
-const endElement = (end: Uint8Array | null): Buffer[] =>
+const endElement = (end: Uint8Array | null | undefined): Buffer[] =>
   end ? [nest(NFTA_LIST_ELEM, attr(NFTA_SET_ELEM_FLAGS, u32be(NFT_SET_ELEM_INTERVAL_END)), key(end))] : [];
 
 /** The elements of `nft -j list set` output. */
