@@ -19,11 +19,17 @@ import { formatTable, progress, type Figure } from './harness.js';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
-function cpuSeconds(pid: number): number {
+/** CPU seconds used by a process so far: user, system (kernel work charged to it). */
+function cpuTimes(pid: number): { user: number; system: number } {
   // Fields after the command name: utime is the 12th, stime the 13th.
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  return { user: Number(fields[11]) / TICKS_PER_SECOND, system: Number(fields[12]) / TICKS_PER_SECOND };
+}
+
+function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.system;
 }
 
 /** Sum of the drops column of raw sockets in a namespace. */
@@ -61,6 +67,8 @@ interface FloodResult {
   packets: number;
   drops: number;
   cpu: number;
+  /** The user-space part of `cpu`. */
+  user: number;
   seconds: number;
 }
 
@@ -76,14 +84,16 @@ async function baselineRun(net: TestNet, seconds: number, intervalUs: number): P
   });
   const drops0 = await rawDrops(net);
   const cpu0 = cpuSeconds(pidOf(reader));
+  const user0 = cpuTimes(pidOf(reader)).user;
   const t0 = performance.now();
   await flood(net, seconds, intervalUs);
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(pidOf(reader)) - cpu0;
+  const user = cpuTimes(pidOf(reader)).user - user0;
   const drops = (await rawDrops(net)) - drops0;
   reader.kill('SIGTERM');
   await new Promise((r) => reader.once('close', r));
-  return { packets: Number(out.split('\n')[1]), drops, cpu, seconds: elapsed };
+  return { packets: Number(out.split('\n')[1]), drops, cpu, user, seconds: elapsed };
 }
 
 const POLICY = (spec: string) => `apiVersion: kube-portsentry.io/v1alpha1
@@ -110,15 +120,17 @@ async function sentryRun(net: TestNet, seconds: number, intervalUs: number): Pro
   const drops0 = await rawDrops(net);
   const packets0 = await metric(net, 'portsentry_packets_inspected_total');
   const cpu0 = cpuSeconds(pid);
+  const user0 = cpuTimes(pid).user;
   const t0 = performance.now();
   await flood(net, seconds, intervalUs);
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(pid) - cpu0;
+  const user = cpuTimes(pid).user - user0;
   const drops = (await rawDrops(net)) - drops0;
   await new Promise((r) => setTimeout(r, 1100)); // one housekeeping pass publishes the counters
   const packets = (await metric(net, 'portsentry_packets_inspected_total')) - packets0;
   await sentry.stop();
-  return { packets, drops, cpu, seconds: elapsed };
+  return { packets, drops, cpu, user, seconds: elapsed };
 }
 
 async function latencyRun(net: TestNet, sources: number): Promise<number[]> {
@@ -205,11 +217,19 @@ async function throughputFigures(net: TestNet, seconds: number, intervalUs: numb
   add('detector.baseline.read', 'baseline reader: packets read/s', base.packets / base.seconds, 'packets/s');
   add('detector.baseline.drops', 'baseline reader: socket drops', base.drops, 'packets');
   add('detector.baseline.cpu', 'baseline reader: CPU per packet', perPacketUs(base), 'us');
+  add('detector.baseline.cpu-user', 'baseline reader: user-space CPU per packet', (base.user / Math.max(1, base.packets)) * 1e6, 'us');
   add('detector.offered', 'flood offered to the sentry (read + dropped)', offered(sentry), 'packets/s');
   add('detector.read', 'sentry: packets read/s', sentry.packets / sentry.seconds, 'packets/s', base.packets / base.seconds);
   add('detector.drops', 'sentry: socket drops', sentry.drops, 'packets');
   add('detector.drop-ratio', 'sentry: share dropped', sentry.drops / Math.max(1, sentry.packets + sentry.drops), 'fraction');
   add('detector.cpu', 'sentry: CPU per packet', perPacketUs(sentry), 'us', perPacketUs(base));
+  add(
+    'detector.cpu-user',
+    'sentry: user-space CPU per packet',
+    (sentry.user / Math.max(1, sentry.packets)) * 1e6,
+    'us',
+    (base.user / Math.max(1, base.packets)) * 1e6,
+  );
   add('detector.cpu-per-million', 'sentry: CPU per million packets', (sentry.cpu / Math.max(1, sentry.packets)) * 1e6, 's');
   return figures;
 }

@@ -125,7 +125,7 @@ export class Sentry {
       isLocal4: (address) => this.local4.has(address),
       onProbe: (p) => this.onProbe(p),
     });
-    const { families, errors } = detector.start();
+    const { families, errors, filtered } = detector.start();
     const reported: RawStats = { packets: 0, drops: { ...detector.stats.drops } };
     this.rawDetectors.push({ protocol, detector, reported });
     let count = 0;
@@ -133,7 +133,7 @@ export class Sentry {
     this.metrics.watchedPorts.set({ protocol, mode }, count);
     for (const e of errors) this.logger.warn({ protocol, error: e }, 'raw socket problem');
     this.logger.info(
-      { protocol, mode, families, ports: mode === 'stealth' ? expandPorts(this.policy.spec[protocol].ports) : count },
+      { protocol, mode, families, kernelFilter: filtered, ports: mode === 'stealth' ? expandPorts(this.policy.spec[protocol].ports) : count },
       'watching ports',
     );
   }
@@ -166,7 +166,7 @@ export class Sentry {
   private onProbe(probe: Probe): void {
     const seenAt = performance.now();
     const decision = this.engine.observe(probe);
-    this.metrics.countProbe(probe.protocol, probe.mode, probe.type);
+    this.metrics.countProbe(probe.protocol, probe.mode, probe.type, probe.repeats);
     // Under a flood most probes come from a source already answered: nothing to log
     // unless debug is on, and nothing to build for it.
     if (decision.kind === 'suppressed' && !this.debug) return;
