@@ -19,6 +19,8 @@ export interface Probe {
   verified: boolean;
   /** Identical packets this probe stands for (the raw reader folds a flood); 1 when absent. */
   repeats?: number;
+  /** The kernel fast path saw it and has already blocked the source (response.kernelFastPath). */
+  blockedInKernel?: boolean;
 }
 
 /** The classic mode names ($MODE$ in commands, file extensions of the blocked file). */

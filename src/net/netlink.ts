@@ -10,8 +10,8 @@ interface NativeSocket {
   receive(timeoutMs: number): Buffer | null;
   close(): void;
 }
-const native = createRequire(import.meta.url)('../../../../build/Release/netlink.node') as {
-  open(protocol: number): NativeSocket;
+const native = createRequire(import.meta.url)('../../../build/Release/netlink.node') as {
+  open(protocol: number, onDatagram?: (datagram: Buffer | null) => void): NativeSocket;
 };
 
 export const NETLINK_NETFILTER = 12;
@@ -90,8 +90,9 @@ export class NetlinkSocket {
   /** The kernel's own words on the last failure, when it gave some (extended ack). */
   lastDetail = '';
 
-  constructor(protocol: number) {
-    this.socket = native.open(protocol);
+  /** With `onDatagram`, what the kernel sends unasked (log messages) goes there, null for a loss. */
+  constructor(protocol: number, onDatagram?: (datagram: Buffer | null) => void) {
+    this.socket = native.open(protocol, onDatagram);
   }
 
   /**
@@ -167,4 +168,26 @@ export function errnoName(errno: number): string {
   } catch {
     return `errno ${errno}`;
   }
+}
+
+/** The messages of a datagram: type, flags and where each one's payload starts and ends. */
+export function* messagesOf(data: Buffer): Generator<{ type: number; flags: number; seq: number; from: number; to: number }> {
+  for (let at = 0; at + HEADER <= data.length; ) {
+    const length = readU32(data, at);
+    if (length < HEADER || at + length > data.length) return;
+    yield { type: readU16(data, at + 4), flags: readU16(data, at + 6), seq: readU32(data, at + 8), from: at + HEADER, to: at + length };
+    at += align4(length);
+  }
+}
+
+/** Attributes between `from` and `to`, as type (flag bits cleared) -> [payload start, end]. */
+export function attributesOf(data: Buffer, from: number, to: number): Map<number, [number, number]> {
+  const out = new Map<number, [number, number]>();
+  for (let at = from; at + 4 <= to; ) {
+    const length = readU16(data, at);
+    if (length < 4 || at + length > to) break;
+    out.set(readU16(data, at + 2) & 0x3fff, [at + 4, at + length]);
+    at += align4(length);
+  }
+  return out;
 }
