@@ -245,7 +245,8 @@ export class Sentry {
   }
 
   private onProbe(probe: Probe): void {
-    const seenAt = performance.now();
+    // From the packet's arrival where the kernel stamped it: the wait in the socket counts.
+    const seenAt = probe.receivedAt ?? performance.now();
     const decision = this.engine.observe(probe);
     this.metrics.countProbe(probe.protocol, probe.mode, probe.type, probe.repeats);
     // Under a flood most probes come from a source already answered: nothing to log
