@@ -31,8 +31,6 @@ export interface NativeRawBatch {
   ): RawBatchReader;
   /** The reader's parser: [reason (0: parsed, else 1 + index in DROP_REASONS), port, flags, IPv4 destination]. */
   parse(packet: Uint8Array, length: number, family: 4 | 6, protocol: number): [number, number, number, number];
-  /** The socket filter the reader attaches, as [code, jt, jf, k] rows. */
-  filter(family: 4 | 6, protocol: number, watched: Uint8Array): [number, number, number, number][];
 }
 export const nativeRaw = createRequire(import.meta.url)('../../../build/Release/rawbatch.node') as NativeRawBatch;
 const PACKETS = 0;

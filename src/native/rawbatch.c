@@ -434,45 +434,12 @@ static napi_value js_parse(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* filter(family, protocol, watched) -> the socket filter as [code, jt, jf, k] rows ([] for none),
- * so tests can run it against packets. */
-static napi_value js_filter(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t family, protocol;
-  const uint8_t *watched;
-  napi_ref ref;
-  if (argc < 3 || napi_get_value_int32(env, argv[0], &family) != napi_ok ||
-      napi_get_value_int32(env, argv[1], &protocol) != napi_ok || !port_table(env, argv[2], &watched, &ref)) {
-    napi_throw_type_error(env, NULL, "filter(family, protocol, watched)");
-    return NULL;
-  }
-  static struct sock_filter prog[32 + 4 * MAX_FILTER_RANGES + 1];
-  int n = build_filter(prog, family == 6 ? 6 : 4, protocol, watched);
-  napi_delete_reference(env, ref);
-  napi_value out, row, v;
-  CHECK(napi_create_array_with_length(env, (size_t)n, &out));
-  for (int i = 0; i < n; i++) {
-    CHECK(napi_create_array_with_length(env, 4, &row));
-    const double f[4] = {prog[i].code, prog[i].jt, prog[i].jf, prog[i].k};
-    for (uint32_t j = 0; j < 4; j++) {
-      CHECK(napi_create_double(env, f[j], &v));
-      CHECK(napi_set_element(env, row, j, v));
-    }
-    CHECK(napi_set_element(env, out, (uint32_t)i, row));
-  }
-  return out;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   CHECK(napi_create_function(env, "open", NAPI_AUTO_LENGTH, js_open, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "open", fn));
   CHECK(napi_create_function(env, "parse", NAPI_AUTO_LENGTH, js_parse, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "parse", fn));
-  CHECK(napi_create_function(env, "filter", NAPI_AUTO_LENGTH, js_filter, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "filter", fn));
   return exports;
 }
 
