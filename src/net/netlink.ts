@@ -22,6 +22,8 @@ export const NLM_F_CREATE = 0x400;
 export const NLA_F_NESTED = 0x8000;
 export const NLA_F_NET_BYTEORDER = 0x4000;
 const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
+const NLM_F_DUMP = 0x300;
 const NLM_F_ACK_TLVS = 0x200;
 const NLMSGERR_ATTR_MSG = 1;
 const HEADER = 16;
@@ -100,23 +102,11 @@ export class NetlinkSocket {
    * Returns an errno per part (0: fine); a part without NLM_F_ACK reports only failure.
    */
   request(parts: Part[], timeoutMs = 2000): number[] {
-    const seqs: number[] = [];
-    const frames = parts.map((p) => {
-      const body = Buffer.concat(p.body);
-      const frame = Buffer.alloc(HEADER + align4(body.length));
-      const seq = (this.seq = (this.seq + 1) >>> 0);
-      seqs.push(seq);
-      writeU32(frame, HEADER + body.length, 0);
-      writeU16(frame, p.type, 4);
-      writeU16(frame, p.flags | NLM_F_REQUEST, 6);
-      writeU32(frame, seq, 8);
-      body.copy(frame, HEADER);
-      return frame;
-    });
+    const { datagram, seqs } = this.frame(parts);
     const errnos = parts.map(() => 0);
     const waiting = new Set(seqs.filter((_, i) => parts[i]!.flags & NLM_F_ACK));
     this.lastDetail = '';
-    this.socket.send(Buffer.concat(frames));
+    this.socket.send(datagram);
     const deadline = performance.now() + timeoutMs;
     let failed = false;
     while (waiting.size > 0) {
@@ -143,6 +133,45 @@ export class NetlinkSocket {
       }
     }
     return errnos;
+  }
+
+  /** A dump request: `onMessage` gets each answer's payload, until the kernel says done. */
+  dump(part: Part, onMessage: (data: Buffer, from: number, to: number) => void, timeoutMs = 2000): void {
+    const { datagram, seqs } = this.frame([{ ...part, flags: part.flags | NLM_F_DUMP }]);
+    this.socket.send(datagram);
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      // The kernel makes the next part of a dump as the previous one is read.
+      const data = this.socket.receive(Math.max(0, Math.ceil(deadline - performance.now())));
+      if (data === null) throw new NetlinkError(-1, 'ETIMEDOUT', 'netlink dump', `not done within ${timeoutMs} ms`);
+      for (const m of messagesOf(data)) {
+        if (m.seq !== seqs[0]) continue;
+        if (m.type === NLMSG_DONE) return;
+        if (m.type === NLMSG_ERROR) {
+          const errno = m.to - m.from >= 4 ? -readI32(data, m.from) : 0;
+          if (errno !== 0) throw new NetlinkError(errno, errnoName(errno), 'netlink dump');
+          continue;
+        }
+        onMessage(data, m.from, m.to);
+      }
+    }
+  }
+
+  private frame(parts: Part[]): { datagram: Buffer; seqs: number[] } {
+    const seqs: number[] = [];
+    const frames = parts.map((p) => {
+      const body = Buffer.concat(p.body);
+      const frame = Buffer.alloc(HEADER + align4(body.length));
+      const seq = (this.seq = (this.seq + 1) >>> 0);
+      seqs.push(seq);
+      writeU32(frame, HEADER + body.length, 0);
+      writeU16(frame, p.type, 4);
+      writeU16(frame, p.flags | NLM_F_REQUEST, 6);
+      writeU32(frame, seq, 8);
+      body.copy(frame, HEADER);
+      return frame;
+    });
+    return { datagram: Buffer.concat(frames), seqs };
   }
 
   close(): void {
