@@ -10,7 +10,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { expandPorts } from '../policy/ports.js';
 import type { PolicyDocument, Protocol } from '../policy/types.js';
-import { NftablesFirewall } from '../respond/firewall/nftables.js';
+import { NftablesFirewall, portRanges } from '../respond/firewall/nftables.js';
 import { selectFirewall } from '../respond/firewall/select.js';
 import { Responder } from '../respond/responder.js';
 import { formatCidr, parseCidr, parseIp } from '../net/ip.js';
@@ -204,14 +204,14 @@ export class Sentry {
       const watched = watchedPorts(spec[protocol]);
       const inUse = this.inUse[protocol];
       for (let port = 0; port < 65536; port++) if (inUse[port]) watched[port] = 0;
-      return { protocol, watched };
+      return { protocol, ranges: portRanges(watched) };
     });
-    const key = JSON.stringify([ignored, ports.map((p) => Buffer.from(p.watched).toString('base64'))]);
+    const key = JSON.stringify([ignored, ports]);
     if (key === kernel.applied) return;
     try {
       await kernel.firewall.setIgnored(4, ignored[4]);
       await kernel.firewall.setIgnored(6, ignored[6]);
-      for (const { protocol, watched } of ports) await kernel.firewall.setTripwirePorts(protocol, watched);
+      for (const { protocol, ranges } of ports) await kernel.firewall.setTripwirePorts(protocol, ranges);
       kernel.applied = key;
     } catch (err) {
       this.metrics.actionErrors.inc({ action: 'kernel-fast-path' });

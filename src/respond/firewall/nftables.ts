@@ -214,16 +214,8 @@ export class NftablesFirewall implements Firewall {
     await this.run(lines.join('\n'));
   }
 
-  /** Replaces the fast path's tripwire ports of a protocol (1 for each port, by port number). */
-  async setTripwirePorts(protocol: 'tcp' | 'udp', ports: Uint8Array): Promise<void> {
-    const ranges: string[] = [];
-    for (let port = 1; port < 65536; port++) {
-      if (!ports[port]) continue;
-      let end = port;
-      while (end + 1 < 65536 && ports[end + 1]) end++;
-      ranges.push(end === port ? String(port) : `${port}-${end}`);
-      port = end;
-    }
+  /** Replaces the fast path's tripwire ports of a protocol, as portRanges gives them. */
+  async setTripwirePorts(protocol: 'tcp' | 'udp', ranges: string[]): Promise<void> {
     await this.replaceElements(`tripwire_${protocol}`, ranges);
   }
 
@@ -244,6 +236,19 @@ export class NftablesFirewall implements Firewall {
     this.socket = null;
     await this.run(`add table inet ${this.table}\ndelete table inet ${this.table}\n`);
   }
+}
+
+/** Ports marked 1 (indexed by port number) as nft elements: "79", "6000-6063". */
+export function portRanges(ports: Uint8Array): string[] {
+  const ranges: string[] = [];
+  for (let port = 1; port < 65536; port++) {
+    if (!ports[port]) continue;
+    let end = port;
+    while (end + 1 < 65536 && ports[end + 1]) end++;
+    ranges.push(end === port ? String(port) : `${port}-${end}`);
+    port = end;
+  }
+  return ranges;
 }
 
 const key = (bytes: Uint8Array): Buffer => nest(NFTA_SET_ELEM_KEY, attr(NFTA_DATA_VALUE, bytes));
