@@ -82,7 +82,29 @@ describe('kernel fast path', { concurrency: false }, () => {
     assert.deepEqual([udp.port, udp.protocol, udp.blockedInKernel], [7, 'udp', true]);
   });
 
-  test('ignored sources, replies and ports a real service uses are never trapped', async (t) => {
+  test('advanced mode: ports a real service uses, even one started later, are never trapped', async (t) => {
+    if (!ready(t)) return;
+    const sentry = await hosts.start({
+      args: await policyArgs(`  tcp: {mode: advanced, advancedLimit: 65535}
+  udp: {mode: "off"}
+  response: {tcp: block, firewall: nftables, kernelFastPath: true}
+`),
+    });
+    const late = await hosts.net.service(300);
+    try {
+      await new Promise((r) => setTimeout(r, 2500)); // a refresh of the ports in use, and of the sets
+      assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT), 'open', 'a service running at start');
+      assert.equal(await hosts.net.connect(TARGET_V4, 300), 'open', 'a service started later');
+      assert.equal(await hping('-S', '-A', '-p', '3'), 1, 'an ACK is never a probe: it gets its RST');
+      assert.deepEqual(sentry.lines.filter((l) => l.msg.startsWith('attackalert:')), []);
+      assert.equal(await hping('-S', '-p', '400'), 0, 'any other port below the limit is a tripwire');
+      await sentry.waitFor((l) => l.msg.startsWith('attackalert:') && l.port === 400 && l.mode === 'advanced');
+    } finally {
+      late.kill();
+    }
+  });
+
+  test('ignored sources are never trapped', async (t) => {
     if (!ready(t)) return;
     const sentry = await hosts.start({
       args: await policyArgs(`  tcp: {mode: advanced, advancedLimit: 65535}
@@ -91,9 +113,7 @@ describe('kernel fast path', { concurrency: false }, () => {
   response: {tcp: block, firewall: nftables, kernelFastPath: true}
 `),
     });
-    assert.equal(await hosts.net.connect(TARGET_V4, SERVICE_PORT), 'open', 'the service on a watched port is not trapped');
     assert.equal(await hping('-S', '-p', '1'), 1, 'an ignored source gets its RST');
-    assert.equal(await hping('-S', '-A', '-p', '3'), 1, 'an ACK is never a probe');
     await new Promise((r) => setTimeout(r, 300));
     assert.deepEqual(sentry.lines.filter((l) => l.msg.startsWith('attackalert:')), []);
     assert.doesNotMatch(await nft('list', 'set', 'inet', 'kube_portsentry', 'blocked4'), /elements/);
