@@ -4,9 +4,10 @@
 // (/proc/net/raw), CPU per packet and per million packets; then the latency from the
 // first probe to the source being in the nftables set, p50/p99 over many sources, and the
 // cost of one set addition by netlink (the sentry's path) against spawning nft per block.
-// `npm run bench:detector -- [--seconds N] [--interval-us N] [--sources N] [--part P] [--out FILE]`;
+// Then the kernel fast path against the raw path (bench/fastpath.ts).
+// `npm run bench:detector -- [--seconds N] [--interval-us N] [--sources N] [--trials N] [--part P] [--out FILE]`;
 // needs root. --interval-us paces the load (hping3 -i uN) instead of flooding; --part
-// throughput|latency runs only that half.
+// throughput|latency|fastpath runs only that part.
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -15,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TARGET_V4, TestNet } from '../test/helpers/netns.js';
 import { SentryProcess } from '../test/helpers/sentry-process.js';
+import { fastPathFigures } from './fastpath.js';
 import { formatTable, progress, type Figure } from './harness.js';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
@@ -165,12 +167,13 @@ async function main(): Promise<number> {
       sources: { type: 'string', default: '200' },
       'interval-us': { type: 'string', default: '0' },
       part: { type: 'string', default: 'all' },
+      trials: { type: 'string', default: '50' },
       out: { type: 'string', default: 'bench-results/detector.json' },
     },
   });
   const part = values.part!;
-  if (!['all', 'throughput', 'latency'].includes(part)) {
-    process.stderr.write('--part is all, throughput or latency\n');
+  if (!['all', 'throughput', 'latency', 'fastpath'].includes(part)) {
+    process.stderr.write('--part is all, throughput, latency or fastpath\n');
     return 2;
   }
   if (process.getuid?.() !== 0) {
@@ -182,8 +185,10 @@ async function main(): Promise<number> {
   const net = await TestNet.create();
   const figures: Figure[] = [];
   try {
-    if (part !== 'latency') figures.push(...(await throughputFigures(net, seconds, intervalUs)));
-    if (part !== 'throughput') figures.push(...(await latencyFigures(net, Number(values.sources))));
+    const all = part === 'all';
+    if (all || part === 'throughput') figures.push(...(await throughputFigures(net, seconds, intervalUs)));
+    if (all || part === 'latency') figures.push(...(await latencyFigures(net, Number(values.sources))));
+    if (all || part === 'fastpath') figures.push(...(await fastPathFigures(net, seconds, Number(values.trials))));
   } finally {
     await net.destroy();
   }

@@ -19,6 +19,10 @@ export interface Probe {
   verified: boolean;
   /** Identical packets this probe stands for (the raw reader folds a flood); 1 when absent. */
   repeats?: number;
+  /** performance.now() when the packet reached the host, by the kernel's stamp, when known. */
+  receivedAt?: number;
+  /** The kernel fast path saw it and has already blocked the source (response.kernelFastPath). */
+  blockedInKernel?: boolean;
 }
 
 /** The classic mode names ($MODE$ in commands, file extensions of the blocked file). */

@@ -3,7 +3,8 @@
 // XMAS, oddball flags, UDP) are caught. The packet path is native (src/native/rawbatch.c):
 // a socket filter keeps replies and unwatched ports out of the queue, packets are read in
 // batches, parsed, counted and checked against the port tables there, and this file gets
-// compact probe records, identical consecutive probes folded into one with a count.
+// compact probe records, identical consecutive probes folded into one with a count, each
+// with the age of its packet by the kernel's receive stamp.
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { formatIpAt } from '../net/ip.js';
@@ -30,8 +31,6 @@ export interface NativeRawBatch {
   ): RawBatchReader;
   /** The reader's parser: [reason (0: parsed, else 1 + index in DROP_REASONS), port, flags, IPv4 destination]. */
   parse(packet: Uint8Array, length: number, family: 4 | 6, protocol: number): [number, number, number, number];
-  /** The socket filter the reader attaches, as [code, jt, jf, k] rows. */
-  filter(family: 4 | 6, protocol: number, watched: Uint8Array): [number, number, number, number][];
 }
 export const nativeRaw = createRequire(import.meta.url)('../../../build/Release/rawbatch.node') as NativeRawBatch;
 const PACKETS = 0;
@@ -100,6 +99,7 @@ export class RawDetector {
   private onRecords(records: Buffer, count: number): void {
     const size = this.readers[0]?.recordSize ?? 0;
     const { protocol, mode, isLocal4, onProbe } = this.options;
+    const now = performance.now();
     for (let i = 0, at = 0; i < count; i++, at += size) {
       const family = records[at] === 6 ? 6 : 4;
       const flags = records[at + 1]!;
@@ -121,6 +121,7 @@ export class RawDetector {
         flags: protocol === 'tcp' ? FLAG_NAMES[flags] : undefined,
         verified: false,
         repeats,
+        receivedAt: now - (LE ? records.readUInt32LE(at + 12) : records.readUInt32BE(at + 12)) / 1000,
       });
     }
   }

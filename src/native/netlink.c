@@ -4,51 +4,29 @@
 // (nft loads every element to check overlaps); the kernel answers a netlink batch in tens
 // of microseconds whatever the set holds.
 //
-// Calls are synchronous: the kernel processes a netfilter batch inside sendmsg() and has
-// queued its acks by the time it returns, so receive() finds them at once; its timeout is
-// only a guard against a kernel that never answers.
-#define NAPI_VERSION 8
-#include <errno.h>
+// Requests are synchronous: the kernel processes a netfilter batch inside sendmsg() and
+// has queued its acks by the time it returns, so receive() finds them at once; its
+// timeout is only a guard against a kernel that never answers. A socket opened with a
+// callback (the nflog listener) also hands every datagram the kernel sends on its own to
+// JavaScript, from the event loop.
 #include <linux/netlink.h>
-#include <node_api.h>
 #include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
+
+#include "js_poll.h"
 
 #define RECV_SIZE (64 * 1024)
 
-#define CHECK(call)                                                  \
-  do {                                                               \
-    if ((call) != napi_ok) {                                         \
-      napi_throw_error(env, NULL, "kube-portsentry native: " #call); \
-      return NULL;                                                   \
-    }                                                                \
-  } while (0)
-
 typedef struct {
-  int fd;
+  js_poll_t base; /* base.fd is the socket; polled only with a callback */
+  int listening;
   uint8_t buf[RECV_SIZE];
 } nl_t;
-
-static napi_value throw_errno(napi_env env, int err, const char *what) {
-  char text[256];
-  snprintf(text, sizeof text, "%s: %s", what, strerror(err));
-  napi_value code, msg, error;
-  napi_create_string_utf8(env, err == EPERM || err == EACCES ? "EPERM" : "EIO", NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, code, msg, &error);
-  napi_set_named_property(env, error, "code", code);
-  napi_throw(env, error);
-  return NULL;
-}
 
 static nl_t *self(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
   nl_t *nl = NULL;
   if (napi_get_cb_info(env, info, argc, argv, NULL, (void **)&nl) != napi_ok) return NULL;
-  if (nl->fd < 0) {
+  if (nl->base.fd < 0 || nl->base.closing) {
     napi_throw_error(env, "EBADF", "netlink socket is closed");
     return NULL;
   }
@@ -66,7 +44,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   CHECK(napi_get_buffer_info(env, argv[0], &data, &length));
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
   ssize_t n;
-  do n = sendto(nl->fd, data, length, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  do n = sendto(nl->base.fd, data, length, 0, (struct sockaddr *)&kernel, sizeof kernel);
   while (n < 0 && errno == EINTR);
   if (n < 0) return throw_errno(env, errno, "netlink send");
   return NULL;
@@ -80,7 +58,7 @@ static napi_value js_receive(napi_env env, napi_callback_info info) {
   if (!nl) return NULL;
   int32_t timeout = 0;
   if (argc > 0) CHECK(napi_get_value_int32(env, argv[0], &timeout));
-  struct pollfd p = {.fd = nl->fd, .events = POLLIN};
+  struct pollfd p = {.fd = nl->base.fd, .events = POLLIN};
   int ready;
   do ready = poll(&p, 1, timeout);
   while (ready < 0 && errno == EINTR);
@@ -90,7 +68,7 @@ static napi_value js_receive(napi_env env, napi_callback_info info) {
     return result;
   }
   ssize_t n;
-  do n = recv(nl->fd, nl->buf, sizeof nl->buf, MSG_DONTWAIT);
+  do n = recv(nl->base.fd, nl->buf, sizeof nl->buf, MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
   if (n < 0 && errno == EAGAIN) {
     CHECK(napi_get_null(env, &result));
@@ -102,12 +80,32 @@ static napi_value js_receive(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* A listening socket's datagrams, as they come; null when the kernel dropped some (ENOBUFS). */
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  nl_t *nl = (nl_t *)handle->data;
+  if (status < 0) return;
+  for (int i = 0; i < 64 && !nl->base.closing; i++) {
+    ssize_t n = recv(nl->base.fd, nl->buf, sizeof nl->buf, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != ENOBUFS) return; /* EAGAIN: drained */
+    napi_env env = nl->base.env;
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+    napi_value arg;
+    if (n < 0 ? napi_get_null(env, &arg) == napi_ok : napi_create_buffer_copy(env, (size_t)n, nl->buf, NULL, &arg) == napi_ok)
+      js_poll_call(&nl->base, 1, &arg);
+    napi_close_handle_scope(env, scope);
+  }
+}
+
 static napi_value js_close(napi_env env, napi_callback_info info) {
   nl_t *nl = NULL;
   size_t argc = 0;
   CHECK(napi_get_cb_info(env, info, &argc, NULL, NULL, (void **)&nl));
-  if (nl->fd >= 0) close(nl->fd);
-  nl->fd = -1;
+  if (nl->listening) return js_poll_close(env, info); /* frees nl once libuv lets go */
+  if (nl->base.fd >= 0) close(nl->base.fd);
+  nl->base.fd = -1;
   return NULL;
 }
 
@@ -115,14 +113,15 @@ static void finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   nl_t *nl = (nl_t *)data;
-  if (nl->fd >= 0) close(nl->fd);
+  if (nl->base.fd >= 0) close(nl->base.fd);
   free(nl);
 }
 
-/* open(protocol): { send, receive, close } on a socket bound to a kernel-chosen port id. */
+/* open(protocol, onDatagram?): { send, receive, close } on a socket bound to a
+ * kernel-chosen port id; with onDatagram, unsolicited datagrams go to it. */
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t protocol;
   if (argc < 1 || napi_get_value_int32(env, argv[0], &protocol) != napi_ok) {
@@ -142,15 +141,25 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
 
-  nl_t *nl = (nl_t *)malloc(sizeof *nl);
+  nl_t *nl = (nl_t *)calloc(1, sizeof *nl);
   if (!nl) {
     close(fd);
     return throw_errno(env, ENOMEM, "netlink socket");
   }
-  nl->fd = fd;
+  nl->base.fd = fd;
+  napi_valuetype callback_type = napi_undefined;
+  if (argc > 1) CHECK(napi_typeof(env, argv[1], &callback_type));
   napi_value handle, fn;
-  CHECK(napi_create_object(env, &handle));
-  if (napi_wrap(env, handle, nl, finalize, NULL, NULL) != napi_ok) {
+  if (callback_type == napi_function) {
+    int big = 4 << 20; /* room for a burst of log messages */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) != 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    nl->listening = 1;
+    handle = js_poll_start(env, &nl->base, argv[1], "kube-portsentry:netlink", on_readable);
+    if (handle == NULL) return NULL;
+  } else
+    CHECK(napi_create_object(env, &handle));
+  /* A listening socket is freed when closed (js_poll_closed), the others with their handle. */
+  if (!nl->listening && napi_wrap(env, handle, nl, finalize, NULL, NULL) != napi_ok) {
     close(fd);
     free(nl);
     napi_throw_error(env, NULL, "kube-portsentry native: napi_wrap");

@@ -15,12 +15,15 @@
 //
 // Record layout (RECORD bytes, host byte order): u8 family (4/6), u8 TCP flags (0 for
 // UDP), u16 destination port, u32 count of identical packets, u32 IPv4 destination
-// (0 for IPv6), u32 unused, 16 bytes source address (IPv4 in the first 4).
+// (0 for IPv6), u32 microseconds since the (first) packet reached the host, as the
+// kernel stamped it (SO_TIMESTAMPNS), so a block's latency counts the time it waited in
+// the socket too; 16 bytes source address (IPv4 in the first 4).
 #define _GNU_SOURCE /* recvmmsg */
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "js_poll.h"
 
@@ -65,6 +68,10 @@ typedef struct {
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   struct sockaddr_storage names[BATCH];
+  union {
+    struct cmsghdr align;
+    uint8_t bytes[CMSG_SPACE(sizeof(struct timespec))];
+  } control[BATCH];
   uint8_t packets[BATCH][CAPTURE];
 } reader_t;
 
@@ -108,14 +115,31 @@ static void deliver(reader_t *r, int count) {
   napi_close_handle_scope(env, scope);
 }
 
+/* Microseconds from the kernel's receive stamp of a packet to `now` (0 without a stamp). */
+static uint32_t age_us(struct msghdr *m, const struct timespec *now) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+    struct timespec t;
+    memcpy(&t, CMSG_DATA(c), sizeof t);
+    int64_t us = ((int64_t)now->tv_sec - t.tv_sec) * 1000000 + ((int64_t)now->tv_nsec - t.tv_nsec) / 1000;
+    return us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+  }
+  return 0;
+}
+
 /* Reads what is queued; returns the number of packets. */
 static int drain(reader_t *r) {
   double *c = r->counters;
   int records = 0, total = 0;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
   c[C_DRAINS]++;
   uint8_t *last = NULL;
   for (int round = 0; round < MAX_BATCHES_PER_WAKEUP; round++) {
-    for (int i = 0; i < BATCH; i++) r->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    for (int i = 0; i < BATCH; i++) {
+      r->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+      r->msgs[i].msg_hdr.msg_controllen = sizeof r->control[i];
+    }
     int n = recvmmsg(r->base.fd, r->msgs, BATCH, MSG_DONTWAIT, NULL);
     if (n <= 0) break; /* EAGAIN: drained */
     c[C_PACKETS] += n;
@@ -155,7 +179,7 @@ static int drain(reader_t *r) {
       *(uint16_t *)(last + 2) = port;
       *(uint32_t *)(last + 4) = 1;
       *(uint32_t *)(last + 8) = dst4;
-      *(uint32_t *)(last + 12) = 0;
+      *(uint32_t *)(last + 12) = age_us(&r->msgs[i].msg_hdr, &now);
       memcpy(last + 16, source, 16);
     }
     if (n < BATCH) break;
@@ -335,6 +359,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   int insns = build_filter(prog, family == 6 ? 6 : 4, protocol, r->watched);
   struct sock_fprog fprog = {.len = (unsigned short)insns, .filter = prog};
   int filtered = insns > 0 && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof fprog) == 0;
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
 
   r->base.fd = fd;
   r->base.release = release;
@@ -346,6 +372,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     r->msgs[i].msg_hdr.msg_iov = &r->iov[i];
     r->msgs[i].msg_hdr.msg_iovlen = 1;
     r->msgs[i].msg_hdr.msg_name = &r->names[i];
+    r->msgs[i].msg_hdr.msg_control = r->control[i].bytes;
   }
   napi_value buffer, counters, counters_buffer, value;
   void *data;
@@ -407,45 +434,12 @@ static napi_value js_parse(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* filter(family, protocol, watched) -> the socket filter as [code, jt, jf, k] rows ([] for none),
- * so tests can run it against packets. */
-static napi_value js_filter(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t family, protocol;
-  const uint8_t *watched;
-  napi_ref ref;
-  if (argc < 3 || napi_get_value_int32(env, argv[0], &family) != napi_ok ||
-      napi_get_value_int32(env, argv[1], &protocol) != napi_ok || !port_table(env, argv[2], &watched, &ref)) {
-    napi_throw_type_error(env, NULL, "filter(family, protocol, watched)");
-    return NULL;
-  }
-  static struct sock_filter prog[32 + 4 * MAX_FILTER_RANGES + 1];
-  int n = build_filter(prog, family == 6 ? 6 : 4, protocol, watched);
-  napi_delete_reference(env, ref);
-  napi_value out, row, v;
-  CHECK(napi_create_array_with_length(env, (size_t)n, &out));
-  for (int i = 0; i < n; i++) {
-    CHECK(napi_create_array_with_length(env, 4, &row));
-    const double f[4] = {prog[i].code, prog[i].jt, prog[i].jf, prog[i].k};
-    for (uint32_t j = 0; j < 4; j++) {
-      CHECK(napi_create_double(env, f[j], &v));
-      CHECK(napi_set_element(env, row, j, v));
-    }
-    CHECK(napi_set_element(env, out, (uint32_t)i, row));
-  }
-  return out;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   CHECK(napi_create_function(env, "open", NAPI_AUTO_LENGTH, js_open, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "open", fn));
   CHECK(napi_create_function(env, "parse", NAPI_AUTO_LENGTH, js_parse, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "parse", fn));
-  CHECK(napi_create_function(env, "filter", NAPI_AUTO_LENGTH, js_filter, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "filter", fn));
   return exports;
 }
 

@@ -198,6 +198,13 @@ const labelSelector: Schema = {
 export const specSchema: Schema = {
   type: 'object',
   description: 'What to watch and how to respond.',
+  // The cross-field rule of validate.ts that spans trigger and response.
+  cel: [
+    {
+      rule: '!(has(self.response) && has(self.response.kernelFastPath) && self.response.kernelFastPath) || !has(self.trigger) || !has(self.trigger.count) || self.trigger.count == 0',
+      message: 'response.kernelFastPath needs trigger.count 0',
+    },
+  ],
   properties: {
     nodeSelector: labelSelector,
     priority: {
@@ -265,6 +272,12 @@ export const specSchema: Schema = {
           rule: '!(has(self.runCommandFirst) && self.runCommandFirst) || (has(self.command) && self.command.size() > 0)',
           message: 'runCommandFirst needs command',
         },
+        {
+          rule:
+            '!(has(self.kernelFastPath) && self.kernelFastPath) || ' +
+            "(!(has(self.verifiedOnly) && self.verifiedOnly) && (!has(self.firewall) || self.firewall in ['auto', 'nftables']))",
+          message: 'kernelFastPath needs verifiedOnly false and firewall nftables or auto',
+        },
       ],
       properties: {
         tcp: actionSchema('TCP', 'block'),
@@ -301,6 +314,12 @@ export const specSchema: Schema = {
           description: 'Node firewall backend: auto (nftables, else iptables+ipset), nftables, iptables, none.',
           enum: ['auto', 'nftables', 'iptables', 'none'],
           default: 'auto',
+        },
+        kernelFastPath: {
+          type: 'boolean',
+          description:
+            'Stealth and advanced modes with action block: nftables rules drop a probe and block its source in the kernel at the first packet; the sentry learns of it afterwards. Needs trigger.count 0, verifiedOnly false, nftables.',
+          default: false,
         },
         route: {
           type: 'object',

@@ -60,6 +60,11 @@ export interface ResponseSpec {
   /** Circuit breaker: new blocks allowed per minute; more are alerted, counted, not blocked. */
   maxBlocksPerMinute: number;
   firewall: FirewallBackend;
+  /**
+   * nftables rules block a stealth/advanced-mode source at its first probe, in the kernel,
+   * and tell the sentry afterwards (nflog). Needs trigger count 0, verifiedOnly off, nftables.
+   */
+  kernelFastPath: boolean;
   route: RouteSpec;
   hostsDeny: HostsDenySpec;
   /** Classic KILL_RUN_CMD as an argument vector: $TARGET$ $PORT$ $MODE$ are substituted. */

@@ -18,6 +18,14 @@ function crossFieldProblems(spec: PolicySpec, path: string): Problem[] {
   }
   if (spec.response.runCommandFirst && spec.response.command.length === 0)
     problems.push({ path: `${path}.response.runCommandFirst`, message: 'needs response.command' });
+  if (spec.response.kernelFastPath) {
+    const at = `${path}.response.kernelFastPath`;
+    // The kernel blocks at the first probe, from an unverifiable packet, with nft rules.
+    if (spec.trigger.count !== 0) problems.push({ path: at, message: 'needs trigger.count 0' });
+    if (spec.response.verifiedOnly) problems.push({ path: at, message: 'cannot be combined with verifiedOnly' });
+    if (spec.response.firewall === 'iptables' || spec.response.firewall === 'none')
+      problems.push({ path: at, message: 'needs response.firewall nftables (or auto)' });
+  }
   return problems;
 }
 

@@ -1,6 +1,7 @@
 // The standalone sentry: detectors feed the engine, the engine's decisions drive the
 // responder. The agent (cluster mode) reuses the same parts.
 import { BindDetector } from '../detect/bind.js';
+import { KernelDetector, NFLOG_GROUP, PREFIX_BLOCKED, PREFIX_RATE_LIMITED } from '../detect/kernel.js';
 import { PortsInUse } from '../detect/listening.js';
 import type { Probe } from '../detect/probe.js';
 import { RawDetector, type RawStats } from '../detect/raw.js';
@@ -10,9 +11,10 @@ import type { Metrics } from '../metrics/metrics.js';
 import { expandPorts } from '../policy/ports.js';
 import type { PolicyDocument, Protocol } from '../policy/types.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
+import { NftablesFirewall, portRanges } from '../respond/firewall/nftables.js';
 import { selectFirewall } from '../respond/firewall/select.js';
 import { Responder } from '../respond/responder.js';
-import { parseIp } from '../net/ip.js';
+import { formatCidr, parseCidr, parseIp } from '../net/ip.js';
 import { hostAddresses } from './host-addresses.js';
 
 const HOUSEKEEPING_MS = 1000;
@@ -59,6 +61,9 @@ export class Sentry {
   private rawDetectors: { protocol: Protocol; detector: RawDetector; reported: RawStats }[] = [];
   private readonly inUse = new PortsInUse();
   private local4 = new Set<number>();
+  /** The kernel fast path, when on: its detector, the firewall holding its rules, what was last applied. */
+  private kernel: { detector: KernelDetector; firewall: NftablesFirewall; protocols: Protocol[]; applied: string } | null = null;
+  private kernelSync: Promise<void> | null = null;
   private responder!: Responder;
   private timer: NodeJS.Timeout | undefined;
   private readonly pending = new Set<Promise<void>>();
@@ -95,6 +100,7 @@ export class Sentry {
     this.responder.reconfigure(policy.spec.response, policy.spec.files);
     for (const protocol of ['tcp', 'udp'] as const) {
       if (JSON.stringify(before[protocol]) === JSON.stringify(policy.spec[protocol])) continue;
+      if (this.kernel?.protocols.includes(protocol)) continue; // the fast path is set up at start only
       await this.stopProtocol(protocol);
       await this.startProtocol(protocol);
     }
@@ -129,7 +135,17 @@ export class Sentry {
     // Only the raw-socket modes consult the ports-in-use table.
     const raw = (['tcp', 'udp'] as const).some((p) => spec[p].mode === 'stealth' || spec[p].mode === 'advanced');
     if (raw) await this.inUse.refresh();
-    const firewall = this.options.firewall !== undefined ? this.options.firewall : await selectFirewall(spec.response.firewall);
+    const shared = this.options.firewall !== undefined;
+    const firewall = shared ? this.options.firewall! : await selectFirewall(spec.response.firewall);
+    // The fast path takes over the raw-socket protocols whose action is block. The agent's
+    // shared node set does not carry its rules yet: there the raw-socket path runs.
+    if (spec.response.kernelFastPath && shared)
+      this.logger.warn('response.kernelFastPath is not available in the agent yet; using the raw-socket path');
+    const fast = spec.response.kernelFastPath && !shared
+      ? (['tcp', 'udp'] as const).filter((p) => (spec[p].mode === 'stealth' || spec[p].mode === 'advanced') && spec.response[p] === 'block')
+      : [];
+    if (fast.length && !(firewall instanceof NftablesFirewall))
+      throw new Error(`response.kernelFastPath needs nftables, and the firewall here is ${firewall?.name ?? 'none'}`);
     this.responder = new Responder({
       response: spec.response,
       files: spec.files,
@@ -138,8 +154,9 @@ export class Sentry {
       metrics: this.metrics,
     });
     await this.responder.start();
+    if (fast.length) await this.startKernel(firewall as NftablesFirewall, fast);
 
-    for (const protocol of ['tcp', 'udp'] as const) await this.startProtocol(protocol);
+    for (const protocol of ['tcp', 'udp'] as const) if (!fast.includes(protocol)) await this.startProtocol(protocol);
     this.timer = setInterval(() => this.housekeeping(), HOUSEKEEPING_MS);
     this.timer.unref();
     this.started = true;
@@ -189,6 +206,75 @@ export class Sentry {
     );
   }
 
+  private async startKernel(firewall: NftablesFirewall, protocols: Protocol[]): Promise<void> {
+    const spec = this.policy.spec;
+    await firewall.enableFastPath({
+      protocols,
+      timeoutMs: engineConfig(spec).durationMs,
+      perMinute: spec.response.maxBlocksPerMinute,
+      group: NFLOG_GROUP,
+      prefixes: { blocked: PREFIX_BLOCKED, rateLimited: PREFIX_RATE_LIMITED },
+    });
+    const detector = new KernelDetector({
+      modes: Object.fromEntries(protocols.map((p) => [p, spec[p].mode])),
+      onProbe: (p) => this.onProbe(p),
+      onLoss: () => this.logger.warn('kernel fast path: log messages lost (the sources are blocked all the same)'),
+    });
+    detector.start();
+    this.kernel = { detector, firewall, protocols, applied: '' };
+    await this.syncKernel();
+    for (const protocol of protocols) {
+      const mode = spec[protocol].mode;
+      const watched = watchedPorts(spec[protocol]);
+      let count = 0;
+      for (let port = 1; port < 65536; port++) count += watched[port]!;
+      this.metrics.watchedPorts.set({ protocol, mode }, count);
+      this.logger.info(
+        { protocol, mode, kernelFastPath: true, ports: mode === 'stealth' ? expandPorts(spec[protocol].ports) : count },
+        'watching ports',
+      );
+    }
+  }
+
+  /**
+   * Brings the fast path's sets in line with the watched ports not in use and the ignored
+   * addresses (the policy's and this host's), when they changed. Ignored addresses go first,
+   * so no port is ever trapped before its exceptions are in place.
+   */
+  private syncKernel(): Promise<void> {
+    // One at a time: housekeeping comes every second, nft can be slower than that.
+    this.kernelSync ??= this.syncKernelSets().finally(() => (this.kernelSync = null));
+    return this.kernelSync;
+  }
+
+  private async syncKernelSets(): Promise<void> {
+    const kernel = this.kernel;
+    if (!kernel) return;
+    const spec = this.policy.spec;
+    const ignored: Record<4 | 6, string[]> = { 4: [], 6: [] };
+    for (const text of [...spec.ignore, ...hostAddresses()]) {
+      const cidr = parseCidr(text);
+      if (cidr) ignored[cidr.family].push(formatCidr(cidr));
+    }
+    const ports = kernel.protocols.map((protocol) => {
+      const watched = watchedPorts(spec[protocol]);
+      const inUse = this.inUse[protocol];
+      for (let port = 0; port < 65536; port++) if (inUse[port]) watched[port] = 0;
+      return { protocol, ranges: portRanges(watched) };
+    });
+    const key = JSON.stringify([ignored, ports]);
+    if (key === kernel.applied) return;
+    try {
+      await kernel.firewall.setIgnored(4, ignored[4]);
+      await kernel.firewall.setIgnored(6, ignored[6]);
+      for (const { protocol, ranges } of ports) await kernel.firewall.setTripwirePorts(protocol, ranges);
+      kernel.applied = key;
+    } catch (err) {
+      this.metrics.actionErrors.inc({ action: 'kernel-fast-path' });
+      this.logger.error({ err: (err as Error).message }, 'kernel fast path: cannot update its sets');
+    }
+  }
+
   private refreshAddresses(): void {
     const addresses = hostAddresses();
     this.engine.setOwnAddresses(addresses);
@@ -215,7 +301,8 @@ export class Sentry {
   }
 
   private onProbe(probe: Probe): void {
-    const seenAt = performance.now();
+    // From the packet's arrival where the kernel stamped it: the wait in the socket counts.
+    const seenAt = probe.receivedAt ?? performance.now();
     const decision = this.engine.observe(probe);
     this.metrics.countProbe(probe.protocol, probe.mode, probe.type, probe.repeats);
     if (decision.kind !== 'ignored') this.options.onProbe?.(probe, decision);
@@ -226,6 +313,11 @@ export class Sentry {
   }
 
   private record(probe: Probe, decision: Decision, seenAt: number): void {
+    // The kernel blocked a source the engine ignores (the sets lag a change by a second): undo it.
+    if (decision.kind === 'ignored' && probe.blockedInKernel && this.kernel) {
+      const family = parseIp(probe.source)?.family ?? 4;
+      this.track(this.kernel.firewall.remove(probe.source, family).catch((err: Error) => this.logger.error({ err: err.message }, 'kernel fast path: cannot unblock')));
+    }
     if (decision.kind !== 'respond') return this.log(probe, decision);
     // The response goes first and its lines are written on the next turn: building and
     // writing them took a third of a millisecond, cold, between a probe and its block.
@@ -233,8 +325,12 @@ export class Sentry {
     this.track(
       this.responder.respond(block).then(() => {
         const latencyMs = performance.now() - seenAt;
-        this.metrics.blockLatency.observe(latencyMs / 1000);
-        this.logger.info({ source: block.source, action: block.action, latencyMs }, 'response in place');
+        // A kernel block was in place before the sentry heard of it: not a user-space latency.
+        if (probe.blockedInKernel) this.logger.info({ source: block.source, action: block.action, latencyMs, blockedInKernel: true }, 'response in place');
+        else {
+          this.metrics.blockLatency.observe(latencyMs / 1000);
+          this.logger.info({ source: block.source, action: block.action, latencyMs }, 'response in place');
+        }
       }),
     );
     const ports = [...decision.state.probes.keys()];
@@ -250,6 +346,7 @@ export class Sentry {
       mode: probe.mode,
       type: probe.type,
       ...(probe.flags ? { flags: probe.flags } : {}),
+      ...(probe.blockedInKernel ? { blockedInKernel: true } : {}),
       verified: probe.verified,
       decision: decision.kind,
     };
@@ -285,7 +382,8 @@ export class Sentry {
 
   private housekeeping(): void {
     this.refreshAddresses();
-    if (this.rawDetectors.length) void this.inUse.refresh();
+    if (this.kernel) void this.inUse.refresh().then(() => this.syncKernel());
+    else if (this.rawDetectors.length) void this.inUse.refresh();
     this.reportRawStats();
     for (const block of this.engine.expire(Date.now())) {
       this.metrics.unblocks.inc({ reason: 'expired' });
@@ -301,6 +399,7 @@ export class Sentry {
     this.started = false;
     await Promise.all(this.detectors.map((d) => d.detector.stop()));
     for (const { detector } of this.rawDetectors) detector.stop();
+    this.kernel?.detector.stop();
     this.reportRawStats();
     await Promise.all(this.pending);
     if (!this.responder) return;

@@ -32,6 +32,7 @@ const VALID: [string, unknown][] = [
   ['stealth-advanced', { tcp: { mode: 'advanced', advancedLimit: 2048, exclude: [113] }, udp: { mode: 'stealth', ports: [7, 9] } }],
   ['commands', { response: { tcp: 'command', udp: 'command', command: ['/usr/local/bin/notify', '$TARGET$', 'port=$PORT$', '$MODE$'], runCommandFirst: true } }],
   ['classic-actions', { trigger: { count: 2, window: '10m' }, response: { duration: '24h', route: { enabled: true }, hostsDeny: { enabled: true, line: 'ALL: $TARGET$' } } }],
+  ['kernel-fast-path', { tcp: { mode: 'stealth', ports: [1, 11] }, response: { kernelFastPath: true, firewall: 'nftables' } }],
 ];
 
 /** [case, spec, path the runtime validator names, path the API server names] */
@@ -55,6 +56,9 @@ const INVALID: [string, unknown, string, string][] = [
   ['action-unknown', { response: { udp: 'explode' } }, 'spec.response.udp', 'spec.response.udp'],
   ['command-missing', { response: { udp: 'command' } }, 'spec.response.command', 'spec.response'],
   ['run-first-without-command', { response: { runCommandFirst: true } }, 'spec.response.runCommandFirst', 'spec.response'],
+  ['fast-path-with-trigger', { trigger: { count: 2 }, response: { kernelFastPath: true } }, 'spec.response.kernelFastPath', 'spec'],
+  ['fast-path-verified-only', { response: { kernelFastPath: true, verifiedOnly: true } }, 'spec.response.kernelFastPath', 'spec.response'],
+  ['fast-path-iptables', { response: { kernelFastPath: true, firewall: 'iptables' } }, 'spec.response.kernelFastPath', 'spec.response'],
   ['command-variable-unknown', { response: { command: ['/bin/notify', '$HOST$'] } }, 'spec.response.command[1]', 'spec.response.command[1]'],
   ['command-program-variable', { response: { command: ['$TARGET$'] } }, 'spec.response.command', 'spec.response.command'],
   ['hosts-deny-no-target', { response: { hostsDeny: { enabled: true, line: 'ALL: everyone' } } }, 'spec.response.hostsDeny.line', 'spec.response.hostsDeny.line'],

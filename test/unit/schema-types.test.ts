@@ -27,6 +27,7 @@ const complete: PolicySpec = {
     verifiedOnly: true,
     maxBlocksPerMinute: 10,
     firewall: 'iptables',
+    kernelFastPath: false,
     route: { enabled: true, command: ['/sbin/ip', 'route', 'add', 'blackhole', '$TARGET$'] },
     hostsDeny: { enabled: true, path: '/etc/hosts.deny', line: 'ALL: $TARGET$' },
     command: ['/usr/local/bin/notify', '$TARGET$', '$PORT$', '$MODE$'],

@@ -1,7 +1,7 @@
 // iptables + ipset backend, for hosts without nftables: two hash:net sets with timeouts,
 // a chain of our own in the raw table, and one jump to it from PREROUTING per family.
 // Adding and removing one address, the per-block work, is one netlink request to the
-// ipset subsystem (no ipset process per block, as for nftables: see netlink.ts).
+// ipset subsystem (no ipset process per block, as for nftables: see src/net/netlink.ts).
 import { parseCidr, type Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
 import { checkTag, timeoutSeconds, type Firewall, type FirewallEntry, type SetupOptions } from './firewall.js';
@@ -18,7 +18,7 @@ import {
   nfgenmsg,
   u32be,
   u8,
-} from './netlink.js';
+} from '../../net/netlink.js';
 
 // linux/netfilter/ipset/ip_set.h
 const NFNL_SUBSYS_IPSET = 6;

@@ -10,8 +10,8 @@ interface NativeSocket {
   receive(timeoutMs: number): Buffer | null;
   close(): void;
 }
-const native = createRequire(import.meta.url)('../../../../build/Release/netlink.node') as {
-  open(protocol: number): NativeSocket;
+const native = createRequire(import.meta.url)('../../../build/Release/netlink.node') as {
+  open(protocol: number, onDatagram?: (datagram: Buffer | null) => void): NativeSocket;
 };
 
 export const NETLINK_NETFILTER = 12;
@@ -22,6 +22,8 @@ export const NLM_F_CREATE = 0x400;
 export const NLA_F_NESTED = 0x8000;
 export const NLA_F_NET_BYTEORDER = 0x4000;
 const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
+const NLM_F_DUMP = 0x300;
 const NLM_F_ACK_TLVS = 0x200;
 const NLMSGERR_ATTR_MSG = 1;
 const HEADER = 16;
@@ -90,8 +92,9 @@ export class NetlinkSocket {
   /** The kernel's own words on the last failure, when it gave some (extended ack). */
   lastDetail = '';
 
-  constructor(protocol: number) {
-    this.socket = native.open(protocol);
+  /** With `onDatagram`, what the kernel sends unasked (log messages) goes there, null for a loss. */
+  constructor(protocol: number, onDatagram?: (datagram: Buffer | null) => void) {
+    this.socket = native.open(protocol, onDatagram);
   }
 
   /**
@@ -99,23 +102,11 @@ export class NetlinkSocket {
    * Returns an errno per part (0: fine); a part without NLM_F_ACK reports only failure.
    */
   request(parts: Part[], timeoutMs = 2000): number[] {
-    const seqs: number[] = [];
-    const frames = parts.map((p) => {
-      const body = Buffer.concat(p.body);
-      const frame = Buffer.alloc(HEADER + align4(body.length));
-      const seq = (this.seq = (this.seq + 1) >>> 0);
-      seqs.push(seq);
-      writeU32(frame, HEADER + body.length, 0);
-      writeU16(frame, p.type, 4);
-      writeU16(frame, p.flags | NLM_F_REQUEST, 6);
-      writeU32(frame, seq, 8);
-      body.copy(frame, HEADER);
-      return frame;
-    });
+    const { datagram, seqs } = this.frame(parts);
     const errnos = parts.map(() => 0);
     const waiting = new Set(seqs.filter((_, i) => parts[i]!.flags & NLM_F_ACK));
     this.lastDetail = '';
-    this.socket.send(Buffer.concat(frames));
+    this.socket.send(datagram);
     const deadline = performance.now() + timeoutMs;
     let failed = false;
     while (waiting.size > 0) {
@@ -144,6 +135,45 @@ export class NetlinkSocket {
     return errnos;
   }
 
+  /** A dump request: `onMessage` gets each answer's payload, until the kernel says done. */
+  dump(part: Part, onMessage: (data: Buffer, from: number, to: number) => void, timeoutMs = 2000): void {
+    const { datagram, seqs } = this.frame([{ ...part, flags: part.flags | NLM_F_DUMP }]);
+    this.socket.send(datagram);
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      // The kernel makes the next part of a dump as the previous one is read.
+      const data = this.socket.receive(Math.max(0, Math.ceil(deadline - performance.now())));
+      if (data === null) throw new NetlinkError(-1, 'ETIMEDOUT', 'netlink dump', `not done within ${timeoutMs} ms`);
+      for (const m of messagesOf(data)) {
+        if (m.seq !== seqs[0]) continue;
+        if (m.type === NLMSG_DONE) return;
+        if (m.type === NLMSG_ERROR) {
+          const errno = m.to - m.from >= 4 ? -readI32(data, m.from) : 0;
+          if (errno !== 0) throw new NetlinkError(errno, errnoName(errno), 'netlink dump');
+          continue;
+        }
+        onMessage(data, m.from, m.to);
+      }
+    }
+  }
+
+  private frame(parts: Part[]): { datagram: Buffer; seqs: number[] } {
+    const seqs: number[] = [];
+    const frames = parts.map((p) => {
+      const body = Buffer.concat(p.body);
+      const frame = Buffer.alloc(HEADER + align4(body.length));
+      const seq = (this.seq = (this.seq + 1) >>> 0);
+      seqs.push(seq);
+      writeU32(frame, HEADER + body.length, 0);
+      writeU16(frame, p.type, 4);
+      writeU16(frame, p.flags | NLM_F_REQUEST, 6);
+      writeU32(frame, seq, 8);
+      body.copy(frame, HEADER);
+      return frame;
+    });
+    return { datagram: Buffer.concat(frames), seqs };
+  }
+
   close(): void {
     this.socket.close();
   }
@@ -167,4 +197,26 @@ export function errnoName(errno: number): string {
   } catch {
     return `errno ${errno}`;
   }
+}
+
+/** The messages of a datagram: type, flags and where each one's payload starts and ends. */
+export function* messagesOf(data: Buffer): Generator<{ type: number; flags: number; seq: number; from: number; to: number }> {
+  for (let at = 0; at + HEADER <= data.length; ) {
+    const length = readU32(data, at);
+    if (length < HEADER || at + length > data.length) return;
+    yield { type: readU16(data, at + 4), flags: readU16(data, at + 6), seq: readU32(data, at + 8), from: at + HEADER, to: at + length };
+    at += align4(length);
+  }
+}
+
+/** Attributes between `from` and `to`, as type (flag bits cleared) -> [payload start, end]. */
+export function attributesOf(data: Buffer, from: number, to: number): Map<number, [number, number]> {
+  const out = new Map<number, [number, number]>();
+  for (let at = from; at + 4 <= to; ) {
+    const length = readU16(data, at);
+    if (length < 4 || at + length > to) break;
+    out.set(readU16(data, at + 2) & 0x3fff, [at + 4, at + length]);
+    at += align4(length);
+  }
+  return out;
 }
