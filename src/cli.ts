@@ -13,12 +13,33 @@ import { loadClassicFile } from './policy/classic-load.js';
 import { PolicyError, defaultPolicy, loadPolicyFile } from './policy/load.js';
 import type { PolicyDocument } from './policy/types.js';
 import { Sentry } from './sentry/sentry.js';
+import { Agent } from './agent/agent.js';
+import { connect } from './k8s/client.js';
+import { OperatorMetrics } from './metrics/operator-metrics.js';
+import { Operator } from './operator/operator.js';
+import { parseDuration } from './policy/duration.js';
+import { selectFirewall } from './respond/firewall/select.js';
+import type { HealthSource } from './metrics/server.js';
+import type { Registry } from 'prom-client';
 
 const USAGE = `Usage:
   kube-portsentry run [--policy FILE.yaml | --config portsentry.conf [-tcp|-stcp|-atcp] [-udp|-sudp|-audp]]
                       [--log-level LEVEL] [--metrics-address HOST:PORT]
       Run the standalone sentry. With neither --policy nor --config, the bundled default
       policy (classic PortSentry defaults) is used.
+  kube-portsentry agent --node-name NAME --namespace NS --operator-url URL[,URL...]
+                        [--operator-ca FILE] [--token-file FILE] [--kubeconfig FILE]
+                        [--firewall auto|nftables|iptables] [--service-cidr CIDR[,CIDR...]]
+                        [--report-interval 100ms] [--metrics-address HOST:PORT] [--log-level LEVEL]
+      Run the node agent (DaemonSet): policy from the operator, BlockedHosts enforced in the
+      node firewall, detections reported. NODE_NAME and POD_NAMESPACE are the defaults.
+  kube-portsentry operator --namespace NS --identity NAME [--listen-address 0.0.0.0:8443]
+                        [--tls-cert FILE --tls-key FILE] [--agent-service-account NAME]
+                        [--token-audience AUD] [--lease-name NAME] [--lease-duration 15s]
+                        [--network-policy-namespaces NS[,NS...]] [--calico] [--cilium]
+                        [--service-cidr CIDR[,...]] [--kubeconfig FILE]
+                        [--metrics-address HOST:PORT] [--log-level LEVEL]
+      Run the operator (Deployment, leader-elected). POD_NAMESPACE and POD_NAME are the defaults.
   kube-portsentry convert portsentry.conf [-tcp|-stcp|-atcp] [-udp|-sudp|-audp]
       Print the YAML policy equivalent to a classic PortSentry configuration.
   kube-portsentry validate FILE.yaml
@@ -108,6 +129,165 @@ async function run(args: string[]): Promise<number> {
   return done;
 }
 
+function logLevel(text: string | undefined): LogLevel {
+  const level = (text ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  return level;
+}
+
+const list = (text: string | undefined): string[] => (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+
+function durationFlag(name: string, text: string): number {
+  const ms = parseDuration(text);
+  if (ms === null || ms <= 0) throw new UsageError(`--${name} must be a duration like 100ms or 15s, got ${JSON.stringify(text)}`);
+  return ms;
+}
+
+/** Runs a long-lived component until SIGINT/SIGTERM, with /metrics /healthz /readyz. */
+async function serve(
+  logger: ReturnType<typeof createLogger>,
+  component: { start(): Promise<void>; stop(): Promise<void>; ready(): string | null },
+  registry: Registry,
+  metricsAddress: string | undefined,
+): Promise<number> {
+  let server: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
+  const health: HealthSource = { health: () => null, ready: () => component.ready() };
+  if (metricsAddress) {
+    server = await startMetricsServer(metricsAddress, registry, health);
+    logger.info({ address: metricsAddress }, 'serving /metrics, /healthz, /readyz');
+  }
+  let stopping: Promise<void> | undefined;
+  const done = new Promise<number>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const)
+      process.once(signal, () => {
+        stopping ??= (async () => {
+          logger.info({ signal }, 'stopping');
+          await component.stop();
+          server?.close();
+          server?.closeAllConnections();
+        })();
+        void stopping.then(
+          () => resolve(typeof process.exitCode === 'number' ? process.exitCode : 0),
+          () => resolve(1),
+        );
+      });
+  });
+  try {
+    await component.start();
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'cannot start');
+    server?.close();
+    await component.stop().catch(() => undefined);
+    return 1;
+  }
+  return done;
+}
+
+async function agentCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'node-name': { type: 'string', default: process.env.NODE_NAME },
+      namespace: { type: 'string', default: process.env.POD_NAMESPACE },
+      'operator-url': { type: 'string' },
+      'operator-ca': { type: 'string' },
+      'token-file': { type: 'string', default: '/var/run/secrets/kubernetes.io/serviceaccount/token' },
+      kubeconfig: { type: 'string' },
+      firewall: { type: 'string', default: 'auto' },
+      'service-cidr': { type: 'string' },
+      'report-interval': { type: 'string', default: '100ms' },
+      'report-queue': { type: 'string', default: '10000' },
+      'metrics-address': { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const node = values['node-name'];
+  const namespace = values.namespace;
+  if (!node) throw new UsageError('--node-name (or NODE_NAME) is required');
+  if (!namespace) throw new UsageError('--namespace (or POD_NAMESPACE) is required');
+  const urls = list(values['operator-url']);
+  if (!urls.length) throw new UsageError('--operator-url is required');
+  for (const u of urls) if (!/^https?:\/\//.test(u)) throw new UsageError(`--operator-url ${JSON.stringify(u)} must be an http(s) URL`);
+  const backend = values.firewall!;
+  if (!['auto', 'nftables', 'iptables'].includes(backend)) throw new UsageError('--firewall must be auto, nftables or iptables');
+  const queue = Number(values['report-queue']);
+  if (!Number.isInteger(queue) || queue < 1) throw new UsageError('--report-queue must be a positive integer');
+  const logger = createLogger(logLevel(values['log-level']), 'kube-portsentry-agent').child({ node });
+  const metrics = new Metrics();
+  const firewall = await selectFirewall(backend as 'auto' | 'nftables' | 'iptables');
+  if (!firewall) throw new UsageError('no firewall backend (nft or iptables+ipset) found');
+  const agent = new Agent({
+    kube: connect(values.kubeconfig),
+    node,
+    namespace,
+    operatorUrls: urls,
+    ...(values['operator-ca'] ? { operatorCaFile: values['operator-ca'] } : {}),
+    tokenFile: values['token-file']!,
+    firewall,
+    serviceCidrs: list(values['service-cidr']),
+    reportIntervalMs: durationFlag('report-interval', values['report-interval']!),
+    reportQueueCapacity: queue,
+    logger,
+    metrics,
+  });
+  return serve(logger, agent, metrics.registry, values['metrics-address']);
+}
+
+async function operatorCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      namespace: { type: 'string', default: process.env.POD_NAMESPACE },
+      identity: { type: 'string', default: process.env.POD_NAME },
+      'listen-address': { type: 'string', default: '0.0.0.0:8443' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'agent-service-account': { type: 'string', default: 'kube-portsentry-agent' },
+      'token-audience': { type: 'string', default: 'kube-portsentry' },
+      'lease-name': { type: 'string', default: 'kube-portsentry-operator' },
+      'lease-duration': { type: 'string', default: '15s' },
+      'network-policy-namespaces': { type: 'string' },
+      calico: { type: 'boolean', default: false },
+      cilium: { type: 'boolean', default: false },
+      'service-cidr': { type: 'string' },
+      'max-tracked-sources': { type: 'string', default: '100000' },
+      kubeconfig: { type: 'string' },
+      'metrics-address': { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (!values.namespace) throw new UsageError('--namespace (or POD_NAMESPACE) is required');
+  if (!values.identity) throw new UsageError('--identity (or POD_NAME) is required');
+  if (!!values['tls-cert'] !== !!values['tls-key']) throw new UsageError('--tls-cert and --tls-key go together');
+  const maxTracked = Number(values['max-tracked-sources']);
+  if (!Number.isInteger(maxTracked) || maxTracked < 1) throw new UsageError('--max-tracked-sources must be a positive integer');
+  const logger = createLogger(logLevel(values['log-level']), 'kube-portsentry-operator').child({ identity: values.identity });
+  const metrics = new OperatorMetrics();
+  const operator = new Operator({
+    kube: connect(values.kubeconfig),
+    namespace: values.namespace,
+    identity: values.identity,
+    leaseName: values['lease-name']!,
+    leaseDurationMs: durationFlag('lease-duration', values['lease-duration']!),
+    listenAddress: values['listen-address']!,
+    ...(values['tls-cert'] ? { tls: { cert: values['tls-cert'], key: values['tls-key']! } } : {}),
+    agentServiceAccount: values['agent-service-account']!,
+    tokenAudience: values['token-audience']!,
+    networkPolicyNamespaces: list(values['network-policy-namespaces']),
+    calico: values.calico!,
+    cilium: values.cilium!,
+    serviceCidrs: list(values['service-cidr']),
+    maxTrackedSources: maxTracked,
+    logger,
+    metrics,
+  });
+  return serve(logger, operator, metrics.registry, values['metrics-address']);
+}
+
 async function convert(args: string[]): Promise<number> {
   const { classic, rest } = splitClassicFlags(args);
   const { positionals } = parseArgs({ args: rest, options: {}, allowPositionals: true, strict: true });
@@ -158,6 +338,10 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'run':
         return await run(args);
+      case 'agent':
+        return await agentCommand(args);
+      case 'operator':
+        return await operatorCommand(args);
       case 'convert':
         return await convert(args);
       case 'validate':
@@ -192,4 +376,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Long-lived components may leave idle keep-alive sockets behind; once stopped, leave.
+if (['agent', 'operator'].includes(process.argv[2] ?? '')) process.exit(code);

@@ -49,7 +49,7 @@ export interface BlockRecord {
 export type AlertReason = 'policy' | 'unverified' | 'rate-limited';
 
 export type Decision =
-  | { kind: 'ignored'; reason: 'ignore-list' | 'own-address' }
+  | { kind: 'ignored'; reason: 'ignore-list' | 'own-address' | 'protected' }
   | { kind: 'counted'; state: SourceState }
   | { kind: 'alert'; reason: AlertReason; state: SourceState }
   | { kind: 'respond'; block: BlockRecord; state: SourceState }
@@ -60,6 +60,7 @@ export class Engine {
   private config: EngineConfig;
   private ignore: IpTrie;
   private own = new Set<string>();
+  private protectedTrie = new IpTrie();
   private readonly tracker: SourceTracker;
   private readonly limiter: RateLimiter;
   private readonly active = new Map<string, BlockRecord>();
@@ -92,6 +93,12 @@ export class Engine {
     this.generation++;
   }
 
+  /** Cluster addresses never counted or blocked, whatever the policy says (agent only). */
+  setProtected(cidrs: Iterable<string>): void {
+    this.protectedTrie = new IpTrie(cidrs);
+    this.generation++;
+  }
+
   get trackedSources(): number {
     return this.tracker.size;
   }
@@ -108,6 +115,7 @@ export class Engine {
     if (this.tracker.get(probe.source)?.checkedGeneration !== this.generation) {
       if (this.own.has(probe.source)) return { kind: 'ignored', reason: 'own-address' };
       if (this.ignore.has(probe.source)) return { kind: 'ignored', reason: 'ignore-list' };
+      if (this.protectedTrie.size && this.protectedTrie.has(probe.source)) return { kind: 'ignored', reason: 'protected' };
     }
     const state = this.tracker.record(probe);
     state.checkedGeneration = this.generation;

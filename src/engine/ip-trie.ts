@@ -50,6 +50,17 @@ export class IpTrie {
     return false;
   }
 
+  /** True when the CIDR and some listed prefix share an address (either contains the other). */
+  overlaps(cidr: Cidr): boolean {
+    let node: Node | undefined = this.roots[cidr.family];
+    for (let bit = 0; node; bit++) {
+      if (node.terminal) return true;
+      if (bit === cidr.prefix) return true; // entries below this node lie inside the CIDR
+      node = ((cidr.bytes[bit >> 3]! >> (7 - (bit & 7))) & 1) === 1 ? node.one : node.zero;
+    }
+    return false;
+  }
+
   has(address: string): boolean {
     const ip = parseIp(address);
     return ip ? this.hasBytes(ip.bytes) : false;

@@ -83,6 +83,47 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Agent only (cluster mode).
+  readonly agentInfo = new Gauge({
+    name: 'portsentry_agent_info',
+    help: 'Always 1; labels say which node this agent guards.',
+    labelNames: ['node'] as const,
+    registers: [this.registry],
+  });
+  readonly reportQueue = new Gauge({
+    name: 'portsentry_report_queue_sources',
+    help: 'Sources with probes waiting to be reported to the operator.',
+    registers: [this.registry],
+  });
+  readonly reportsDropped = new Counter({
+    name: 'portsentry_reports_dropped_total',
+    help: 'Source reports dropped because the queue was full (oldest first).',
+    registers: [this.registry],
+  });
+  readonly reportsSent = new Counter({
+    name: 'portsentry_reports_sent_total',
+    help: 'Report batches sent to the operator, by result (ok, retry, rejected).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly blocklistEntries = new Gauge({
+    name: 'portsentry_blocklist_entries',
+    help: 'Addresses in the node firewall set, by family.',
+    labelNames: ['family'] as const,
+    registers: [this.registry],
+  });
+  readonly blocklistCapacity = new Gauge({
+    name: 'portsentry_blocklist_capacity',
+    help: 'Most addresses the node firewall set is meant to hold, by family.',
+    labelNames: ['family'] as const,
+    registers: [this.registry],
+  });
+  readonly protectedRefused = new Counter({
+    name: 'portsentry_protected_refused_total',
+    help: 'Blocks refused because the address is protected (node, pod or service CIDR, API server, gateway, DNS).',
+    registers: [this.registry],
+  });
+
   /** Probe counts not yet published, by "protocol mode type". */
   private readonly pendingProbes = new Map<string, number>();
 

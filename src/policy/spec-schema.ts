@@ -145,10 +145,69 @@ const actionSchema = (proto: string, def: string): Schema => ({
   default: def,
 });
 
+const labelSelector: Schema = {
+  type: 'object',
+  description: 'Nodes this policy applies to (a label selector; empty: every node). Standalone runs ignore it.',
+  properties: {
+    matchLabels: {
+      type: 'map',
+      description: 'Labels a node must have, with these values.',
+      values: { type: 'string', description: 'A label value.', maxLength: 63 },
+    },
+    matchExpressions: {
+      type: 'array',
+      description: 'Label requirements, all of which a node must meet.',
+      maxItems: 32,
+      default: [],
+      items: {
+        type: 'object',
+        description: 'One requirement: key, operator, values.',
+        required: ['key', 'operator'],
+        cel: [
+          {
+            rule: "(self.operator in ['In', 'NotIn']) == (has(self.values) && self.values.size() > 0)",
+            message: 'values must be given for In and NotIn, and only for them',
+          },
+        ],
+        check: (v) => {
+          const e = v as { operator?: string; values?: unknown[] };
+          const needs = e.operator === 'In' || e.operator === 'NotIn';
+          return needs === (Array.isArray(e.values) && e.values.length > 0)
+            ? null
+            : 'values must be given for In and NotIn, and only for them';
+        },
+        properties: {
+          key: { type: 'string', description: 'The label key.', maxLength: 317 },
+          operator: {
+            type: 'string',
+            description: 'In, NotIn, Exists or DoesNotExist.',
+            enum: ['In', 'NotIn', 'Exists', 'DoesNotExist'],
+          },
+          values: {
+            type: 'array',
+            description: 'Label values for In and NotIn.',
+            maxItems: 64,
+            items: { type: 'string', description: 'A label value.', maxLength: 63 },
+          },
+        },
+      },
+    },
+  },
+};
+
 export const specSchema: Schema = {
   type: 'object',
   description: 'What to watch and how to respond.',
   properties: {
+    nodeSelector: labelSelector,
+    priority: {
+      type: 'integer',
+      description:
+        'When several policies select a node, the highest priority applies (then the oldest, then the first by name).',
+      minimum: 0,
+      maximum: 1_000_000,
+      default: 0,
+    },
     tcp: protocolSchema('tcp', DEBIAN_TCP_PORTS, [113, 139]),
     udp: protocolSchema('udp', DEBIAN_UDP_PORTS, [520, 138, 137, 67]),
     trigger: {
@@ -210,6 +269,14 @@ export const specSchema: Schema = {
       properties: {
         tcp: actionSchema('TCP', 'block'),
         udp: actionSchema('UDP', 'alert'),
+        scope: {
+          type: 'string',
+          description:
+            'node: count and block on the detecting node only. cluster: also count the trigger across all nodes ' +
+            '(distinct node and port pairs) and block everywhere through a BlockedHost. Standalone runs use node.',
+          enum: ['node', 'cluster'],
+          default: 'cluster',
+        },
         duration: {
           type: 'string',
           description: 'How long a block lasts before it is lifted.',

@@ -51,6 +51,8 @@ export interface HostsDenySpec {
 export interface ResponseSpec {
   tcp: Action;
   udp: Action;
+  /** Cluster only: node keeps detection and blocks on the node; cluster also correlates across nodes. */
+  scope: Scope;
   /** How long a block lasts before it is lifted (duration string). */
   duration: string;
   /** Only detections whose source is proven (a completed TCP handshake) may block. */
@@ -79,7 +81,25 @@ export interface FilesSpec {
   blocked: string;
 }
 
+export interface LabelRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
+}
+
+/** A Kubernetes label selector over node labels; empty selects every node. */
+export interface NodeSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions: LabelRequirement[];
+}
+
+export type Scope = 'node' | 'cluster';
+
 export interface PolicySpec {
+  /** Cluster only: the nodes this policy applies to. */
+  nodeSelector: NodeSelector;
+  /** Cluster only: the highest priority wins where several policies select a node. */
+  priority: number;
   tcp: ProtocolSpec;
   udp: ProtocolSpec;
   trigger: TriggerSpec;

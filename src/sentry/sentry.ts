@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { expandPorts } from '../policy/ports.js';
 import type { PolicyDocument, Protocol } from '../policy/types.js';
+import type { Firewall } from '../respond/firewall/firewall.js';
 import { selectFirewall } from '../respond/firewall/select.js';
 import { Responder } from '../respond/responder.js';
 import { parseIp } from '../net/ip.js';
@@ -42,10 +43,20 @@ function watchedPorts(spec: PolicyDocument['spec'][Protocol]): Uint8Array {
   return watched;
 }
 
+export interface SentryOptions {
+  /**
+   * A firewall owned by the caller (the agent's shared node set): used for blocks, never set
+   * up or torn down here. Without it the sentry sets up the policy's backend itself.
+   */
+  firewall?: Firewall | null;
+  /** Sees every probe not ignored, with the engine's decision (the agent reports them). */
+  onProbe?: (probe: Probe, decision: Decision) => void;
+}
+
 export class Sentry {
   private readonly engine: Engine;
-  private readonly detectors: BindDetector[] = [];
-  private readonly rawDetectors: { protocol: Protocol; detector: RawDetector; reported: RawStats }[] = [];
+  private detectors: { protocol: Protocol; detector: BindDetector }[] = [];
+  private rawDetectors: { protocol: Protocol; detector: RawDetector; reported: RawStats }[] = [];
   private readonly inUse = new PortsInUse();
   private local4 = new Set<number>();
   private responder!: Responder;
@@ -55,12 +66,57 @@ export class Sentry {
   private readonly debug: boolean;
 
   constructor(
-    private readonly policy: PolicyDocument,
+    private policy: PolicyDocument,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
+    private readonly options: SentryOptions = {},
   ) {
     this.engine = new Engine(engineConfig(policy.spec));
     this.debug = logger.isLevelEnabled('debug');
+  }
+
+  /** The engine's responses in force (the agent reports which sources it blocked). */
+  isBlocked(source: string): boolean {
+    return this.engine.blocks.has(source);
+  }
+
+  setProtected(cidrs: string[]): void {
+    this.engine.setProtected(cidrs);
+  }
+
+  /**
+   * Applies a new policy in place: tracked sources and blocks in force are kept; detectors
+   * restart only for a protocol whose watch settings changed.
+   */
+  async reconfigure(policy: PolicyDocument): Promise<void> {
+    const before = this.policy.spec;
+    this.policy = policy;
+    this.engine.reconfigure(engineConfig(policy.spec));
+    this.responder.reconfigure(policy.spec.response, policy.spec.files);
+    for (const protocol of ['tcp', 'udp'] as const) {
+      if (JSON.stringify(before[protocol]) === JSON.stringify(policy.spec[protocol])) continue;
+      await this.stopProtocol(protocol);
+      await this.startProtocol(protocol);
+    }
+    this.logger.info({ policy: policy.metadata.name, tcp: policy.spec.tcp.mode, udp: policy.spec.udp.mode }, 'policy applied');
+  }
+
+  private async startProtocol(protocol: Protocol): Promise<void> {
+    const mode = this.policy.spec[protocol].mode;
+    if (mode === 'off') return;
+    if (mode === 'stealth' || mode === 'advanced') await this.inUse.refresh();
+    if (mode === 'bind') await this.startBind(protocol);
+    else this.startRaw(protocol, mode);
+  }
+
+  private async stopProtocol(protocol: Protocol): Promise<void> {
+    for (const mode of ['bind', 'stealth', 'advanced']) this.metrics.watchedPorts.remove({ protocol, mode });
+    const binds = this.detectors.filter((d) => d.protocol === protocol);
+    this.detectors = this.detectors.filter((d) => d.protocol !== protocol);
+    await Promise.all(binds.map((d) => d.detector.stop()));
+    this.reportRawStats();
+    for (const r of this.rawDetectors.filter((d) => d.protocol === protocol)) r.detector.stop();
+    this.rawDetectors = this.rawDetectors.filter((d) => d.protocol !== protocol);
   }
 
   get ready(): boolean {
@@ -73,7 +129,7 @@ export class Sentry {
     // Only the raw-socket modes consult the ports-in-use table.
     const raw = (['tcp', 'udp'] as const).some((p) => spec[p].mode === 'stealth' || spec[p].mode === 'advanced');
     if (raw) await this.inUse.refresh();
-    const firewall = await selectFirewall(spec.response.firewall);
+    const firewall = this.options.firewall !== undefined ? this.options.firewall : await selectFirewall(spec.response.firewall);
     this.responder = new Responder({
       response: spec.response,
       files: spec.files,
@@ -83,12 +139,7 @@ export class Sentry {
     });
     await this.responder.start();
 
-    for (const protocol of ['tcp', 'udp'] as const) {
-      const mode = spec[protocol].mode;
-      if (mode === 'off') continue;
-      if (mode === 'bind') await this.startBind(protocol);
-      else this.startRaw(protocol, mode);
-    }
+    for (const protocol of ['tcp', 'udp'] as const) await this.startProtocol(protocol);
     this.timer = setInterval(() => this.housekeeping(), HOUSEKEEPING_MS);
     this.timer.unref();
     this.started = true;
@@ -107,7 +158,7 @@ export class Sentry {
       onProbe: (p) => this.onProbe(p),
     });
     const report = await detector.start();
-    this.detectors.push(detector);
+    this.detectors.push({ protocol, detector });
     this.metrics.watchedPorts.set({ protocol, mode: 'bind' }, report.bound.length);
     if (report.inUse.length)
       this.logger.warn({ protocol, ports: report.inUse }, 'ports used by a real service are not watched');
@@ -167,6 +218,7 @@ export class Sentry {
     const seenAt = performance.now();
     const decision = this.engine.observe(probe);
     this.metrics.countProbe(probe.protocol, probe.mode, probe.type);
+    if (decision.kind !== 'ignored') this.options.onProbe?.(probe, decision);
     // Under a flood most probes come from a source already answered: nothing to log
     // unless debug is on, and nothing to build for it.
     if (decision.kind === 'suppressed' && !this.debug) return;
@@ -236,7 +288,7 @@ export class Sentry {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.started = false;
-    await Promise.all(this.detectors.map((d) => d.stop()));
+    await Promise.all(this.detectors.map((d) => d.detector.stop()));
     for (const { detector } of this.rawDetectors) detector.stop();
     this.reportRawStats();
     await Promise.all(this.pending);
@@ -244,6 +296,10 @@ export class Sentry {
     for (const block of this.engine.liftAll()) {
       this.metrics.unblocks.inc({ reason: 'shutdown' });
       await this.responder.lift(block, { keepFirewall: true });
+    }
+    if (this.options.firewall !== undefined) {
+      this.logger.info('sentry stopped; the node firewall set is left to its owner');
+      return;
     }
     await this.responder.stop();
     this.logger.info('sentry stopped; firewall entries removed');

@@ -182,6 +182,8 @@ describe('a PortSentry 1.2 configuration', () => {
       kind: 'PortSentryPolicy',
       metadata: { name: 'default' },
       spec: {
+        nodeSelector: d.nodeSelector,
+        priority: d.priority,
         tcp: {
           mode: 'stealth',
           ports: [1, 11, 15, 79, 111, 119, 143, 540, 635, 1080, 1524, 2000, '6000-6063', 12345, 31337],

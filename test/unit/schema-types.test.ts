@@ -10,6 +10,11 @@ import { validateSpec } from '../../src/policy/validate.js';
 
 const protocol: ProtocolSpec = { mode: 'stealth', ports: [1, '10-20'], advancedLimit: 2048, exclude: [113] };
 const complete: PolicySpec = {
+  nodeSelector: {
+    matchLabels: { 'kubernetes.io/os': 'linux' },
+    matchExpressions: [{ key: 'node-role.kubernetes.io/edge', operator: 'Exists' }],
+  },
+  priority: 10,
   tcp: protocol,
   udp: { ...protocol, mode: 'off' },
   trigger: { count: 3, window: '10m', maxTrackedSources: 1000 },
@@ -17,6 +22,7 @@ const complete: PolicySpec = {
   response: {
     tcp: 'block',
     udp: 'command',
+    scope: 'node',
     duration: '2h',
     verifiedOnly: true,
     maxBlocksPerMinute: 10,

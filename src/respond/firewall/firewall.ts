@@ -8,14 +8,24 @@ export interface FirewallEntry {
   address: string;
   /** Seconds left before the kernel drops it, when it has a timeout. */
   expiresInSeconds?: number;
+  /** Who added it (kept in the kernel as the element's comment), when known. */
+  tag?: string;
+}
+
+export interface SetupOptions {
+  /** Keep the sets' current entries (an agent restarting keeps blocks in force). */
+  keepEntries?: boolean;
 }
 
 export interface Firewall {
   readonly name: 'nftables' | 'iptables';
-  /** Creates the sets and the drop rules, replacing any left by an earlier run. */
-  setup(): Promise<void>;
-  /** Adds an address (or CIDR) for `timeoutMs`; adding one already there is not an error. */
-  add(address: string, family: Family, timeoutMs: number): Promise<void>;
+  /** Creates the sets and the drop rules, replacing any left by an earlier run (or keeping their entries). */
+  setup(options?: SetupOptions): Promise<void>;
+  /**
+   * Adds an address (or CIDR) for `timeoutMs` (Infinity: until removed), labelled with `tag`;
+   * adding one already there is not an error and keeps its timeout.
+   */
+  add(address: string, family: Family, timeoutMs: number, tag?: string): Promise<void>;
   /** Removes an address; one already gone (expired in the kernel) is not an error. */
   remove(address: string, family: Family): Promise<void>;
   list(family: Family): Promise<FirewallEntry[]>;
@@ -25,5 +35,12 @@ export interface Firewall {
 
 /** Kernel set timeouts are whole seconds; a block never gets less than it asked for. */
 export function timeoutSeconds(ms: number): number {
+  if (!Number.isFinite(ms)) return 0;
   return Math.max(1, Math.ceil(ms / 1000));
+}
+
+/** Tags are short words; anything else never reaches a firewall command line. */
+export function checkTag(tag: string | undefined): string | undefined {
+  if (tag !== undefined && !/^[a-z][a-z0-9-]{0,31}$/.test(tag)) throw new Error(`bad firewall tag ${JSON.stringify(tag)}`);
+  return tag;
 }

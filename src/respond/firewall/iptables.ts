@@ -2,12 +2,13 @@
 // a chain of our own in the raw table, and one jump to it from PREROUTING per family.
 import type { Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
-import { timeoutSeconds, type Firewall, type FirewallEntry } from './firewall.js';
+import { checkTag, timeoutSeconds, type Firewall, type FirewallEntry, type SetupOptions } from './firewall.js';
 
 export const IPSET_PREFIX = 'kube-portsentry';
 export const IPT_CHAIN = 'KUBE-PORTSENTRY';
 const JUMP = ['PREROUTING', '-m', 'comment', '--comment', 'kube-portsentry', '-j', IPT_CHAIN];
 
+const IPSET_MAX_TIMEOUT = 2_147_483;
 const setName = (family: Family): string => `${IPSET_PREFIX}-v${family}`;
 const iptables = (family: Family): string => (family === 4 ? 'iptables' : 'ip6tables');
 
@@ -25,14 +26,15 @@ export class IptablesFirewall implements Firewall {
   readonly name = 'iptables';
   private families: Family[] = [];
 
-  async setup(): Promise<void> {
-    await this.teardown();
+  async setup(options: SetupOptions = {}): Promise<void> {
+    if (options.keepEntries) await this.removeRules();
+    else await this.teardown();
     this.families = [];
     for (const family of [4, 6] as const) {
       const ipt = iptables(family);
       await runProgram([
         'ipset', 'create', setName(family), 'hash:net', 'family', family === 4 ? 'inet' : 'inet6',
-        'timeout', '0', 'maxelem', '1048576',
+        'timeout', '0', 'maxelem', '1048576', 'comment', ...(options.keepEntries ? ['-exist'] : []),
       ]);
       try {
         await runProgram([ipt, '-w', '-t', 'raw', '-N', IPT_CHAIN]);
@@ -50,9 +52,12 @@ export class IptablesFirewall implements Firewall {
     }
   }
 
-  async add(address: string, family: Family, timeoutMs: number): Promise<void> {
+  async add(address: string, family: Family, timeoutMs: number, tag?: string): Promise<void> {
     this.requireFamily(family);
-    await runProgram(['ipset', 'add', setName(family), address, 'timeout', String(timeoutSeconds(timeoutMs)), '-exist']);
+    const comment = checkTag(tag) ? ['comment', tag!] : [];
+    // ipset's longest timeout is 2^31/1000 seconds (about 24 days); the owner re-adds after that.
+    const seconds = Math.min(timeoutSeconds(timeoutMs), IPSET_MAX_TIMEOUT);
+    await runProgram(['ipset', 'add', setName(family), address, 'timeout', String(seconds), ...comment, '-exist']);
   }
 
   async remove(address: string, family: Family): Promise<void> {
@@ -67,6 +72,12 @@ export class IptablesFirewall implements Firewall {
   }
 
   async teardown(): Promise<void> {
+    await this.removeRules();
+    for (const family of [4, 6] as const) await quietly(['ipset', 'destroy', setName(family)]);
+  }
+
+  /** Removes our chain and jumps, leaving the sets (and their entries). */
+  private async removeRules(): Promise<void> {
     for (const family of [4, 6] as const) {
       const ipt = iptables(family);
       while (await quietly([ipt, '-w', '-t', 'raw', '-D', ...JUMP])) {
@@ -74,7 +85,6 @@ export class IptablesFirewall implements Firewall {
       }
       await quietly([ipt, '-w', '-t', 'raw', '-F', IPT_CHAIN]);
       await quietly([ipt, '-w', '-t', 'raw', '-X', IPT_CHAIN]);
-      await quietly(['ipset', 'destroy', setName(family)]);
     }
   }
 
@@ -88,9 +98,13 @@ export function parseIpsetList(text: string): FirewallEntry[] {
   const members = text.split('\nMembers:\n')[1] ?? '';
   const out: FirewallEntry[] = [];
   for (const line of members.split('\n')) {
-    const m = /^(\S+)(?:\s+timeout\s+(\d+))?/.exec(line.trim());
+    const m = /^(\S+)(?:\s+timeout\s+(\d+))?(?:\s+comment\s+"([^"]*)")?/.exec(line.trim());
     if (!m) continue;
-    out.push(m[2] === undefined ? { address: m[1]! } : { address: m[1]!, expiresInSeconds: Number(m[2]) });
+    out.push({
+      address: m[1]!,
+      ...(m[2] !== undefined && m[2] !== '0' ? { expiresInSeconds: Number(m[2]) } : {}),
+      ...(m[3] ? { tag: m[3] } : {}),
+    });
   }
   return out;
 }

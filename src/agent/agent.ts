@@ -1,0 +1,243 @@
+// The node agent: the standalone sentry's detectors and engine, with its policy from the
+// operator (one ConfigMap per node), every BlockedHost enforced in the node firewall set,
+// detections reported to the operator, and the cluster's own addresses protected.
+import { readFile } from 'node:fs/promises';
+import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
+import type { Decision } from '../engine/engine.js';
+import type { Probe } from '../detect/probe.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { PolicyDocument, PolicySpec } from '../policy/types.js';
+import { formatProblems, validateSpec } from '../policy/validate.js';
+import { API_VERSION, KIND } from '../policy/spec-schema.js';
+import { BlockSet } from '../respond/firewall/block-set.js';
+import type { Firewall } from '../respond/firewall/firewall.js';
+import { Sentry } from '../sentry/sentry.js';
+import { ClusterFacts } from '../k8s/cluster-facts.js';
+import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
+import { Watched } from '../k8s/informer.js';
+import { canonicalAddress, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
+import { ProtectedSet, readDnsServers, readGateways } from '../k8s/protected.js';
+import { ReportQueue } from './report-queue.js';
+import { Reporter } from './reporter.js';
+
+export interface AgentOptions {
+  kube: Kube;
+  node: string;
+  namespace: string;
+  operatorUrls: string[];
+  operatorCaFile?: string;
+  tokenFile: string;
+  firewall: Firewall;
+  serviceCidrs: string[];
+  reportIntervalMs: number;
+  reportQueueCapacity: number;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** How often the kernel set is compared with what it should hold, to repair drift. */
+const RECONCILE_MS = 30_000;
+
+export class Agent {
+  private readonly log: Logger;
+  private readonly blockSet: BlockSet;
+  private readonly facts: ClusterFacts;
+  private readonly blockedHosts: Watched<BlockedHostObject & KubernetesObject>;
+  private readonly policyMap: Watched<V1ConfigMap>;
+  private readonly queue: ReportQueue;
+  private reporter: Reporter | undefined;
+  private sentry: Sentry | undefined;
+  private effective: EffectivePolicy | undefined;
+  private guard = new ProtectedSet({ nodes: [], podCidrs: [], serviceCidrs: [], apiServer: [], gateways: [], dns: [] });
+  private hostFacts = { gateways: [] as string[], dns: [] as string[] };
+  private refused = new Set<string>();
+  private work: Promise<void> = Promise.resolve();
+  private timers: NodeJS.Timeout[] = [];
+  private isReady = false;
+
+  constructor(private readonly o: AgentOptions) {
+    this.log = o.logger;
+    this.blockSet = new BlockSet(o.firewall, (err, address) => {
+      o.metrics.actionErrors.inc({ action: 'firewall' });
+      this.log.error({ address, err: (err as Error).message }, 'node firewall update failed');
+    });
+    const kc = o.kube.kc;
+    this.facts = new ClusterFacts(o.kube, o.logger, () => this.serially(() => this.updateProtected()), o.serviceCidrs);
+    this.blockedHosts = new Watched({
+      kc,
+      path: customPath(PLURALS.blockedHosts),
+      list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.blockedHosts)),
+      logger: o.logger,
+      onChange: () => this.serially(() => this.enforce()),
+    });
+    const name = nodePolicyConfigMapName(o.node);
+    this.policyMap = new Watched<V1ConfigMap>({
+      kc,
+      path: `/api/v1/namespaces/${o.namespace}/configmaps`,
+      list: () => o.kube.core.listNamespacedConfigMap({ namespace: o.namespace, fieldSelector: `metadata.name=${name}` }),
+      fieldSelector: `metadata.name=${name}`,
+      logger: o.logger,
+      onChange: () => this.serially(() => this.applyPolicy()),
+    });
+    this.queue = new ReportQueue(o.reportQueueCapacity);
+  }
+
+  ready(): string | null {
+    return this.isReady ? null : 'starting';
+  }
+
+  /** Cluster changes are applied one at a time, in order. */
+  private serially(fn: () => Promise<void>): void {
+    this.work = this.work.then(fn).catch((err: unknown) => this.log.error({ err: describeError(err) }, 'agent update failed'));
+  }
+
+  async start(): Promise<void> {
+    const { metrics, node } = this.o;
+    metrics.agentInfo.set({ node }, 1);
+    await this.o.firewall.setup({ keepEntries: true });
+    await this.readHostFacts();
+    this.facts.start();
+    this.blockedHosts.start();
+    this.policyMap.start();
+    await Promise.all([this.facts.synced(), this.blockedHosts.synced, this.policyMap.synced]);
+    await this.work;
+    this.serially(async () => {
+      await this.updateProtected();
+      await this.enforce();
+      const { added, removed } = await this.blockSet.reconcile();
+      this.log.info({ node, added, removed, blocked: this.blockSet.size }, 'node firewall set rebuilt from the cluster');
+      await this.applyPolicy();
+    });
+    await this.work;
+    const ca = this.o.operatorCaFile ? await readFile(this.o.operatorCaFile, 'utf8') : undefined;
+    this.reporter = new Reporter({
+      urls: this.o.operatorUrls,
+      ...(ca ? { ca } : {}),
+      tokenFile: this.o.tokenFile,
+      node,
+      policy: () => this.effective?.policy ?? null,
+      queue: this.queue,
+      intervalMs: this.o.reportIntervalMs,
+      logger: this.log,
+      metrics,
+    });
+    this.reporter.start();
+    this.timers.push(
+      setInterval(() => {
+        this.serially(async () => {
+          await this.readHostFacts();
+          await this.updateProtected();
+          await this.enforce();
+          await this.blockSet.reconcile();
+        });
+      }, RECONCILE_MS),
+      setInterval(() => this.serially(() => this.enforce()), 1000),
+    );
+    this.isReady = true;
+    this.log.info({ node, policy: this.effective?.policy ?? null }, 'agent ready');
+  }
+
+  async stop(): Promise<void> {
+    this.isReady = false;
+    for (const t of this.timers) clearInterval(t);
+    this.blockedHosts.stop();
+    this.policyMap.stop();
+    this.facts.stop();
+    await this.reporter?.stop();
+    await this.work;
+    await this.sentry?.stop();
+    // The node set stays: blocks in force must survive an agent restart or upgrade.
+    this.log.info({ blocked: this.blockSet.size }, 'agent stopped; node firewall set left in place');
+  }
+
+  private async readHostFacts(): Promise<void> {
+    this.hostFacts = { gateways: await readGateways(), dns: await readDnsServers() };
+  }
+
+  private async updateProtected(): Promise<void> {
+    this.guard = new ProtectedSet({ ...this.facts.facts(), ...this.hostFacts });
+    this.sentry?.setProtected(this.guard.all());
+  }
+
+  /** Makes the cluster part of the node set equal to the BlockedHosts in force. */
+  private async enforce(): Promise<void> {
+    const now = Date.now();
+    const wanted = new Map<string, number>();
+    for (const bh of this.blockedHosts.list()) {
+      const address = canonicalAddress(bh.spec?.address ?? '');
+      if (!address) continue;
+      const until = bh.spec.expiresAt ? Date.parse(bh.spec.expiresAt) : Infinity;
+      if (until <= now) continue;
+      const why = this.guard.reason(address);
+      if (why) {
+        if (!this.refused.has(address)) {
+          this.refused.add(address);
+          this.o.metrics.protectedRefused.inc();
+          this.log.error({ address, blockedHost: bh.metadata.name, protected: why }, 'refusing to block a protected address');
+        }
+        continue;
+      }
+      wanted.set(address, Math.max(wanted.get(address) ?? 0, until));
+    }
+    const changes: Promise<void>[] = [];
+    for (const [address, until] of wanted) changes.push(this.blockSet.claim('cluster', address, until));
+    for (const address of this.blockSet.addresses('cluster'))
+      if (!wanted.has(address)) changes.push(this.blockSet.release('cluster', address));
+    await Promise.all(changes);
+    const counts = { 4: 0, 6: 0 };
+    for (const a of [...this.blockSet.addresses('cluster'), ...this.blockSet.addresses('local')]) counts[a.includes(':') ? 6 : 4]++;
+    this.o.metrics.blocklistEntries.set({ family: '4' }, counts[4]);
+    this.o.metrics.blocklistEntries.set({ family: '6' }, counts[6]);
+    this.o.metrics.blockedHosts.set(this.blockSet.size);
+  }
+
+  private async applyPolicy(): Promise<void> {
+    const cm = this.policyMap.list()[0];
+    const text = cm?.data?.['policy.json'];
+    if (!text) {
+      if (this.sentry) {
+        this.log.warn({ node: this.o.node }, 'no policy selects this node any more: detection stopped');
+        await this.sentry.stop();
+        this.sentry = undefined;
+        this.effective = undefined;
+      }
+      return;
+    }
+    let effective: EffectivePolicy;
+    try {
+      effective = JSON.parse(text) as EffectivePolicy;
+    } catch (err) {
+      this.log.error({ configMap: cm.metadata?.name, err: (err as Error).message }, 'effective policy is not JSON; keeping the current one');
+      return;
+    }
+    const r = validateSpec(effective.spec, 'spec');
+    if (!r.ok) {
+      this.log.error({ policy: effective.policy, problems: formatProblems(r.problems) }, 'effective policy rejected; keeping the current one');
+      return;
+    }
+    if (this.effective && this.effective.policy === effective.policy && JSON.stringify(this.effective.spec) === JSON.stringify(r.value)) return;
+    // Classic history files are for standalone hosts; the cluster has BlockedHosts and Events.
+    const spec: PolicySpec = { ...r.value, files: { history: '', blocked: '' } };
+    const doc: PolicyDocument = { apiVersion: API_VERSION, kind: KIND, metadata: { name: effective.policy }, spec };
+    this.effective = { ...effective, spec: r.value };
+    if (this.sentry) {
+      await this.sentry.reconfigure(doc);
+    } else {
+      const sentry = new Sentry(doc, this.log, this.o.metrics, {
+        firewall: this.blockSet.view('local'),
+        onProbe: (probe, decision) => this.onProbe(probe, decision),
+      });
+      sentry.setProtected(this.guard.all());
+      await sentry.start();
+      this.sentry = sentry;
+    }
+    this.log.info({ policy: effective.policy, generation: effective.generation }, 'effective policy in force');
+  }
+
+  private onProbe(probe: Probe, decision: Decision): void {
+    if (this.effective?.spec.response.scope !== 'cluster') return;
+    const blocked = decision.kind === 'respond' ? decision.block.action === 'block' : (this.sentry?.isBlocked(probe.source) ?? false);
+    this.queue.add(probe.source, { protocol: probe.protocol, port: probe.port, type: probe.type, time: probe.time }, probe.verified, blocked);
+  }
+}

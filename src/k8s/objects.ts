@@ -1,0 +1,116 @@
+// The shapes of our custom resources as the API returns them, and the names we give the
+// objects we create.
+import { createHash } from 'node:crypto';
+import { formatCidr, parseCidr } from '../net/ip.js';
+import type { PolicySpec } from '../policy/types.js';
+
+export interface Meta {
+  name: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string | Date;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  deletionTimestamp?: string | Date;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface PolicyObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: Meta;
+  /** As stored: the API server filled defaults, but the runtime validator still checks it. */
+  spec: unknown;
+  status?: { observedGeneration?: number; matchedNodes?: number; conditions?: Condition[] };
+}
+
+export interface BlockedHostSpec {
+  address: string;
+  reason?: string;
+  policy?: string;
+  source: 'detected' | 'manual';
+  expiresAt?: string;
+}
+
+export interface BlockedHostStatus {
+  firstSeen?: string;
+  lastSeen?: string;
+  probes?: number;
+  ports?: string[];
+  scanTypes?: string[];
+  reportingNodes?: string[];
+  conditions?: Condition[];
+}
+
+export interface BlockedHostObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: Meta;
+  spec: BlockedHostSpec;
+  status?: BlockedHostStatus;
+}
+
+/** What the operator publishes for one node: the policy in force there. */
+export interface EffectivePolicy {
+  policy: string;
+  generation: number;
+  spec: PolicySpec;
+}
+
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'kube-portsentry';
+export const LABEL_NODE_HASH = 'kube-portsentry.io/node-hash';
+
+/** Object names are DNS subdomains; long or odd inputs keep a readable prefix and a hash. */
+function dnsName(prefix: string, text: string): string {
+  const cleaned = text.toLowerCase().replace(/[^a-z0-9.-]/g, '-');
+  const name = `${prefix}${cleaned}`.replace(/-+$/, '');
+  if (name.length <= 63 && /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(name) && name === `${prefix}${cleaned}`) return name;
+  const hash = createHash('sha256').update(text).digest('hex').slice(0, 10);
+  return `${name.slice(0, 40).replace(/[.-]+$/, '')}-${hash}`;
+}
+
+/** The ConfigMap that carries a node's effective policy. */
+export function nodePolicyConfigMapName(node: string): string {
+  return dnsName('kube-portsentry-node-', node);
+}
+
+/** The BlockedHost the operator makes for an address: v4-198-51-100-7, v6-2001-db8--1-128. */
+export function blockedHostName(address: string): string {
+  const cidr = parseCidr(address);
+  if (!cidr) throw new Error(`${JSON.stringify(address)} is not an address`);
+  const full = cidr.prefix === (cidr.family === 4 ? 32 : 128);
+  const text = full ? formatCidr(cidr).replace(/\/\d+$/, '') : formatCidr(cidr);
+  return dnsName(`v${cidr.family}-`, text.replace(/[.:/]/g, '-'));
+}
+
+/** Canonical text of an address or CIDR: single addresses without a prefix. */
+export function canonicalAddress(address: string): string | null {
+  const cidr = parseCidr(address);
+  if (!cidr) return null;
+  const text = formatCidr(cidr);
+  return cidr.prefix === (cidr.family === 4 ? 32 : 128) ? text.replace(/\/\d+$/, '') : text;
+}
+
+export function condition(
+  type: string,
+  status: Condition['status'],
+  reason: string,
+  message: string,
+  generation: number | undefined,
+  previous: Condition[] | undefined,
+  now = new Date(),
+): Condition {
+  const before = previous?.find((c) => c.type === type);
+  const lastTransitionTime = before && before.status === status ? before.lastTransitionTime : now.toISOString();
+  return { type, status, reason, message, lastTransitionTime, ...(generation !== undefined ? { observedGeneration: generation } : {}) };
+}

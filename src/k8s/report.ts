@@ -1,0 +1,95 @@
+// What an agent tells the operator: per source, the probes it saw since its last report.
+// The operator reads these from the network, so parsing is strict and bounded.
+import { normalizeIp } from '../net/ip.js';
+
+export const REPORT_PATH = '/v1/reports';
+export const MAX_REPORT_BYTES = 1 << 20;
+export const MAX_SOURCES_PER_REPORT = 1000;
+export const MAX_PROBES_PER_SOURCE = 256;
+const PROBE_TYPES = new Set(['connect', 'udp', 'syn', 'fin', 'null', 'xmas', 'oddball']);
+
+export interface ReportedProbe {
+  protocol: 'tcp' | 'udp';
+  port: number;
+  type: string;
+  /** Epoch milliseconds, last seen. */
+  time: number;
+}
+
+export interface SourceReport {
+  source: string;
+  probes: ReportedProbe[];
+  /** Every probe seen, repeats included. */
+  count: number;
+  firstSeen: number;
+  lastSeen: number;
+  /** At least one probe completed a TCP handshake. */
+  verified: boolean;
+  /** The agent blocked it locally (its own trigger was met). */
+  blocked: boolean;
+}
+
+export interface Report {
+  node: string;
+  policy: string;
+  sources: SourceReport[];
+}
+
+/** Parses a report body; throws an Error whose message names the bad field. */
+export function parseReport(text: string): Report {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`body is not JSON: ${(err as Error).message}`);
+  }
+  const obj = (v: unknown, path: string): Record<string, unknown> => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${path}: must be an object`);
+    return v as Record<string, unknown>;
+  };
+  const str = (v: unknown, path: string, max: number): string => {
+    if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new Error(`${path}: must be a string of 1-${max} characters`);
+    return v;
+  };
+  const int = (v: unknown, path: string, min: number, max: number): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new Error(`${path}: must be an integer in ${min}-${max}`);
+    return v;
+  };
+  const bool = (v: unknown, path: string): boolean => {
+    if (typeof v !== 'boolean') throw new Error(`${path}: must be true or false`);
+    return v;
+  };
+  const list = (v: unknown, path: string, max: number): unknown[] => {
+    if (!Array.isArray(v) || v.length > max) throw new Error(`${path}: must be a list of at most ${max}`);
+    return v;
+  };
+  const r = obj(doc, 'report');
+  const TIME_MAX = 8.64e15;
+  return {
+    node: str(r.node, 'node', 253),
+    policy: str(r.policy, 'policy', 253),
+    sources: list(r.sources, 'sources', MAX_SOURCES_PER_REPORT).map((raw, i) => {
+      const at = `sources[${i}]`;
+      const s = obj(raw, at);
+      const source = normalizeIp(str(s.source, `${at}.source`, 64));
+      if (!source) throw new Error(`${at}.source: must be an IP address`);
+      return {
+        source,
+        probes: list(s.probes, `${at}.probes`, MAX_PROBES_PER_SOURCE).map((rawProbe, j) => {
+          const pat = `${at}.probes[${j}]`;
+          const p = obj(rawProbe, pat);
+          const protocol = p.protocol;
+          if (protocol !== 'tcp' && protocol !== 'udp') throw new Error(`${pat}.protocol: must be tcp or udp`);
+          const type = str(p.type, `${pat}.type`, 16);
+          if (!PROBE_TYPES.has(type)) throw new Error(`${pat}.type: unknown probe type ${JSON.stringify(type)}`);
+          return { protocol, port: int(p.port, `${pat}.port`, 1, 65535), type, time: int(p.time, `${pat}.time`, 0, TIME_MAX) };
+        }),
+        count: int(s.count, `${at}.count`, 0, Number.MAX_SAFE_INTEGER),
+        firstSeen: int(s.firstSeen, `${at}.firstSeen`, 0, TIME_MAX),
+        lastSeen: int(s.lastSeen, `${at}.lastSeen`, 0, TIME_MAX),
+        verified: bool(s.verified, `${at}.verified`),
+        blocked: bool(s.blocked, `${at}.blocked`),
+      };
+    }),
+  };
+}

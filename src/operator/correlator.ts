@@ -1,0 +1,108 @@
+// Cluster-wide trigger: the distinct (node, protocol/port) pairs one source touched within
+// the policy's window. A slow scan that touches one port on each of many nodes passes it
+// even when no single node's trigger is met. Pure: fed reports, returns what happened.
+import type { SourceReport } from '../k8s/report.js';
+
+export interface SourceActivity {
+  source: string;
+  policy: string;
+  /** "node tcp/79" -> last seen (epoch ms). */
+  touches: Map<string, number>;
+  ports: Set<string>;
+  types: Set<string>;
+  nodes: Set<string>;
+  probes: number;
+  firstSeen: number;
+  lastSeen: number;
+  verified: boolean;
+  /** Some agent already blocked it on its node. */
+  blockedLocally: boolean;
+}
+
+export interface TriggerSettings {
+  count: number;
+  windowMs: number;
+}
+
+/** Distinct ports kept per source for status; counting beyond them still works. */
+const MAX_PORTS = 1024;
+
+export class Correlator {
+  private readonly sources = new Map<string, SourceActivity>();
+  evicted = 0;
+
+  constructor(private readonly maxSources: number) {}
+
+  get size(): number {
+    return this.sources.size;
+  }
+
+  get(source: string): SourceActivity | undefined {
+    return this.sources.get(source);
+  }
+
+  /**
+   * Adds one node's report of a source and returns its activity and whether the cluster-wide
+   * trigger is now passed.
+   */
+  observe(node: string, policy: string, r: SourceReport, trigger: TriggerSettings, now: number): { activity: SourceActivity; triggered: boolean } {
+    let a = this.sources.get(r.source);
+    if (a && now - a.lastSeen > trigger.windowMs) {
+      this.sources.delete(r.source);
+      a = undefined;
+    }
+    if (!a) {
+      a = {
+        source: r.source,
+        policy,
+        touches: new Map(),
+        ports: new Set(),
+        types: new Set(),
+        nodes: new Set(),
+        probes: 0,
+        firstSeen: r.firstSeen,
+        lastSeen: r.lastSeen,
+        verified: false,
+        blockedLocally: false,
+      };
+      this.sources.set(r.source, a);
+      this.shrink();
+    } else {
+      // Keep Map order as recency, for eviction.
+      this.sources.delete(r.source);
+      this.sources.set(r.source, a);
+    }
+    a.policy = policy;
+    a.nodes.add(node);
+    a.probes += r.count;
+    a.firstSeen = Math.min(a.firstSeen, r.firstSeen);
+    a.lastSeen = Math.max(a.lastSeen, r.lastSeen, now);
+    a.verified ||= r.verified;
+    a.blockedLocally ||= r.blocked;
+    for (const p of r.probes) {
+      const port = `${p.protocol}/${p.port}`;
+      a.touches.set(`${node} ${port}`, p.time);
+      if (a.ports.size < MAX_PORTS) a.ports.add(port);
+      a.types.add(p.type);
+    }
+    for (const [key, time] of a.touches) if (now - time > trigger.windowMs) a.touches.delete(key);
+    return { activity: a, triggered: a.touches.size > trigger.count };
+  }
+
+  forget(source: string): void {
+    this.sources.delete(source);
+  }
+
+  /** Forgets sources idle longer than `windowMs`. */
+  expire(now: number, windowMs: number): void {
+    for (const [source, a] of this.sources) if (now - a.lastSeen > windowMs) this.sources.delete(source);
+  }
+
+  private shrink(): void {
+    while (this.sources.size > this.maxSources) {
+      const oldest = this.sources.keys().next().value as string;
+      this.sources.delete(oldest);
+      this.evicted++;
+    }
+  }
+}

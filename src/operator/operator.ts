@@ -1,0 +1,506 @@
+// The operator: policies to nodes, agent reports to BlockedHosts, BlockedHosts to optional
+// network-policy outputs. Every replica serves reports and metrics; only the Lease holder
+// acts (others answer reports with 503 so agents retry, and reach the leader).
+import type { Server } from 'node:http';
+import { PatchStrategy, type KubernetesObject, type V1ConfigMap } from '@kubernetes/client-node';
+import { RateLimiter } from '../engine/rate-limiter.js';
+import type { Logger } from '../log/logger.js';
+import type { OperatorMetrics } from '../metrics/operator-metrics.js';
+import { parseDuration } from '../policy/duration.js';
+import type { PolicySpec } from '../policy/types.js';
+import { formatProblems, validateSpec } from '../policy/validate.js';
+import { GROUP, VERSION } from '../k8s/api-schemas.js';
+import { ClusterFacts } from '../k8s/cluster-facts.js';
+import { custom, customPath, describeError, mergePatch, PLURALS, statusOf, type Kube } from '../k8s/client.js';
+import { Watched } from '../k8s/informer.js';
+import {
+  blockedHostName,
+  canonicalAddress,
+  condition,
+  LABEL_MANAGED_BY,
+  MANAGED_BY,
+  nodePolicyConfigMapName,
+  type BlockedHostObject,
+  type BlockedHostStatus,
+  type EffectivePolicy,
+  type PolicyObject,
+} from '../k8s/objects.js';
+import { ProtectedSet } from '../k8s/protected.js';
+import type { Report } from '../k8s/report.js';
+import { Correlator, type SourceActivity } from './correlator.js';
+import { EventRecorder } from './events.js';
+import { LeaderElector } from './leader.js';
+import { OUTPUT_NAME, renderCalico, renderCilium, renderNetworkPolicy } from './outputs.js';
+import { startReportServer, tokenReviewAuthenticator, type Authenticator } from './report-server.js';
+import { resolveNodePolicies, type Candidate } from './selection.js';
+
+export const NODE_ANNOTATION = 'kube-portsentry.io/node';
+const STATUS_MIN_INTERVAL_MS = 2000;
+
+export interface OperatorOptions {
+  kube: Kube;
+  namespace: string;
+  identity: string;
+  leaseName: string;
+  leaseDurationMs: number;
+  listenAddress: string;
+  tls?: { cert: string; key: string };
+  agentServiceAccount: string;
+  tokenAudience: string;
+  networkPolicyNamespaces: string[];
+  calico: boolean;
+  cilium: boolean;
+  serviceCidrs: string[];
+  maxTrackedSources: number;
+  logger: Logger;
+  metrics: OperatorMetrics;
+  /** Tests may swap the TokenReview check. */
+  authenticate?: Authenticator;
+}
+
+interface ValidPolicy {
+  name: string;
+  generation: number;
+  spec: PolicySpec;
+}
+
+export class Operator {
+  private readonly kube: Kube;
+  private readonly log: Logger;
+  private readonly policies: Watched<PolicyObject & KubernetesObject>;
+  private readonly blockedHosts: Watched<BlockedHostObject & KubernetesObject>;
+  private readonly configMaps: Watched<V1ConfigMap>;
+  private readonly facts: ClusterFacts;
+  private readonly elector: LeaderElector;
+  private readonly correlator: Correlator;
+  private readonly events: EventRecorder;
+  private readonly limiters = new Map<string, RateLimiter>();
+  private valid = new Map<string, ValidPolicy>();
+  private byAddress = new Map<string, BlockedHostObject>();
+  /** Addresses with a create or status update in flight, so reports do not race them. */
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly statusWrittenAt = new Map<string, number>();
+  private server: Server | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private dirty = { policies: false, outputs: false };
+  private running = false;
+
+  constructor(private readonly o: OperatorOptions) {
+    this.kube = o.kube;
+    this.log = o.logger;
+    const kc = o.kube.kc;
+    const onPolicies = () => this.markDirty('policies');
+    this.policies = new Watched({
+      kc,
+      path: customPath(PLURALS.policies),
+      list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.policies)),
+      logger: o.logger,
+      onChange: onPolicies,
+    });
+    this.blockedHosts = new Watched({
+      kc,
+      path: customPath(PLURALS.blockedHosts),
+      list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.blockedHosts)),
+      logger: o.logger,
+      onChange: () => this.onBlockedHosts(),
+    });
+    const selector = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+    this.configMaps = new Watched<V1ConfigMap>({
+      kc,
+      path: `/api/v1/namespaces/${o.namespace}/configmaps`,
+      list: () => o.kube.core.listNamespacedConfigMap({ namespace: o.namespace, labelSelector: selector }),
+      labelSelector: selector,
+      logger: o.logger,
+      onChange: onPolicies,
+    });
+    this.facts = new ClusterFacts(o.kube, o.logger, onPolicies, o.serviceCidrs);
+    this.correlator = new Correlator(o.maxTrackedSources);
+    this.events = new EventRecorder(o.kube, 'kube-portsentry-operator', o.identity, o.logger);
+    this.elector = new LeaderElector({
+      kube: o.kube,
+      namespace: o.namespace,
+      name: o.leaseName,
+      identity: o.identity,
+      leaseDurationMs: o.leaseDurationMs,
+      logger: o.logger,
+      onStarted: () => {
+        o.metrics.leader.set(1);
+        this.markDirty('policies');
+        this.markDirty('outputs');
+      },
+      onLost: () => {
+        o.metrics.leader.set(0);
+        // Half-done leader work must not race the new leader: start over as a follower.
+        this.log.fatal('lost leadership; exiting so a clean replica takes over');
+        process.exitCode = 1;
+        process.kill(process.pid, 'SIGTERM');
+      },
+    });
+  }
+
+  get isLeader(): boolean {
+    return this.elector.isLeader;
+  }
+
+  ready(): string | null {
+    if (!this.running) return 'starting';
+    if (!this.policies.isSynced || !this.blockedHosts.isSynced || !this.facts.nodes.isSynced) return 'caches not synced';
+    return null;
+  }
+
+  async start(): Promise<void> {
+    this.o.metrics.leader.set(0);
+    this.policies.start();
+    this.blockedHosts.start();
+    this.configMaps.start();
+    this.facts.start();
+    this.server = await startReportServer({
+      address: this.o.listenAddress,
+      ...(this.o.tls ? { tls: this.o.tls } : {}),
+      authenticate: this.o.authenticate ?? tokenReviewAuthenticator(this.kube, this.o.tokenAudience, this.log),
+      allowedUser: `system:serviceaccount:${this.o.namespace}:${this.o.agentServiceAccount}`,
+      // Reports are only useful once the caches are there to act on them.
+      isLeader: () => this.isLeader && this.ready() === null,
+      accept: (r) => this.accept(r),
+      logger: this.log,
+      metrics: this.o.metrics,
+    });
+    await Promise.all([this.policies.synced, this.blockedHosts.synced, this.configMaps.synced, this.facts.synced()]);
+    this.running = true;
+    this.elector.start();
+    this.timers.push(setInterval(() => this.housekeeping(), 1000));
+    this.log.info({ identity: this.o.identity, reports: this.o.listenAddress }, 'operator ready');
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const t of this.timers) clearInterval(t);
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    this.server?.closeAllConnections?.();
+    await Promise.allSettled(this.inFlight.values());
+    await this.elector.stop();
+    this.policies.stop();
+    this.blockedHosts.stop();
+    this.configMaps.stop();
+    this.facts.stop();
+  }
+
+  private markDirty(what: 'policies' | 'outputs'): void {
+    this.dirty[what] = true;
+    setImmediate(() => void this.flush());
+  }
+
+  private flushing = false;
+  private async flush(): Promise<void> {
+    if (this.flushing || !this.running || !this.isLeader) return;
+    this.flushing = true;
+    try {
+      while (this.dirty.policies || this.dirty.outputs) {
+        if (this.dirty.policies) {
+          this.dirty.policies = false;
+          await this.timed('policy', () => this.reconcilePolicies());
+        }
+        if (this.dirty.outputs) {
+          this.dirty.outputs = false;
+          await this.timed('output', () => this.reconcileOutputs());
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async timed(kind: string, fn: () => Promise<void>): Promise<void> {
+    const end = this.o.metrics.reconcileDuration.startTimer({ kind });
+    try {
+      await fn();
+      this.o.metrics.reconciles.inc({ kind, result: 'ok' });
+    } catch (err) {
+      this.o.metrics.reconciles.inc({ kind, result: 'error' });
+      this.log.error({ kind, err: describeError(err) }, 'reconcile failed; retrying');
+      setTimeout(() => this.markDirty(kind === 'policy' ? 'policies' : 'outputs'), 2000).unref();
+    } finally {
+      end();
+    }
+  }
+
+  private protectedSet(): ProtectedSet {
+    return new ProtectedSet({ ...this.facts.facts(), gateways: [], dns: [] });
+  }
+
+  // ---- policies -> nodes
+
+  private async reconcilePolicies(): Promise<void> {
+    const candidates: Candidate[] = [];
+    const valid = new Map<string, ValidPolicy>();
+    const problems = new Map<string, string>();
+    for (const p of this.policies.list()) {
+      const r = validateSpec(p.spec ?? {}, 'spec');
+      if (!r.ok) {
+        problems.set(p.metadata.name, formatProblems(r.problems));
+        continue;
+      }
+      const generation = p.metadata.generation ?? 0;
+      valid.set(p.metadata.name, { name: p.metadata.name, generation, spec: r.value });
+      candidates.push({
+        name: p.metadata.name,
+        priority: r.value.priority,
+        created: Date.parse(String(p.metadata.creationTimestamp ?? '')) || 0,
+        selector: r.value.nodeSelector,
+      });
+    }
+    this.valid = valid;
+    const nodes = this.facts.nodes.list().map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {} }));
+    const mapping = resolveNodePolicies(candidates, nodes);
+
+    // One ConfigMap per node with its effective policy; none for nodes no policy selects.
+    const existing = new Map(this.configMaps.list().map((cm) => [cm.metadata?.name ?? '', cm]));
+    const wanted = new Set<string>();
+    for (const [node, policyName] of mapping) {
+      const policy = valid.get(policyName)!;
+      const name = nodePolicyConfigMapName(node);
+      wanted.add(name);
+      const effective: EffectivePolicy = { policy: policy.name, generation: policy.generation, spec: policy.spec };
+      const data = { 'policy.json': JSON.stringify(effective) };
+      const current = existing.get(name);
+      if (current && current.data?.['policy.json'] === data['policy.json']) continue;
+      const body: V1ConfigMap = {
+        metadata: {
+          name,
+          namespace: this.o.namespace,
+          labels: { [LABEL_MANAGED_BY]: MANAGED_BY },
+          annotations: { [NODE_ANNOTATION]: node },
+          ...(current ? { resourceVersion: current.metadata?.resourceVersion } : {}),
+        },
+        data,
+      };
+      if (current) await this.kube.core.replaceNamespacedConfigMap({ name, namespace: this.o.namespace, body });
+      else await this.kube.core.createNamespacedConfigMap({ namespace: this.o.namespace, body }).catch(ignore(409));
+      this.log.info({ node, policy: policy.name, generation: policy.generation }, 'effective policy published');
+    }
+    for (const name of existing.keys())
+      if (!wanted.has(name))
+        await this.kube.core.deleteNamespacedConfigMap({ name, namespace: this.o.namespace }).catch(ignore(404));
+
+    // Status: Ready with the matched node count, or the validation problems.
+    const counts = new Map<string, number>();
+    for (const policyName of mapping.values()) counts.set(policyName, (counts.get(policyName) ?? 0) + 1);
+    for (const p of this.policies.list()) {
+      const name = p.metadata.name;
+      const generation = p.metadata.generation;
+      const previous = p.status?.conditions;
+      const problem = problems.get(name);
+      const matched = counts.get(name) ?? 0;
+      const ready = problem
+        ? condition('Ready', 'False', 'InvalidSpec', problem, generation, previous)
+        : matched > 0
+          ? condition('Ready', 'True', 'Applied', `in force on ${matched} node(s)`, generation, previous)
+          : condition('Ready', 'True', 'NoMatchingNodes', 'valid, but in force on no node (no node selected, or a higher priority policy wins)', generation, previous);
+      const status = { observedGeneration: generation, matchedNodes: matched, conditions: [ready] };
+      const before = p.status;
+      const same =
+        before?.observedGeneration === status.observedGeneration &&
+        before?.matchedNodes === status.matchedNodes &&
+        JSON.stringify(before?.conditions) === JSON.stringify(status.conditions);
+      if (same) continue;
+      await this.kube.custom
+        .patchClusterCustomObjectStatus({ ...custom(PLURALS.policies), name, body: { status } }, mergePatch)
+        .catch(ignore(404));
+      if (problem) this.log.warn({ policy: name, problems: problem }, 'policy rejected');
+    }
+  }
+
+  // ---- reports -> BlockedHosts
+
+  private onBlockedHosts(): void {
+    const byAddress = new Map<string, BlockedHostObject>();
+    const counts = { detected: 0, manual: 0 };
+    for (const bh of this.blockedHosts.list()) {
+      const a = canonicalAddress(bh.spec?.address ?? '');
+      if (a) byAddress.set(a, bh);
+      counts[bh.spec?.source === 'detected' ? 'detected' : 'manual']++;
+    }
+    this.byAddress = byAddress;
+    this.o.metrics.blockedHosts.set({ source: 'detected' }, counts.detected);
+    this.o.metrics.blockedHosts.set({ source: 'manual' }, counts.manual);
+    this.markDirty('outputs');
+  }
+
+  private accept(report: Report): void {
+    const policy = this.valid.get(report.policy);
+    if (!policy) {
+      this.log.warn({ node: report.node, policy: report.policy }, 'report names an unknown or invalid policy; ignored');
+      return;
+    }
+    const spec = policy.spec;
+    if (spec.response.scope !== 'cluster') return;
+    const now = Date.now();
+    const guard = this.protectedSet();
+    const trigger = { count: spec.trigger.count, windowMs: parseDuration(spec.trigger.window)! };
+    for (const r of report.sources) {
+      if (guard.reason(r.source)) continue;
+      const { activity, triggered } = this.correlator.observe(report.node, policy.name, r, trigger, now);
+      const existing = this.byAddress.get(r.source);
+      if (existing) {
+        this.updateStatusSoon(r.source, activity);
+        continue;
+      }
+      if (!triggered && !activity.blockedLocally) continue;
+      const tcp = [...activity.ports].some((p) => p.startsWith('tcp/'));
+      const action = tcp ? spec.response.tcp : spec.response.udp;
+      const summary = `${activity.touches.size} distinct probe(s) on ${activity.nodes.size} node(s): ${[...activity.ports].slice(0, 10).join(', ')}`;
+      if (action !== 'block' || (spec.response.verifiedOnly && !activity.verified)) {
+        if (!activity.blockedLocally && this.alerted.get(r.source) !== activity.firstSeen) {
+          this.alerted.set(r.source, activity.firstSeen);
+          this.o.metrics.scans.inc({ protocol: tcp ? 'tcp' : 'udp' });
+          this.log.warn({ source: r.source, policy: policy.name, nodes: [...activity.nodes] }, `cluster-wide scan detected (alert only): ${summary}`);
+        }
+        continue;
+      }
+      let limiter = this.limiters.get(policy.name);
+      if (!limiter) this.limiters.set(policy.name, (limiter = new RateLimiter(spec.response.maxBlocksPerMinute, now)));
+      limiter.configure(spec.response.maxBlocksPerMinute);
+      if (this.inFlight.has(r.source)) continue;
+      if (!limiter.take(now)) {
+        this.log.warn({ source: r.source, policy: policy.name }, 'cluster block refused: maxBlocksPerMinute reached');
+        continue;
+      }
+      this.o.metrics.scans.inc({ protocol: tcp ? 'tcp' : 'udp' });
+      this.runFor(r.source, () => this.createBlockedHost(activity, policy, summary));
+    }
+    if (this.alerted.size > 10_000) this.alerted.clear();
+  }
+
+  private readonly alerted = new Map<string, number>();
+
+  private runFor(address: string, work: () => Promise<void>): void {
+    const p = work()
+      .catch((err: unknown) => this.log.error({ source: address, err: describeError(err) }, 'BlockedHost update failed'))
+      .finally(() => this.inFlight.delete(address));
+    this.inFlight.set(address, p);
+  }
+
+  private statusOf(a: SourceActivity): BlockedHostStatus {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    return {
+      firstSeen: iso(a.firstSeen),
+      lastSeen: iso(a.lastSeen),
+      probes: a.probes,
+      ports: [...a.ports].slice(0, 1024),
+      scanTypes: [...a.types].sort(),
+      reportingNodes: [...a.nodes].sort().slice(0, 5000),
+    };
+  }
+
+  private async createBlockedHost(a: SourceActivity, policy: ValidPolicy, summary: string): Promise<void> {
+    const name = blockedHostName(a.source);
+    const duration = parseDuration(policy.spec.response.duration)!;
+    const expiresAt = new Date(Date.now() + duration).toISOString().replace(/\.\d+Z$/, 'Z');
+    const reason = `${a.blockedLocally && a.touches.size <= policy.spec.trigger.count ? 'node trigger' : 'cluster-wide trigger'}: ${summary}`.slice(0, 1024);
+    const body = {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'BlockedHost',
+      metadata: { name, labels: { [LABEL_MANAGED_BY]: MANAGED_BY } },
+      spec: { address: a.source, reason, policy: policy.name, source: 'detected', expiresAt },
+    };
+    let created: BlockedHostObject;
+    try {
+      created = (await this.kube.custom.createClusterCustomObject({ ...custom(PLURALS.blockedHosts), body })) as BlockedHostObject;
+    } catch (err) {
+      if (statusOf(err) === 409) return; // someone (a manual block, or an earlier leader) got there first
+      throw err;
+    }
+    this.byAddress.set(a.source, created);
+    this.log.warn({ source: a.source, blockedHost: name, policy: policy.name, expiresAt, nodes: [...a.nodes] }, 'cluster-wide block');
+    await this.writeStatus(name, a);
+    const target = { apiVersion: `${GROUP}/${VERSION}`, kind: 'BlockedHost', name, uid: created.metadata.uid };
+    this.events.record(target, 'Warning', 'Blocked', `${a.source} blocked on every node until ${expiresAt}; ${reason}`);
+    for (const node of a.nodes) {
+      const n = this.facts.nodes.get(node);
+      this.events.record(
+        { apiVersion: 'v1', kind: 'Node', name: node, ...(n?.metadata?.uid ? { uid: n.metadata.uid } : {}) },
+        'Warning',
+        'ScanDetected',
+        `scan from ${a.source}: ${summary}; BlockedHost ${name}`,
+      );
+    }
+  }
+
+  private updateStatusSoon(address: string, a: SourceActivity): void {
+    const bh = this.byAddress.get(address);
+    if (!bh || this.inFlight.has(address)) return;
+    const last = this.statusWrittenAt.get(address) ?? 0;
+    if (Date.now() - last < STATUS_MIN_INTERVAL_MS) return;
+    this.runFor(address, () => this.writeStatus(bh.metadata.name, a));
+  }
+
+  private async writeStatus(name: string, a: SourceActivity): Promise<void> {
+    this.statusWrittenAt.set(a.source, Date.now());
+    if (this.statusWrittenAt.size > 100_000) this.statusWrittenAt.clear();
+    await this.kube.custom
+      .patchClusterCustomObjectStatus({ ...custom(PLURALS.blockedHosts), name, body: { status: this.statusOf(a) } }, mergePatch)
+      .catch(ignore(404));
+  }
+
+  // ---- expiry
+
+  private housekeeping(): void {
+    if (!this.isLeader || !this.running) return;
+    const now = Date.now();
+    for (const bh of this.blockedHosts.list()) {
+      if (bh.spec?.source !== 'detected' || !bh.spec.expiresAt || bh.metadata.deletionTimestamp) continue;
+      if (Date.parse(bh.spec.expiresAt) > now) continue;
+      const address = canonicalAddress(bh.spec.address) ?? bh.spec.address;
+      if (this.inFlight.has(address)) continue;
+      this.runFor(address, async () => {
+        await this.kube.custom
+          .deleteClusterCustomObject({ ...custom(PLURALS.blockedHosts), name: bh.metadata.name })
+          .catch(ignore(404));
+        this.correlator.forget(address);
+        this.log.info({ source: address, blockedHost: bh.metadata.name }, 'block expired: BlockedHost deleted');
+      });
+    }
+    let longest = 0;
+    for (const p of this.valid.values()) longest = Math.max(longest, parseDuration(p.spec.trigger.window)!);
+    this.correlator.expire(now, longest || 3_600_000);
+  }
+
+  // ---- outputs
+
+  private async reconcileOutputs(): Promise<void> {
+    const { networkPolicyNamespaces, calico, cilium } = this.o;
+    if (!networkPolicyNamespaces.length && !calico && !cilium) return;
+    const now = Date.now();
+    const guard = this.protectedSet();
+    const addresses = [...this.byAddress.entries()]
+      .filter(([a, bh]) => !guard.reason(a) && !(bh.spec.expiresAt && Date.parse(bh.spec.expiresAt) <= now))
+      .map(([a]) => a);
+    const apply = (obj: Record<string, unknown>) =>
+      this.kube.objects.patch(obj as KubernetesObject, undefined, undefined, 'kube-portsentry', true, PatchStrategy.ServerSideApply);
+    for (const ns of networkPolicyNamespaces) await apply(renderNetworkPolicy(ns, addresses));
+    if (networkPolicyNamespaces.length) {
+      const ours = await this.kube.networking.listNetworkPolicyForAllNamespaces({ labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}` });
+      for (const np of ours.items)
+        if (np.metadata?.name === OUTPUT_NAME && !networkPolicyNamespaces.includes(np.metadata.namespace ?? ''))
+          await this.kube.networking
+            .deleteNamespacedNetworkPolicy({ name: OUTPUT_NAME, namespace: np.metadata.namespace! })
+            .catch(ignore(404));
+    }
+    if (calico) for (const obj of renderCalico(addresses)) await apply(obj);
+    if (cilium) {
+      const policy = renderCilium(addresses);
+      // An empty deny list must not exist at all: Cilium reads an empty peer list as "no peers",
+      // but removing the object is the unambiguous way to deny nothing.
+      if (addresses.length) await apply(policy);
+      else await this.kube.objects.delete(policy as KubernetesObject).catch(ignore(404));
+    }
+    this.log.debug({ addresses: addresses.length }, 'network policy outputs applied');
+  }
+}
+
+function ignore(code: number) {
+  return (err: unknown): undefined => {
+    if (statusOf(err) === code) return undefined;
+    throw err;
+  };
+}

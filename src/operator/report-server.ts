@@ -1,0 +1,141 @@
+// The endpoint agents post detections to. Every request carries the agent's ServiceAccount
+// token (audience-bound); the API server vouches for it through a TokenReview. Bodies are
+// size-limited and parsed strictly; nothing changes state unless all checks pass.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Logger } from '../log/logger.js';
+import type { OperatorMetrics } from '../metrics/operator-metrics.js';
+import { parseListenAddress } from '../metrics/server.js';
+import { describeError, type Kube } from '../k8s/client.js';
+import { MAX_REPORT_BYTES, parseReport, REPORT_PATH, type Report } from '../k8s/report.js';
+
+export interface Identity {
+  username: string;
+  /** The node the token's pod runs on, when the token is bound to a pod. */
+  node?: string;
+}
+
+export type Authenticator = (token: string) => Promise<Identity | null>;
+
+const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name';
+const CACHE_MS = 60_000;
+
+/** TokenReview with the given audience; positive answers are cached a minute by token hash. */
+export function tokenReviewAuthenticator(kube: Kube, audience: string, logger: Logger): Authenticator {
+  const cache = new Map<string, { identity: Identity; until: number }>();
+  return async (token) => {
+    const key = createHash('sha256').update(token).digest('hex');
+    const hit = cache.get(key);
+    if (hit && hit.until > Date.now()) return hit.identity;
+    let review;
+    try {
+      review = await kube.auth.createTokenReview({ body: { spec: { token, audiences: [audience] } } });
+    } catch (err) {
+      logger.error({ err: describeError(err) }, 'TokenReview failed');
+      throw err;
+    }
+    const status = review.status;
+    if (!status?.authenticated || !status.user?.username || !(status.audiences ?? []).includes(audience)) return null;
+    const node = status.user.extra?.[NODE_NAME_EXTRA]?.[0];
+    const identity: Identity = { username: status.user.username, ...(node ? { node } : {}) };
+    if (cache.size > 10_000) cache.clear();
+    cache.set(key, { identity, until: Date.now() + CACHE_MS });
+    return identity;
+  };
+}
+
+export interface ReportServerOptions {
+  address: string;
+  tls?: { cert: string; key: string };
+  authenticate: Authenticator;
+  /** system:serviceaccount:NS:NAME allowed to report. */
+  allowedUser: string;
+  isLeader: () => boolean;
+  accept: (report: Report) => void;
+  logger: Logger;
+  metrics: OperatorMetrics;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly result: string,
+  ) {
+    super(message);
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_REPORT_BYTES) {
+      reject(new HttpError(413, `body over ${MAX_REPORT_BYTES} bytes`, 'invalid'));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_REPORT_BYTES) {
+        reject(new HttpError(413, `body over ${MAX_REPORT_BYTES} bytes`, 'invalid'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export async function startReportServer(o: ReportServerOptions): Promise<Server> {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    try {
+      if ((req.url ?? '').split('?')[0] !== REPORT_PATH) throw new HttpError(404, 'not found', 'invalid');
+      if (req.method !== 'POST') throw new HttpError(405, 'use POST', 'invalid');
+      const auth = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+      if (!auth) throw new HttpError(401, 'a bearer token is required', 'unauthenticated');
+      const identity = await o.authenticate(auth[1]!).catch(() => {
+        throw new HttpError(503, 'cannot verify tokens right now', 'unavailable');
+      });
+      if (!identity) throw new HttpError(401, 'token rejected', 'unauthenticated');
+      if (identity.username !== o.allowedUser) throw new HttpError(403, `${identity.username} may not report`, 'forbidden');
+      const body = await readBody(req);
+      let report: Report;
+      try {
+        report = parseReport(body);
+      } catch (err) {
+        throw new HttpError(400, (err as Error).message, 'invalid');
+      }
+      if (identity.node && identity.node !== report.node)
+        throw new HttpError(403, `token of node ${identity.node} cannot report for ${report.node}`, 'forbidden');
+      if (!o.isLeader()) throw new HttpError(503, 'not the leader', 'not-leader');
+      o.accept(report);
+      o.metrics.reportsReceived.inc({ result: 'ok' });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ accepted: report.sources.length }));
+    } catch (err) {
+      const e = err instanceof HttpError ? err : new HttpError(500, (err as Error).message, 'error');
+      o.metrics.reportsReceived.inc({ result: e.result });
+      if (e.status >= 500 && e.result !== 'not-leader') o.logger.warn({ err: e.message }, 'report failed');
+      const headers: Record<string, string> = { 'content-type': 'application/json', connection: 'close' };
+      if (e.status === 503) headers['retry-after'] = '1';
+      if (!res.headersSent) res.writeHead(e.status, headers).end(JSON.stringify({ error: e.message }));
+      if (!req.complete) req.resume();
+    }
+  };
+  const listener = (req: IncomingMessage, res: ServerResponse) => void handle(req, res);
+  const server = o.tls
+    ? createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, listener)
+    : createHttpServer(listener);
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  const { host, port } = parseListenAddress(o.address);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}

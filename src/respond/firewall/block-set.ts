@@ -1,0 +1,159 @@
+// The node firewall set shared by several owners: the local engine ("local": blocks decided
+// on this node) and the cluster ("cluster": BlockedHosts). An address stays in the kernel
+// while any owner wants it, for as long as the longest of them. Each kernel entry is
+// tagged with the owner that placed it, so after a restart the agent can tell a stale
+// cluster entry (removed: its BlockedHost may be gone) from a local one (left to expire).
+import { parseCidr, type Family } from '../../net/ip.js';
+import type { Firewall, FirewallEntry, SetupOptions } from './firewall.js';
+
+export type Owner = 'local' | 'cluster';
+
+interface Wanted {
+  family: Family;
+  /** Owner -> until (epoch ms, Infinity for no expiry). */
+  owners: Map<Owner, number>;
+  /** What the kernel was last given: until and tag. */
+  placed?: { until: number; tag: Owner };
+}
+
+/** A kernel timeout this much shorter than wanted is renewed (remove and add again). */
+const RENEW_SLACK_MS = 5_000;
+
+export class BlockSet {
+  private readonly wanted = new Map<string, Wanted>();
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly firewall: Firewall,
+    private readonly onError: (err: unknown, address: string) => void,
+  ) {}
+
+  get size(): number {
+    return this.wanted.size;
+  }
+
+  has(address: string): boolean {
+    return this.wanted.has(address);
+  }
+
+  addresses(owner: Owner): string[] {
+    return [...this.wanted].filter(([, w]) => w.owners.has(owner)).map(([a]) => a);
+  }
+
+  /** Kernel changes run one at a time, in order, so an add and a later remove never swap. */
+  private serial(address: string, work: () => Promise<void>): Promise<void> {
+    const next = this.queue.then(work).catch((err: unknown) => this.onError(err, address));
+    this.queue = next;
+    return next;
+  }
+
+  claim(owner: Owner, address: string, until: number): Promise<void> {
+    const family = parseCidr(address)?.family;
+    if (!family) return Promise.reject(new Error(`not an address: ${address}`));
+    let w = this.wanted.get(address);
+    if (!w) this.wanted.set(address, (w = { family, owners: new Map() }));
+    w.owners.set(owner, until);
+    return this.sync(address);
+  }
+
+  release(owner: Owner, address: string): Promise<void> {
+    const w = this.wanted.get(address);
+    if (!w || !w.owners.delete(owner)) return Promise.resolve();
+    return this.sync(address);
+  }
+
+  /** Brings one address's kernel entry in line with what its owners want. */
+  private sync(address: string): Promise<void> {
+    return this.serial(address, async () => {
+      const w = this.wanted.get(address);
+      if (!w) return;
+      if (w.owners.size === 0) {
+        this.wanted.delete(address);
+        if (w.placed) await this.firewall.remove(address, w.family);
+        return;
+      }
+      let until = 0;
+      let tag: Owner = 'local';
+      for (const [owner, u] of w.owners) {
+        if (u > until) until = u;
+        if (owner === 'cluster') tag = 'cluster';
+      }
+      const placed = w.placed;
+      if (placed && placed.tag === tag && (placed.until === until || Math.abs(placed.until - until) <= RENEW_SLACK_MS)) return;
+      // A timeout cannot be changed in place: take the entry out and put it back.
+      if (placed) await this.firewall.remove(address, w.family);
+      const ms = until === Infinity ? Infinity : until - Date.now();
+      if (ms <= 0) {
+        w.placed = undefined;
+        return;
+      }
+      await this.firewall.add(address, w.family, ms, tag);
+      w.placed = { until, tag };
+    });
+  }
+
+  /**
+   * Makes the kernel sets match: adds what is wanted and missing, removes entries nobody
+   * wants. Untagged or cluster-tagged leftovers are removed; local-tagged ones, from an
+   * earlier run of this agent, are left to their kernel timeout unless `dropLocal`.
+   */
+  async reconcile(options: { dropLocal?: boolean } = {}): Promise<{ added: number; removed: number }> {
+    let added = 0;
+    let removed = 0;
+    await this.serial('*', async () => {
+      for (const family of [4, 6] as const) {
+        let entries: FirewallEntry[];
+        try {
+          entries = await this.firewall.list(family);
+        } catch {
+          continue; // a family the host cannot block
+        }
+        const present = new Map(entries.map((e) => [normalize(e.address), e]));
+        for (const [address, e] of present) {
+          if (this.wanted.has(address)) continue;
+          if (e.tag === 'local' && !options.dropLocal) continue;
+          await this.firewall.remove(e.address, family);
+          removed++;
+        }
+        for (const [address, w] of this.wanted) {
+          if (w.family !== family) continue;
+          const e = present.get(address);
+          if (e) {
+            const until = e.expiresInSeconds === undefined ? Infinity : Date.now() + e.expiresInSeconds * 1000;
+            w.placed = { until, tag: (e.tag as Owner | undefined) ?? 'local' };
+            continue;
+          }
+          w.placed = undefined;
+        }
+      }
+    });
+    // Missing and mis-timed entries go through the normal path.
+    await Promise.all(
+      [...this.wanted.keys()].map((a) => {
+        if (!this.wanted.get(a)!.placed) added++;
+        return this.sync(a);
+      }),
+    );
+    return { added, removed };
+  }
+
+  /** A Firewall view for one owner, for code that speaks the Firewall interface (the Responder). */
+  view(owner: Owner): Firewall {
+    return {
+      name: this.firewall.name,
+      setup: (_options?: SetupOptions) => Promise.resolve(),
+      add: (address, _family, timeoutMs) => this.claim(owner, address, Date.now() + timeoutMs),
+      remove: (address) => this.release(owner, address),
+      list: (family) => this.firewall.list(family),
+      teardown: () => Promise.resolve(),
+    };
+  }
+}
+
+/** The kernel lists single addresses without a prefix (nft) or with one (some ipsets). */
+function normalize(address: string): string {
+  const c = parseCidr(address);
+  if (!c) return address;
+  const full = c.family === 4 ? 32 : 128;
+  return c.prefix === full ? address.replace(/\/\d+$/, '') : address;
+}
