@@ -45,12 +45,12 @@ const ruleLines = (m: Manifest) =>
 const RW = 'create,delete,get,list,patch,update,watch';
 const OPERATOR_CLUSTER_RULES = [
   'authentication.k8s.io/tokenreviews: create',
-  'core/events: create,patch',
   'core/nodes: get,list,watch',
   `kube-portsentry.io/blockedhosts: ${RW}`,
   'kube-portsentry.io/blockedhosts/status: get,patch,update',
   'kube-portsentry.io/portsentrypolicies: get,list,watch',
   'kube-portsentry.io/portsentrypolicies/status: get,patch,update',
+  'networking.k8s.io/servicecidrs: get,list,watch',
 ].sort();
 const OUTPUT_RULES = [
   `cilium.io/ciliumclusterwidenetworkpolicies: ${RW}`,
@@ -209,17 +209,28 @@ describe('chart', { concurrency: false }, () => {
       `core/configmaps: ${RW}`,
     ]);
     assert.deepEqual(ruleLines(find(plain, 'ClusterRole', AGENT)), [
-      'core/events: create,patch',
       'core/nodes: get,list,watch',
-      'discovery.k8s.io/endpointslices: get,list,watch',
       'kube-portsentry.io/blockedhosts: get,list,watch',
+      'networking.k8s.io/servicecidrs: get,list,watch',
     ]);
     assert.deepEqual(ruleLines(find(plain, 'Role', AGENT)), ['core/configmaps: get,list,watch']);
+    // In "default" only: the API server's EndpointSlices, and the operator's Events.
+    const inDefault = (name: string) => {
+      const role = find(plain, 'Role', name);
+      assert.equal(role.metadata.namespace, 'default');
+      return ruleLines(role);
+    };
+    assert.deepEqual(inDefault(`${OPERATOR}-default`), ['core/events: create,patch', 'discovery.k8s.io/endpointslices: get,list,watch']);
+    assert.deepEqual(inDefault(`${AGENT}-default`), ['discovery.k8s.io/endpointslices: get,list,watch']);
+    const roles = plain.filter((d) => d.kind === 'Role' || d.kind === 'ClusterRole').map((d) => d.metadata.name);
+    assert.equal(roles.length, 6);
     for (const [kind, name, sa] of [
       ['ClusterRoleBinding', OPERATOR, OPERATOR],
       ['RoleBinding', OPERATOR, OPERATOR],
+      ['RoleBinding', `${OPERATOR}-default`, OPERATOR],
       ['ClusterRoleBinding', AGENT, AGENT],
       ['RoleBinding', AGENT, AGENT],
+      ['RoleBinding', `${AGENT}-default`, AGENT],
     ] as const) {
       const b = find(plain, kind, name) as unknown as { roleRef: { name: string }; subjects: { kind: string; name: string; namespace: string }[] };
       assert.equal(b.roleRef.name, name);
@@ -230,6 +241,10 @@ describe('chart', { concurrency: false }, () => {
     assert.deepEqual(ruleLines(find(all, 'ClusterRole', OPERATOR)), [...OPERATOR_CLUSTER_RULES, ...OUTPUT_RULES].sort());
     const args = podSpec(find(all, 'Deployment', OPERATOR)).containers[0]!.args;
     assert.deepEqual(args.slice(-3), ['--network-policy-namespaces=default,web', '--calico', '--cilium']);
+    // Optional flags: service CIDRs to both, a fixed firewall to the agent.
+    const flags = (await renderChart({ cluster: { serviceCidrs: ['10.96.0.0/16', 'fd00:10:96::/112'] }, agent: { firewall: 'iptables' } })).docs;
+    assert.deepEqual(podSpec(find(flags, 'DaemonSet')).containers[0]!.args.slice(-2), ['--firewall=iptables', '--service-cidr=10.96.0.0/16,fd00:10:96::/112']);
+    assert.deepEqual(podSpec(find(flags, 'Deployment')).containers[0]!.args.at(-1), '--service-cidr=10.96.0.0/16,fd00:10:96::/112');
     // Each output alone adds its own rule only.
     const calicoOnly = (await renderChart({ outputs: { calico: { enabled: true } } })).docs;
     assert.deepEqual(
