@@ -2,7 +2,7 @@
 // every retry period; another replica takes over once it has watched the lease go unrenewed
 // for a whole lease duration (by its own clock, so clocks need not agree). Updates carry the
 // resourceVersion, so two candidates never both win.
-import type { V1Lease } from '@kubernetes/client-node';
+import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../log/logger.js';
 import { describeError, statusOf, type Kube } from '../k8s/client.js';
 
@@ -61,7 +61,8 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<void> {
     const { kube, namespace, name, identity } = this.o;
-    const now = new Date();
+    // Lease times are MicroTime: the API server refuses anything but six fractional digits.
+    const now = new V1MicroTime();
     let lease: V1Lease | undefined;
     try {
       lease = await kube.coordination.readNamespacedLease({ name, namespace });
@@ -71,7 +72,7 @@ export class LeaderElector {
     const spec = {
       holderIdentity: identity,
       leaseDurationSeconds: Math.max(1, Math.round(this.o.leaseDurationMs / 1000)),
-      renewTime: now as unknown as Date,
+      renewTime: now,
     };
     if (!lease) {
       await kube.coordination.createNamespacedLease({
@@ -95,7 +96,7 @@ export class LeaderElector {
         metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion },
         spec: {
           ...spec,
-          acquireTime: holder === identity ? lease.spec?.acquireTime : now,
+          acquireTime: holder === identity && lease.spec?.acquireTime ? new V1MicroTime(lease.spec.acquireTime) : now,
           leaseTransitions: transitions,
         },
       },
