@@ -57,7 +57,8 @@ export async function withValuesFile<T>(values: unknown, fn: (file: string) => P
   const dir = await mkdtemp(join(tmpdir(), 'kps-values-'));
   try {
     const file = join(dir, 'values.yaml');
-    await writeFile(file, typeof values === 'string' ? values : stringify(values));
+    // YAML 1.1 output, as Helm reads it: strings such as "off" stay quoted, not booleans.
+    await writeFile(file, typeof values === 'string' ? values : stringify(values, { version: '1.1' }));
     return await fn(file);
   } finally {
     await rm(dir, { recursive: true, force: true });
