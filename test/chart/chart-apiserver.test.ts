@@ -54,10 +54,10 @@ describe('chart on a real API server (server-side dry run)', { concurrency: fals
     const cp = env.cp;
     if (!cp) return t.skip(env.why);
     if (!helmReady(t)) return;
-    const message = await dryRun(cp, { defaultPolicy: { spec: { tcp: { mode: 'sneaky' } } } }).then(
+    const message = await dryRun(cp, { defaultPolicy: { spec: { tcp: { ports: [0] } } } }).then(
       () => '',
       (err: Error) => err.message,
     );
-    assert.match(message, /spec\.tcp\.mode/);
+    assert.match(message, /spec\.tcp\.ports\[0\]/);
   });
 });

@@ -383,12 +383,13 @@ describe('chart', { concurrency: false }, () => {
 
     // Every field the schema defines has a comment above it in values.yaml; free-form
     // values (resources, nodeSelector, the policy spec) are documented by their key.
-    type S = { $ref?: string; properties?: Record<string, S> };
+    type S = { $ref?: string; properties?: Record<string, S>; additionalProperties?: unknown };
     const resolve = (x: S): S => (x.$ref ? resolve((schema.definitions as unknown as Record<string, S>)[x.$ref.split('/').at(-1)!]!) : x);
     const doc = parseDocument(await readFile(join(CHART, 'values.yaml'), 'utf8'));
     const undocumented: string[] = [];
     const walk = (node: Node | null | undefined, sch: S, path: string) => {
-      if (!isMap(node) || !sch.properties) return;
+      // Only closed objects are fields all the way down; open ones (the policy spec) are values.
+      if (!isMap(node) || !sch.properties || sch.additionalProperties !== false) return;
       node.items.forEach((pair, i) => {
         const key = isScalar(pair.key) ? String(pair.key.value) : '?';
         // The yaml parser puts the comment above a map's first key on the map itself.
