@@ -12,6 +12,9 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
+import type { IncomingMessage } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { GROUP, VERSION } from './api-schemas.js';
 
 export interface Kube {
@@ -73,3 +76,66 @@ export const PLURALS = { policies: 'portsentrypolicies', blockedHosts: 'blockedh
 
 export const custom = (plural: string) => ({ group: GROUP, version: VERSION, plural });
 export const customPath = (plural: string): string => `/apis/${GROUP}/${VERSION}/${plural}`;
+
+/**
+ * A plain JSON request with the kubeconfig's credentials. Used for server-side apply of
+ * objects whose shape client-node's typed serializer would change (it drops fields it
+ * renames, such as NetworkPolicy's `from`).
+ */
+export async function rawRequest(
+  kube: Kube,
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType = 'application/json',
+): Promise<{ status: number; body: unknown }> {
+  const server = kube.kc.getCurrentCluster()?.server;
+  if (!server) throw new Error('kubeconfig has no current cluster');
+  const url = new URL(path, server);
+  const options: RequestOptions = { method, headers: { 'content-type': contentType, accept: 'application/json' } };
+  await kube.kc.applyToHTTPSOptions(options);
+  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(url, options, (res: IncomingMessage) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // not JSON
+        }
+        const status = res.statusCode ?? 0;
+        if (status >= 400) {
+          const err = new Error(`HTTP ${status}: ${(parsed as { message?: string })?.message ?? text.slice(0, 200)}`) as Error & { code: number };
+          err.code = status;
+          reject(err);
+        } else resolve({ status, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+/** Where an object of one of the kinds we write lives in the API. */
+const PLURAL_OF: Record<string, string> = {
+  NetworkPolicy: 'networkpolicies',
+  GlobalNetworkSet: 'globalnetworksets',
+  GlobalNetworkPolicy: 'globalnetworkpolicies',
+  CiliumClusterwideNetworkPolicy: 'ciliumclusterwidenetworkpolicies',
+};
+
+export function objectPath(obj: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }): string {
+  const plural = PLURAL_OF[obj.kind];
+  if (!plural) throw new Error(`no API path known for kind ${obj.kind}`);
+  const base = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
+  const ns = obj.metadata.namespace ? `/namespaces/${encodeURIComponent(obj.metadata.namespace)}` : '';
+  return `${base}${ns}/${plural}/${encodeURIComponent(obj.metadata.name)}`;
+}
+
+/** Server-side apply (creates or updates), as field manager kube-portsentry. */
+export function applyObject(kube: Kube, obj: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } }) {
+  return rawRequest(kube, 'PATCH', `${objectPath(obj)}?fieldManager=kube-portsentry&force=true`, obj, 'application/apply-patch+yaml');
+}

@@ -2,9 +2,15 @@
 // every retry period; another replica takes over once it has watched the lease go unrenewed
 // for a whole lease duration (by its own clock, so clocks need not agree). Updates carry the
 // resourceVersion, so two candidates never both win.
-import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../log/logger.js';
 import { describeError, statusOf, type Kube } from '../k8s/client.js';
+
+/** Lease times are MicroTime: the API server wants six fractional digits. */
+function microTime(d: Date | string | undefined): Date {
+  const date = d === undefined ? new Date() : new Date(d);
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+}
 
 export interface LeaderOptions {
   kube: Kube;
@@ -61,8 +67,7 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<void> {
     const { kube, namespace, name, identity } = this.o;
-    // Lease times are MicroTime: the API server refuses anything but six fractional digits.
-    const now = new V1MicroTime();
+    const now = new Date();
     let lease: V1Lease | undefined;
     try {
       lease = await kube.coordination.readNamespacedLease({ name, namespace });
@@ -72,12 +77,12 @@ export class LeaderElector {
     const spec = {
       holderIdentity: identity,
       leaseDurationSeconds: Math.max(1, Math.round(this.o.leaseDurationMs / 1000)),
-      renewTime: now,
+      renewTime: microTime(now),
     };
     if (!lease) {
       await kube.coordination.createNamespacedLease({
         namespace,
-        body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: now, leaseTransitions: 0 } },
+        body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } },
       });
       this.won();
       return;
@@ -96,7 +101,7 @@ export class LeaderElector {
         metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion },
         spec: {
           ...spec,
-          acquireTime: holder === identity && lease.spec?.acquireTime ? new V1MicroTime(lease.spec.acquireTime) : now,
+          acquireTime: microTime(holder === identity ? lease.spec?.acquireTime : now),
           leaseTransitions: transitions,
         },
       },
@@ -122,8 +127,15 @@ export class LeaderElector {
     try {
       const lease = await kube.coordination.readNamespacedLease({ name, namespace });
       if (lease.spec?.holderIdentity !== this.o.identity) return;
-      lease.spec.holderIdentity = '';
-      await kube.coordination.replaceNamespacedLease({ name, namespace, body: lease });
+      const spec = lease.spec;
+      await kube.coordination.replaceNamespacedLease({
+        name,
+        namespace,
+        body: {
+          metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion },
+          spec: { ...spec, holderIdentity: '', acquireTime: microTime(spec.acquireTime), renewTime: microTime(spec.renewTime) },
+        },
+      });
     } catch (err) {
       this.o.logger.warn({ err: describeError(err) }, 'could not release the lease');
     }

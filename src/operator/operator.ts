@@ -2,7 +2,7 @@
 // network-policy outputs. Every replica serves reports and metrics; only the Lease holder
 // acts (others answer reports with 503 so agents retry, and reach the leader).
 import type { Server } from 'node:http';
-import { PatchStrategy, type KubernetesObject, type V1ConfigMap } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
 import { RateLimiter } from '../engine/rate-limiter.js';
 import type { Logger } from '../log/logger.js';
 import type { OperatorMetrics } from '../metrics/operator-metrics.js';
@@ -11,7 +11,7 @@ import type { PolicySpec } from '../policy/types.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
 import { GROUP, VERSION } from '../k8s/api-schemas.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
-import { custom, customPath, describeError, mergePatch, PLURALS, statusOf, type Kube } from '../k8s/client.js';
+import { applyObject, custom, customPath, describeError, mergePatch, objectPath, PLURALS, rawRequest, statusOf, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/informer.js';
 import {
   blockedHostName,
@@ -475,8 +475,7 @@ export class Operator {
     const addresses = [...this.byAddress.entries()]
       .filter(([a, bh]) => !guard.reason(a) && !(bh.spec.expiresAt && Date.parse(bh.spec.expiresAt) <= now))
       .map(([a]) => a);
-    const apply = (obj: Record<string, unknown>) =>
-      this.kube.objects.patch(obj as KubernetesObject, undefined, undefined, 'kube-portsentry', true, PatchStrategy.ServerSideApply);
+    const apply = (obj: Record<string, unknown>) => applyObject(this.kube, obj as unknown as Parameters<typeof applyObject>[1]);
     for (const ns of networkPolicyNamespaces) await apply(renderNetworkPolicy(ns, addresses));
     if (networkPolicyNamespaces.length) {
       const ours = await this.kube.networking.listNetworkPolicyForAllNamespaces({ labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}` });
@@ -492,7 +491,7 @@ export class Operator {
       // An empty deny list must not exist at all: Cilium reads an empty peer list as "no peers",
       // but removing the object is the unambiguous way to deny nothing.
       if (addresses.length) await apply(policy);
-      else await this.kube.objects.delete(policy as KubernetesObject).catch(ignore(404));
+      else await rawRequest(this.kube, 'DELETE', objectPath(policy as unknown as Parameters<typeof objectPath>[0])).catch(ignore(404));
     }
     this.log.debug({ addresses: addresses.length }, 'network policy outputs applied');
   }

@@ -5,7 +5,8 @@ import type { PolicyDocument } from './types.js';
 
 /** YAML text of `doc`, headed by `headerComments` as `# ` lines. */
 export function renderPolicyYaml(doc: PolicyDocument, headerComments: string[]): string {
-  const yamlDoc = new Document(doc);
+  // YAML 1.1 quoting: kubectl reads YAML 1.1, where a bare off or yes is a boolean.
+  const yamlDoc = new Document(doc, { version: '1.1' });
   // Short lists of scalars (ports, argument vectors) read best on one line: [1, 11, 15].
   visit(yamlDoc, {
     Seq(_key, node) {

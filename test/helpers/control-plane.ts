@@ -69,7 +69,12 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-export async function startControlPlane(): Promise<ControlPlane> {
+export interface ControlPlaneOptions {
+  /** The address the API server publishes in the kubernetes Service's endpoints. */
+  advertiseAddress?: string;
+}
+
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const bin = await controlPlaneBinaries();
   const dir = await mkdtemp(join(tmpdir(), 'kps-envtest-'));
   const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
@@ -98,7 +103,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     [
       '--etcd-servers', `http://127.0.0.1:${etcdClient}`,
       '--bind-address', '127.0.0.1',
-      '--advertise-address', '127.0.0.1',
+      '--advertise-address', options.advertiseAddress ?? '127.0.0.1',
       '--secure-port', String(apiPort),
       '--cert-dir', join(dir, 'certs'),
       '--token-auth-file', join(dir, 'tokens.csv'),
@@ -196,7 +201,10 @@ export async function startControlPlane(): Promise<ControlPlane> {
  * One control plane for a test file: started before its tests, stopped after them.
  * Without Go (needed to build it) the tests skip locally and fail under CI.
  */
-export function useControlPlane(setup?: (cp: ControlPlane) => Promise<void>): {
+export function useControlPlane(
+  setup?: (cp: ControlPlane) => Promise<void>,
+  options: ControlPlaneOptions = {},
+): {
   readonly cp: ControlPlane | undefined;
   readonly why: string | undefined;
 } {
@@ -208,7 +216,7 @@ export function useControlPlane(setup?: (cp: ControlPlane) => Promise<void>): {
       return;
     }
     const started = Date.now();
-    state.cp = await startControlPlane();
+    state.cp = await startControlPlane(options);
     process.stdout.write(`# control plane ready in ${Date.now() - started} ms\n`);
     await setup?.(state.cp);
   });

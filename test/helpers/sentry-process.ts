@@ -40,6 +40,11 @@ export class SentryProcess {
     this.exited = new Promise((resolve) => child.once('close', (code) => resolve(code)));
   }
 
+  /** Reads the JSON log of any of our processes (agent, operator). */
+  static attach(child: ChildProcess): SentryProcess {
+    return new SentryProcess(child);
+  }
+
   /** Starts the sentry in the target namespace with a YAML policy (or raw CLI arguments). */
   static async start(net: TestNet, policy: string | { args: string[] }): Promise<SentryProcess> {
     let args: string[];

@@ -1,0 +1,217 @@
+// A test cluster's network: a scanner and N nodes, each in a network namespace of its own,
+// joined by a bridge in a "lan" namespace (198.18.0.0/24, 2001:db8::/64). The API server
+// and the operators run on the root namespace's loopback; each node namespace reaches them
+// on its own loopback through a forwarder over unix sockets. No traffic leaves loopback or
+// these namespaces.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runProgram } from '../../src/respond/run-program.js';
+import { CLI, SentryProcess } from './sentry-process.js';
+
+const FORWARDER = fileURLToPath(new URL('./loopback-forwarder.js', import.meta.url));
+
+export interface TestNode {
+  name: string;
+  ns: string;
+  v4: string;
+  v6: string;
+  agent?: SentryProcess;
+}
+
+let counter = 0;
+
+export const SCANNER = '198.18.0.1';
+/** Extra scanner addresses, one per scenario, so each starts from a clean slate. */
+export const scannerAddress = (i: number): string => `198.18.0.${i + 1}`;
+
+export class TestCluster {
+  readonly nodes: TestNode[] = [];
+  readonly operators: SentryProcess[] = [];
+  private readonly children: ChildProcess[] = [];
+  private readonly servers: Server[] = [];
+  private constructor(
+    readonly id: string,
+    readonly lan: string,
+    readonly scanner: string,
+    readonly dir: string,
+  ) {}
+
+  static async create(nodeCount: number): Promise<TestCluster> {
+    const id = `kpc${process.pid % 10000}x${counter++}`;
+    const dir = await mkdtemp(join(tmpdir(), 'kps-cluster-'));
+    const c = new TestCluster(id, `${id}-lan`, `${id}-scan`, dir);
+    const ip = (...args: string[]) => runProgram(['ip', ...args]);
+    try {
+      await ip('netns', 'add', c.lan);
+      await ip('-n', c.lan, 'link', 'add', 'br0', 'type', 'bridge');
+      await ip('-n', c.lan, 'link', 'set', 'br0', 'up');
+      const join_ = async (ns: string, tag: string, v4: string[], v6: string[]) => {
+        await ip('netns', 'add', ns);
+        await ip('-n', c.lan, 'link', 'add', `${tag}l`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+        await ip('-n', c.lan, 'link', 'set', `${tag}l`, 'master', 'br0', 'up');
+        await ip('-n', ns, 'link', 'set', 'lo', 'up');
+        for (const a of v4) await ip('-n', ns, 'addr', 'add', `${a}/24`, 'dev', 'eth0');
+        for (const a of v6) await ip('-n', ns, '-6', 'addr', 'add', `${a}/64`, 'dev', 'eth0', 'nodad');
+        await ip('-n', ns, 'link', 'set', 'eth0', 'up');
+      };
+      await join_(c.scanner, 's', Array.from({ length: 9 }, (_, i) => scannerAddress(i)), ['2001:db8::1']);
+      for (let i = 1; i <= nodeCount; i++) {
+        const node: TestNode = { name: `node-${i}`, ns: `${id}-n${i}`, v4: `198.18.0.${10 + i}`, v6: `2001:db8::${10 + i}` };
+        await join_(node.ns, `n${i}`, [node.v4], [node.v6]);
+        c.nodes.push(node);
+      }
+      // Wait for carrier everywhere, so agents count their addresses as their own from the start.
+      for (const ns of [c.scanner, ...c.nodes.map((n) => n.ns)])
+        for (let i = 0; (await ip('-n', ns, 'link', 'show', 'dev', 'eth0')).stdout.includes('NO-CARRIER'); i++) {
+          if (i > 100) throw new Error(`${ns} has no carrier`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+    } catch (err) {
+      await c.destroy();
+      throw err;
+    }
+    return c;
+  }
+
+  /** Makes 127.0.0.1:port of the root namespace reachable on 127.0.0.1:port in every node. */
+  async forwardLoopback(ports: number[]): Promise<void> {
+    const mappings: string[] = [];
+    for (const port of ports) {
+      const socket = join(this.dir, `${port}.sock`);
+      const server = createServer((inbound) => {
+        const outbound = connect(port, '127.0.0.1');
+        inbound.pipe(outbound).pipe(inbound);
+        inbound.on('error', () => outbound.destroy());
+        outbound.on('error', () => inbound.destroy());
+      });
+      await new Promise<void>((r) => server.listen(socket, r));
+      this.servers.push(server);
+      mappings.push(`${port}=${socket}`);
+    }
+    for (const node of this.nodes) {
+      const child = this.spawnIn(node.ns, [process.execPath, FORWARDER, ...mappings]);
+      await new Promise<void>((resolve, reject) => {
+        let seen = 0;
+        child.stdout!.on('data', (d: Buffer) => {
+          seen += d.toString().trim().split('\n').length;
+          if (seen >= mappings.length) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`forwarder exited ${code}`)));
+      });
+    }
+  }
+
+  spawnIn(ns: string, argv: string[]): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.children.push(child);
+    return child;
+  }
+
+  exec(ns: string, argv: string[], timeoutMs = 60_000): Promise<{ stdout: string; stderr: string }> {
+    return runProgram(['ip', 'netns', 'exec', ns, ...argv], { timeoutMs });
+  }
+
+  startOperator(args: string[]): SentryProcess {
+    const child = spawn(process.execPath, [CLI, 'operator', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.children.push(child);
+    const p = SentryProcess.attach(child);
+    this.operators.push(p);
+    return p;
+  }
+
+  async startAgent(node: TestNode, args: string[]): Promise<SentryProcess> {
+    const p = SentryProcess.attach(this.spawnIn(node.ns, [process.execPath, CLI, 'agent', '--node-name', node.name, ...args]));
+    node.agent = p;
+    await p.waitFor((l) => l.msg === 'agent ready', 30_000);
+    return p;
+  }
+
+  /** A TCP connection from the scanner namespace, from a given source address. */
+  async connect(from: string, host: string, port: number, timeoutMs = 1500): Promise<'open' | 'refused' | 'timeout'> {
+    const script = `
+      const s = require('node:net').connect({ host: ${JSON.stringify(host)}, port: ${port}, localAddress: ${JSON.stringify(from)} });
+      const done = (r) => { console.log(r); process.exit(0); };
+      s.setTimeout(${timeoutMs}, () => done('timeout'));
+      s.on('connect', () => done('open'));
+      s.on('error', (e) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'timeout'));`;
+    const { stdout } = await this.exec(this.scanner, [process.execPath, '-e', script]);
+    return stdout.trim() as 'open' | 'refused' | 'timeout';
+  }
+
+  /** A real service on every node: accepts and closes. */
+  async services(port: number): Promise<void> {
+    const script = `require('node:net').createServer((s) => { s.on('error', () => {}); s.end('hi\\n'); }).listen({ port: ${port}, host: '::', ipv6Only: false }, () => console.log('up'));`;
+    for (const node of this.nodes) {
+      const child = this.spawnIn(node.ns, [process.execPath, '-e', script]);
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.once('data', () => resolve());
+        child.once('exit', (code) => reject(new Error(`service exited ${code}`)));
+      });
+    }
+  }
+
+  /** Addresses in a node's nftables blocked4/blocked6 sets, with their tags. */
+  async nodeSet(node: TestNode): Promise<Map<string, string | undefined>> {
+    const out = new Map<string, string | undefined>();
+    for (const set of ['blocked4', 'blocked6']) {
+      const r = await this.exec(node.ns, ['nft', '-j', 'list', 'set', 'inet', 'kube_portsentry', set]).catch(() => null);
+      if (!r) continue;
+      const doc = JSON.parse(r.stdout) as { nftables: { set?: { elem?: unknown[] } }[] };
+      for (const item of doc.nftables)
+        for (const e of item.set?.elem ?? []) {
+          const elem = (e as { elem?: { val: unknown; comment?: string } }).elem;
+          const val = elem ? elem.val : e;
+          if (typeof val === 'string') out.set(val, elem?.comment);
+        }
+    }
+    return out;
+  }
+
+  /** Fetches an agent's metrics from inside its namespace. */
+  async agentMetrics(node: TestNode, port: number): Promise<string> {
+    const script = `fetch('http://127.0.0.1:${port}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.message); process.exit(1); });`;
+    return (await this.exec(node.ns, [process.execPath, '-e', script])).stdout;
+  }
+
+  async writeFile(name: string, text: string): Promise<string> {
+    const path = join(this.dir, name);
+    await writeFile(path, text);
+    return path;
+  }
+
+  async destroy(): Promise<void> {
+    for (const child of this.children) if (child.exitCode === null) child.kill('SIGKILL');
+    for (const s of this.servers) s.close();
+    for (const ns of [this.scanner, ...this.nodes.map((n) => n.ns), this.lan]) {
+      const { stdout } = await runProgram(['ip', 'netns', 'pids', ns]).catch(() => ({ stdout: '' }));
+      for (const pid of stdout.split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await runProgram(['ip', 'netns', 'del', ns]).catch(() => undefined);
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${(last as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
