@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { CHART, helm, helmReady, withValuesFile } from '../helpers/helm.js';
 import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
@@ -24,6 +25,7 @@ const RELEASE = 'kps';
 const OPERATOR = `${RELEASE}-kube-portsentry-operator`;
 const AGENT = `${RELEASE}-kube-portsentry-agent`;
 const NODE = 'node-a';
+const FORWARDER = fileURLToPath(new URL('../helpers/loopback-forwarder.js', import.meta.url));
 
 type Pod = { spec: { template: { spec: { containers: { args: string[] }[] } } } };
 
@@ -125,8 +127,7 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
       up.on('error', () => c.destroy());
     });
     await new Promise<void>((r) => relay!.listen(sock, r));
-    const inside = `require('node:net').createServer((c) => { const up = require('node:net').createConnection(${JSON.stringify(sock)}); c.pipe(up).pipe(c); c.on('error', () => up.destroy()); up.on('error', () => c.destroy()); }).listen(${apiPort}, '127.0.0.1', () => console.log('relay up'));`;
-    const relayChild = n.spawn(n.target, [process.execPath, '-e', inside]);
+    const relayChild = n.spawn(n.target, [process.execPath, FORWARDER, `${apiPort}=${sock}`]);
     children.push({ name: 'relay', child: relayChild, log: [] });
     await new Promise<void>((resolve, reject) => {
       relayChild.stdout!.once('data', () => resolve());
