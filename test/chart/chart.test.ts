@@ -178,6 +178,13 @@ describe('chart', { concurrency: false }, () => {
       c.ports.map((p) => [p.name, p.containerPort]),
       [['reports', 8443], ['metrics', 9110]],
     );
+    // Both components run the same image: the tag defaults to appVersion, a digest pins it.
+    assert.equal((c as unknown as { image: string }).image, 'kube-portsentry:0.1.0');
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const pinned = (await renderChart({ image: { repository: 'registry.example/kps', digest } })).docs;
+    for (const kind of ['Deployment', 'DaemonSet']) {
+      assert.equal((podSpec(find(pinned, kind)).containers[0] as unknown as { image: string }).image, `registry.example/kps:0.1.0@${digest}`);
+    }
     const pdb = find(docs, 'PodDisruptionBudget', OPERATOR);
     assert.equal((pdb.spec as { minAvailable: number }).minAvailable, 1);
     assert.deepEqual(
