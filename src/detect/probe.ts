@@ -17,6 +17,8 @@ export interface Probe {
   flags?: string;
   /** The source is proven: it completed a TCP handshake. */
   verified: boolean;
+  /** Identical packets this probe stands for (the raw reader folds a flood); 1 when absent. */
+  repeats?: number;
 }
 
 /** The classic mode names ($MODE$ in commands, file extensions of the blocked file). */

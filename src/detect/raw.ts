@@ -1,35 +1,42 @@
 // Stealth and advanced modes (classic -stcp/-sudp, -atcp/-audp): raw sockets see every
 // inbound TCP or UDP packet, so scans that never complete a connection (SYN, FIN, NULL,
-// XMAS, oddball flags, UDP) are caught. Packets arrive in batches (src/native/rawbatch.c,
-// recvmmsg) in one reused buffer; the packet path parses them in place and allocates
-// nothing until a packet turns out to be a probe.
+// XMAS, oddball flags, UDP) are caught. The packet path is native (src/native/rawbatch.c):
+// a socket filter keeps replies and unwatched ports out of the queue, packets are read in
+// batches, parsed, counted and checked against the port tables there, and this file gets
+// compact probe records, identical consecutive probes folded into one with a count.
 import { createRequire } from 'node:module';
+import { endianness } from 'node:os';
 import { formatIpAt } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
 import type { PortsInUse } from './listening.js';
-import {
-  DROP_REASONS,
-  FLAG_NAMES,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  classifyTcp,
-  newParsed,
-  parseIPv4,
-  parseTransport,
-  type DropReason,
-} from './packet.js';
+import { DROP_REASONS, FLAG_NAMES, IPPROTO_TCP, IPPROTO_UDP, classifyTcp, type DropReason } from './packet.js';
 import type { Probe } from './probe.js';
 
 interface RawBatchReader {
   readonly recordSize: number;
+  /** Packets read, the drop reasons in DROP_REASONS order, replies, unwatched, probes. */
+  readonly counters: Float64Array;
+  /** Whether the kernel filter is attached (not with more than 1000 watched port ranges). */
+  readonly filtered: boolean;
   close(): void;
 }
-interface NativeRawBatch {
-  /** Record layout: u16 length (little-endian), u8 family, u8 unused, 16 source bytes, packet. */
-  open(family: 4 | 6, protocol: number, onBatch: (records: Buffer, count: number) => void): RawBatchReader;
+export interface NativeRawBatch {
+  open(
+    family: 4 | 6,
+    protocol: number,
+    watched: Uint8Array,
+    inUse: Uint8Array,
+    onRecords: (records: Buffer, count: number) => void,
+  ): RawBatchReader;
+  /** The reader's parser: [reason (0: parsed, else 1 + index in DROP_REASONS), port, flags, IPv4 destination]. */
+  parse(packet: Uint8Array, length: number, family: 4 | 6, protocol: number): [number, number, number, number];
+  /** The socket filter the reader attaches, as [code, jt, jf, k] rows. */
+  filter(family: 4 | 6, protocol: number, watched: Uint8Array): [number, number, number, number][];
 }
-const native = createRequire(import.meta.url)('../../../build/Release/rawbatch.node') as NativeRawBatch;
-const RECORD_HEADER = 20;
+export const nativeRaw = createRequire(import.meta.url)('../../../build/Release/rawbatch.node') as NativeRawBatch;
+const PACKETS = 0;
+const FIRST_REASON = 1;
+const LE = endianness() === 'LE'; // records are in host byte order
 
 export interface RawOptions {
   protocol: Protocol;
@@ -50,81 +57,71 @@ export interface RawStats {
 export class RawDetector {
   /** Open readers, held for the detector's lifetime (closing is explicit, never by GC). */
   private readonly readers: RawBatchReader[] = [];
-  private readonly parsed = newParsed();
-  readonly stats: RawStats = {
-    packets: 0,
-    drops: Object.fromEntries([...DROP_REASONS, 'not-local'].map((r) => [r, 0])) as RawStats['drops'],
-  };
+  /** Counts of closed readers, so stats never go backwards. */
+  private readonly closed = new Float64Array(FIRST_REASON + DROP_REASONS.length);
+  private notLocal = 0;
 
   constructor(private readonly options: RawOptions) {}
 
+  /** Packets read and dropped by reason so far (read at housekeeping, not per packet). */
+  get stats(): RawStats {
+    const sum = (i: number) => this.readers.reduce((n, r) => n + r.counters[i]!, this.closed[i]!);
+    const drops = { 'not-local': this.notLocal } as RawStats['drops'];
+    DROP_REASONS.forEach((reason, i) => (drops[reason] = sum(FIRST_REASON + i)));
+    return { packets: sum(PACKETS), drops };
+  }
+
   /** Opens the IPv4 socket, and the IPv6 one where the host has IPv6; returns the families. */
-  start(): { families: (4 | 6)[]; errors: string[] } {
-    const protocol = this.options.protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
+  start(): { families: (4 | 6)[]; errors: string[]; filtered: boolean } {
+    const { protocol: name, watched, inUse } = this.options;
+    const protocol = name === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
     const families: (4 | 6)[] = [];
     const errors: string[] = [];
     for (const family of [4, 6] as const) {
       try {
-        this.readers.push(native.open(family, protocol, (records, count) => this.onBatch(records, count)));
+        this.readers.push(nativeRaw.open(family, protocol, watched, inUse[name], (records, count) => this.onRecords(records, count)));
         families.push(family);
       } catch (err) {
-        if (family === 4) throw new Error(`cannot open a raw ${this.options.protocol} socket (needs CAP_NET_RAW): ${(err as Error).message}`);
+        if (family === 4) throw new Error(`cannot open a raw ${name} socket (needs CAP_NET_RAW): ${(err as Error).message}`);
         errors.push(`IPv6: ${(err as Error).message}`);
       }
     }
-    return { families, errors };
+    return { families, errors, filtered: this.readers.every((r) => r.filtered) };
   }
 
   stop(): void {
-    for (const reader of this.readers.splice(0)) reader.close();
-  }
-
-  /** The native reader's batch: `count` fixed-size records in a buffer reused for every batch. */
-  private onBatch(records: Buffer, count: number): void {
-    const size = this.readers[0]?.recordSize ?? 0;
-    const protocol = this.options.protocol === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
-    const parsed = this.parsed;
-    for (let i = 0, at = 0; i < count; i++, at += size) {
-      this.stats.packets++;
-      const length = records[at]! | (records[at + 1]! << 8);
-      const family = records[at + 2] === 6 ? 6 : 4;
-      const base = at + RECORD_HEADER;
-      let reason: DropReason | null;
-      if (family === 4) {
-        reason = parseIPv4(records, length, parsed, base);
-        if (reason === null && !this.options.isLocal4(parsed.destination4)) {
-          this.stats.drops['not-local']++; // broadcast, multicast
-          continue;
-        }
-      } else {
-        // An AF_INET6 raw socket delivers the transport header without the IPv6 header.
-        parsed.protocol = protocol;
-        reason = parseTransport(records, length, 0, parsed, base);
-      }
-      if (reason !== null) {
-        this.stats.drops[reason]++;
-        continue;
-      }
-      this.inspect(records, at + 4, family);
+    for (const reader of this.readers.splice(0)) {
+      for (let i = 0; i < this.closed.length; i++) this.closed[i]! += reader.counters[i]!;
+      reader.close();
     }
   }
 
-  private inspect(records: Buffer, sourceAt: number, family: 4 | 6): void {
-    const { protocol, mode, watched, inUse } = this.options;
-    const port = this.parsed.destinationPort;
-    if (!watched[port] || inUse[protocol][port]) return;
-    const type = protocol === 'tcp' ? classifyTcp(this.parsed.flags) : 'udp';
-    if (type === null) return; // a reply or part of a connection
-    this.options.onProbe({
-      time: Date.now(),
-      protocol,
-      mode,
-      source: formatIpAt(records, sourceAt, family),
-      port,
-      type,
-      flags: protocol === 'tcp' ? FLAG_NAMES[this.parsed.flags] : undefined,
-      verified: false,
-    });
+  /** Probe records from the native reader, in a buffer reused for every call. */
+  private onRecords(records: Buffer, count: number): void {
+    const size = this.readers[0]?.recordSize ?? 0;
+    const { protocol, mode, isLocal4, onProbe } = this.options;
+    for (let i = 0, at = 0; i < count; i++, at += size) {
+      const family = records[at] === 6 ? 6 : 4;
+      const flags = records[at + 1]!;
+      const repeats = LE ? records.readUInt32LE(at + 4) : records.readUInt32BE(at + 4);
+      // Broadcast and multicast reach a raw socket too; only this host's addresses count.
+      if (family === 4 && !isLocal4(LE ? records.readUInt32LE(at + 8) : records.readUInt32BE(at + 8))) {
+        this.notLocal += repeats;
+        continue;
+      }
+      const type = protocol === 'tcp' ? classifyTcp(flags) : 'udp';
+      if (type === null) continue; // the native reader already leaves replies out
+      onProbe({
+        time: Date.now(),
+        protocol,
+        mode,
+        source: formatIpAt(records, at + 16, family),
+        port: LE ? records.readUInt16LE(at + 2) : records.readUInt16BE(at + 2),
+        type,
+        flags: protocol === 'tcp' ? FLAG_NAMES[flags] : undefined,
+        verified: false,
+        repeats,
+      });
+    }
   }
-
 }

@@ -80,7 +80,7 @@ export class SourceTracker {
     }
     this.append(state);
     state.lastSeen = probe.time;
-    state.total++;
+    state.total += probe.repeats ?? 1;
     state.types.add(probe.type);
     const key = `${probe.protocol}/${probe.port}`;
     state.probes.delete(key);

@@ -60,7 +60,7 @@ export class Metrics {
   });
   readonly packets = new Counter({
     name: 'portsentry_packets_inspected_total',
-    help: 'Packets read from raw sockets (stealth and advanced modes), by protocol.',
+    help: 'Packets read from raw sockets (stealth and advanced modes), by protocol; replies and unwatched ports are filtered out in the kernel first.',
     labelNames: ['protocol'] as const,
     registers: [this.registry],
   });
@@ -132,9 +132,9 @@ export class Metrics {
    * the rest of the packet path, so probes are counted in a plain map and published when
    * Prometheus scrapes (the counter's collect hook).
    */
-  countProbe(protocol: string, mode: string, type: string): void {
+  countProbe(protocol: string, mode: string, type: string, count = 1): void {
     const key = `${protocol} ${mode} ${type}`;
-    this.pendingProbes.set(key, (this.pendingProbes.get(key) ?? 0) + 1);
+    this.pendingProbes.set(key, (this.pendingProbes.get(key) ?? 0) + count);
   }
 
   private publishProbes(): void {

@@ -176,7 +176,7 @@ export class Sentry {
       isLocal4: (address) => this.local4.has(address),
       onProbe: (p) => this.onProbe(p),
     });
-    const { families, errors } = detector.start();
+    const { families, errors, filtered } = detector.start();
     const reported: RawStats = { packets: 0, drops: { ...detector.stats.drops } };
     this.rawDetectors.push({ protocol, detector, reported });
     let count = 0;
@@ -184,7 +184,7 @@ export class Sentry {
     this.metrics.watchedPorts.set({ protocol, mode }, count);
     for (const e of errors) this.logger.warn({ protocol, error: e }, 'raw socket problem');
     this.logger.info(
-      { protocol, mode, families, ports: mode === 'stealth' ? expandPorts(this.policy.spec[protocol].ports) : count },
+      { protocol, mode, families, kernelFilter: filtered, ports: mode === 'stealth' ? expandPorts(this.policy.spec[protocol].ports) : count },
       'watching ports',
     );
   }
@@ -217,7 +217,7 @@ export class Sentry {
   private onProbe(probe: Probe): void {
     const seenAt = performance.now();
     const decision = this.engine.observe(probe);
-    this.metrics.countProbe(probe.protocol, probe.mode, probe.type);
+    this.metrics.countProbe(probe.protocol, probe.mode, probe.type, probe.repeats);
     if (decision.kind !== 'ignored') this.options.onProbe?.(probe, decision);
     // Under a flood most probes come from a source already answered: nothing to log
     // unless debug is on, and nothing to build for it.
@@ -226,6 +226,23 @@ export class Sentry {
   }
 
   private record(probe: Probe, decision: Decision, seenAt: number): void {
+    if (decision.kind !== 'respond') return this.log(probe, decision);
+    // The response goes first and its lines are written on the next turn: building and
+    // writing them took a third of a millisecond, cold, between a probe and its block.
+    const block = decision.block;
+    this.track(
+      this.responder.respond(block).then(() => {
+        const latencyMs = performance.now() - seenAt;
+        this.metrics.blockLatency.observe(latencyMs / 1000);
+        this.logger.info({ source: block.source, action: block.action, latencyMs }, 'response in place');
+      }),
+    );
+    const ports = [...decision.state.probes.keys()];
+    setImmediate(() => this.log(probe, decision, ports));
+  }
+
+  /** The lines for one probe; `judged` holds the source's ports as they were when it was judged. */
+  private log(probe: Probe, decision: Decision, judged?: string[]): void {
     const fields = {
       source: probe.source,
       port: probe.port,
@@ -243,26 +260,20 @@ export class Sentry {
     }
     // Probes from a source already answered are routine under a flood: debug only.
     const level = decision.kind === 'suppressed' ? 'debug' : 'info';
-    this.logger[level]({ ...fields, distinct: decision.state.probes.size }, alertText(probe));
+    const ports = judged ?? [...decision.state.probes.keys()];
+    this.logger[level]({ ...fields, distinct: ports.length }, alertText(probe));
     if (decision.kind === 'alert') {
       this.metrics.scans.inc({ protocol: probe.protocol });
       this.metrics.alerts.inc({ reason: decision.reason });
-      this.logger.warn({ ...fields, reason: decision.reason, ports: [...decision.state.probes.keys()] }, 'scan detected');
+      this.logger.warn({ ...fields, reason: decision.reason, ports }, 'scan detected');
     } else if (decision.kind === 'respond') {
       const block = decision.block;
       this.metrics.scans.inc({ protocol: probe.protocol });
       this.metrics.blocks.inc({ scope: 'node', action: block.action });
       this.metrics.blockedHosts.set(this.engine.blocks.size);
       this.logger.warn(
-        { ...fields, action: block.action, until: new Date(block.until).toISOString(), ports: [...decision.state.probes.keys()] },
+        { ...fields, action: block.action, until: new Date(block.until).toISOString(), ports },
         block.action === 'block' ? 'scan detected: blocking' : 'scan detected: running command',
-      );
-      this.track(
-        this.responder.respond(block).then(() => {
-          const latencyMs = performance.now() - seenAt;
-          this.metrics.blockLatency.observe(latencyMs / 1000);
-          this.logger.info({ source: block.source, action: block.action, latencyMs }, 'response in place');
-        }),
       );
     }
   }

@@ -1,8 +1,47 @@
 // iptables + ipset backend, for hosts without nftables: two hash:net sets with timeouts,
 // a chain of our own in the raw table, and one jump to it from PREROUTING per family.
-import type { Family } from '../../net/ip.js';
+// Adding and removing one address, the per-block work, is one netlink request to the
+// ipset subsystem (no ipset process per block, as for nftables: see netlink.ts).
+import { parseCidr, type Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
 import { checkTag, timeoutSeconds, type Firewall, type FirewallEntry, type SetupOptions } from './firewall.js';
+import {
+  NETLINK_NETFILTER,
+  NLA_F_NET_BYTEORDER,
+  NLM_F_ACK,
+  NetlinkError,
+  NetlinkSocket,
+  attr,
+  cstring,
+  errnoName,
+  nest,
+  nfgenmsg,
+  u32be,
+  u8,
+} from './netlink.js';
+
+// linux/netfilter/ipset/ip_set.h
+const NFNL_SUBSYS_IPSET = 6;
+const IPSET_PROTOCOL = 7;
+const IPSET_CMD_ADD = 9;
+const IPSET_CMD_DEL = 10;
+const IPSET_ATTR_PROTOCOL = 1;
+const IPSET_ATTR_SETNAME = 2;
+const IPSET_ATTR_DATA = 7;
+const IPSET_ATTR_IP = 1;
+const IPSET_ATTR_CIDR = 3;
+const IPSET_ATTR_TIMEOUT = 6;
+const IPSET_ATTR_IPADDR_IPV4 = 1;
+const IPSET_ATTR_IPADDR_IPV6 = 2;
+const AF_INET = 2;
+/** ipset's own error numbers (IPSET_ERR_PRIVATE and up) that a bad add can meet. */
+const IPSET_ERRORS: Record<number, string> = {
+  4097: 'kernel and ipset protocol versions differ',
+  4102: 'set type mismatch',
+  4104: 'invalid CIDR',
+  4106: 'invalid family',
+  4107: 'the set has no timeouts, or the timeout is out of range',
+};
 
 export const IPSET_PREFIX = 'kube-portsentry';
 export const IPT_CHAIN = 'KUBE-PORTSENTRY';
@@ -25,6 +64,7 @@ async function quietly(argv: string[]): Promise<boolean> {
 export class IptablesFirewall implements Firewall {
   readonly name = 'iptables';
   private families: Family[] = [];
+  private socket: NetlinkSocket | null = null;
 
   async setup(options: SetupOptions = {}): Promise<void> {
     if (options.keepEntries) await this.removeRules();
@@ -52,17 +92,48 @@ export class IptablesFirewall implements Firewall {
     }
   }
 
+  // Without NLM_F_EXCL the kernel treats the request as ipset's -exist: adding an entry
+  // already there refreshes its timeout, removing one already gone is no error.
   async add(address: string, family: Family, timeoutMs: number, tag?: string): Promise<void> {
     this.requireFamily(family);
-    const comment = checkTag(tag) ? ['comment', tag!] : [];
-    // ipset's longest timeout is 2^31/1000 seconds (about 24 days); the owner re-adds after that.
+    // ipset's longest timeout is 2^31/1000 seconds (about 24 days); the owner re-adds after
+    // that. 0 means no timeout.
     const seconds = Math.min(timeoutSeconds(timeoutMs), IPSET_MAX_TIMEOUT);
-    await runProgram(['ipset', 'add', setName(family), address, 'timeout', String(seconds), ...comment, '-exist']);
+    if (checkTag(tag)) {
+      // Tagged entries (the agent's, a few per minute at most) go through ipset itself,
+      // which writes the comment extension.
+      await runProgram(['ipset', 'add', setName(family), address, 'timeout', String(seconds), 'comment', tag!, '-exist']);
+      return;
+    }
+    this.request(IPSET_CMD_ADD, 'add', address, family, [attr(IPSET_ATTR_TIMEOUT | NLA_F_NET_BYTEORDER, u32be(seconds))]);
   }
 
   async remove(address: string, family: Family): Promise<void> {
     this.requireFamily(family);
-    await quietly(['ipset', 'del', setName(family), address]);
+    this.request(IPSET_CMD_DEL, 'remove', address, family, []);
+  }
+
+  private request(command: number, op: string, address: string, family: Family, extra: Buffer[]): void {
+    const cidr = parseCidr(address);
+    if (!cidr || cidr.family !== family) throw new Error(`not an IPv${family} address or CIDR: ${JSON.stringify(address)}`);
+    const ip = attr((family === 4 ? IPSET_ATTR_IPADDR_IPV4 : IPSET_ATTR_IPADDR_IPV6) | NLA_F_NET_BYTEORDER, cidr.bytes);
+    const data = [nest(IPSET_ATTR_IP, ip), ...(cidr.prefix < cidr.bytes.length * 8 ? [attr(IPSET_ATTR_CIDR, u8(cidr.prefix))] : []), ...extra];
+    const socket = (this.socket ??= new NetlinkSocket(NETLINK_NETFILTER));
+    const [errno = 0] = socket.request([
+      {
+        type: (NFNL_SUBSYS_IPSET << 8) | command,
+        flags: NLM_F_ACK,
+        body: [
+          nfgenmsg(AF_INET), // ipset's own tool sends AF_INET for either family
+          attr(IPSET_ATTR_PROTOCOL, u8(IPSET_PROTOCOL)),
+          attr(IPSET_ATTR_SETNAME, cstring(setName(family))),
+          nest(IPSET_ATTR_DATA, ...data),
+        ],
+      },
+    ]);
+    if (errno === 0) return;
+    const why = errno === 2 ? `no set ${setName(family)} (setup not run, or destroyed by someone else)` : (IPSET_ERRORS[errno] ?? '');
+    throw new NetlinkError(errno, errno >= 4096 ? `IPSET_ERR ${errno}` : errnoName(errno), `ipset ${op} ${address}`, why);
   }
 
   async list(family: Family): Promise<FirewallEntry[]> {
@@ -72,6 +143,8 @@ export class IptablesFirewall implements Firewall {
   }
 
   async teardown(): Promise<void> {
+    this.socket?.close();
+    this.socket = null;
     await this.removeRules();
     for (const family of [4, 6] as const) await quietly(['ipset', 'destroy', setName(family)]);
   }

@@ -1,0 +1,170 @@
+// Netlink requests for the firewall backends' hot path (add and remove one address):
+// messages are built here, sent through src/native/netlink.c, and their acks read back
+// by sequence number. Setup, listing and teardown stay with the nft/ipset tools.
+import { createRequire } from 'node:module';
+import { endianness } from 'node:os';
+import { getSystemErrorName } from 'node:util';
+
+interface NativeSocket {
+  send(message: Buffer): void;
+  receive(timeoutMs: number): Buffer | null;
+  close(): void;
+}
+const native = createRequire(import.meta.url)('../../../../build/Release/netlink.node') as {
+  open(protocol: number): NativeSocket;
+};
+
+export const NETLINK_NETFILTER = 12;
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_ACK = 0x4;
+export const NLM_F_EXCL = 0x200;
+export const NLM_F_CREATE = 0x400;
+export const NLA_F_NESTED = 0x8000;
+export const NLA_F_NET_BYTEORDER = 0x4000;
+const NLMSG_ERROR = 2;
+const NLM_F_ACK_TLVS = 0x200;
+const NLMSGERR_ATTR_MSG = 1;
+const HEADER = 16;
+
+const LE = endianness() === 'LE';
+const writeU32 = (b: Buffer, v: number, at: number) => (LE ? b.writeUInt32LE(v, at) : b.writeUInt32BE(v, at));
+const writeU16 = (b: Buffer, v: number, at: number) => (LE ? b.writeUInt16LE(v, at) : b.writeUInt16BE(v, at));
+const readU32 = (b: Buffer, at: number) => (LE ? b.readUInt32LE(at) : b.readUInt32BE(at));
+const readU16 = (b: Buffer, at: number) => (LE ? b.readUInt16LE(at) : b.readUInt16BE(at));
+const readI32 = (b: Buffer, at: number) => (LE ? b.readInt32LE(at) : b.readInt32BE(at));
+const align4 = (n: number) => (n + 3) & ~3;
+
+/** One attribute: header, payload, padding to 4 bytes. */
+export function attr(type: number, payload: Uint8Array): Buffer {
+  const out = Buffer.alloc(align4(4 + payload.length));
+  writeU16(out, 4 + payload.length, 0);
+  writeU16(out, type, 2);
+  out.set(payload, 4);
+  return out;
+}
+export const nest = (type: number, ...children: Buffer[]): Buffer => attr(type | NLA_F_NESTED, Buffer.concat(children));
+export const cstring = (s: string): Buffer => Buffer.from(`${s}\0`);
+export const u8 = (v: number): Buffer => Buffer.from([v]);
+export function u32be(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v >>> 0);
+  return b;
+}
+export function u64be(v: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(v))));
+  return b;
+}
+
+/** A message before framing: the socket numbers it. */
+export interface Part {
+  type: number;
+  flags: number;
+  /** The family header (nfgenmsg for netfilter) and the attributes. */
+  body: Buffer[];
+}
+
+/** The netfilter family header: family, version 0, resource id (big-endian). */
+export function nfgenmsg(family: number, resId = 0): Buffer {
+  const b = Buffer.alloc(4);
+  b[0] = family;
+  b.writeUInt16BE(resId, 2);
+  return b;
+}
+
+export class NetlinkError extends Error {
+  constructor(
+    readonly errno: number,
+    readonly code: string,
+    what: string,
+    detail = '',
+  ) {
+    super(`${what}: ${code}${detail ? ` (${detail})` : ''}`);
+    this.name = 'NetlinkError';
+  }
+}
+
+export class NetlinkSocket {
+  private readonly socket: NativeSocket;
+  private seq = (Date.now() / 1000) >>> 0;
+  /** The kernel's own words on the last failure, when it gave some (extended ack). */
+  lastDetail = '';
+
+  constructor(protocol: number) {
+    this.socket = native.open(protocol);
+  }
+
+  /**
+   * Sends the parts as one datagram and waits for the acks of those that ask for one.
+   * Returns an errno per part (0: fine); a part without NLM_F_ACK reports only failure.
+   */
+  request(parts: Part[], timeoutMs = 2000): number[] {
+    const seqs: number[] = [];
+    const frames = parts.map((p) => {
+      const body = Buffer.concat(p.body);
+      const frame = Buffer.alloc(HEADER + align4(body.length));
+      const seq = (this.seq = (this.seq + 1) >>> 0);
+      seqs.push(seq);
+      writeU32(frame, HEADER + body.length, 0);
+      writeU16(frame, p.type, 4);
+      writeU16(frame, p.flags | NLM_F_REQUEST, 6);
+      writeU32(frame, seq, 8);
+      body.copy(frame, HEADER);
+      return frame;
+    });
+    const errnos = parts.map(() => 0);
+    const waiting = new Set(seqs.filter((_, i) => parts[i]!.flags & NLM_F_ACK));
+    this.lastDetail = '';
+    this.socket.send(Buffer.concat(frames));
+    const deadline = performance.now() + timeoutMs;
+    let failed = false;
+    while (waiting.size > 0) {
+      // Once something failed the kernel stops the batch: take what is queued, then stop.
+      const data = this.socket.receive(failed ? 0 : Math.max(0, Math.ceil(deadline - performance.now())));
+      if (data === null) {
+        if (failed) break;
+        throw new NetlinkError(-1, 'ETIMEDOUT', 'netlink request', `no answer within ${timeoutMs} ms`);
+      }
+      for (let at = 0; at + HEADER <= data.length; ) {
+        const length = readU32(data, at);
+        if (length < HEADER || at + length > data.length) break;
+        const index = seqs.indexOf(readU32(data, at + 8));
+        if (index >= 0 && readU16(data, at + 4) === NLMSG_ERROR) {
+          const errno = -readI32(data, at + HEADER);
+          errnos[index] = errno;
+          waiting.delete(seqs[index]!);
+          if (errno !== 0) {
+            failed = true;
+            if (readU16(data, at + 6) & NLM_F_ACK_TLVS) this.lastDetail = ackMessage(data, at + HEADER + 4 + HEADER, at + length);
+          }
+        }
+        at += align4(length);
+      }
+    }
+    return errnos;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/** NLMSGERR_ATTR_MSG from an extended ack's attributes (after the echoed request header). */
+function ackMessage(data: Buffer, from: number, to: number): string {
+  for (let at = from; at + 4 <= to; ) {
+    const length = readU16(data, at);
+    if (length < 4) break;
+    if ((readU16(data, at + 2) & 0x3fff) === NLMSGERR_ATTR_MSG)
+      return data.toString('utf8', at + 4, at + length).replace(/\0+$/, '');
+    at += align4(length);
+  }
+  return '';
+}
+
+export function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-errno);
+  } catch {
+    return `errno ${errno}`;
+  }
+}
