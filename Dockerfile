@@ -46,7 +46,7 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/build/Release/tripwire.node /app/build/Release/rawbatch.node ./build/Release/
+COPY --from=build /app/build/Release/*.node ./build/Release/
 COPY --from=build /app/dist/src ./dist/src
 COPY policies ./policies
 COPY crds ./crds

@@ -75,6 +75,15 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+/** A COPY source's matches: itself, or for a "*" in its last part, what the directory holds. */
+async function expand(path: string): Promise<string[]> {
+  const base = posix.basename(path);
+  if (!base.includes('*')) return (await exists(path)) ? [path] : [];
+  const re = new RegExp(`^${base.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}$`);
+  const dir = dirname(path);
+  return (await readdir(dir).catch(() => [] as string[])).filter((f) => re.test(f)).map((f) => join(dir, f));
+}
+
 const DOCKERFILE = join(REPO, 'Dockerfile');
 
 describe('Dockerfile', { concurrency: false }, () => {
@@ -133,7 +142,7 @@ describe('Dockerfile', { concurrency: false }, () => {
             // From the build stage's /app, which mirrors the repository after npm ci and a build.
             assert.ok(src.startsWith('/app/'), `Dockerfile:${c.line}: ${src} is not under the build stage's /app`);
             const rel = src.slice(5);
-            assert.ok(await exists(join(REPO, rel)), `Dockerfile:${c.line}: ${rel} does not exist after the build`);
+            assert.ok((await expand(join(REPO, rel))).length, `Dockerfile:${c.line}: ${rel} does not exist after the build`);
           } else {
             assert.ok(await exists(join(REPO, src)), `Dockerfile:${c.line}: ${src} is not in the repository`);
             const by = allowed.find((a) => src === a || src.startsWith(`${a}/`));
@@ -157,11 +166,14 @@ describe('Dockerfile', { concurrency: false }, () => {
     try {
       const copyInto = async (stageRoot: string, workdir: string, c: Copy) => {
         for (const src of c.sources) {
-          const from = c.from ? join(fs.build, src.replace(/^\/app/, '')) : join(REPO, src);
-          let to = at(stageRoot, workdir, c.dest);
-          if (c.dest.endsWith('/') || c.sources.length > 1) to = join(to, posix.basename(src));
-          await mkdir(dirname(to), { recursive: true });
-          await cp(from, to, { recursive: true });
+          const matches = await expand(c.from ? join(fs.build, src.replace(/^\/app/, '')) : join(REPO, src));
+          assert.ok(matches.length, `Dockerfile:${c.line}: ${src} matches nothing`);
+          for (const from of matches) {
+            let to = at(stageRoot, workdir, c.dest);
+            if (c.dest.endsWith('/') || c.sources.length > 1 || matches.length > 1) to = join(to, posix.basename(from));
+            await mkdir(dirname(to), { recursive: true });
+            await cp(from, to, { recursive: true });
+          }
         }
       };
       // The build stage, instruction by instruction.
@@ -191,7 +203,10 @@ describe('Dockerfile', { concurrency: false }, () => {
         if (ins.op === 'COPY') await copyInto(fs.runtime, '/app', copies({ ...runtimeStage, instructions: [ins] })[0]!);
       }
       assert.deepEqual((await readdir(fs.runtime)).sort(), ['build', 'crds', 'dist', 'node_modules', 'package.json', 'policies']);
-      assert.deepEqual((await readdir(join(fs.runtime, 'build', 'Release'))).sort(), ['rawbatch.node', 'tripwire.node']);
+      // Every addon binding.gyp builds, and nothing else of the build tree.
+      const gyp = JSON.parse(await readFile(join(REPO, 'binding.gyp'), 'utf8')) as { targets: { target_name: string }[] };
+      const addons = gyp.targets.map((x) => `${x.target_name}.node`).sort();
+      assert.deepEqual((await readdir(join(fs.runtime, 'build', 'Release'))).sort(), addons);
       const modules = await readdir(join(fs.runtime, 'node_modules'));
       for (const prod of ['pino', 'prom-client', 'yaml']) assert.ok(modules.includes(prod), `${prod} missing from the image`);
       for (const dev of ['typescript', 'eslint', 'node-gyp', 'raw-socket', 'fast-check']) assert.ok(!modules.includes(dev), `dev dependency ${dev} in the image`);
@@ -202,8 +217,8 @@ describe('Dockerfile', { concurrency: false }, () => {
       assert.equal((await runProgram([process.execPath, cli, '--version'], { timeoutMs: 30_000 })).stdout.trim(), pkg.version);
       const valid = await runProgram([process.execPath, cli, 'validate', join(fs.runtime, 'policies', 'default.yaml')], { timeoutMs: 30_000 });
       assert.match(valid.stdout, /valid/);
-      // The native addons load from the runtime layout (bind mode uses tripwire.node).
-      const load = `require(${JSON.stringify(join(fs.runtime, 'build', 'Release', 'tripwire.node'))}); require(${JSON.stringify(join(fs.runtime, 'build', 'Release', 'rawbatch.node'))}); console.log('ok')`;
+      // The native addons load from the runtime layout.
+      const load = `${addons.map((a) => `require(${JSON.stringify(join(fs.runtime, 'build', 'Release', a))});`).join(' ')} console.log('ok')`;
       assert.equal((await runProgram([process.execPath, '-e', load])).stdout.trim(), 'ok');
     } finally {
       await rm(root, { recursive: true, force: true });
