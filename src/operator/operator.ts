@@ -113,7 +113,15 @@ export class Operator {
       logger: o.logger,
       onChange: onPolicies,
     });
-    this.facts = new ClusterFacts(o.kube, o.logger, onPolicies, o.serviceCidrs);
+    this.facts = new ClusterFacts(
+      o.kube,
+      o.logger,
+      () => {
+        this.guard = undefined;
+        onPolicies();
+      },
+      o.serviceCidrs,
+    );
     this.correlator = new Correlator(o.maxTrackedSources);
     this.events = new EventRecorder(o.kube, 'kube-portsentry-operator', o.identity, o.logger);
     this.elector = new LeaderElector({
@@ -224,8 +232,10 @@ export class Operator {
     }
   }
 
+  /** Rebuilt only when the cluster facts change, not per report. */
+  private guard: ProtectedSet | undefined;
   private protectedSet(): ProtectedSet {
-    return new ProtectedSet({ ...this.facts.facts(), gateways: [], dns: [] });
+    return (this.guard ??= new ProtectedSet({ ...this.facts.facts(), gateways: [], dns: [] }));
   }
 
   // ---- policies -> nodes

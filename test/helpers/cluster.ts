@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runProgram } from '../../src/respond/run-program.js';
+import { connectFrom, deleteNamespace, type ConnectResult } from './netns.js';
 import { CLI, SentryProcess } from './sentry-process.js';
 
 const FORWARDER = fileURLToPath(new URL('./loopback-forwarder.js', import.meta.url));
@@ -131,15 +132,8 @@ export class TestCluster {
   }
 
   /** A TCP connection from the scanner namespace, from a given source address. */
-  async connect(from: string, host: string, port: number, timeoutMs = 1500): Promise<'open' | 'refused' | 'timeout'> {
-    const script = `
-      const s = require('node:net').connect({ host: ${JSON.stringify(host)}, port: ${port}, localAddress: ${JSON.stringify(from)} });
-      const done = (r) => { console.log(r); process.exit(0); };
-      s.setTimeout(${timeoutMs}, () => done('timeout'));
-      s.on('connect', () => done('open'));
-      s.on('error', (e) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'timeout'));`;
-    const { stdout } = await this.exec(this.scanner, [process.execPath, '-e', script]);
-    return stdout.trim() as 'open' | 'refused' | 'timeout';
+  connect(from: string, host: string, port: number, timeoutMs = 1500): Promise<ConnectResult> {
+    return connectFrom(this.scanner, { host, port, timeoutMs, localAddress: from });
   }
 
   /** A real service on every node: accepts and closes. */
@@ -186,17 +180,7 @@ export class TestCluster {
   async destroy(): Promise<void> {
     for (const child of this.children) if (child.exitCode === null) child.kill('SIGKILL');
     for (const s of this.servers) s.close();
-    for (const ns of [this.scanner, ...this.nodes.map((n) => n.ns), this.lan]) {
-      const { stdout } = await runProgram(['ip', 'netns', 'pids', ns]).catch(() => ({ stdout: '' }));
-      for (const pid of stdout.split('\n').filter(Boolean)) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      await runProgram(['ip', 'netns', 'del', ns]).catch(() => undefined);
-    }
+    for (const ns of [this.scanner, ...this.nodes.map((n) => n.ns), this.lan]) await deleteNamespace(ns);
     await rm(this.dir, { recursive: true, force: true });
   }
 }

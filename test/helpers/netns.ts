@@ -58,15 +58,8 @@ export class TestNet {
   }
 
   /** Tries a TCP connection from the scanner: open, refused, or timeout (dropped). */
-  async connect(host: string, port: number, timeoutMs = 1500): Promise<'open' | 'refused' | 'timeout'> {
-    const script = `
-      const s = require('node:net').connect({ host: ${JSON.stringify(host)}, port: ${port} });
-      const done = (r) => { console.log(r); process.exit(0); };
-      s.setTimeout(${timeoutMs}, () => done('timeout'));
-      s.on('connect', () => done('open'));
-      s.on('error', (e) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'timeout'));`;
-    const { stdout } = await this.exec(this.scanner, [process.execPath, '-e', script]);
-    return stdout.trim() as 'open' | 'refused' | 'timeout';
+  async connect(host: string, port: number, timeoutMs = 1500): Promise<ConnectResult> {
+    return connectFrom(this.scanner, { host, port, timeoutMs });
   }
 
   /** A real service in the target namespace: accepts, greets, closes. */
@@ -113,20 +106,37 @@ export class TestNet {
   }
 
   async destroy(): Promise<void> {
-    for (const ns of [this.scanner, this.target]) {
-      // Kill anything left running inside before the namespace goes.
-      await runProgram(['ip', 'netns', 'pids', ns])
-        .then(({ stdout }) => {
-          for (const pid of stdout.split('\n').filter(Boolean)) {
-            try {
-              process.kill(Number(pid), 'SIGKILL');
-            } catch {
-              // already gone
-            }
-          }
-        })
-        .catch(() => undefined);
-      await runProgram(['ip', 'netns', 'del', ns]).catch(() => undefined);
+    for (const ns of [this.scanner, this.target]) await deleteNamespace(ns);
+  }
+}
+
+export type ConnectResult = 'open' | 'refused' | 'timeout';
+
+/** A TCP connection attempt made from inside `ns` (optionally from a given local address). */
+export async function connectFrom(
+  ns: string,
+  target: { host: string; port: number; timeoutMs: number; localAddress?: string },
+): Promise<ConnectResult> {
+  const options = { host: target.host, port: target.port, ...(target.localAddress ? { localAddress: target.localAddress } : {}) };
+  const script = `
+    const s = require('node:net').connect(${JSON.stringify(options)});
+    const done = (r) => { console.log(r); process.exit(0); };
+    s.setTimeout(${target.timeoutMs}, () => done('timeout'));
+    s.on('connect', () => done('open'));
+    s.on('error', (e) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'timeout'));`;
+  const { stdout } = await runProgram(['ip', 'netns', 'exec', ns, process.execPath, '-e', script], { timeoutMs: 60_000 });
+  return stdout.trim() as ConnectResult;
+}
+
+/** Kills anything left running inside `ns`, then deletes it; never fails. */
+export async function deleteNamespace(ns: string): Promise<void> {
+  const { stdout } = await runProgram(['ip', 'netns', 'pids', ns]).catch(() => ({ stdout: '' }));
+  for (const pid of stdout.split('\n').filter(Boolean)) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // already gone
     }
   }
+  await runProgram(['ip', 'netns', 'del', ns]).catch(() => undefined);
 }

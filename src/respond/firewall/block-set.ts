@@ -52,6 +52,8 @@ export class BlockSet {
     if (!family) return Promise.reject(new Error(`not an address: ${address}`));
     let w = this.wanted.get(address);
     if (!w) this.wanted.set(address, (w = { family, owners: new Map() }));
+    // The agent re-claims every BlockedHost each second: an unchanged claim costs nothing.
+    if (w.placed && w.owners.get(owner) === until) return Promise.resolve();
     w.owners.set(owner, until);
     return this.sync(address);
   }
