@@ -336,14 +336,30 @@ export class Operator {
     this.markDirty('outputs');
   }
 
-  private accept(report: Report): void {
-    const policy = this.valid.get(report.policy);
+  /**
+   * The policy a report names, from the watch cache: a leader that has just taken over gets
+   * reports before its first policy reconcile has filled `valid`, and must not drop them.
+   */
+  private policyNamed(name: string): ValidPolicy | undefined {
+    const object = this.policies.get(name);
+    if (!object) return undefined;
+    const generation = object.metadata.generation ?? 0;
+    const known = this.valid.get(name);
+    if (known?.generation === generation) return known;
+    const r = validateSpec(object.spec ?? {}, 'spec');
+    return r.ok ? { name, generation, spec: r.value } : undefined;
+  }
+
+  private async accept(report: Report): Promise<void> {
+    const policy = this.policyNamed(report.policy);
     if (!policy) {
       this.log.warn({ node: report.node, policy: report.policy }, 'report names an unknown or invalid policy; ignored');
       return;
     }
     const spec = policy.spec;
     if (spec.response.scope !== 'cluster') return;
+    // The creations this report depends on, its own and those already under way for its sources.
+    const writes: Promise<void>[] = [];
     const now = Date.now();
     const guard = this.protectedSet();
     const trigger = { count: spec.trigger.count, windowMs: parseDuration(spec.trigger.window)! };
@@ -370,16 +386,27 @@ export class Operator {
       let limiter = this.limiters.get(policy.name);
       if (!limiter) this.limiters.set(policy.name, (limiter = new RateLimiter(spec.response.maxBlocksPerMinute, now)));
       limiter.configure(spec.response.maxBlocksPerMinute);
-      if (this.inFlight.has(r.source)) continue;
+      const pending = this.creating.get(r.source);
+      if (pending) {
+        writes.push(pending);
+        continue;
+      }
       if (!limiter.take(now)) {
         this.log.warn({ source: r.source, policy: policy.name }, 'cluster block refused: maxBlocksPerMinute reached');
         continue;
       }
       this.o.metrics.scans.inc({ protocol: tcp ? 'tcp' : 'udp' });
-      this.runFor(r.source, () => this.createBlockedHost(activity, policy, summary));
+      const creation = this.createBlockedHost(activity, policy, summary);
+      this.creating.set(r.source, creation);
+      this.runFor(r.source, () => creation.finally(() => this.creating.delete(r.source)));
+      writes.push(creation);
     }
     if (this.alerted.size > 10_000) this.alerted.clear();
+    await Promise.all(writes);
   }
+
+  /** BlockedHost creations under way, by address: a report waits for them before its 200. */
+  private readonly creating = new Map<string, Promise<void>>();
 
   private readonly alerted = new Map<string, number>();
 

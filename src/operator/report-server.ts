@@ -53,7 +53,11 @@ export interface ReportServerOptions {
   /** system:serviceaccount:NS:NAME allowed to report. */
   allowedUser: string;
   isLeader: () => boolean;
-  accept: (report: Report) => void;
+  /**
+   * Takes a report in; resolves once the BlockedHosts it calls for are written, so a 200 means
+   * the detection is durable (the agent retries on anything else, and a retry is idempotent).
+   */
+  accept: (report: Report) => Promise<void>;
   logger: Logger;
   metrics: OperatorMetrics;
 }
@@ -113,7 +117,9 @@ export async function startReportServer(o: ReportServerOptions): Promise<Server>
       if (identity.node && identity.node !== report.node)
         throw new HttpError(403, `token of node ${identity.node} cannot report for ${report.node}`, 'forbidden');
       if (!o.isLeader()) throw new HttpError(503, 'not the leader', 'not-leader');
-      o.accept(report);
+      await o.accept(report).catch((err: unknown) => {
+        throw new HttpError(503, `cannot record the report: ${(err as Error).message}`, 'unavailable');
+      });
       o.metrics.reportsReceived.inc({ result: 'ok' });
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ accepted: report.sources.length }));
     } catch (err) {

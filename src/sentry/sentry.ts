@@ -179,7 +179,13 @@ export class Sentry {
     this.metrics.watchedPorts.set({ protocol, mode: 'bind' }, report.bound.length);
     if (report.inUse.length)
       this.logger.warn({ protocol, ports: report.inUse }, 'ports used by a real service are not watched');
-    for (const f of report.failed) this.logger.error({ protocol, port: f.port, error: f.error }, 'cannot watch port');
+    const privileged = report.failed.filter((f) => (f.error === 'EACCES' || f.error === 'EPERM') && f.port < 1024);
+    for (const f of report.failed) if (!privileged.includes(f)) this.logger.error({ protocol, port: f.port, error: f.error }, 'cannot watch port');
+    if (privileged.length)
+      this.logger.error(
+        { protocol, ports: privileged.map((f) => f.port) },
+        'cannot watch ports below 1024 in bind mode without CAP_NET_BIND_SERVICE: use stealth or advanced mode (raw sockets, CAP_NET_RAW), or grant the capability',
+      );
     this.logger.info({ protocol, mode: 'bind', ports: report.bound }, 'watching ports');
   }
 

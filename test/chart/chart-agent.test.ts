@@ -18,6 +18,7 @@ import { CHART, helm, helmReady, withValuesFile } from '../helpers/helm.js';
 import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 import { SCANNER_V4, TARGET_V4, TestNet } from '../helpers/netns.js';
 import { prerequisites } from '../helpers/prereq.js';
+import { withPrivileges, type Privileges } from '../helpers/privilege.js';
 import { CLI } from '../helpers/sentry-process.js';
 
 const NS = 'kps-system';
@@ -27,7 +28,7 @@ const AGENT = `${RELEASE}-kube-portsentry-agent`;
 const NODE = 'node-a';
 const FORWARDER = fileURLToPath(new URL('../helpers/loopback-forwarder.js', import.meta.url));
 
-type Pod = { spec: { template: { spec: { containers: { args: string[] }[] } } } };
+type Pod = { spec: { template: { spec: { containers: { args: string[]; securityContext: { capabilities: { add: string[] } } }[] } } } };
 
 async function getJson<T>(cp: ControlPlane, args: string[]): Promise<T> {
   return JSON.parse((await cp.kubectl(['get', ...args, '-o', 'json'])).stdout) as T;
@@ -96,13 +97,13 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
   test('a scan of the node becomes a BlockedHost, reported by the node and enforced in its firewall set', async (t) => {
     const cp = env.cp;
     if (!cp) return t.skip(env.why);
-    if (!prerequisites(t, { root: true, tools: ['ip', 'nmap', 'nft'] }) || !helmReady(t)) return;
+    if (!prerequisites(t, { root: true, tools: ['ip', 'nmap', 'nft', 'capsh'] }) || !helmReady(t)) return;
     const n = net!;
     dir = await mkdtemp(join(tmpdir(), 'kps-node-'));
 
     const values = {
       defaultPolicy: {
-        spec: { tcp: { mode: 'bind', ports: [1, 11, 79] }, udp: { mode: 'off' }, trigger: { count: 1 }, response: { tcp: 'block', scope: 'cluster', firewall: 'nftables' } },
+        spec: { tcp: { mode: 'stealth', ports: [1, 11, 79] }, udp: { mode: 'off' }, trigger: { count: 1 }, response: { tcp: 'block', scope: 'cluster', firewall: 'nftables' } },
       },
     };
     await withValuesFile(values, (file) => helm(['install', RELEASE, CHART, '--namespace', NS, '--create-namespace', '-f', file], { kubeconfig: cp.kubeconfig }));
@@ -137,13 +138,21 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
     // The Service name in the agent's --operator-url resolves to the node's loopback, where
     // the operator listens (`ip netns exec` mounts /etc/netns/<ns>/hosts on /etc/hosts).
     const ds = await getJson<Pod>(cp, ['-n', NS, 'daemonset', AGENT]);
-    const agentChartArgs = ds.spec.template.spec.containers[0]!.args;
+    const agentContainer = ds.spec.template.spec.containers[0]!;
+    const agentChartArgs = agentContainer.args;
     const operatorUrl = new URL(agentChartArgs.find((a) => a.startsWith('--operator-url='))!.slice('--operator-url='.length));
     hostsDir = join('/etc/netns', n.target);
     await mkdir(hostsDir, { recursive: true });
     await writeFile(join(hostsDir, 'hosts'), `127.0.0.1 localhost\n127.0.0.1 ${operatorUrl.hostname}\n`);
 
-    const start = (name: string, chartArgs: string[], files: Map<string, string>, env: Record<string, string>, kubeconfig: string) => {
+    const start = (
+      name: string,
+      chartArgs: string[],
+      files: Map<string, string>,
+      env: Record<string, string>,
+      kubeconfig: string,
+      privileges?: Privileges,
+    ) => {
       const args = chartArgs.map((a) => {
         const [flag] = a.split('=', 1) as [string];
         const file = files.get(flag);
@@ -154,7 +163,8 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
         return a.replace(/\$\((\w+)\)/g, (_m, v: string) => env[v] ?? `$(${v})`);
       });
       assert.deepEqual([...files.keys()], [], `${name}: the chart no longer passes these flags`);
-      const child = n.spawn(n.target, [process.execPath, CLI, ...args, `--kubeconfig=${kubeconfig}`]);
+      const argv = [process.execPath, CLI, ...args, `--kubeconfig=${kubeconfig}`];
+      const child = n.spawn(n.target, privileges ? withPrivileges(argv, privileges) : argv);
       const log: string[] = [];
       child.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
       child.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
@@ -184,6 +194,8 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
       ]),
       { NODE_NAME: NODE, POD_NAMESPACE: NS },
       await kubeconfigFor(cp, join(dir, 'agent.kubeconfig'), AGENT),
+      // Exactly the capabilities the chart's securityContext adds; everything else dropped.
+      { capabilities: agentContainer.securityContext.capabilities.add },
     );
     await until('the agent to be ready', 30_000, async () => ((await inNode('http://127.0.0.1:9109/readyz')) !== undefined ? true : undefined));
     const agentMetrics = await until('agent metrics', 10_000, () => inNode('http://127.0.0.1:9109/metrics'));

@@ -130,6 +130,13 @@ describe('chart', { concurrency: false }, () => {
     // Every hostPath is the xtables lock, nothing broader.
     const hostPaths = pod.volumes.filter((v) => v.hostPath).map((v) => (v.hostPath as { path: string }).path);
     assert.deepEqual(hostPaths, ['/run/xtables.lock']);
+    // The default policy watches in stealth mode, which those two capabilities cover.
+    const policy = find(docs, 'PortSentryPolicy').spec as { tcp: unknown; udp: unknown };
+    assert.deepEqual([policy.tcp, policy.udp], [{ mode: 'stealth' }, { mode: 'stealth' }]);
+    // Bind mode below port 1024 is opted into with one more capability, and only that one.
+    const bind = find((await renderChart({ agent: { extraCapabilities: ['NET_BIND_SERVICE'] } })).docs, 'DaemonSet', AGENT);
+    const added = (podSpec(bind).containers[0]!.securityContext as { capabilities: { add: string[] } }).capabilities.add;
+    assert.deepEqual(added, ['NET_RAW', 'NET_ADMIN', 'NET_BIND_SERVICE']);
   });
 
   test('default render: the operator Deployment runs two non-root replicas with a PDB', async (t) => {

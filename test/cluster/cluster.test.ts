@@ -3,7 +3,8 @@
 // Policies go in with kubectl; scans are real (nmap, hping3); blocks are read from each
 // node's nftables set and proven by connections that no longer get an answer.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { createSign } from 'node:crypto';
+import { chmod, chown, copyFile, readFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -11,6 +12,7 @@ import { runProgram } from '../../src/respond/run-program.js';
 import { eventually, scannerAddress, SCANNER, TestCluster, type TestNode } from '../helpers/cluster.js';
 import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 import { hasTool } from '../helpers/prereq.js';
+import { capabilityMask, privilegesOf, type Privileges } from '../helpers/privilege.js';
 import type { BlockedHostObject, PolicyObject } from '../../src/k8s/objects.js';
 import type { SentryProcess } from '../helpers/sentry-process.js';
 
@@ -18,6 +20,10 @@ const NS = 'kube-portsentry';
 const API_ADVERTISED = '198.18.0.100';
 const SERVICE_PORT = 8080;
 const AGENT_METRICS = 9109;
+// What the chart's securityContexts grant (templates/agent-daemonset.yaml, operator-deployment.yaml):
+// the agent is uid 0 with NET_RAW and NET_ADMIN only; the operator uid 10001 with nothing.
+const AGENT_PRIVILEGES: Privileges = { capabilities: ['NET_RAW', 'NET_ADMIN'] };
+const OPERATOR_PRIVILEGES: Privileges = { capabilities: [], uid: 10001, gid: 10001 };
 
 const policy = (ports: number[]) => `
 apiVersion: kube-portsentry.io/v1alpha1
@@ -54,7 +60,7 @@ async function freePort(): Promise<number> {
 function missing(): string[] {
   const out: string[] = [];
   if (process.getuid?.() !== 0) out.push('root');
-  for (const tool of ['nft', 'nmap', 'hping3', 'openssl', 'go']) if (!hasTool(tool)) out.push(tool);
+  for (const tool of ['nft', 'nmap', 'hping3', 'openssl', 'go', 'capsh']) if (!hasTool(tool)) out.push(tool);
   return out;
 }
 
@@ -99,18 +105,23 @@ describe('operator and three agents', { concurrency: false }, () => {
       'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
       '-subj', '/CN=kube-portsentry-operator', '-addext', 'subjectAltName=IP:127.0.0.1',
     ]);
+    // The operator runs as uid 10001 without DAC_OVERRIDE: it gets its own copies of what it reads.
+    const kubeconfig = `${cluster.dir}/operator.kubeconfig`;
+    await copyFile(cp.kubeconfig, kubeconfig);
+    for (const file of [key, kubeconfig]) await chown(file, OPERATOR_PRIVILEGES.uid!, OPERATOR_PRIVILEGES.gid!);
+    await chmod(cluster.dir, 0o755);
     for (let i = 0; i < 2; i++) {
       opPorts.push(await freePort());
       opMetrics.push(await freePort());
     }
     operatorArgs = (i) => [
-      '--namespace', NS, '--identity', `operator-${i}`, '--kubeconfig', cp.kubeconfig,
+      '--namespace', NS, '--identity', `operator-${i}`, '--kubeconfig', kubeconfig,
       '--listen-address', `127.0.0.1:${opPorts[i]}`, '--tls-cert', cert, '--tls-key', key,
       '--metrics-address', `127.0.0.1:${opMetrics[i]}`, '--lease-duration', '3s',
       '--network-policy-namespaces', 'default', '--log-level', 'debug',
     ];
-    cluster.startOperator(operatorArgs(0));
-    cluster.startOperator(operatorArgs(1));
+    cluster.startOperator(operatorArgs(0), OPERATOR_PRIVILEGES);
+    cluster.startOperator(operatorArgs(1), OPERATOR_PRIVILEGES);
     const apiPort = Number(new URL(cp.url).port);
     await cluster.forwardLoopback([apiPort, ...opPorts]);
     agentArgs = [
@@ -119,7 +130,7 @@ describe('operator and three agents', { concurrency: false }, () => {
       '--firewall', 'nftables', '--metrics-address', `127.0.0.1:${AGENT_METRICS}`, '--report-interval', '50ms', '--log-level', 'debug',
     ];
     await cluster.services(SERVICE_PORT);
-    for (const node of cluster.nodes) await cluster.startAgent(node, agentArgs);
+    for (const node of cluster.nodes) await cluster.startAgent(node, agentArgs, AGENT_PRIVILEGES);
   });
 
   after(async () => {
@@ -148,6 +159,46 @@ describe('operator and three agents', { concurrency: false }, () => {
     return m ? Number(m[1]) : -1;
   };
 
+  const leaderIndex = async (): Promise<number> => {
+    const lease = JSON.parse((await cp.kubectl(['get', 'lease', '-n', NS, 'kube-portsentry-operator', '-o', 'json'])).stdout) as { spec: { holderIdentity: string } };
+    return Number(lease.spec.holderIdentity.replace('operator-', ''));
+  };
+
+  /** More scanner addresses, for scenarios that need fresh sources of their own. */
+  const scannerAddresses = async (first: number, count: number): Promise<string[]> => {
+    const out = Array.from({ length: count }, (_, i) => `198.18.0.${first + i}`);
+    for (const a of out) await cluster.exec(cluster.scanner, ['ip', 'addr', 'replace', `${a}/24`, 'dev', 'eth0']);
+    return out;
+  };
+
+  /**
+   * Every node enforces exactly the BlockedHosts: each BlockedHost address is in every node's
+   * set, and every entry the agents added for the cluster has its BlockedHost. (Entries of the
+   * node's own detections are tagged local and expire on their own timer.)
+   */
+  const converged = async (): Promise<true | false> => {
+    const list = JSON.parse((await cp.kubectl(['get', 'blockedhosts', '-o', 'json'])).stdout) as { items: BlockedHostObject[] };
+    const addresses = list.items.map((b) => b.spec.address).filter((a) => !a.includes('/'));
+    assert.equal(new Set(addresses).size, addresses.length, `one BlockedHost per address: ${addresses.join(' ')}`);
+    for (const n of cluster.nodes) {
+      const set = await cluster.nodeSet(n);
+      if (addresses.some((a) => !set.has(a))) return false;
+      if ([...set].some(([a, tag]) => tag === 'cluster' && !addresses.includes(a))) return false;
+    }
+    return true;
+  };
+
+  const restartExitedOperators = (): number => {
+    let restarted = 0;
+    for (let i = 0; i < 2; i++)
+      if (cluster.operators[i]!.child.exitCode !== null || cluster.operators[i]!.child.signalCode !== null) {
+        // As the kubelet would: the Deployment's pod restarts.
+        cluster.startOperator(operatorArgs(i), OPERATOR_PRIVILEGES, i);
+        restarted++;
+      }
+    return restarted;
+  };
+
   test('a policy applied with kubectl reaches every agent, and an edit changes them within seconds', async (t) => {
     if (skip()) return t.skip(why.join(', ') || state.why);
     await cp.kubectl(['apply', '-f', '-'], { input: policy([1, 11, 15, 79, 111]) });
@@ -159,6 +210,23 @@ describe('operator and three agents', { concurrency: false }, () => {
     const started = Date.now();
     for (const node of cluster.nodes) await eventually(`${node.name} watches 6 ports`, async () => (await watchedPorts(node)) === 6);
     t.diagnostic(`policy edit in force on 3 agents after ${Date.now() - started} ms`);
+  });
+
+  test('least privilege: agents hold only NET_RAW and NET_ADMIN, operators run as uid 10001 with none', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const agentMask = capabilityMask(AGENT_PRIVILEGES.capabilities);
+    for (const node of cluster.nodes) {
+      const p = await privilegesOf(node.agent!.child.pid!);
+      assert.equal(p.uid, 0, `${node.name} agent uid`);
+      assert.equal(p.effective, agentMask, `${node.name} agent CapEff ${p.effective.toString(16)}`);
+      assert.equal(p.bounding, agentMask, `${node.name} agent CapBnd ${p.bounding.toString(16)}`);
+    }
+    for (const operator of cluster.operators.filter((o) => o.child.exitCode === null)) {
+      const p = await privilegesOf(operator.child.pid!);
+      assert.equal(p.uid, OPERATOR_PRIVILEGES.uid);
+      assert.equal(p.effective | p.permitted | p.bounding, 0n, 'the operator holds a capability');
+    }
+    // Everything else in this suite (detection, blocks, reports, leader election) runs so.
   });
 
   test('nmap against node 1: a BlockedHost appears and nodes 2 and 3 block the scanner too', async (t) => {
@@ -295,6 +363,15 @@ describe('operator and three agents', { concurrency: false }, () => {
     const token = (sa: string, audience: string) =>
       cp.kubectl(['create', 'token', '-n', NS, sa, '--audience', audience, '--duration', '10m']).then((r) => r.stdout.trim());
     const agentToken = (await readFile(tokenFile, 'utf8')).trim();
+    // The agent's own token, expired an hour ago and signed again with the API server's key.
+    const expired = async (jwt: string): Promise<string> => {
+      const [header, payload] = jwt.split('.') as [string, string];
+      const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
+      const now = Math.floor(Date.now() / 1000);
+      const body64 = Buffer.from(JSON.stringify({ ...claims, iat: now - 7200, nbf: now - 7200, exp: now - 3600 })).toString('base64url');
+      const signature = createSign('RSA-SHA256').update(`${header}.${body64}`).sign(await readFile(`${cp.dir}/sa.key`, 'utf8'), 'base64url');
+      return `${header}.${body64}.${signature}`;
+    };
     const forged = { node: 'node-1', policy: 'e2e', sources: [{ source: '198.18.0.77', probes: [1, 2, 3, 4].map((p) => ({ protocol: 'tcp', port: p, type: 'syn', time: Date.now() })), count: 4, firstSeen: Date.now(), lastSeen: Date.now(), verified: true, blocked: true }] };
     const body = JSON.stringify(forged);
     const before = (await cp.kubectl(['get', 'blockedhosts', '-o', 'name'])).stdout;
@@ -303,6 +380,7 @@ describe('operator and three agents', { concurrency: false }, () => {
     assert.equal(await post(cp.adminToken, body), 401, 'a token without our audience');
     assert.equal(await post(await token('kube-portsentry-agent', 'some-other-audience'), body), 401, 'wrong audience');
     assert.equal(await post(await token('someone-else', 'kube-portsentry'), body), 403, 'another service account');
+    assert.equal(await post(await expired(agentToken), body), 401, 'expired');
     assert.equal(await post(agentToken, '{"node": "node-1", "policy": "e2e", "sources": [{"source": "not an ip"}]}'), 400, 'malformed');
     assert.equal(await post(agentToken, '{'), 400, 'not JSON');
     assert.equal(await post(agentToken, JSON.stringify({ ...forged, pad: 'x'.repeat(1_100_000) })), 413, 'oversize');
@@ -329,7 +407,7 @@ describe('operator and three agents', { concurrency: false }, () => {
     await eventually('BlockedHost after failover', () => bhFor(source));
     await blockedEverywhere(source);
     // Bring the killed replica back for the rest of the suite.
-    cluster.operators[leader] = cluster.startOperator(operatorArgs(leader));
+    restartExitedOperators();
   });
 
   test('kill an agent and restart it: its node set is rebuilt from the API with nothing lost or leaked', async (t) => {
@@ -348,12 +426,93 @@ describe('operator and three agents', { concurrency: false }, () => {
     await cluster.exec(n3.ns, ['nft', 'add', 'element', 'inet', 'kube_portsentry', 'blocked4', '{ 198.18.0.250 comment "cluster" }']);
     // The blocks stayed in the kernel while the agent was down.
     assert.ok((await cluster.nodeSet(n3)).has(SCANNER));
-    await cluster.startAgent(n3, agentArgs);
+    await cluster.startAgent(n3, agentArgs, AGENT_PRIVILEGES);
     const after = await cluster.nodeSet(n3);
     assert.ok(after.has(SCANNER), 'a block in force was lost');
     assert.ok(after.has('2001:db8::99'), 'the block made while down is missing');
     assert.ok(!after.has(scannerAddress(4)), 'the block deleted while down is still there');
     assert.ok(!after.has('198.18.0.250'), 'a stray entry leaked');
     await cp.kubectl(['delete', 'blockedhost', 'while-down']);
+  });
+  test('kill -9 an agent mid-scan: the restarted agent still catches the scan, blocked everywhere once', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const n3 = cluster.nodes[2]!;
+    const [source] = (await scannerAddresses(150, 1)) as [string];
+    // One probe a second, so the agent dies after the first and is back before the last.
+    const scan = cluster.exec(cluster.scanner, [
+      'nmap', '-sS', '-Pn', '-n', '-S', source, '-e', 'eth0', '--scan-delay', '1s', '--max-retries', '0', '-p', '1,11,15,79,111,2222', n3.v4,
+    ]);
+    await new Promise((r) => setTimeout(r, 700));
+    n3.agent!.child.kill('SIGKILL');
+    await n3.agent!.exited;
+    await cluster.startAgent(n3, agentArgs, AGENT_PRIVILEGES);
+    await scan;
+    await eventually('BlockedHost for the scan interrupted by the crash', () => bhFor(source), 20_000).catch((err) => {
+      throw new Error(`${(err as Error).message}\n${dumpLogs()}`);
+    });
+    await blockedEverywhere(source);
+    await eventually('every node enforces exactly the BlockedHosts', converged);
+  });
+
+  test('kill -9 the leader mid-reconcile: a policy edit and a burst of detections all land, once each', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const sources = await scannerAddresses(160, 12);
+    const leader = await leaderIndex();
+    const n1 = cluster.nodes[0]!;
+    const known = new Set((JSON.parse((await cp.kubectl(['get', 'blockedhosts', '-o', 'json'])).stdout) as { items: BlockedHostObject[] }).items.map((b) => b.spec.address));
+    await cp.kubectl(['apply', '-f', '-'], { input: policy([1, 11, 15, 79, 111, 2222, 3333]) });
+    const scans = Promise.all(sources.map((s) => Promise.all([1, 11, 15].map((port) => cluster.connect(s, n1.v4, port, 500)))));
+    // Kill it once the first of the burst's BlockedHosts is written: the rest are under way.
+    await eventually('the first BlockedHost of the burst', async () => {
+      const list = JSON.parse((await cp.kubectl(['get', 'blockedhosts', '-o', 'json'])).stdout) as { items: BlockedHostObject[] };
+      return list.items.some((b) => sources.includes(b.spec.address) && !known.has(b.spec.address));
+    });
+    cluster.operators[leader]!.child.kill('SIGKILL');
+    await scans;
+    await eventually('the other operator leads', async () => (await leaderIndex()) === 1 - leader);
+    for (const s of sources)
+      await eventually(`BlockedHost for ${s}`, () => bhFor(s), 20_000).catch(async (err) => {
+        const set = [...(await cluster.nodeSet(n1)).keys()].join(' ');
+        const lines = cluster.operators.concat(n1.agent!).flatMap((p) => p.lines.filter((l) => JSON.stringify(l).includes(s) || /report/.test(l.msg)));
+        throw new Error(`${(err as Error).message}\nnode-1 set: ${set}\n${lines.map((l) => JSON.stringify(l)).join('\n')}`);
+      });
+    for (const node of cluster.nodes) await eventually(`${node.name} watches 7 ports`, async () => (await watchedPorts(node)) === 7);
+    await eventually('every node enforces exactly the BlockedHosts', converged);
+    restartExitedOperators();
+  });
+
+  test('the API server down for 30 s: nodes keep blocking, and everything converges after it returns', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const [n1, n2] = cluster.nodes as [TestNode, TestNode];
+    const [during, manual] = (await scannerAddresses(180, 2)) as [string, string];
+    await cp.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'kube-portsentry.io/v1alpha1', kind: 'BlockedHost', metadata: { name: 'outage-manual' }, spec: { address: manual } }),
+    });
+    await blockedEverywhere(manual);
+    const down = Date.now();
+    await cp.stopApiServer();
+    // During the outage a node still detects and blocks on its own, and blocks in force stay.
+    await cluster.exec(cluster.scanner, ['nmap', '-sS', '-Pn', '-n', '-S', during, '-e', 'eth0', '-p', '1,11,15,79', n2.v4]);
+    await eventually(`${during} blocked on ${n2.name} while the API server is down`, async () => (await cluster.nodeSet(n2)).has(during));
+    for (const n of cluster.nodes) assert.ok((await cluster.nodeSet(n)).has(manual), `${n.name} lost a block during the outage`);
+    assert.equal(await cluster.connect(manual, n1.v4, SERVICE_PORT), 'timeout');
+    await new Promise((r) => setTimeout(r, Math.max(0, 30_000 - (Date.now() - down))));
+    await cp.startApiServer();
+    const back = Date.now();
+    const restarted = restartExitedOperators();
+    t.diagnostic(`API server down ${back - down} ms; operators that exited on losing the lease and were restarted: ${restarted}`);
+    for (const n of cluster.nodes) assert.equal(n.agent!.child.exitCode, null, `${n.name} agent died during the outage`);
+    await eventually('the detection made during the outage reaches the API', () => bhFor(during), 60_000).catch((err) => {
+      throw new Error(`${(err as Error).message}\n${dumpLogs()}`);
+    });
+    await blockedEverywhere(during);
+    // Watches are back: a deletion now reaches every node.
+    await cp.kubectl(['delete', 'blockedhost', 'outage-manual']);
+    await eventually('the deleted block lifted everywhere', async () => {
+      for (const n of cluster.nodes) if ((await cluster.nodeSet(n)).has(manual)) return false;
+      return true;
+    }, 60_000);
+    await eventually('every node enforces exactly the BlockedHosts', converged, 60_000);
+    t.diagnostic(`converged ${Date.now() - back} ms after the API server returned`);
   });
 });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runProgram } from '../../src/respond/run-program.js';
 import { connectFrom, deleteNamespace, type ConnectResult } from './netns.js';
+import { withPrivileges, type Privileges } from './privilege.js';
 import { CLI, SentryProcess } from './sentry-process.js';
 
 const FORWARDER = fileURLToPath(new URL('./loopback-forwarder.js', import.meta.url));
@@ -116,16 +117,24 @@ export class TestCluster {
     return runProgram(['ip', 'netns', 'exec', ns, ...argv], { timeoutMs });
   }
 
-  startOperator(args: string[]): SentryProcess {
-    const child = spawn(process.execPath, [CLI, 'operator', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /**
+   * An operator process; with `privileges`, under capsh with only those (see privilege.ts).
+   * `slot` replaces the operator at that index in `operators` (a restart) instead of adding one.
+   */
+  startOperator(args: string[], privileges?: Privileges, slot?: number): SentryProcess {
+    const argv = [process.execPath, CLI, 'operator', ...args];
+    const [program, ...rest] = privileges ? withPrivileges(argv, privileges) : argv;
+    const child = spawn(program!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.children.push(child);
     const p = SentryProcess.attach(child);
-    this.operators.push(p);
+    if (slot === undefined) this.operators.push(p);
+    else this.operators[slot] = p;
     return p;
   }
 
-  async startAgent(node: TestNode, args: string[]): Promise<SentryProcess> {
-    const p = SentryProcess.attach(this.spawnIn(node.ns, [process.execPath, CLI, 'agent', '--node-name', node.name, ...args]));
+  async startAgent(node: TestNode, args: string[], privileges?: Privileges): Promise<SentryProcess> {
+    const argv = [process.execPath, CLI, 'agent', '--node-name', node.name, ...args];
+    const p = SentryProcess.attach(this.spawnIn(node.ns, privileges ? withPrivileges(argv, privileges) : argv));
     node.agent = p;
     await p.waitFor((l) => l.msg === 'agent ready', 30_000);
     return p;

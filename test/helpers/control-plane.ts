@@ -67,6 +67,10 @@ export interface ControlPlane {
   /** GET/POST/... against the API as admin; resolves with status and parsed JSON body. */
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
   stop(): Promise<void>;
+  /** Stops kube-apiserver alone (etcd keeps the data), as in an outage of the control plane. */
+  stopApiServer(): Promise<void>;
+  /** Starts kube-apiserver again on the same address with the same flags; resolves when ready. */
+  startApiServer(): Promise<void>;
 }
 
 export interface ControlPlaneOptions {
@@ -98,9 +102,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     ],
     log,
   );
-  const apiserver = start(
-    join(bin, 'kube-apiserver'),
-    [
+  const apiserverArgs = [
       '--etcd-servers', `http://127.0.0.1:${etcdClient}`,
       '--bind-address', '127.0.0.1',
       '--advertise-address', options.advertiseAddress ?? '127.0.0.1',
@@ -112,18 +114,20 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       '--service-account-issuer', 'https://kube-portsentry-envtest.invalid',
       '--authorization-mode', 'RBAC',
       '--service-cluster-ip-range', '10.96.0.0/24',
-    ],
-    log,
-  );
+  ];
+  let apiserver = start(join(bin, 'kube-apiserver'), apiserverArgs, log);
   const url = `https://127.0.0.1:${apiPort}`;
+  const halt = async (child: ChildProcess): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    child.kill('SIGKILL');
+    await exited;
+  };
   const stop = async (): Promise<void> => {
-    for (const child of [apiserver, etcd]) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await Promise.race([new Promise((r) => child.once('exit', r)), new Promise((r) => setTimeout(r, 5000))]);
-        child.kill('SIGKILL');
-      }
-    }
+    await halt(apiserver);
+    await halt(etcd);
     await rm(dir, { recursive: true, force: true });
   };
 
@@ -155,15 +159,18 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });
 
-  try {
+  const ready = async (): Promise<void> => {
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (apiserver.exitCode !== null || etcd.exitCode !== null) throw new Error('control plane exited');
-      const ready = await api('GET', '/readyz').catch(() => ({ status: 0 }));
-      if (ready.status === 200) break;
+      const r = await api('GET', '/readyz').catch(() => ({ status: 0 }));
+      if (r.status === 200) return;
       if (Date.now() > deadline) throw new Error('control plane not ready within 60 s');
       await new Promise((r) => setTimeout(r, 200));
     }
+  };
+  try {
+    await ready();
   } catch (err) {
     const tail = log.join('').split('\n').slice(-30).join('\n');
     await stop();
@@ -194,6 +201,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     kubectl: (args, options = {}) => runProgram([join(bin, 'kubectl'), '--kubeconfig', kubeconfig, ...args], { timeoutMs: 60_000, ...options }),
     api: (method, path, body) => api(method, path, body, ca),
     stop,
+    stopApiServer: () => halt(apiserver),
+    startApiServer: async () => {
+      if (apiserver.exitCode === null && apiserver.signalCode === null) throw new Error('kube-apiserver is still running');
+      apiserver = start(join(bin, 'kube-apiserver'), apiserverArgs, log);
+      await ready();
+    },
   };
 }
 
