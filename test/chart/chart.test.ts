@@ -345,7 +345,7 @@ describe('chart', { concurrency: false }, () => {
     const policy = find(docs, 'PortSentryPolicy', 'kps-kube-portsentry-default');
     assert.equal(policy.metadata.namespace, undefined, 'cluster-scoped');
     // The chart's default response stays alert-only, merged under the values given.
-    assert.deepEqual(policy.spec, { ...spec, response: { tcp: 'block', udp: 'alert' } });
+    assert.deepEqual(policy.spec, { ...spec, udp: { mode: 'stealth' }, response: { tcp: 'block', udp: 'alert' } });
     assert.equal(policy.metadata.annotations?.['helm.sh/hook'], 'post-install,post-upgrade');
     const off = (await renderChart({ defaultPolicy: { enabled: false } })).docs;
     assert.equal(off.filter((d) => d.kind === 'PortSentryPolicy').length, 0);
