@@ -41,6 +41,13 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  readonly blocksRateLimited = new Counter({
+    name: 'portsentry_cluster_blocks_rate_limited_total',
+    help: 'Cluster-wide blocks refused because the policy\'s maxBlocksPerMinute was reached, by policy.',
+    labelNames: ['policy'] as const,
+    registers: [this.registry],
+  });
+
   constructor(processMetrics = true) {
     if (processMetrics) collectDefaultMetrics({ register: this.registry });
   }

@@ -392,6 +392,7 @@ export class Operator {
         continue;
       }
       if (!limiter.take(now)) {
+        this.o.metrics.blocksRateLimited.inc({ policy: policy.name });
         this.log.warn({ source: r.source, policy: policy.name }, 'cluster block refused: maxBlocksPerMinute reached');
         continue;
       }
