@@ -115,7 +115,8 @@ test('eviction drops the least recently seen source, not the first seen', () => 
   e.observe(probe('198.18.0.1', 2, { time: 3 })); // .1 is now the most recent
   e.observe(probe('198.18.0.3', 1, { time: 4 })); // evicts .2
   const d1 = e.observe(probe('198.18.0.1', 3, { time: 5 }));
-  assert.equal(d1.kind === 'counted' && d1.state.probes.size, 3, '.1 kept its probes');
+  assert.equal(d1.kind === 'counted' && d1.distinct, 3, '.1 kept its probes');
+  assert.deepEqual([...(e.sourceState('198.18.0.1')?.probes.keys() ?? [])], ['tcp/1', 'tcp/2', 'tcp/3']);
   const d2 = e.observe(probe('198.18.0.2', 2, { time: 6 }));
-  assert.equal(d2.kind === 'counted' && d2.state.probes.size, 1, '.2 was forgotten');
+  assert.equal(d2.kind === 'counted' && d2.distinct, 1, '.2 was forgotten');
 });
