@@ -391,7 +391,10 @@ export class SourceTracker {
       let s = this.v6Free;
       if (s >= 0) this.v6Free = this.v6[4 * s]! - 1;
       else {
-        if (4 * this.v6Used === this.v6.length) this.v6 = this.resized(this.v6, Math.max(4 * INITIAL_SLOTS, 2 * this.v6.length));
+        if (4 * this.v6Used === this.v6.length) {
+          const slots = Math.min(Math.max(INITIAL_SLOTS, this.v6.length / 2), Math.max(this.capacity, this.v6Used + 1));
+          this.v6 = this.resized(this.v6, 4 * slots);
+        }
         s = this.v6Used++;
       }
       this.v6.set(this.key.words, 4 * s);
