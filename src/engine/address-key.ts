@@ -9,6 +9,7 @@ export class AddressKey {
   readonly words = new Uint32Array(4);
   private readonly groups = new Uint16Array(8);
   private readonly bytes = new Uint8Array(16);
+  private readonly bytes4 = new Uint8Array(4);
   /** The text parsed last: a source probing again is not parsed again. */
   private text: string | undefined;
 
@@ -120,12 +121,23 @@ export class AddressKey {
     this.setV6Groups();
   }
 
+  /** The parsed address as 4 or 16 bytes (as parseIp gives them), in a buffer reused by the next call. */
+  parsedBytes(): Uint8Array {
+    const w = this.words;
+    if (this.family === 4) return this.bytesOf(w[0]!, 0, 0, 0, 4);
+    return this.bytesOf(w[0]!, w[1]!, w[2]!, w[3]!, 16);
+  }
+
+  private bytesOf(w0: number, w1: number, w2: number, w3: number, length: 4 | 16): Uint8Array {
+    const b = length === 4 ? this.bytes4 : this.bytes;
+    const w = [w0, w1, w2, w3];
+    for (let k = 0; k < length; k++) b[k] = w[k >> 2]! >>> (24 - 8 * (k & 3));
+    return b;
+  }
+
   /** Canonical text of an address held as words (as formatIp would write it). */
   format(family: Family, w0: number, w1: number, w2: number, w3: number): string {
     if (family === 4) return `${w0 >>> 24}.${(w0 >>> 16) & 255}.${(w0 >>> 8) & 255}.${w0 & 255}`;
-    const b = this.bytes;
-    const w = [w0, w1, w2, w3];
-    for (let k = 0; k < 16; k++) b[k] = w[k >> 2]! >>> (24 - 8 * (k & 3));
-    return formatIpAt(b, 0, 6);
+    return formatIpAt(this.bytesOf(w0, w1, w2, w3, 16), 0, 6);
   }
 }

@@ -117,11 +117,13 @@ export class Engine {
     const tracker = this.tracker;
     const found = tracker.find(probe.source);
     // A tracked source already checked against the lists in force is not looked up again
-    // (the trie walks cost more than the rest of a probe).
+    // (the trie walks cost more than the rest of a probe); the others are looked up by the
+    // bytes find() parsed.
     if (found < 0 || !tracker.isChecked(found)) {
       if (this.own.has(probe.source)) return { kind: 'ignored', reason: 'own-address' };
-      if (this.ignore.has(probe.source)) return { kind: 'ignored', reason: 'ignore-list' };
-      if (this.protectedTrie.size && this.protectedTrie.has(probe.source)) return { kind: 'ignored', reason: 'protected' };
+      const bytes = tracker.foundBytes();
+      if (this.ignore.hasBytes(bytes)) return { kind: 'ignored', reason: 'ignore-list' };
+      if (this.protectedTrie.size && this.protectedTrie.hasBytes(bytes)) return { kind: 'ignored', reason: 'protected' };
     }
     const index = tracker.record(probe, found);
     tracker.setChecked(index);

@@ -139,6 +139,11 @@ export class SourceTracker {
     return this.lookup();
   }
 
+  /** The address of the last find() as bytes (reused buffer): the ignore tries take it without parsing again. */
+  foundBytes(): Uint8Array {
+    return this.key.parsedBytes();
+  }
+
   /** Distinct probes in the window (capped at MAX_RECORDED_PROBES). */
   distinct(index: number): number {
     return this.distinctProbes[index]!;

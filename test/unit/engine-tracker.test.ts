@@ -261,6 +261,7 @@ test('address words: canonical text and other forms parse to the bytes net/ip.ts
         const expected = parseIp(text)!;
         assert.equal(key.family, expected.family, text);
         assert.deepEqual([...key.words.slice(0, expected.family === 4 ? 1 : 4)], wordsOf(expected.bytes), text);
+        assert.deepEqual([...key.parsedBytes()], [...expected.bytes], text);
       }
       key.parse(canonical);
       const w = key.words;
