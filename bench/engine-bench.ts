@@ -1,5 +1,5 @@
 // Engine figures: observe() throughput for three traffic shapes against a plain Map
-// baseline, and the memory a tracked source costs once the tracker is at its cap.
+// baseline (the tracker's own figures, memory included, are in tracker-bench.ts).
 import type { Probe } from '../src/detect/probe.js';
 import { Engine, engineConfig, type Decision, type EngineConfig } from '../src/engine/engine.js';
 import { defaultPolicy } from '../src/policy/load.js';
@@ -236,82 +236,6 @@ export function engineThroughput(sizes: ThroughputSizes, opts: MeasureOptions): 
       },
       opts,
       result,
-    );
-  }
-  return result;
-}
-
-function collectGarbage(gc: () => void): void {
-  // Twice: the first pass may only promote what a second one frees.
-  gc();
-  gc();
-}
-
-/**
- * Bytes per tracked source at the cap: heapUsed after filling the tracker with `cap` distinct
- * sources (one probe each, addresses made on the fly so their strings count), minus before.
- * Then feeds a tenth more to check eviction keeps the count at the cap.
- */
-export function engineMemory(caps: readonly number[], gc: () => void): EngineBenchResult {
-  const result: EngineBenchResult = { figures: [], capExceeded: false, warnings: [] };
-  for (const cap of caps) {
-    progress(`memory: filling a tracker capped at ${cap.toLocaleString('en-US')} sources`);
-    collectGarbage(gc);
-    const before = process.memoryUsage();
-    const t0 = process.hrtime.bigint();
-    let engine: Engine | undefined = new Engine(benchConfig({ maxTrackedSources: cap }), T0);
-    let maxTracked = 0;
-    for (let i = 0; i < cap; i++) {
-      engine.observe(probe(sourceAddress(i), 22 + (i % 1000)));
-      if (engine.trackedSources > maxTracked) maxTracked = engine.trackedSources;
-    }
-    const fillMs = Number(process.hrtime.bigint() - t0) / 1e6;
-    collectGarbage(gc);
-    const after = process.memoryUsage();
-    const trackedAtFull = engine.trackedSources;
-
-    const extraSources = Math.ceil(cap / 10);
-    for (let i = cap; i < cap + extraSources; i++) {
-      engine.observe(probe(sourceAddress(i), 22 + (i % 1000)));
-      if (engine.trackedSources > maxTracked) maxTracked = engine.trackedSources;
-    }
-    const evicted = engine.evictedSources;
-    const trackedAfterOverflow = engine.trackedSources;
-    if (maxTracked > cap) {
-      result.capExceeded = true;
-      result.warnings.push(`CAP EXCEEDED: memory fill: ${maxTracked} tracked, cap ${cap}`);
-    }
-    if (trackedAtFull !== cap) result.warnings.push(`memory fill: ${trackedAtFull} tracked after ${cap} sources`);
-    engine = undefined;
-    void engine;
-
-    const heapDelta = after.heapUsed - before.heapUsed;
-    const id = `memory.cap${cap}`;
-    const c = cap.toLocaleString('en-US');
-    const extra = {
-      cap,
-      trackedAtFull,
-      heapUsedBefore: before.heapUsed,
-      heapUsedAfter: after.heapUsed,
-      heapDelta,
-      externalDelta: after.external + after.arrayBuffers - before.external - before.arrayBuffers,
-      rssBefore: before.rss,
-      rssAfter: after.rss,
-      fillMs,
-    };
-    result.figures.push(
-      { id: `${id}.bytesPerSource`, name: `memory: heap per tracked source, cap ${c}`, value: heapDelta / cap, unit: 'B/source', extra },
-      { id: `${id}.heapDelta`, name: `memory: heapUsed delta, cap ${c}`, value: heapDelta / 2 ** 20, unit: 'MiB', extra },
-      { id: `${id}.rss`, name: `memory: process RSS at cap ${c}`, value: after.rss / 2 ** 20, unit: 'MiB', extra: { ...extra, rssDelta: after.rss - before.rss } },
-      {
-        id: `${id}.maxTracked`,
-        name: `memory: max tracked sources (cap ${c}, fed ${(cap + extraSources).toLocaleString('en-US')})`,
-        value: maxTracked,
-        unit: 'sources',
-        baseline: 'cap',
-        ratio: maxTracked / cap,
-        extra: { cap, fed: cap + extraSources, trackedAfterOverflow, evicted },
-      },
     );
   }
   return result;

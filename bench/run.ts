@@ -7,8 +7,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { engineMemory, engineThroughput, type ThroughputSizes } from './engine-bench.js';
+import { engineThroughput, type ThroughputSizes } from './engine-bench.js';
 import { formatTable, progress, type Figure, type MeasureOptions } from './harness.js';
+import { engineRss, trackerMemory, trackerThroughput, type TrackerSizes } from './tracker-bench.js';
 import { trieBench, type TrieSizes } from './trie-bench.js';
 
 const USAGE = `usage: node dist/bench/run.js [--quick] [--out FILE]
@@ -18,21 +19,28 @@ const USAGE = `usage: node dist/bench/run.js [--quick] [--out FILE]
 interface Plan {
   measure: MeasureOptions;
   throughput: ThroughputSizes;
+  tracker: TrackerSizes;
   memoryCaps: number[];
+  /** Cap of the engine held by the RSS child processes. */
+  rssCap: number;
   trie: TrieSizes;
 }
 
 const FULL: Plan = {
   measure: { warmup: 1, reps: 5, minSampleMs: 100 },
   throughput: { oneSourceProbes: 200_000, manySources: 1_000_000, manySourcesCap: 100_000, manySourcesChunk: 50_000, ignoredProbes: 200_000 },
+  tracker: { oneSourceProbes: 200_000, sources: 1_000_000, evictingCap: 100_000, chunk: 50_000 },
   memoryCaps: [100_000, 1_000_000],
+  rssCap: 1_000_000,
   trie: { listSizes: [10, 1_000, 100_000], lookups: 100_000 },
 };
 
 const QUICK: Plan = {
   measure: { warmup: 1, reps: 3, minSampleMs: 10 },
   throughput: { oneSourceProbes: 20_000, manySources: 50_000, manySourcesCap: 5_000, manySourcesChunk: 5_000, ignoredProbes: 20_000 },
+  tracker: { oneSourceProbes: 20_000, sources: 50_000, evictingCap: 5_000, chunk: 5_000 },
   memoryCaps: [10_000, 50_000],
+  rssCap: 50_000,
   trie: { listSizes: [10, 1_000, 10_000], lookups: 10_000 },
 };
 
@@ -83,16 +91,20 @@ function main(): number {
   const started = process.hrtime.bigint();
   progress(`${quick ? 'quick' : 'full'} run, JSON to ${out}`);
 
-  // Memory first, while the heap and RSS hold nothing else.
-  const memory = engineMemory(plan.memoryCaps, gc);
+  // Memory first, while the heap holds nothing else.
+  const memory = trackerMemory(plan.memoryCaps, gc);
+  const rss = engineRss(plan.rssCap);
+  gc();
+  const tracker = trackerThroughput(plan.tracker, plan.measure);
   gc();
   const throughput = engineThroughput(plan.throughput, plan.measure);
   gc();
   const trie = trieBench(plan.trie, plan.measure);
 
-  const figures: Figure[] = [...throughput.figures, ...memory.figures, ...trie];
-  const warnings = [...throughput.warnings, ...memory.warnings];
-  const capExceeded = throughput.capExceeded || memory.capExceeded;
+  const parts = [tracker, memory, rss, throughput];
+  const figures: Figure[] = [...tracker.figures, ...memory.figures, ...rss.figures, ...throughput.figures, ...trie];
+  const warnings = parts.flatMap((p) => p.warnings);
+  const capExceeded = parts.some((p) => p.capExceeded);
   const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
 
   const cpuList = cpus();

@@ -48,13 +48,14 @@ export interface BlockRecord {
 
 export type AlertReason = 'policy' | 'unverified' | 'rate-limited';
 
+/** `distinct`: the source's distinct probes in the window (Engine.sourceState has the rest). */
 export type Decision =
   | { kind: 'ignored'; reason: 'ignore-list' | 'own-address' | 'protected' }
-  | { kind: 'counted'; state: SourceState }
-  | { kind: 'alert'; reason: AlertReason; state: SourceState }
-  | { kind: 'respond'; block: BlockRecord; state: SourceState }
+  | { kind: 'counted'; distinct: number }
+  | { kind: 'alert'; reason: AlertReason; distinct: number }
+  | { kind: 'respond'; block: BlockRecord; distinct: number }
   /** Already answered: blocked, or alerted within the window. */
-  | { kind: 'suppressed'; state: SourceState };
+  | { kind: 'suppressed'; distinct: number };
 
 export class Engine {
   private config: EngineConfig;
@@ -64,10 +65,6 @@ export class Engine {
   private readonly tracker: SourceTracker;
   private readonly limiter: RateLimiter;
   private readonly active = new Map<string, BlockRecord>();
-  /** Bumped when the ignore list or own addresses change; a tracked source checked
-   * against the current generation is not looked up again (parsing its text costs more
-   * than the rest of a probe). */
-  private generation = 0;
 
   constructor(config: EngineConfig, now = Date.now()) {
     this.config = config;
@@ -80,7 +77,7 @@ export class Engine {
   reconfigure(config: EngineConfig): void {
     this.config = config;
     this.ignore = new IpTrie(config.ignore);
-    this.generation++;
+    this.tracker.uncheckAll();
     this.tracker.configure(config.maxTrackedSources, config.windowMs);
     this.limiter.configure(config.maxBlocksPerMinute);
   }
@@ -90,13 +87,13 @@ export class Engine {
     const next = new Set(addresses);
     if (next.size === this.own.size && [...next].every((a) => this.own.has(a))) return;
     this.own = next;
-    this.generation++;
+    this.tracker.uncheckAll();
   }
 
   /** Cluster addresses never counted or blocked, whatever the policy says (agent only). */
   setProtected(cidrs: Iterable<string>): void {
     this.protectedTrie = new IpTrie(cidrs);
-    this.generation++;
+    this.tracker.uncheckAll();
   }
 
   get trackedSources(): number {
@@ -111,30 +108,42 @@ export class Engine {
     return this.active;
   }
 
+  /** A copy of what is tracked about a source (for reports and logs), if it is tracked. */
+  sourceState(source: string): SourceState | undefined {
+    return this.tracker.state(source);
+  }
+
   observe(probe: Probe): Decision {
-    if (this.tracker.get(probe.source)?.checkedGeneration !== this.generation) {
+    const tracker = this.tracker;
+    const found = tracker.find(probe.source);
+    // A tracked source already checked against the lists in force is not looked up again
+    // (the trie walks cost more than the rest of a probe); the others are looked up by the
+    // bytes find() parsed.
+    if (found < 0 || !tracker.isChecked(found)) {
       if (this.own.has(probe.source)) return { kind: 'ignored', reason: 'own-address' };
-      if (this.ignore.has(probe.source)) return { kind: 'ignored', reason: 'ignore-list' };
-      if (this.protectedTrie.size && this.protectedTrie.has(probe.source)) return { kind: 'ignored', reason: 'protected' };
+      const bytes = tracker.foundBytes();
+      if (this.ignore.hasBytes(bytes)) return { kind: 'ignored', reason: 'ignore-list' };
+      if (this.protectedTrie.size && this.protectedTrie.hasBytes(bytes)) return { kind: 'ignored', reason: 'protected' };
     }
-    const state = this.tracker.record(probe);
-    state.checkedGeneration = this.generation;
-    if (this.active.has(probe.source)) return { kind: 'suppressed', state };
-    if (state.probes.size <= this.config.triggerCount) return { kind: 'counted', state };
-    if (state.triggeredAt) return { kind: 'suppressed', state };
+    const index = tracker.record(probe, found);
+    tracker.setChecked(index);
+    const distinct = tracker.distinct(index);
+    if (this.active.has(probe.source)) return { kind: 'suppressed', distinct };
+    if (distinct <= this.config.triggerCount) return { kind: 'counted', distinct };
+    if (tracker.isTriggered(index)) return { kind: 'suppressed', distinct };
 
     const action = this.config.actions[probe.protocol];
     if (action === 'alert') {
-      state.triggeredAt = probe.time;
-      return { kind: 'alert', reason: 'policy', state };
+      tracker.setTriggered(index);
+      return { kind: 'alert', reason: 'policy', distinct };
     }
     if (this.config.verifiedOnly && !probe.verified) {
-      state.triggeredAt = probe.time;
-      return { kind: 'alert', reason: 'unverified', state };
+      tracker.setTriggered(index);
+      return { kind: 'alert', reason: 'unverified', distinct };
     }
     // A refused block is retried by the source's next probe, once the bucket refills.
-    if (!this.limiter.take(probe.time)) return { kind: 'alert', reason: 'rate-limited', state };
-    state.triggeredAt = probe.time;
+    if (!this.limiter.take(probe.time)) return { kind: 'alert', reason: 'rate-limited', distinct };
+    tracker.setTriggered(index);
     const block: BlockRecord = {
       source: probe.source,
       action,
@@ -147,7 +156,7 @@ export class Engine {
       until: probe.time + this.config.durationMs,
     };
     this.active.set(probe.source, block);
-    return { kind: 'respond', block, state };
+    return { kind: 'respond', block, distinct };
   }
 
   /** Lifts responses whose time is up and forgets idle sources; returns what was lifted. */

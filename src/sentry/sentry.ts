@@ -339,7 +339,7 @@ export class Sentry {
         }
       }),
     );
-    const ports = [...decision.state.probes.keys()];
+    const ports = this.ports(probe.source);
     setImmediate(() => this.log(probe, decision, ports));
   }
 
@@ -363,14 +363,14 @@ export class Sentry {
     }
     // Probes from a source already answered are routine under a flood: debug only.
     const level = decision.kind === 'suppressed' ? 'debug' : 'info';
-    const ports = judged ?? [...decision.state.probes.keys()];
-    this.logger[level]({ ...fields, distinct: ports.length }, alertText(probe));
+    this.logger[level]({ ...fields, distinct: decision.distinct }, alertText(probe));
     if (decision.kind === 'alert') {
       this.metrics.scans.inc({ protocol: probe.protocol });
       this.metrics.alerts.inc({ reason: decision.reason });
-      this.logger.warn({ ...fields, reason: decision.reason, ports }, 'scan detected');
+      this.logger.warn({ ...fields, reason: decision.reason, ports: judged ?? this.ports(probe.source) }, 'scan detected');
     } else if (decision.kind === 'respond') {
       const block = decision.block;
+      const ports = judged ?? this.ports(probe.source);
       this.metrics.scans.inc({ protocol: probe.protocol });
       this.metrics.blocks.inc({ scope: 'node', action: block.action });
       this.metrics.blockedHosts.set(this.engine.blocks.size);
@@ -379,6 +379,11 @@ export class Sentry {
         block.action === 'block' ? 'scan detected: blocking' : 'scan detected: running command',
       );
     }
+  }
+
+  /** The source's distinct probes in the window ("tcp/79"), oldest first. */
+  private ports(source: string): string[] {
+    return [...(this.engine.sourceState(source)?.probes.keys() ?? [])];
   }
 
   private track(work: Promise<void>): void {

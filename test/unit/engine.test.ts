@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Probe } from '../../src/detect/probe.js';
 import { Engine, engineConfig, type EngineConfig } from '../../src/engine/engine.js';
+import { formatIp } from '../../src/net/ip.js';
 import { defaultPolicy } from '../../src/policy/load.js';
 
 function config(over: Partial<EngineConfig> = {}): EngineConfig {
@@ -115,7 +116,43 @@ test('eviction drops the least recently seen source, not the first seen', () => 
   e.observe(probe('198.18.0.1', 2, { time: 3 })); // .1 is now the most recent
   e.observe(probe('198.18.0.3', 1, { time: 4 })); // evicts .2
   const d1 = e.observe(probe('198.18.0.1', 3, { time: 5 }));
-  assert.equal(d1.kind === 'counted' && d1.state.probes.size, 3, '.1 kept its probes');
+  assert.equal(d1.kind === 'counted' && d1.distinct, 3, '.1 kept its probes');
+  assert.deepEqual([...(e.sourceState('198.18.0.1')?.probes.keys() ?? [])], ['tcp/1', 'tcp/2', 'tcp/3']);
   const d2 = e.observe(probe('198.18.0.2', 2, { time: 6 }));
-  assert.equal(d2.kind === 'counted' && d2.state.probes.size, 1, '.2 was forgotten');
+  assert.equal(d2.kind === 'counted' && d2.distinct, 1, '.2 was forgotten');
+});
+
+test('a flood of 1,000,000 spoofed sources against a cap of 10,000: bounded, evictions counted, a real scanner still caught', () => {
+  const cap = 10_000;
+  const flood = 1_000_000;
+  const e = new Engine(config({ maxTrackedSources: cap, triggerCount: 5, windowMs: 3_600_000, ignore: [], maxBlocksPerMinute: 100 }), 0);
+  // Distinct pseudo-random sources (an odd multiplier permutes the 32-bit space), one in
+  // eight IPv6; each sends one SYN. The scanner probes a new port every 1,000 of them.
+  const scanner = '198.18.0.66';
+  const v6 = Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
+  const decisions: string[] = [];
+  let maxTracked = 0;
+  let floodResponses = 0;
+  for (let i = 0; i < flood; i++) {
+    const x = (Math.imul(i, 0x9e3779b1) + 0x7f4a7c15) >>> 0;
+    let source = `${x >>> 24}.${(x >>> 16) & 255}.${(x >>> 8) & 255}.${x & 255}`;
+    if (i % 8 === 7) {
+      v6.set([x >>> 24, x >>> 16, x >>> 8, x], 12);
+      source = formatIp(v6);
+    }
+    if (source === scanner) continue;
+    const d = e.observe({ time: i, protocol: 'tcp', mode: 'stealth', source, port: 22, type: 'syn', flags: 'S', verified: false });
+    if (d.kind !== 'counted') floodResponses++;
+    if (i % 1000 === 0) decisions.push(e.observe({ time: i, protocol: 'tcp', mode: 'stealth', source: scanner, port: 1 + i / 1000, type: 'syn', verified: false }).kind);
+    if (e.trackedSources > maxTracked) maxTracked = e.trackedSources;
+  }
+  assert.equal(maxTracked, cap, 'never more than the cap');
+  assert.equal(floodResponses, 0, 'a spoofed source with one probe is only counted');
+  // Every flood source was distinct and tracked once; all but the cap (scanner included) were evicted.
+  assert.equal(e.evictedSources, flood + 1 - cap);
+  assert.deepEqual(decisions.slice(0, 7), ['counted', 'counted', 'counted', 'counted', 'counted', 'respond', 'suppressed']);
+  assert.ok(decisions.slice(6).every((k) => k === 'suppressed'));
+  assert.equal(e.blocks.size, 1);
+  assert.equal(e.blocks.get(scanner)?.port, 6);
+  assert.equal(e.sourceState(scanner)?.probes.size, 256, 'its latest 256 ports are recorded');
 });
