@@ -218,7 +218,7 @@ function checkValue(key: ClassicKey, value: string): string[] {
       return 'error' in r ? [r.error] : [];
     }
     case 'SCAN_TRIGGER': {
-      const r = wholeNumber(value, 0, 65535, 'a whole number');
+      const r = wholeNumber(value, 0, 255, 'a whole number');
       return 'error' in r ? [r.error] : [];
     }
     case 'BLOCK_TCP':
@@ -547,7 +547,7 @@ export function classicToPolicy(
   if (blocked !== undefined) spec.files.blocked = blocked;
   const resolve = flagOf('RESOLVE_HOST', ['0', '1']);
   if (resolve !== undefined) spec.response.resolveHosts = resolve === 1;
-  const trigger = number('SCAN_TRIGGER', 0, 65535, 'a whole number');
+  const trigger = number('SCAN_TRIGGER', 0, 255, 'a whole number');
   if (trigger !== undefined) spec.trigger.count = trigger;
   const banner = conf.settings.PORT_BANNER?.value;
   if (banner) spec.response.banner = banner;

@@ -225,7 +225,8 @@ export const specSchema: Schema = {
           type: 'integer',
           description: 'A source is a scanner after more than this many distinct probes (0: the first probe).',
           minimum: 0,
-          maximum: 65535,
+          // A source keeps at most 256 distinct probes (engine/tracker.ts), so more could never trigger.
+          maximum: 255,
           default: 0,
         },
         window: {
