@@ -13,10 +13,6 @@ import { loadClassicFile } from './policy/classic-load.js';
 import { PolicyError, defaultPolicy, loadPolicyFile } from './policy/load.js';
 import type { PolicyDocument } from './policy/types.js';
 import { Sentry } from './sentry/sentry.js';
-import { Agent } from './agent/agent.js';
-import { connect } from './k8s/client.js';
-import { OperatorMetrics } from './metrics/operator-metrics.js';
-import { Operator } from './operator/operator.js';
 import { parseDuration } from './policy/duration.js';
 import { selectFirewall } from './respond/firewall/select.js';
 import type { HealthSource } from './metrics/server.js';
@@ -218,6 +214,8 @@ async function agentCommand(args: string[]): Promise<number> {
   const metrics = new Metrics();
   const firewall = await selectFirewall(backend as 'auto' | 'nftables' | 'iptables');
   if (!firewall) throw new UsageError('no firewall backend (nft or iptables+ipset) found');
+  // Loaded here, not at the top: the Kubernetes client costs the standalone sentry ~60 MB of RSS.
+  const [{ Agent }, { connect }] = await Promise.all([import('./agent/agent.js'), import('./k8s/client.js')]);
   const agent = new Agent({
     kube: connect(values.kubeconfig),
     node,
@@ -266,6 +264,11 @@ async function operatorCommand(args: string[]): Promise<number> {
   const maxTracked = Number(values['max-tracked-sources']);
   if (!Number.isInteger(maxTracked) || maxTracked < 1) throw new UsageError('--max-tracked-sources must be a positive integer');
   const logger = createLogger(logLevel(values['log-level']), 'kube-portsentry-operator').child({ identity: values.identity });
+  const [{ Operator }, { OperatorMetrics }, { connect }] = await Promise.all([
+    import('./operator/operator.js'),
+    import('./metrics/operator-metrics.js'),
+    import('./k8s/client.js'),
+  ]);
   const metrics = new OperatorMetrics();
   const operator = new Operator({
     kube: connect(values.kubeconfig),
