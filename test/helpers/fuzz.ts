@@ -48,7 +48,14 @@ export async function fuzz<T>(
       await check(input);
     });
     const details = await fc.check(property, { seed, numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: ms, endOnFailure: false });
-    if (details.failed) throw new Error(`fuzz ${name} (KPS_FUZZ_SEED=${FUZZ_SEED}):\n${fc.defaultReportMessage(details)}`);
+    if (details.failed) {
+      const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+      const example = JSON.stringify(details.counterexample, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
+      throw new Error(
+        `fuzz ${name} (KPS_FUZZ_SEED=${FUZZ_SEED}, fast-check seed ${details.seed}, path ${details.counterexamplePath}):\n` +
+          `${cause}\ncounterexample: ${example.length > 3000 ? `${example.slice(0, 3000)}... (${example.length} characters)` : example}`,
+      );
+    }
     return details.numRuns;
   };
   let runs = await phase(FUZZ_SEED, budget / 4);
