@@ -124,10 +124,11 @@ describe('fuzz: classic portsentry.conf', { concurrency: false }, () => {
         }
       }, { minRuns: 20 });
       // An ignore file that exists but cannot be read (a directory) is the IGNORE_FILE line's problem.
-      await writeFile(conf, `TCP_PORTS="1"\nIGNORE_FILE="${dir}"\n`);
-      await assert.rejects(loadClassicFile(conf, []), (err: Error) => {
+      const dirConf = join(dir, 'directory.conf');
+      await writeFile(dirConf, `TCP_PORTS="1"\nIGNORE_FILE="${dir}"\n`);
+      await assert.rejects(loadClassicFile(dirConf, []), (err: Error) => {
         assert.ok(err instanceof ClassicConfError);
-        assert.match(err.message, new RegExp(`^${conf}:2: IGNORE_FILE: cannot read ".*": EISDIR`));
+        assert.match(err.message, new RegExp(`^${dirConf}:2: IGNORE_FILE: cannot read ".*": EISDIR`));
         return true;
       });
     } finally {
