@@ -7,7 +7,7 @@
 // and a counter in the scanner namespace checks that none arrived.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -216,10 +216,13 @@ describe('abuse', { concurrency: false }, () => {
     let resolver: ChildProcess | undefined;
     const queries: string[] = [];
     let netnsDir = '';
+    const hadNetnsDir = existsSync('/etc/netns');
 
     after(async () => {
       resolver?.kill();
       if (netnsDir) await rm(netnsDir, { recursive: true, force: true });
+      // /etc/netns itself goes too when this test made it and nobody else put anything there.
+      if (netnsDir && !hadNetnsDir) await rmdir('/etc/netns').catch(() => undefined);
       await rm(marker, { force: true });
     });
 
