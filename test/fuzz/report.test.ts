@@ -99,7 +99,10 @@ describe('fuzz: agent reports', { concurrency: false }, () => {
         authenticate: async (token) => (token === TOKEN ? { username: AGENT } : null),
         allowedUser: AGENT,
         isLeader: () => true,
-        accept: (r) => accepted.push(r),
+        // Async: the operator acknowledges a report once it is applied.
+        accept: async (r) => {
+          accepted.push(r);
+        },
         logger: pino({ level: 'silent' }),
         metrics,
         timeouts: { headersMs: 1000, requestMs: 1500 },
