@@ -58,6 +58,11 @@ export class Metrics {
     help: 'Sources whose probes are being counted.',
     registers: [this.registry],
   });
+  readonly evictedSources = new Counter({
+    name: 'portsentry_tracked_sources_evicted_total',
+    help: 'Tracked sources forgotten before their window ended because trigger.maxTrackedSources was reached (least recently seen first).',
+    registers: [this.registry],
+  });
   readonly packets = new Counter({
     name: 'portsentry_packets_inspected_total',
     help: 'Packets read from raw sockets (stealth and advanced modes), by protocol; replies and unwatched ports are filtered out in the kernel first.',

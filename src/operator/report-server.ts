@@ -60,6 +60,8 @@ export interface ReportServerOptions {
   accept: (report: Report) => Promise<void>;
   logger: Logger;
   metrics: OperatorMetrics;
+  /** How long a client may take to send its headers and its whole request (10 s and 30 s). */
+  timeouts?: { headersMs: number; requestMs: number };
 }
 
 class HttpError extends Error {
@@ -81,17 +83,22 @@ function readBody(req: IncomingMessage): Promise<string> {
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       size += c.length;
       if (size > MAX_REPORT_BYTES) {
+        // Stop reading but keep the socket: the 413 goes out, then the connection closes.
+        req.off('data', onData);
+        req.pause();
+        chunks.length = 0;
         reject(new HttpError(413, `body over ${MAX_REPORT_BYTES} bytes`, 'invalid'));
-        req.destroy();
         return;
       }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
+    // A client that goes away (or is cut off by the request timeout, with a 408) is a bad request, not our failure.
+    req.on('error', (err) => reject(new HttpError(400, `request aborted: ${err.message}`, 'invalid')));
   });
 }
 
@@ -128,16 +135,20 @@ export async function startReportServer(o: ReportServerOptions): Promise<Server>
       if (e.status >= 500 && e.result !== 'not-leader') o.logger.warn({ err: e.message }, 'report failed');
       const headers: Record<string, string> = { 'content-type': 'application/json', connection: 'close' };
       if (e.status === 503) headers['retry-after'] = '1';
-      if (!res.headersSent) res.writeHead(e.status, headers).end(JSON.stringify({ error: e.message }));
-      if (!req.complete) req.resume();
+      // A body left unread (refused before or while reading it) is not drained: the
+      // connection closes once the answer is out.
+      if (!res.headersSent) res.writeHead(e.status, headers).end(JSON.stringify({ error: e.message }), () => { if (!req.complete) req.socket.destroy(); });
+      else if (!req.complete) req.socket.destroy();
     }
   };
   const listener = (req: IncomingMessage, res: ServerResponse) => void handle(req, res);
+  const { headersMs, requestMs } = o.timeouts ?? { headersMs: 10_000, requestMs: 30_000 };
+  // Expired requests are found by a periodic check (30 s by default), so it runs often
+  // enough for the limits to hold: a slow client gets its 408 on time.
+  const limits = { headersTimeout: headersMs, requestTimeout: requestMs, connectionsCheckingInterval: Math.min(headersMs, requestMs) / 4 };
   const server = o.tls
-    ? createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, listener)
-    : createHttpServer(listener);
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
+    ? createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), ...limits }, listener)
+    : createHttpServer(limits, listener);
   const { host, port } = parseListenAddress(o.address);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

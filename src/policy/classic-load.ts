@@ -17,16 +17,20 @@ export async function loadClassicFile(
     throw new ClassicConfError([{ file, line: 0, key: '', message: `cannot read: ${(err as Error).message}` }]);
   }
   const conf = parseClassicConf(text, file);
-  const ignoreFile = conf.settings.IGNORE_FILE?.value;
+  const ignore = conf.settings.IGNORE_FILE;
   let ignoreEntries: string[] | undefined;
   let ignoreFileMissing = false;
-  if (ignoreFile) {
+  if (ignore?.value) {
+    let ignoreText: string | undefined;
     try {
-      ignoreEntries = parseIgnoreFile(await readFile(ignoreFile, 'utf8'), ignoreFile);
+      ignoreText = await readFile(ignore.value, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // Missing is normal (PortSentry went on without it); unreadable is the line's problem.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new ClassicConfError([{ file, line: ignore.line, key: 'IGNORE_FILE', message: `cannot read ${JSON.stringify(ignore.value)}: ${(err as Error).message}` }]);
       ignoreFileMissing = true;
     }
+    if (ignoreText !== undefined) ignoreEntries = parseIgnoreFile(ignoreText, ignore.value);
   }
   return classicToPolicy(conf, { modes, ignoreEntries, ignoreFileMissing });
 }

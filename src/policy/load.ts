@@ -28,7 +28,8 @@ export class PolicyError extends Error {
 
 function pathSegments(path: string): (string | number)[] {
   const out: (string | number)[] = [];
-  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) out.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
+  for (const m of path.matchAll(/([^.[\]"]+)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/g))
+    out.push(m[2] !== undefined ? Number(m[2]) : m[3] !== undefined ? (JSON.parse(m[3]) as string) : m[1]!);
   return out;
 }
 
@@ -48,7 +49,14 @@ function locate(doc: Document, counter: LineCounter, path: string): { line: numb
 /** Parses and validates the YAML text of a policy file; throws PolicyError with every problem. */
 export function parsePolicyYaml(text: string, file: string): PolicyDocument {
   const counter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: counter, prettyErrors: false });
+  let docs: ReturnType<typeof parseAllDocuments>;
+  try {
+    docs = parseAllDocuments(text, { lineCounter: counter, prettyErrors: false });
+  } catch (err) {
+    // yaml's parser recurses per nesting level: thousands of "- - - ..." overflow the stack.
+    if (!(err instanceof RangeError)) throw err;
+    throw new PolicyError(file, [{ path: '', message: `YAML cannot be read: nested too deeply (${err.message})` }]);
+  }
   if (!Array.isArray(docs)) throw new PolicyError(file, [{ path: '', message: 'the file holds no YAML document' }]);
   const syntax: LocatedProblem[] = [];
   for (const d of docs)
@@ -61,7 +69,14 @@ export function parsePolicyYaml(text: string, file: string): PolicyDocument {
   if (real.length !== 1)
     throw new PolicyError(file, [{ path: '', message: `expected one YAML document, found ${real.length}` }]);
   const doc = real[0]!;
-  const result = validateDocument(doc.toJS());
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (err) {
+    // yaml refuses aliases that expand too far (a "billion laughs" document) here.
+    throw new PolicyError(file, [{ path: '', message: `YAML cannot be read as data: ${(err as Error).message}` }]);
+  }
+  const result = validateDocument(data);
   if (!result.ok)
     throw new PolicyError(
       file,

@@ -36,11 +36,16 @@ export interface Problem {
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
+  if (value === undefined) return 'nothing';
   if (typeof value === 'object') return 'a map';
-  return `${typeof value} ${JSON.stringify(value)}`;
+  if (typeof value === 'function') return 'a function';
+  // String() for the rest: JSON would print 1e400 (Infinity) as "null" and a symbol not at all.
+  return typeof value === 'string' ? `string ${JSON.stringify(value)}` : `${typeof value} ${String(value)}`;
 }
 
-const join = (path: string, key: string): string => (path ? `${path}.${key}` : key);
+/** A key that could not be read back from a dotted path (empty, or with . [ ] " or spaces) is quoted: spec.nodeSelector.matchLabels["a.b/c"]. */
+const join = (path: string, key: string): string =>
+  /^[^.[\]"\s]+$/.test(key) ? (path ? `${path}.${key}` : key) : `${path}[${JSON.stringify(key)}]`;
 
 /**
  * Validates `value` against `schema`, filling defaults for absent fields. Every problem
@@ -91,9 +96,9 @@ export function validate(schema: Schema, value: unknown, path: string, problems:
         problems.push({ path, message: `must be a map, got ${describe(value)}` });
         break;
       }
-      const result: Record<string, unknown> = {};
-      for (const [key, item] of Object.entries(value)) result[key] = validate(schema.values, item, join(path, key), problems);
-      out = result;
+      // fromEntries defines own properties: a "__proto__" key stays a key instead of
+      // replacing the prototype (and vanishing from a label selector).
+      out = Object.fromEntries(Object.entries(value).map(([key, item]) => [key, validate(schema.values, item, join(path, key), problems)]));
       break;
     }
     case 'object': {
@@ -104,14 +109,15 @@ export function validate(schema: Schema, value: unknown, path: string, problems:
       const input = value as Record<string, unknown>;
       const result: Record<string, unknown> = {};
       for (const key of Object.keys(input)) {
-        if (!(key in schema.properties))
+        // Own properties only: "constructor" or "__proto__" is an unknown field, not Object's.
+        if (!Object.hasOwn(schema.properties, key))
           problems.push({
             path: join(path, key),
             message: `unknown field (known: ${Object.keys(schema.properties).join(', ')})`,
           });
       }
       for (const [key, sub] of Object.entries(schema.properties)) {
-        if (key in input && input[key] !== undefined) {
+        if (Object.hasOwn(input, key) && input[key] !== undefined) {
           result[key] = validate(sub, input[key], join(path, key), problems);
         } else if (schema.required?.includes(key)) {
           problems.push({ path: join(path, key), message: 'is required' });

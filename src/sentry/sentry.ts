@@ -69,6 +69,8 @@ export class Sentry {
   private readonly pending = new Set<Promise<void>>();
   private started = false;
   private readonly debug: boolean;
+  /** Evictions already counted in the metrics (the engine keeps a running total). */
+  private evictedReported = 0;
 
   constructor(
     private policy: PolicyDocument,
@@ -403,6 +405,9 @@ export class Sentry {
     }
     this.metrics.blockedHosts.set(this.engine.blocks.size);
     this.metrics.trackedSources.set(this.engine.trackedSources);
+    const evicted = this.engine.evictedSources;
+    if (evicted > this.evictedReported) this.metrics.evictedSources.inc(evicted - this.evictedReported);
+    this.evictedReported = evicted;
   }
 
   async stop(): Promise<void> {

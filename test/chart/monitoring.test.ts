@@ -89,7 +89,7 @@ describe('alerts and dashboard', { concurrency: false }, () => {
       const groups = await renderedGroups(values);
       await withRules(groups, async (dir) => {
         const { stdout } = await runProgram(['promtool', 'check', 'rules', join(dir, 'rules.yaml')], { timeoutMs: 30_000 });
-        assert.match(stdout, /SUCCESS: 7 rules found/);
+        assert.match(stdout, /SUCCESS: 8 rules found/);
       });
     }
     const custom = (await renderedGroups({ prometheusRule: { enabled: true, scanBurstThreshold: 500, alertLabels: { team: 'security' } } }))[0]!.rules;
@@ -107,6 +107,7 @@ describe('alerts and dashboard', { concurrency: false }, () => {
       'PortSentryAgentsAbsent',
       'PortSentryActionFailures',
       'PortSentryReportsDropped',
+      'PortSentryBlockRateLimited',
       'PortSentryBlocklistNearCapacity',
       'PortSentryNoLeader',
     ];
