@@ -89,7 +89,7 @@ describe('alerts and dashboard', { concurrency: false }, () => {
       const groups = await renderedGroups(values);
       await withRules(groups, async (dir) => {
         const { stdout } = await runProgram(['promtool', 'check', 'rules', join(dir, 'rules.yaml')], { timeoutMs: 30_000 });
-        assert.match(stdout, /SUCCESS: 8 rules found/);
+        assert.match(stdout, /SUCCESS: 9 rules found/);
       });
     }
     const custom = (await renderedGroups({ prometheusRule: { enabled: true, scanBurstThreshold: 500, alertLabels: { team: 'security' } } }))[0]!.rules;
@@ -108,6 +108,7 @@ describe('alerts and dashboard', { concurrency: false }, () => {
       'PortSentryActionFailures',
       'PortSentryReportsDropped',
       'PortSentryBlockRateLimited',
+      'PortSentryClusterBlockRateLimited',
       'PortSentryBlocklistNearCapacity',
       'PortSentryNoLeader',
     ];
