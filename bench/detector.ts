@@ -4,10 +4,13 @@
 // (/proc/net/raw), CPU per packet and per million packets; then the latency from the
 // first probe to the source being in the nftables set, p50/p99 over many sources, and the
 // cost of one set addition by netlink (the sentry's path) against spawning nft per block.
-// Then the kernel fast path against the raw path (bench/fastpath.ts).
-// `npm run bench:detector -- [--seconds N] [--interval-us N] [--sources N] [--trials N] [--part P] [--out FILE]`;
+// Then the kernel fast path against the raw path (bench/fastpath.ts), Debian's portsentry
+// against the sentry under the same flood (bench/portsentry.ts), and the block set at
+// `--entries` addresses (bench/blockset.ts).
+// `npm run bench:detector -- [--seconds N] [--interval-us N] [--sources N] [--trials N]
+//   [--entries N] [--adds N] [--part P] [--out FILE]`;
 // needs root. --interval-us paces the load (hping3 -i uN) instead of flooding; --part
-// throughput|latency|fastpath runs only that part.
+// throughput|latency|fastpath|portsentry|blockset runs only that part.
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -16,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TARGET_V4, TestNet } from '../test/helpers/netns.js';
 import { SentryProcess } from '../test/helpers/sentry-process.js';
+import { blockSetFigures } from './blockset.js';
 import { fastPathFigures } from './fastpath.js';
 import { portsentryFigures } from './portsentry.js';
 import { formatTable, progress, type Figure } from './harness.js';
@@ -127,7 +131,7 @@ async function firewallRun(net: TestNet, adds: number): Promise<Record<string, {
   return JSON.parse(stdout) as Record<string, { netlink: number[]; spawn: number[] }>;
 }
 
-const PARTS = ['all', 'throughput', 'latency', 'fastpath', 'portsentry'];
+const PARTS = ['all', 'throughput', 'latency', 'fastpath', 'portsentry', 'blockset'];
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -137,6 +141,8 @@ async function main(): Promise<number> {
       'interval-us': { type: 'string', default: '0' },
       part: { type: 'string', default: 'all' },
       trials: { type: 'string', default: '50' },
+      entries: { type: 'string', default: '100000' },
+      adds: { type: 'string', default: '300' },
       out: { type: 'string', default: 'bench-results/detector.json' },
     },
   });
@@ -159,6 +165,7 @@ async function main(): Promise<number> {
     if (all || part === 'latency') figures.push(...(await latencyFigures(net, Number(values.sources))));
     if (all || part === 'fastpath') figures.push(...(await fastPathFigures(net, seconds, Number(values.trials))));
     if (all || part === 'portsentry') figures.push(...(await portsentryFigures(net, seconds)));
+    if (all || part === 'blockset') figures.push(...(await blockSetFigures(net, seconds, Number(values.entries), Number(values.adds))));
   } finally {
     await net.destroy();
   }
