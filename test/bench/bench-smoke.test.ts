@@ -2,7 +2,7 @@
 // timing is not a test; only that each part measured something).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -27,14 +27,19 @@ const DETECTOR = fileURLToPath(new URL('../../bench/detector.js', import.meta.ur
 
 /** Runs one part of bench:detector, tiny; returns its figures by id. */
 async function detectorPart(args: string[]): Promise<Map<string, { value: number; ratio?: number }>> {
-  const out = join(await mkdtemp(join(tmpdir(), 'kps-bench-')), 'detector.json');
-  await new Promise<void>((resolve, reject) =>
-    execFile(process.execPath, [DETECTOR, ...args, '--out', out], { timeout: 300_000 }, (err, _stdout, stderr) =>
-      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(),
-    ),
-  );
-  const doc = JSON.parse(await readFile(out, 'utf8')) as { figures: { id: string; value: number; ratio?: number }[] };
-  return new Map(doc.figures.map((f) => [f.id, f]));
+  const dir = await mkdtemp(join(tmpdir(), 'kps-bench-'));
+  try {
+    const out = join(dir, 'detector.json');
+    await new Promise<void>((resolve, reject) =>
+      execFile(process.execPath, [DETECTOR, ...args, '--out', out], { timeout: 300_000 }, (err, _stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(),
+      ),
+    );
+    const doc = JSON.parse(await readFile(out, 'utf8')) as { figures: { id: string; value: number; ratio?: number }[] };
+    return new Map(doc.figures.map((f) => [f.id, f]));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 test('bench:detector --part portsentry runs Debian portsentry and the sentry side by side', async (t) => {
