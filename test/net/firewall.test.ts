@@ -188,4 +188,37 @@ describe('firewall sets changed by netlink', { concurrency: false }, () => {
     assert.deepEqual(r.after6, ['2001:db8::7']);
     assert.match(String(r.afterTeardown), /IPv4 blocking is not available|no set kube-portsentry-v4/);
   });
+
+  test('iptables: many additions, tags included, through one ipset restore', async (t) => {
+    if (!prerequisites(t, { root: true, tools: ['ip', 'ipset', 'iptables'] })) return;
+    const r = await inTarget(`
+      import { IptablesFirewall } from ${JSON.stringify(IPT)};
+      const out = {};
+      const fw = new IptablesFirewall();
+      const error = async (fn) => { try { await fn(); return null; } catch (e) { return e.message; } };
+      await fw.setup();
+      const adds = [];
+      for (let i = 0; i < 1000; i++) adds.push(i % 2 ? { address: '198.19.' + (i >> 8) + '.' + (i & 255), family: 4, timeoutMs: 60_000, tag: 'cluster' }
+        : { address: '2001:db8:5::' + (i + 1).toString(16), family: 6, timeoutMs: 30_000 });
+      adds[0] = { address: '10.9.0.0/16', family: 4, timeoutMs: 30_000, tag: 'local' };
+      await fw.addMany(adds);
+      await fw.addMany(adds.slice(0, 10)); // already there: no error
+      out.list4 = await fw.list(4);
+      out.list6 = await fw.list(6);
+      out.injection = await error(() => fw.addMany([{ address: '198.18.7.7 timeout 1', family: 4, timeoutMs: 1000 }]));
+      out.badTag = await error(() => fw.addMany([{ address: '198.18.7.7', family: 4, timeoutMs: 1000, tag: 'a b' }]));
+      out.badCidr = await error(() => fw.addMany([{ address: '10.0.0.0/0', family: 4, timeoutMs: 1000 }]));
+      await fw.teardown();
+      console.log(JSON.stringify(out));`);
+    const list4 = r.list4 as { address: string; expiresInSeconds?: number; tag?: string }[];
+    const list6 = r.list6 as { address: string; expiresInSeconds?: number; tag?: string }[];
+    assert.equal(list4.length, 501);
+    assert.equal(list6.length, 499);
+    assert.ok(list4.filter((e) => e.address.startsWith('198.19.')).every((e) => e.tag === 'cluster' && e.expiresInSeconds! > 50));
+    assert.deepEqual(list4.find((e) => e.address === '10.9.0.0/16')?.tag, 'local');
+    assert.ok(list6.every((e) => e.tag === undefined && e.expiresInSeconds! <= 30));
+    assert.match(String(r.injection), /not an IPv4 address or CIDR: "198\.18\.7\.7 timeout 1"/);
+    assert.match(String(r.badTag), /bad firewall tag "a b"/);
+    assert.match(String(r.badCidr), /ipset failed/);
+  });
 });

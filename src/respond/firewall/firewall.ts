@@ -38,8 +38,9 @@ export interface Firewall {
    */
   add(address: string, family: Family, timeoutMs: number, tag?: string): Promise<void>;
   /**
-   * Up to ADD_MANY_MAX additions in one kernel transaction, all or none (a backend that has
-   * it; rebuilding a set of 100,000 after a restart would otherwise take 100,000 round trips).
+   * Up to ADD_MANY_MAX additions at once: rebuilding a set of 100,000 after a restart would
+   * otherwise take 100,000 round trips. On failure any of them may be in or not (nftables
+   * applies all or none); adding again is no error.
    */
   addMany?(adds: FirewallAdd[]): Promise<void>;
   /** Removes an address; one already gone (expired in the kernel) is not an error. */

@@ -4,7 +4,7 @@
 // ipset subsystem (no ipset process per block, as for nftables: see src/net/netlink.ts).
 import { parseCidr, type Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
-import { checkTag, timeoutSeconds, type Firewall, type FirewallEntry, type SetupOptions } from './firewall.js';
+import { ADD_MANY_MAX, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 import {
   NETLINK_NETFILTER,
   NLA_F_NET_BYTEORDER,
@@ -106,6 +106,23 @@ export class IptablesFirewall implements Firewall {
       return;
     }
     this.request(IPSET_CMD_ADD, 'add', address, family, [attr(IPSET_ATTR_TIMEOUT | NLA_F_NET_BYTEORDER, u32be(seconds))]);
+  }
+
+  /**
+   * Many additions through one `ipset restore` (tags included): an agent restarting with
+   * 100,000 BlockedHosts would otherwise spawn ipset 100,000 times. Not one transaction:
+   * ipset stops at a bad line, keeping those before it (adding them again is no error).
+   */
+  async addMany(adds: FirewallAdd[]): Promise<void> {
+    if (adds.length > ADD_MANY_MAX) throw new Error(`iptables addMany: ${adds.length} additions, at most ${ADD_MANY_MAX} at a time`);
+    const lines = adds.map((a) => {
+      this.requireFamily(a.family);
+      // Checked here: the address and tag are written into ipset's input.
+      if (parseCidr(a.address)?.family !== a.family) throw new Error(`not an IPv${a.family} address or CIDR: ${JSON.stringify(a.address)}`);
+      const seconds = Math.min(timeoutSeconds(a.timeoutMs), IPSET_MAX_TIMEOUT);
+      return `add ${setName(a.family)} ${a.address} timeout ${seconds}${checkTag(a.tag) ? ` comment ${a.tag}` : ''}\n`;
+    });
+    await runProgram(['ipset', 'restore', '-exist'], { input: lines.join('') });
   }
 
   async remove(address: string, family: Family): Promise<void> {
