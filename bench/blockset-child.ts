@@ -1,22 +1,38 @@
 // Run by bench/blockset.ts inside the target namespace: the block set at scale, through
-// the agent's own path (a BlockSet over the nftables firewall, claims, reconcile).
+// the agent's own path (a BlockSet over the nftables or iptables firewall, claims, reconcile).
 //  - one claim (one address more) timed `--adds` times on an empty set, and again once the
 //    set holds `--entries` addresses;
 //  - a rebuild after a restart, as the agent does it (setup({keepEntries}), a claim per
 //    BlockedHost, reconcile), from an empty table and from a kept one already holding
-//    them, with batched additions (addMany) and with one netlink round trip per address;
+//    them, with batched additions (addMany) and (--single) with one round trip per address;
 //  - one reconcile with nothing to change (the agent's periodic pass).
 // Addresses come from the test ranges (198.19.0.0/16, 2001:db8:100::/48), half of each
-// family. The table is left full for the caller's flood; it prints JSON on stdout.
+// family. The sets are left full for the caller's flood (--teardown removes them); it
+// prints JSON on stdout.
 import { parseArgs } from 'node:util';
 import { BlockSet } from '../src/respond/firewall/block-set.js';
 import type { Firewall } from '../src/respond/firewall/firewall.js';
+import { IptablesFirewall } from '../src/respond/firewall/iptables.js';
 import { NftablesFirewall } from '../src/respond/firewall/nftables.js';
 
 const { values } = parseArgs({
-  options: { entries: { type: 'string', default: '100000' }, adds: { type: 'string', default: '300' }, table: { type: 'string', default: 'kps_bench_blockset' } },
+  options: {
+    backend: { type: 'string', default: 'nftables' },
+    entries: { type: 'string', default: '100000' },
+    adds: { type: 'string', default: '300' },
+    table: { type: 'string', default: 'kps_bench_blockset' },
+    // One round trip per address: with iptables a tagged addition spawns ipset, minutes at 100,000.
+    single: { type: 'boolean', default: false },
+    teardown: { type: 'boolean', default: false },
+  },
 });
-const table = values.table!;
+const backend = values.backend!;
+if (backend !== 'nftables' && backend !== 'iptables') throw new Error(`--backend is nftables or iptables, not ${JSON.stringify(backend)}`);
+const makeFirewall = (): Firewall => (backend === 'nftables' ? new NftablesFirewall('nft', values.table!) : new IptablesFirewall());
+if (values.teardown) {
+  await makeFirewall().teardown();
+  process.exit(0);
+}
 const entries = Number(values.entries);
 const adds = Number(values.adds);
 if (!(entries > 0 && entries <= 130_000) || !(adds > 0 && adds <= 20_000))
@@ -61,7 +77,7 @@ async function oneMore(set: BlockSet, from: number): Promise<number[]> {
 
 /** The agent's restart: setup keeping entries, a claim per BlockedHost, reconcile. Milliseconds per phase. */
 async function rebuild(batched: boolean): Promise<{ setup: number; claims: number; reconcile: number; added: number; set: BlockSet }> {
-  const real = new NftablesFirewall('nft', table);
+  const real = makeFirewall();
   const fw = batched ? real : oneByOne(real);
   const t0 = performance.now();
   await fw.setup({ keepEntries: true });
@@ -76,18 +92,19 @@ async function rebuild(batched: boolean): Promise<{ setup: number; claims: numbe
   return { setup: t1 - t0, claims: t2 - t1, reconcile: t3 - t2, added, set };
 }
 
-const fresh = new NftablesFirewall('nft', table);
+const fresh = makeFirewall();
 await fresh.setup();
 const empty = blockSet(fresh);
 const addEmpty = await oneMore(empty, 0);
 const result: Record<string, unknown> = { addEmpty };
 const phases = ({ setup, claims, reconcile, added }: Awaited<ReturnType<typeof rebuild>>) => ({ setup, claims, reconcile, added });
-for (const batched of [false, true]) {
+const variants = values.single ? [false, true] : [true];
+for (const batched of variants) {
   await fresh.teardown();
   result[`fromEmpty.${batched ? 'batched' : 'single'}`] = phases(await rebuild(batched));
 }
 let last: BlockSet | undefined;
-for (const batched of [false, true]) {
+for (const batched of variants) {
   const r = await rebuild(batched);
   result[`kept.${batched ? 'batched' : 'single'}`] = phases(r);
   last = r.set;

@@ -1,11 +1,14 @@
-// Block-set scale (bench/detector.ts --part blockset), nftables, in the target namespace:
+// Block-set scale (bench/detector.ts --part blockset), nftables and iptables+ipset, in the
+// target namespace:
 // one address more with the set empty and with `--entries` in it; the rebuild after an
 // agent restart from an empty table and from a kept one, batched and one round trip per
-// address (bench/blockset-child.ts); then the CPU per packet of UNBLOCKED traffic (an
+// address (nftables only: with iptables that is an ipset process per address)
+// (bench/blockset-child.ts); then the CPU per packet of UNBLOCKED traffic (an
 // hping3 flood from the scanner, an address not in the set, to a closed port) with the
 // set full against the same sets emptied: sender and ksoftirqd, as bench/fastpath.ts
 // counts them, which carry the target's receive path and so the set lookup.
 import { fileURLToPath } from 'node:url';
+import { IPSET_PREFIX } from '../src/respond/firewall/iptables.js';
 import type { TestNet } from '../test/helpers/netns.js';
 import { floodCpu } from './fastpath.js';
 import { progress, type Figure } from './harness.js';
@@ -23,9 +26,9 @@ interface Phases {
 interface ChildResult {
   addEmpty: number[];
   addFull: number[];
-  'fromEmpty.single': Phases;
+  'fromEmpty.single'?: Phases;
   'fromEmpty.batched': Phases;
-  'kept.single': Phases;
+  'kept.single'?: Phases;
   'kept.batched': Phases;
   steadyReconcile: number;
   listed: number;
@@ -33,25 +36,34 @@ interface ChildResult {
 
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 
-export async function blockSetFigures(net: TestNet, seconds: number, entries: number, adds: number): Promise<Figure[]> {
-  const nft = (...args: string[]) => net.exec(net.target, ['nft', ...args]);
+export type Backend = 'nftables' | 'iptables';
+
+export async function blockSetFigures(net: TestNet, seconds: number, entries: number, adds: number, backends: Backend[]): Promise<Figure[]> {
   const figures: Figure[] = [];
+  for (const backend of backends) figures.push(...(await backendFigures(net, seconds, entries, adds, backend)));
+  return figures;
+}
+
+async function backendFigures(net: TestNet, seconds: number, entries: number, adds: number, backend: Backend): Promise<Figure[]> {
+  const child = (...args: string[]) =>
+    net.exec(net.target, [process.execPath, CHILD, '--backend', backend, '--table', TABLE, ...args], { timeoutMs: 1_800_000 });
+  const figures: Figure[] = [];
+  // With iptables each tagged addition spawns ipset: one per address would take minutes.
+  const single = backend === 'nftables';
   try {
-    progress(`block set: ${adds} additions on an empty set, rebuilds of ${entries.toLocaleString('en-US')} (4 ways), ${adds} additions on the full set`);
-    const { stdout } = await net.exec(net.target, [process.execPath, CHILD, '--entries', String(entries), '--adds', String(adds), '--table', TABLE], {
-      timeoutMs: 1_800_000,
-    });
+    progress(`block set (${backend}): ${adds} additions on an empty set, rebuilds of ${entries.toLocaleString('en-US')}, ${adds} additions on the full set`);
+    const { stdout } = await child('--entries', String(entries), '--adds', String(adds), ...(single ? ['--single'] : []));
     const r = JSON.parse(stdout) as ChildResult;
     const size = entries.toLocaleString('en-US');
     const empty = [...r.addEmpty].sort((a, b) => a - b);
     const full = [...r.addFull].sort((a, b) => a - b);
     for (const [q, label] of [[0.5, 'p50'], [0.99, 'p99']] as const) {
-      const id = `blockset.add.${label}`;
+      const id = `blockset.${backend}.add.${label}`;
       figures.push(
-        { id: `${id}.empty`, name: `one address more (BlockSet claim, netlink), empty set, ${label}`, value: quantile(empty, q), unit: 'ms', extra: { samples: empty.length } },
+        { id: `${id}.empty`, name: `${backend}: one address more (a BlockSet claim), empty set, ${label}`, value: quantile(empty, q), unit: 'ms', extra: { samples: empty.length } },
         {
           id: `${id}.full`,
-          name: `one address more, ${size} in the set, ${label}`,
+          name: `${backend}: one address more, ${size} in the set, ${label}`,
           value: quantile(full, q),
           unit: 'ms',
           baseline: 'empty set',
@@ -61,51 +73,53 @@ export async function blockSetFigures(net: TestNet, seconds: number, entries: nu
         },
       );
     }
+    const total = (p: Phases) => (p.setup + p.claims + p.reconcile) / 1000;
+    const extra = (p: Phases) => ({ setupMs: p.setup, claimsMs: p.claims, reconcileMs: p.reconcile, addedByReconcile: p.added });
     for (const from of ['fromEmpty', 'kept'] as const) {
       const what = from === 'fromEmpty' ? 'from an empty table' : 'from a kept table holding them';
-      const total = (p: Phases) => (p.setup + p.claims + p.reconcile) / 1000;
-      const single = r[`${from}.single`];
+      const one = r[`${from}.single`];
       const batched = r[`${from}.batched`];
-      const id = `blockset.rebuild.${from}`;
-      const extra = (p: Phases) => ({ setupMs: p.setup, claimsMs: p.claims, reconcileMs: p.reconcile, addedByReconcile: p.added });
-      figures.push(
-        { id: `${id}.single`, name: `restart rebuild of ${size}, ${what}, one round trip per address`, value: total(single), unit: 's', extra: extra(single) },
-        {
-          id: `${id}.batched`,
-          name: `restart rebuild of ${size}, ${what}, batched (1,000 per netlink batch)`,
-          value: total(batched),
-          unit: 's',
-          baseline: 'one per address',
-          baselineId: `${id}.single`,
-          ratio: total(batched) / total(single),
-          extra: extra(batched),
-        },
-      );
+      const id = `blockset.${backend}.rebuild.${from}`;
+      if (one) figures.push({ id: `${id}.single`, name: `${backend}: restart rebuild of ${size}, ${what}, one round trip per address`, value: total(one), unit: 's', extra: extra(one) });
+      figures.push({
+        id: `${id}.batched`,
+        name: `${backend}: restart rebuild of ${size}, ${what}, batched (1,000 per batch)`,
+        value: total(batched),
+        unit: 's',
+        ...(one ? { baseline: 'one per address', baselineId: `${id}.single`, ratio: total(batched) / total(one) } : {}),
+        extra: extra(batched),
+      });
     }
-    figures.push({ id: 'blockset.reconcile.steady', name: `periodic reconcile, ${size} in the set, nothing to change`, value: r.steadyReconcile, unit: 'ms' });
+    figures.push({ id: `blockset.${backend}.reconcile.steady`, name: `${backend}: periodic reconcile, ${size} in the set, nothing to change`, value: r.steadyReconcile, unit: 'ms' });
 
     // The table is full: unblocked traffic through it, then through the same sets emptied.
-    progress(`block set: ${seconds} s hping3 --flood from an unblocked address, ${size} in the set`);
+    progress(`block set (${backend}): ${seconds} s hping3 --flood from an unblocked address, ${size} in the set`);
     const withFull = await floodCpu(net, 2, seconds, null);
-    await nft('flush', 'set', 'inet', TABLE, 'blocked4');
-    await nft('flush', 'set', 'inet', TABLE, 'blocked6');
-    progress(`block set: ${seconds} s hping3 --flood from an unblocked address, sets empty`);
+    const flush = backend === 'nftables' ? ['nft', 'flush', 'set', 'inet', TABLE] : ['ipset', 'flush'];
+    for (const set of backend === 'nftables' ? ['blocked4', 'blocked6'] : [`${IPSET_PREFIX}-v4`, `${IPSET_PREFIX}-v6`]) await net.exec(net.target, [...flush, set]);
+    progress(`block set (${backend}): ${seconds} s hping3 --flood from an unblocked address, sets empty`);
     const withEmpty = await floodCpu(net, 2, seconds, null);
     figures.push(
-      { id: 'blockset.unblocked.empty', name: 'unblocked flood: CPU per packet (sender + ksoftirqd), sets empty', value: withEmpty.totalUs, unit: 'us', extra: { sent: withEmpty.sent } },
       {
-        id: 'blockset.unblocked.full',
-        name: `unblocked flood: CPU per packet (sender + ksoftirqd), ${size} in the set`,
+        id: `blockset.${backend}.unblocked.empty`,
+        name: `${backend}: unblocked flood, CPU per packet (sender + ksoftirqd), sets empty`,
+        value: withEmpty.totalUs,
+        unit: 'us',
+        extra: { sent: withEmpty.sent },
+      },
+      {
+        id: `blockset.${backend}.unblocked.full`,
+        name: `${backend}: unblocked flood, CPU per packet (sender + ksoftirqd), ${size} in the set`,
         value: withFull.totalUs,
         unit: 'us',
         baseline: 'sets empty',
-        baselineId: 'blockset.unblocked.empty',
+        baselineId: `blockset.${backend}.unblocked.empty`,
         ratio: withFull.totalUs / withEmpty.totalUs,
         extra: { sent: withFull.sent },
       },
     );
   } finally {
-    await nft('delete', 'table', 'inet', TABLE).catch(() => undefined);
+    await child('--teardown').catch(() => undefined);
   }
   return figures;
 }

@@ -165,7 +165,7 @@ async function main(): Promise<number> {
     if (all || part === 'latency') figures.push(...(await latencyFigures(net, Number(values.sources))));
     if (all || part === 'fastpath') figures.push(...(await fastPathFigures(net, seconds, Number(values.trials))));
     if (all || part === 'portsentry') figures.push(...(await portsentryFigures(net, seconds)));
-    if (all || part === 'blockset') figures.push(...(await blockSetFigures(net, seconds, Number(values.entries), Number(values.adds))));
+    if (all || part === 'blockset') figures.push(...(await blockSetFigures(net, seconds, Number(values.entries), Number(values.adds), ['nftables', 'iptables'])));
   } finally {
     await net.destroy();
   }

@@ -189,7 +189,7 @@ describe('firewall sets changed by netlink', { concurrency: false }, () => {
     assert.match(String(r.afterTeardown), /IPv4 blocking is not available|no set kube-portsentry-v4/);
   });
 
-  test('iptables: many additions, tags included, through one ipset restore', async (t) => {
+  test('iptables: many additions, tags included, through one ipset restore; one tagged by netlink', async (t) => {
     if (!prerequisites(t, { root: true, tools: ['ip', 'ipset', 'iptables'] })) return;
     const r = await inTarget(`
       import { IptablesFirewall } from ${JSON.stringify(IPT)};
@@ -203,6 +203,7 @@ describe('firewall sets changed by netlink', { concurrency: false }, () => {
       adds[0] = { address: '10.9.0.0/16', family: 4, timeoutMs: 30_000, tag: 'local' };
       await fw.addMany(adds);
       await fw.addMany(adds.slice(0, 10)); // already there: no error
+      await fw.add('198.18.8.8', 4, 30_000, 'cluster'); // one tagged addition: by netlink
       out.list4 = await fw.list(4);
       out.list6 = await fw.list(6);
       out.injection = await error(() => fw.addMany([{ address: '198.18.7.7 timeout 1', family: 4, timeoutMs: 1000 }]));
@@ -212,8 +213,9 @@ describe('firewall sets changed by netlink', { concurrency: false }, () => {
       console.log(JSON.stringify(out));`);
     const list4 = r.list4 as { address: string; expiresInSeconds?: number; tag?: string }[];
     const list6 = r.list6 as { address: string; expiresInSeconds?: number; tag?: string }[];
-    assert.equal(list4.length, 501);
+    assert.equal(list4.length, 502);
     assert.equal(list6.length, 499);
+    assert.deepEqual(list4.find((e) => e.address === '198.18.8.8')?.tag, 'cluster');
     assert.ok(list4.filter((e) => e.address.startsWith('198.19.')).every((e) => e.tag === 'cluster' && e.expiresInSeconds! > 50));
     assert.deepEqual(list4.find((e) => e.address === '10.9.0.0/16')?.tag, 'local');
     assert.ok(list6.every((e) => e.tag === undefined && e.expiresInSeconds! <= 30));

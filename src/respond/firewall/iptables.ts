@@ -31,6 +31,7 @@ const IPSET_ATTR_DATA = 7;
 const IPSET_ATTR_IP = 1;
 const IPSET_ATTR_CIDR = 3;
 const IPSET_ATTR_TIMEOUT = 6;
+const IPSET_ATTR_COMMENT = 26;
 const IPSET_ATTR_IPADDR_IPV4 = 1;
 const IPSET_ATTR_IPADDR_IPV6 = 2;
 const AF_INET = 2;
@@ -99,13 +100,9 @@ export class IptablesFirewall implements Firewall {
     // ipset's longest timeout is 2^31/1000 seconds (about 24 days); the owner re-adds after
     // that. 0 means no timeout.
     const seconds = Math.min(timeoutSeconds(timeoutMs), IPSET_MAX_TIMEOUT);
-    if (checkTag(tag)) {
-      // Tagged entries (the agent's, a few per minute at most) go through ipset itself,
-      // which writes the comment extension.
-      await runProgram(['ipset', 'add', setName(family), address, 'timeout', String(seconds), 'comment', tag!, '-exist']);
-      return;
-    }
-    this.request(IPSET_CMD_ADD, 'add', address, family, [attr(IPSET_ATTR_TIMEOUT | NLA_F_NET_BYTEORDER, u32be(seconds))]);
+    // A tag is the entry's comment extension (the sets are created with `comment`).
+    const comment = checkTag(tag) ? [attr(IPSET_ATTR_COMMENT, cstring(tag!))] : [];
+    this.request(IPSET_CMD_ADD, 'add', address, family, [attr(IPSET_ATTR_TIMEOUT | NLA_F_NET_BYTEORDER, u32be(seconds)), ...comment]);
   }
 
   /**
