@@ -4,7 +4,7 @@
 //    set holds `--entries` addresses;
 //  - a rebuild after a restart, as the agent does it (setup({keepEntries}), a claim per
 //    BlockedHost, reconcile), from an empty table and from a kept one already holding
-//    them, with batched additions (addMany) and (--single) with one round trip per address;
+//    them, with batched additions (addMany) and with one round trip per address;
 //  - one reconcile with nothing to change (the agent's periodic pass).
 // Addresses come from the test ranges (198.19.0.0/16, 2001:db8:100::/48), half of each
 // family. The sets are left full for the caller's flood (--teardown removes them); it
@@ -21,8 +21,6 @@ const { values } = parseArgs({
     entries: { type: 'string', default: '100000' },
     adds: { type: 'string', default: '300' },
     table: { type: 'string', default: 'kps_bench_blockset' },
-    // One round trip per address: with iptables a tagged addition spawns ipset, minutes at 100,000.
-    single: { type: 'boolean', default: false },
     teardown: { type: 'boolean', default: false },
   },
 });
@@ -98,13 +96,12 @@ const empty = blockSet(fresh);
 const addEmpty = await oneMore(empty, 0);
 const result: Record<string, unknown> = { addEmpty };
 const phases = ({ setup, claims, reconcile, added }: Awaited<ReturnType<typeof rebuild>>) => ({ setup, claims, reconcile, added });
-const variants = values.single ? [false, true] : [true];
-for (const batched of variants) {
+for (const batched of [false, true]) {
   await fresh.teardown();
   result[`fromEmpty.${batched ? 'batched' : 'single'}`] = phases(await rebuild(batched));
 }
 let last: BlockSet | undefined;
-for (const batched of variants) {
+for (const batched of [false, true]) {
   const r = await rebuild(batched);
   result[`kept.${batched ? 'batched' : 'single'}`] = phases(r);
   last = r.set;

@@ -2,8 +2,7 @@
 // target namespace:
 // one address more with the set empty and with `--entries` in it; the rebuild after an
 // agent restart from an empty table and from a kept one, batched and one round trip per
-// address (nftables only: with iptables that is an ipset process per address)
-// (bench/blockset-child.ts); then the CPU per packet of UNBLOCKED traffic (an
+// address (bench/blockset-child.ts); then the CPU per packet of UNBLOCKED traffic (an
 // hping3 flood from the scanner, an address not in the set, to a closed port) with the
 // set full against the same sets emptied: sender and ksoftirqd, as bench/fastpath.ts
 // counts them, which carry the target's receive path and so the set lookup.
@@ -26,9 +25,9 @@ interface Phases {
 interface ChildResult {
   addEmpty: number[];
   addFull: number[];
-  'fromEmpty.single'?: Phases;
+  'fromEmpty.single': Phases;
   'fromEmpty.batched': Phases;
-  'kept.single'?: Phases;
+  'kept.single': Phases;
   'kept.batched': Phases;
   steadyReconcile: number;
   listed: number;
@@ -48,11 +47,9 @@ async function backendFigures(net: TestNet, seconds: number, entries: number, ad
   const child = (...args: string[]) =>
     net.exec(net.target, [process.execPath, CHILD, '--backend', backend, '--table', TABLE, ...args], { timeoutMs: 1_800_000 });
   const figures: Figure[] = [];
-  // With iptables each tagged addition spawns ipset: one per address would take minutes.
-  const single = backend === 'nftables';
   try {
     progress(`block set (${backend}): ${adds} additions on an empty set, rebuilds of ${entries.toLocaleString('en-US')}, ${adds} additions on the full set`);
-    const { stdout } = await child('--entries', String(entries), '--adds', String(adds), ...(single ? ['--single'] : []));
+    const { stdout } = await child('--entries', String(entries), '--adds', String(adds));
     const r = JSON.parse(stdout) as ChildResult;
     const size = entries.toLocaleString('en-US');
     const empty = [...r.addEmpty].sort((a, b) => a - b);
@@ -80,15 +77,19 @@ async function backendFigures(net: TestNet, seconds: number, entries: number, ad
       const one = r[`${from}.single`];
       const batched = r[`${from}.batched`];
       const id = `blockset.${backend}.rebuild.${from}`;
-      if (one) figures.push({ id: `${id}.single`, name: `${backend}: restart rebuild of ${size}, ${what}, one round trip per address`, value: total(one), unit: 's', extra: extra(one) });
-      figures.push({
-        id: `${id}.batched`,
-        name: `${backend}: restart rebuild of ${size}, ${what}, batched (1,000 per batch)`,
-        value: total(batched),
-        unit: 's',
-        ...(one ? { baseline: 'one per address', baselineId: `${id}.single`, ratio: total(batched) / total(one) } : {}),
-        extra: extra(batched),
-      });
+      figures.push(
+        { id: `${id}.single`, name: `${backend}: restart rebuild of ${size}, ${what}, one round trip per address`, value: total(one), unit: 's', extra: extra(one) },
+        {
+          id: `${id}.batched`,
+          name: `${backend}: restart rebuild of ${size}, ${what}, batched (1,000 per batch)`,
+          value: total(batched),
+          unit: 's',
+          baseline: 'one per address',
+          baselineId: `${id}.single`,
+          ratio: total(batched) / total(one),
+          extra: extra(batched),
+        },
+      );
     }
     figures.push({ id: `blockset.${backend}.reconcile.steady`, name: `${backend}: periodic reconcile, ${size} in the set, nothing to change`, value: r.steadyReconcile, unit: 'ms' });
 

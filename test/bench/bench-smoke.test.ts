@@ -63,10 +63,12 @@ test('bench:detector --part portsentry runs Debian portsentry and the sentry sid
 });
 
 test('bench:detector --part blockset measures additions, rebuilds and unblocked traffic', async (t) => {
-  if (!prerequisites(t, { root: true, tools: ['ip', 'hping3', 'nft'] })) return;
+  if (!prerequisites(t, { root: true, tools: ['ip', 'hping3', 'nft', 'ipset', 'iptables'] })) return;
   const figures = await detectorPart(['--part', 'blockset', '--seconds', '1', '--entries', '2000', '--adds', '20']);
-  for (const id of ['blockset.add.p50.empty', 'blockset.add.p50.full', 'blockset.rebuild.fromEmpty.batched', 'blockset.rebuild.kept.single', 'blockset.unblocked.full'])
-    assert.ok(figures.get(id)!.value > 0, `${id} = ${figures.get(id)?.value}`);
-  for (const id of ['blockset.add.p99.full', 'blockset.rebuild.kept.batched', 'blockset.unblocked.full'])
-    assert.ok(Number.isFinite(figures.get(id)!.ratio), `${id} has a ratio`);
+  for (const backend of ['nftables', 'iptables']) {
+    for (const id of ['add.p50.empty', 'add.p50.full', 'rebuild.fromEmpty.batched', 'rebuild.kept.single', 'unblocked.full'].map((f) => `blockset.${backend}.${f}`))
+      assert.ok(figures.get(id)!.value > 0, `${id} = ${figures.get(id)?.value}`);
+    for (const id of ['add.p99.full', 'rebuild.kept.batched', 'unblocked.full'].map((f) => `blockset.${backend}.${f}`))
+      assert.ok(Number.isFinite(figures.get(id)!.ratio), `${id} has a ratio`);
+  }
 });
