@@ -4,58 +4,29 @@
 // (/proc/net/raw), CPU per packet and per million packets; then the latency from the
 // first probe to the source being in the nftables set, p50/p99 over many sources, and the
 // cost of one set addition by netlink (the sentry's path) against spawning nft per block.
-// Then the kernel fast path against the raw path (bench/fastpath.ts).
-// `npm run bench:detector -- [--seconds N] [--interval-us N] [--sources N] [--trials N] [--part P] [--out FILE]`;
+// Then the kernel fast path against the raw path (bench/fastpath.ts), Debian's portsentry
+// against the sentry under the same flood (bench/portsentry.ts), and the block set at
+// `--entries` addresses (bench/blockset.ts).
+// `npm run bench:detector -- [--seconds N] [--interval-us N] [--sources N] [--trials N]
+//   [--entries N] [--adds N] [--part P] [--out FILE]`;
 // needs root. --interval-us paces the load (hping3 -i uN) instead of flooding; --part
-// throughput|latency|fastpath runs only that part.
+// throughput|latency|fastpath|portsentry|blockset runs only that part.
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TARGET_V4, TestNet } from '../test/helpers/netns.js';
 import { SentryProcess } from '../test/helpers/sentry-process.js';
+import { blockSetFigures } from './blockset.js';
 import { fastPathFigures } from './fastpath.js';
+import { portsentryFigures } from './portsentry.js';
 import { formatTable, progress, type Figure } from './harness.js';
-
-const TICKS_PER_SECOND = 100; // USER_HZ on Linux
-
-/** CPU seconds used by a process so far: user, system (kernel work charged to it). */
-function cpuTimes(pid: number): { user: number; system: number } {
-  // Fields after the command name: utime is the 12th, stime the 13th.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]) / TICKS_PER_SECOND, system: Number(fields[12]) / TICKS_PER_SECOND };
-}
-
-function cpuSeconds(pid: number): number {
-  const t = cpuTimes(pid);
-  return t.user + t.system;
-}
-
-/** Sum of the drops column of raw sockets in a namespace. */
-async function rawDrops(net: TestNet): Promise<number> {
-  const { stdout } = await net.exec(net.target, ['cat', '/proc/net/raw']);
-  return stdout
-    .split('\n')
-    .slice(1)
-    .filter(Boolean)
-    .reduce((sum, line) => sum + Number(line.trim().split(/\s+/).at(-1)), 0);
-}
+import { cpuSeconds, cpuTimes, flood, rawDrops } from './proc.js';
 
 /** The pid of the node process inside `ip netns exec` (it execs, so it is the same pid). */
 const pidOf = (child: ChildProcess): number => child.pid!;
-
-/** hping3 SYNs for `seconds`: as fast as it can (--flood), or one every `intervalUs`. */
-async function flood(net: TestNet, seconds: number, intervalUs = 0): Promise<void> {
-  const rate = intervalUs > 0 ? ['-i', `u${intervalUs}`] : ['--flood'];
-  const hping = net.spawn(net.scanner, ['hping3', ...rate, '-q', '-S', '-p', '1', TARGET_V4]);
-  await new Promise((r) => setTimeout(r, seconds * 1000));
-  hping.kill('SIGINT');
-  await new Promise((r) => hping.once('close', r));
-  await new Promise((r) => setTimeout(r, 300)); // let the reader drain its queue
-}
 
 const BASELINE_READER = `
   const raw = require(${JSON.stringify(resolve('node_modules/raw-socket'))});
@@ -88,7 +59,7 @@ async function baselineRun(net: TestNet, seconds: number, intervalUs: number): P
   const cpu0 = cpuSeconds(pidOf(reader));
   const user0 = cpuTimes(pidOf(reader)).user;
   const t0 = performance.now();
-  await flood(net, seconds, intervalUs);
+  await flood(net, seconds, { intervalUs });
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(pidOf(reader)) - cpu0;
   const user = cpuTimes(pidOf(reader)).user - user0;
@@ -124,7 +95,7 @@ async function sentryRun(net: TestNet, seconds: number, intervalUs: number): Pro
   const cpu0 = cpuSeconds(pid);
   const user0 = cpuTimes(pid).user;
   const t0 = performance.now();
-  await flood(net, seconds, intervalUs);
+  await flood(net, seconds, { intervalUs });
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(pid) - cpu0;
   const user = cpuTimes(pid).user - user0;
@@ -160,6 +131,8 @@ async function firewallRun(net: TestNet, adds: number): Promise<Record<string, {
   return JSON.parse(stdout) as Record<string, { netlink: number[]; spawn: number[] }>;
 }
 
+const PARTS = ['all', 'throughput', 'latency', 'fastpath', 'portsentry', 'blockset'];
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -168,12 +141,14 @@ async function main(): Promise<number> {
       'interval-us': { type: 'string', default: '0' },
       part: { type: 'string', default: 'all' },
       trials: { type: 'string', default: '50' },
+      entries: { type: 'string', default: '100000' },
+      adds: { type: 'string', default: '300' },
       out: { type: 'string', default: 'bench-results/detector.json' },
     },
   });
   const part = values.part!;
-  if (!['all', 'throughput', 'latency', 'fastpath'].includes(part)) {
-    process.stderr.write('--part is all, throughput, latency or fastpath\n');
+  if (!PARTS.includes(part)) {
+    process.stderr.write(`--part is all, ${PARTS.slice(1).join(', ')}, not ${JSON.stringify(part)}\n`);
     return 2;
   }
   if (process.getuid?.() !== 0) {
@@ -189,6 +164,8 @@ async function main(): Promise<number> {
     if (all || part === 'throughput') figures.push(...(await throughputFigures(net, seconds, intervalUs)));
     if (all || part === 'latency') figures.push(...(await latencyFigures(net, Number(values.sources))));
     if (all || part === 'fastpath') figures.push(...(await fastPathFigures(net, seconds, Number(values.trials))));
+    if (all || part === 'portsentry') figures.push(...(await portsentryFigures(net, seconds)));
+    if (all || part === 'blockset') figures.push(...(await blockSetFigures(net, seconds, Number(values.entries), Number(values.adds), ['nftables', 'iptables'])));
   } finally {
     await net.destroy();
   }

@@ -96,14 +96,14 @@ async function trains(net: TestNet, fast: boolean, trials: number, count: number
   return out;
 }
 
-interface FloodCpu {
+export interface FloodCpu {
   sent: number;
   totalUs: number;
   sentryUs: number;
 }
 
 /** An hping3 flood at `port` for `seconds`; CPU per packet sent, all of it and the sentry's. */
-async function floodCpu(net: TestNet, port: number, seconds: number, sentry: SentryProcess | null): Promise<FloodCpu> {
+export async function floodCpu(net: TestNet, port: number, seconds: number, sentry: SentryProcess | null): Promise<FloodCpu> {
   const soft = ksoftirqds();
   const sentryPid = sentry?.child.pid;
   const hping = net.spawn(net.scanner, ['hping3', '--flood', '-q', '-S', '-p', String(port), TARGET_V4]);

@@ -140,6 +140,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   int one = 1;
   setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  /* A thousand additions make a datagram of 50-100 KB, and ipset acks each of them (about
+   * 1 KB of buffer apiece): room beyond the defaults. */
+  int size = 1 << 20;
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
 
   nl_t *nl = (nl_t *)calloc(1, sizeof *nl);
   if (!nl) {

@@ -7,6 +7,7 @@ import { prerequisites } from '../helpers/prereq.js';
 
 const NFT = new URL('../../src/respond/firewall/nftables.js', import.meta.url).href;
 const IPT = new URL('../../src/respond/firewall/iptables.js', import.meta.url).href;
+const BLOCK_SET = new URL('../../src/respond/firewall/block-set.js', import.meta.url).href;
 
 describe('firewall sets changed by netlink', { concurrency: false }, () => {
   let net: TestNet | undefined;
@@ -68,6 +69,92 @@ describe('firewall sets changed by netlink', { concurrency: false }, () => {
     assert.match(String(r.afterTeardown), /ENOENT \(no set inet kps_fw_test blocked4/);
   });
 
+  test('nftables: many additions in one transaction, all or none', async (t) => {
+    if (!prerequisites(t, { root: true, tools: ['ip', 'nft'] })) return;
+    const r = await inTarget(`
+      import { NftablesFirewall } from ${JSON.stringify(NFT)};
+      const out = {};
+      const fw = new NftablesFirewall('nft', 'kps_fw_many');
+      const error = async (fn) => { try { await fn(); return null; } catch (e) { return e.message; } };
+      await fw.setup();
+      const adds = [];
+      for (let i = 0; i < 998; i++) adds.push(i % 2 ? { address: '198.19.' + (i >> 8) + '.' + (i & 255), family: 4, timeoutMs: 60_000, tag: 'cluster' }
+        : { address: '2001:db8:5::' + i.toString(16), family: 6, timeoutMs: Infinity });
+      adds.push({ address: '10.9.0.0/16', family: 4, timeoutMs: 30_000 }, { address: '2001:db8:1::/48', family: 6, timeoutMs: 30_000 });
+      await fw.addMany(adds);
+      await fw.addMany(adds.slice(0, 10)); // already there: no error, as add
+      out.list4 = await fw.list(4);
+      out.list6 = await fw.list(6);
+      // One element overlapping an interval already there: the kernel rejects the whole batch.
+      out.overlap = await error(() => fw.addMany([{ address: '198.18.7.7', family: 4, timeoutMs: 1000 }, { address: '10.9.1.0/24', family: 4, timeoutMs: 1000 }]));
+      out.afterOverlap = (await fw.list(4)).some((e) => e.address === '198.18.7.7');
+      out.tooMany = await error(() => fw.addMany(Array.from({ length: 1001 }, (_, i) => ({ address: '198.18.9.' + (i % 250), family: 4, timeoutMs: 1000 }))));
+      await fw.teardown();
+      console.log(JSON.stringify(out));`);
+    const list4 = r.list4 as { address: string; expiresInSeconds?: number; tag?: string }[];
+    const list6 = r.list6 as { address: string; expiresInSeconds?: number; tag?: string }[];
+    assert.equal(list4.length, 500);
+    assert.equal(list6.length, 500);
+    assert.ok(list4.filter((e) => e.address.startsWith('198.19.')).every((e) => e.tag === 'cluster' && e.expiresInSeconds! > 50));
+    assert.ok(list4.some((e) => e.address === '10.9.0.0/16'));
+    assert.ok(list6.filter((e) => e.address.startsWith('2001:db8:5::')).every((e) => e.expiresInSeconds === undefined && e.tag === undefined));
+    assert.ok(list6.some((e) => e.address === '2001:db8:1::/48'));
+    assert.match(String(r.overlap), /nftables add 2 addresses \(198\.18\.7\.7 first\): (EEXIST|ENOTEMPTY)/);
+    assert.equal(r.afterOverlap, false, 'nothing of a rejected batch stays');
+    assert.match(String(r.tooMany), /1001 additions, at most 1000/);
+  });
+
+  test('a BlockSet takes a burst of claims to the kernel in batches; a bad one fails alone', async (t) => {
+    if (!prerequisites(t, { root: true, tools: ['ip', 'nft'] })) return;
+    const r = await inTarget(`
+      import { NftablesFirewall } from ${JSON.stringify(NFT)};
+      import { BlockSet } from ${JSON.stringify(BLOCK_SET)};
+      const out = { calls: { add: 0, addMany: 0 }, errors: [] };
+      const real = new NftablesFirewall('nft', 'kps_fw_blockset');
+      await real.setup();
+      await real.add('10.9.0.0/16', 4, 60_000);
+      // The real firewall, counting how the set reaches it.
+      const fw = {
+        name: real.name,
+        setup: (o) => real.setup(o),
+        add: (...a) => (out.calls.add++, real.add(...a)),
+        addMany: (adds) => (out.calls.addMany++, real.addMany(adds)),
+        remove: (...a) => real.remove(...a),
+        list: (f) => real.list(f),
+        teardown: () => real.teardown(),
+      };
+      const set = new BlockSet(fw, (err, address) => out.errors.push([address, err.message]));
+      const until = Date.now() + 600_000;
+      const claims = [];
+      for (let i = 0; i < 2400; i++) claims.push(set.claim('cluster', i % 3 ? '198.19.' + (i >> 8) + '.' + (i & 255) : '2001:db8:6::' + (i + 1).toString(16), until));
+      claims.push(set.claim('local', '10.9.3.0/24', until)); // overlaps the /16 already there
+      await Promise.all(claims);
+      out.first = { ...out.calls };
+      await set.claim('local', '198.18.5.5', until); // alone: one round trip
+      out.single = { ...out.calls };
+      const listed = [...(await real.list(4)), ...(await real.list(6))];
+      out.listed = listed.length;
+      out.cluster = listed.filter((e) => e.tag === 'cluster').length;
+      out.reconcile = await set.reconcile();
+      out.finalErrors = out.errors.length;
+      out.nets = (await real.list(4)).filter((e) => e.address.includes('/')).map((e) => e.address);
+      await real.teardown();
+      console.log(JSON.stringify(out));`);
+    const first = r.first as { add: number; addMany: number };
+    // 2,401 additions: three batches, the one holding the overlap retried one by one.
+    assert.equal(first.addMany, 3);
+    assert.ok(first.add >= 1 && first.add <= 1000, `one by one only for the rejected batch (${first.add})`);
+    assert.deepEqual(r.errors, [['10.9.3.0/24', (r.errors as string[][])[0]?.[1]]]);
+    assert.match((r.errors as string[][])[0]![1]!, /overlaps an interval/);
+    assert.deepEqual(r.single, { add: first.add + 1, addMany: 3 });
+    assert.equal(r.listed, 2400 + 1 + 1);
+    assert.equal(r.cluster, 2400);
+    // The untagged /16 nobody wants goes, and with it the overlap: the /24 now fits.
+    assert.deepEqual(r.reconcile, { added: 1, removed: 1 });
+    assert.equal(r.finalErrors, 1);
+    assert.deepEqual(r.nets, ['10.9.3.0/24']);
+  });
+
   test('iptables: ipset entries added, refreshed and removed by netlink', async (t) => {
     if (!prerequisites(t, { root: true, tools: ['ip', 'ipset', 'iptables'] })) return;
     const r = await inTarget(`
@@ -100,5 +187,40 @@ describe('firewall sets changed by netlink', { concurrency: false }, () => {
     assert.deepEqual(r.after4, ['10.9.0.0/16']);
     assert.deepEqual(r.after6, ['2001:db8::7']);
     assert.match(String(r.afterTeardown), /IPv4 blocking is not available|no set kube-portsentry-v4/);
+  });
+
+  test('iptables: many additions in one datagram, tags included; one tagged addition by netlink', async (t) => {
+    if (!prerequisites(t, { root: true, tools: ['ip', 'ipset', 'iptables'] })) return;
+    const r = await inTarget(`
+      import { IptablesFirewall } from ${JSON.stringify(IPT)};
+      const out = {};
+      const fw = new IptablesFirewall();
+      const error = async (fn) => { try { await fn(); return null; } catch (e) { return e.message; } };
+      await fw.setup();
+      const adds = [];
+      for (let i = 0; i < 1000; i++) adds.push(i % 2 ? { address: '198.19.' + (i >> 8) + '.' + (i & 255), family: 4, timeoutMs: 60_000, tag: 'cluster' }
+        : { address: '2001:db8:5::' + (i + 1).toString(16), family: 6, timeoutMs: 30_000 });
+      adds[0] = { address: '10.9.0.0/16', family: 4, timeoutMs: 30_000, tag: 'local' };
+      await fw.addMany(adds);
+      await fw.addMany(adds.slice(0, 10)); // already there: no error
+      await fw.add('198.18.8.8', 4, 30_000, 'cluster'); // one tagged addition: by netlink
+      out.list4 = await fw.list(4);
+      out.list6 = await fw.list(6);
+      out.injection = await error(() => fw.addMany([{ address: '198.18.7.7 timeout 1', family: 4, timeoutMs: 1000 }]));
+      out.badTag = await error(() => fw.addMany([{ address: '198.18.7.7', family: 4, timeoutMs: 1000, tag: 'a b' }]));
+      out.badCidr = await error(() => fw.addMany([{ address: '10.0.0.0/0', family: 4, timeoutMs: 1000 }]));
+      await fw.teardown();
+      console.log(JSON.stringify(out));`);
+    const list4 = r.list4 as { address: string; expiresInSeconds?: number; tag?: string }[];
+    const list6 = r.list6 as { address: string; expiresInSeconds?: number; tag?: string }[];
+    assert.equal(list4.length, 502);
+    assert.equal(list6.length, 499);
+    assert.deepEqual(list4.find((e) => e.address === '198.18.8.8')?.tag, 'cluster');
+    assert.ok(list4.filter((e) => e.address.startsWith('198.19.')).every((e) => e.tag === 'cluster' && e.expiresInSeconds! > 50));
+    assert.deepEqual(list4.find((e) => e.address === '10.9.0.0/16')?.tag, 'local');
+    assert.ok(list6.every((e) => e.tag === undefined && e.expiresInSeconds! <= 30));
+    assert.match(String(r.injection), /not an IPv4 address or CIDR: "198\.18\.7\.7 timeout 1"/);
+    assert.match(String(r.badTag), /bad firewall tag "a b"/);
+    assert.match(String(r.badCidr), /ipset add 10\.0\.0\.0\/0: IPSET_ERR \d+ \(invalid CIDR\)/);
   });
 });

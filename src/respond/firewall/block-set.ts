@@ -4,7 +4,7 @@
 // tagged with the owner that placed it, so after a restart the agent can tell a stale
 // cluster entry (removed: its BlockedHost may be gone) from a local one (left to expire).
 import { parseCidr, type Family } from '../../net/ip.js';
-import type { Firewall, FirewallEntry, SetupOptions } from './firewall.js';
+import { ADD_MANY_MAX, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 
 export type Owner = 'local' | 'cluster';
 
@@ -19,9 +19,18 @@ interface Wanted {
 /** A kernel timeout this much shorter than wanted is renewed (remove and add again). */
 const RENEW_SLACK_MS = 5_000;
 
+interface Pending {
+  w: Wanted;
+  add: FirewallAdd;
+  placed: { until: number; tag: Owner };
+}
+
 export class BlockSet {
   private readonly wanted = new Map<string, Wanted>();
   private queue: Promise<void> = Promise.resolve();
+  /** Addresses whose kernel entry may be out of date, and the update that will take them. */
+  private readonly dirty = new Set<string>();
+  private nextFlush: Promise<void> | null = null;
 
   constructor(
     readonly firewall: Firewall,
@@ -64,34 +73,78 @@ export class BlockSet {
     return this.sync(address);
   }
 
-  /** Brings one address's kernel entry in line with what its owners want. */
+  /**
+   * Brings an address's kernel entry in line with what its owners want. Addresses changed
+   * while a kernel update runs are taken together by the next one, so a burst of claims
+   * (an agent starting with 100,000 BlockedHosts) becomes a few batched additions.
+   */
   private sync(address: string): Promise<void> {
-    return this.serial(address, async () => {
-      const w = this.wanted.get(address);
-      if (!w) return;
-      if (w.owners.size === 0) {
-        this.wanted.delete(address);
-        if (w.placed) await this.firewall.remove(address, w.family);
-        return;
+    this.dirty.add(address);
+    return (this.nextFlush ??= this.serial('*', async () => {
+      this.nextFlush = null;
+      const addresses = [...this.dirty];
+      this.dirty.clear();
+      await this.flush(addresses);
+    }));
+  }
+
+  private async flush(addresses: string[]): Promise<void> {
+    const adds: Pending[] = [];
+    for (const address of addresses) {
+      try {
+        const add = await this.prepare(address);
+        if (add) adds.push(add);
+      } catch (err) {
+        this.onError(err, address);
       }
-      let until = 0;
-      let tag: Owner = 'local';
-      for (const [owner, u] of w.owners) {
-        if (u > until) until = u;
-        if (owner === 'cluster') tag = 'cluster';
+    }
+    for (let i = 0; i < adds.length; i += ADD_MANY_MAX) {
+      const chunk = adds.slice(i, i + ADD_MANY_MAX);
+      if (chunk.length > 1 && this.firewall.addMany) {
+        try {
+          await this.firewall.addMany(chunk.map((p) => p.add));
+          for (const p of chunk) p.w.placed = p.placed;
+          continue;
+        } catch {
+          // All or none: one by one below, so each failure is told with its own address.
+        }
       }
-      const placed = w.placed;
-      if (placed && placed.tag === tag && (placed.until === until || Math.abs(placed.until - until) <= RENEW_SLACK_MS)) return;
-      // A timeout cannot be changed in place: take the entry out and put it back.
-      if (placed) await this.firewall.remove(address, w.family);
-      const ms = until === Infinity ? Infinity : until - Date.now();
-      if (ms <= 0) {
-        w.placed = undefined;
-        return;
+      for (const p of chunk) {
+        try {
+          await this.firewall.add(p.add.address, p.add.family, p.add.timeoutMs, p.add.tag);
+          p.w.placed = p.placed;
+        } catch (err) {
+          this.onError(err, p.add.address);
+        }
       }
-      await this.firewall.add(address, w.family, ms, tag);
-      w.placed = { until, tag };
-    });
+    }
+  }
+
+  /** Removes what must go for one address; returns the addition it still needs, if any. */
+  private async prepare(address: string): Promise<Pending | null> {
+    const w = this.wanted.get(address);
+    if (!w) return null;
+    if (w.owners.size === 0) {
+      this.wanted.delete(address);
+      if (w.placed) await this.firewall.remove(address, w.family);
+      return null;
+    }
+    let until = 0;
+    let tag: Owner = 'local';
+    for (const [owner, u] of w.owners) {
+      if (u > until) until = u;
+      if (owner === 'cluster') tag = 'cluster';
+    }
+    const placed = w.placed;
+    if (placed && placed.tag === tag && (placed.until === until || Math.abs(placed.until - until) <= RENEW_SLACK_MS)) return null;
+    // A timeout cannot be changed in place: take the entry out and put it back.
+    if (placed) {
+      await this.firewall.remove(address, w.family);
+      w.placed = undefined;
+    }
+    const ms = until === Infinity ? Infinity : until - Date.now();
+    if (ms <= 0) return null;
+    return { w, add: { address, family: w.family, timeoutMs: ms, tag }, placed: { until, tag } };
   }
 
   /**

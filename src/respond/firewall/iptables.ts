@@ -1,10 +1,11 @@
 // iptables + ipset backend, for hosts without nftables: two hash:net sets with timeouts,
 // a chain of our own in the raw table, and one jump to it from PREROUTING per family.
 // Adding and removing one address, the per-block work, is one netlink request to the
-// ipset subsystem (no ipset process per block, as for nftables: see src/net/netlink.ts).
+// ipset subsystem (no ipset process per block, as for nftables: see src/net/netlink.ts);
+// many additions (a restart's rebuild) go as many requests in one datagram.
 import { parseCidr, type Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
-import { checkTag, timeoutSeconds, type Firewall, type FirewallEntry, type SetupOptions } from './firewall.js';
+import { ADD_MANY_MAX, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 import {
   NETLINK_NETFILTER,
   NLA_F_NET_BYTEORDER,
@@ -18,6 +19,7 @@ import {
   nfgenmsg,
   u32be,
   u8,
+  type Part,
 } from '../../net/netlink.js';
 
 // linux/netfilter/ipset/ip_set.h
@@ -31,6 +33,7 @@ const IPSET_ATTR_DATA = 7;
 const IPSET_ATTR_IP = 1;
 const IPSET_ATTR_CIDR = 3;
 const IPSET_ATTR_TIMEOUT = 6;
+const IPSET_ATTR_COMMENT = 26;
 const IPSET_ATTR_IPADDR_IPV4 = 1;
 const IPSET_ATTR_IPADDR_IPV6 = 2;
 const AF_INET = 2;
@@ -42,6 +45,16 @@ const IPSET_ERRORS: Record<number, string> = {
   4106: 'invalid family',
   4107: 'the set has no timeouts, or the timeout is out of range',
 };
+
+/** Each ipset message gets an ack of its own, about 1 KB of the socket's receive buffer. */
+const ACKS_PER_DATAGRAM = 250;
+
+/** One ipset request, with what it is about for its error. */
+interface Message {
+  address: string;
+  family: Family;
+  part: Part;
+}
 
 export const IPSET_PREFIX = 'kube-portsentry';
 export const IPT_CHAIN = 'KUBE-PORTSENTRY';
@@ -95,32 +108,41 @@ export class IptablesFirewall implements Firewall {
   // Without NLM_F_EXCL the kernel treats the request as ipset's -exist: adding an entry
   // already there refreshes its timeout, removing one already gone is no error.
   async add(address: string, family: Family, timeoutMs: number, tag?: string): Promise<void> {
-    this.requireFamily(family);
-    // ipset's longest timeout is 2^31/1000 seconds (about 24 days); the owner re-adds after
-    // that. 0 means no timeout.
-    const seconds = Math.min(timeoutSeconds(timeoutMs), IPSET_MAX_TIMEOUT);
-    if (checkTag(tag)) {
-      // Tagged entries (the agent's, a few per minute at most) go through ipset itself,
-      // which writes the comment extension.
-      await runProgram(['ipset', 'add', setName(family), address, 'timeout', String(seconds), 'comment', tag!, '-exist']);
-      return;
-    }
-    this.request(IPSET_CMD_ADD, 'add', address, family, [attr(IPSET_ATTR_TIMEOUT | NLA_F_NET_BYTEORDER, u32be(seconds))]);
+    this.send([this.addMessage({ address, family, timeoutMs, tag })], 'add');
+  }
+
+  /**
+   * Many additions as ipset messages, ACKS_PER_DATAGRAM to a datagram. Not one transaction:
+   * each message stands alone, so on failure others may be in (adding again is no error).
+   */
+  async addMany(adds: FirewallAdd[]): Promise<void> {
+    if (adds.length > ADD_MANY_MAX) throw new Error(`iptables addMany: ${adds.length} additions, at most ${ADD_MANY_MAX} at a time`);
+    const messages = adds.map((a) => this.addMessage(a));
+    for (let i = 0; i < messages.length; i += ACKS_PER_DATAGRAM) this.send(messages.slice(i, i + ACKS_PER_DATAGRAM), 'add');
   }
 
   async remove(address: string, family: Family): Promise<void> {
-    this.requireFamily(family);
-    this.request(IPSET_CMD_DEL, 'remove', address, family, []);
+    this.send([this.message(IPSET_CMD_DEL, address, family, [])], 'remove');
   }
 
-  private request(command: number, op: string, address: string, family: Family, extra: Buffer[]): void {
+  private addMessage(a: FirewallAdd): Message {
+    // ipset's longest timeout is 2^31/1000 seconds (about 24 days); the owner re-adds after
+    // that. 0 means no timeout. A tag is the entry's comment extension (the sets have them).
+    const seconds = Math.min(timeoutSeconds(a.timeoutMs), IPSET_MAX_TIMEOUT);
+    const comment = checkTag(a.tag) ? [attr(IPSET_ATTR_COMMENT, cstring(a.tag!))] : [];
+    return this.message(IPSET_CMD_ADD, a.address, a.family, [attr(IPSET_ATTR_TIMEOUT | NLA_F_NET_BYTEORDER, u32be(seconds)), ...comment]);
+  }
+
+  private message(command: number, address: string, family: Family, extra: Buffer[]): Message {
+    this.requireFamily(family);
     const cidr = parseCidr(address);
     if (!cidr || cidr.family !== family) throw new Error(`not an IPv${family} address or CIDR: ${JSON.stringify(address)}`);
     const ip = attr((family === 4 ? IPSET_ATTR_IPADDR_IPV4 : IPSET_ATTR_IPADDR_IPV6) | NLA_F_NET_BYTEORDER, cidr.bytes);
     const data = [nest(IPSET_ATTR_IP, ip), ...(cidr.prefix < cidr.bytes.length * 8 ? [attr(IPSET_ATTR_CIDR, u8(cidr.prefix))] : []), ...extra];
-    const socket = (this.socket ??= new NetlinkSocket(NETLINK_NETFILTER));
-    const [errno = 0] = socket.request([
-      {
+    return {
+      address,
+      family,
+      part: {
         type: (NFNL_SUBSYS_IPSET << 8) | command,
         flags: NLM_F_ACK,
         body: [
@@ -130,8 +152,17 @@ export class IptablesFirewall implements Firewall {
           nest(IPSET_ATTR_DATA, ...data),
         ],
       },
-    ]);
-    if (errno === 0) return;
+    };
+  }
+
+  /** Sends the messages in one datagram; fails with the first that the kernel refused. */
+  private send(messages: Message[], op: string): void {
+    const socket = (this.socket ??= new NetlinkSocket(NETLINK_NETFILTER));
+    const errnos = socket.request(messages.map((m) => m.part));
+    const failed = errnos.findIndex((e) => e !== 0);
+    if (failed < 0) return;
+    const errno = errnos[failed]!;
+    const { address, family } = messages[failed]!;
     const why = errno === 2 ? `no set ${setName(family)} (setup not run, or destroyed by someone else)` : (IPSET_ERRORS[errno] ?? '');
     throw new NetlinkError(errno, errno >= 4096 ? `IPSET_ERR ${errno}` : errnoName(errno), `ipset ${op} ${address}`, why);
   }

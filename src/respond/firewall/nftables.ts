@@ -1,7 +1,8 @@
 // nftables backend: a table of our own with sets (with timeouts) and a chain in the
 // prerouting hook at raw priority. Nothing outside the table is touched. Setup, listing
 // and teardown run `nft`; adding and removing one address, the per-block work, is one
-// netlink batch (see src/net/netlink.ts for why).
+// netlink batch (see src/net/netlink.ts for why); many addresses at once (a restart
+// rebuilding the set) go up to a thousand per batch.
 //
 // Single addresses go to hash sets (blocked4/blocked6): the kernel inserts into an
 // interval set by walking it, which measured 0.7 ms per insert at 30,000 entries and
@@ -9,7 +10,7 @@
 // sets (blockednet4/blockednet6).
 import { parseCidr, type Family } from '../../net/ip.js';
 import { runProgram } from '../run-program.js';
-import { checkTag, timeoutSeconds, type Firewall, type FirewallEntry, type SetupOptions } from './firewall.js';
+import { ADD_MANY_MAX, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 import {
   NETLINK_NETFILTER,
   NLM_F_ACK,
@@ -72,6 +73,26 @@ export function elementsOf(address: string, family: Family): { start: Uint8Array
     if (end[i] !== 0) return { start: cidr.bytes, end };
   }
   return { start: cidr.bytes, end: null };
+}
+
+/** A set-element message: its type (new or delete), the set, and the list elements. */
+interface SetMessage {
+  type: number;
+  set: string;
+  elements: Buffer[];
+}
+
+/** An attribute's length is 16 bits: room for the elements of one message, headers aside. */
+const MAX_ELEMENTS_BYTES = 60_000;
+
+/** The set an addition goes to and its list elements (an interval's start and end). */
+function setElements(a: FirewallAdd): { set: string; elements: Buffer[] } {
+  const { start, end } = elementsOf(a.address, a.family);
+  const first = [key(start)];
+  if (Number.isFinite(a.timeoutMs)) first.push(attr(NFTA_SET_ELEM_TIMEOUT, u64be(timeoutSeconds(a.timeoutMs) * 1000)));
+  const udata = [...(checkTag(a.tag) ? [commentUdata(a.tag!)] : []), ...(end === null ? [OPEN_INTERVAL_UDATA] : [])];
+  if (udata.length) first.push(attr(NFTA_SET_ELEM_USERDATA, Buffer.concat(udata)));
+  return { set: end === undefined ? hostSet(a.family) : netSet(a.family), elements: [nest(NFTA_LIST_ELEM, ...first), ...endElement(end)] };
 }
 
 export interface FastPathOptions {
@@ -153,38 +174,66 @@ export class NftablesFirewall implements Firewall {
   // Adding an element already present keeps its timeout (no NLM_F_EXCL, as nft's "add").
   // Infinity: no timeout. A tag becomes the element's comment, as `nft list` shows it.
   async add(address: string, family: Family, timeoutMs: number, tag?: string): Promise<void> {
-    const { start, end } = elementsOf(address, family);
-    const set = end === undefined ? hostSet(family) : netSet(family);
-    const first = [key(start)];
-    if (Number.isFinite(timeoutMs)) first.push(attr(NFTA_SET_ELEM_TIMEOUT, u64be(timeoutSeconds(timeoutMs) * 1000)));
-    const udata = [...(checkTag(tag) ? [commentUdata(tag!)] : []), ...(end === null ? [OPEN_INTERVAL_UDATA] : [])];
-    if (udata.length) first.push(attr(NFTA_SET_ELEM_USERDATA, Buffer.concat(udata)));
-    const errno = this.batch(NFT_MSG_NEWSETELEM, set, [nest(NFTA_LIST_ELEM, ...first), ...endElement(end)]);
+    const { set, elements } = setElements({ address, family, timeoutMs, tag });
+    const errno = this.batch([{ type: NFT_MSG_NEWSETELEM, set, elements }]);
     if (errno !== 0) this.fail('add', address, set, errno);
+  }
+
+  /**
+   * Many additions in one transaction: the elements of each set in as few messages as the
+   * attribute size allows, all of them in one netlink batch the kernel applies or rejects whole.
+   */
+  async addMany(adds: FirewallAdd[]): Promise<void> {
+    if (adds.length > ADD_MANY_MAX) throw new Error(`nftables addMany: ${adds.length} additions, at most ${ADD_MANY_MAX} fit one netlink batch`);
+    const bySet = new Map<string, Buffer[]>();
+    for (const add of adds) {
+      const { set, elements } = setElements(add);
+      let list = bySet.get(set);
+      if (!list) bySet.set(set, (list = []));
+      list.push(Buffer.concat(elements)); // start and end of an interval stay in one message
+    }
+    const messages: SetMessage[] = [];
+    for (const [set, list] of bySet) {
+      let elements: Buffer[] = [];
+      let size = 0;
+      for (const e of list) {
+        if (size + e.length > MAX_ELEMENTS_BYTES && elements.length) {
+          messages.push({ type: NFT_MSG_NEWSETELEM, set, elements });
+          elements = [];
+          size = 0;
+        }
+        elements.push(e);
+        size += e.length;
+      }
+      if (elements.length) messages.push({ type: NFT_MSG_NEWSETELEM, set, elements });
+    }
+    if (messages.length === 0) return;
+    const errno = this.batch(messages);
+    if (errno !== 0) this.fail('add', `${adds.length} addresses (${adds[0]!.address} first)`, [...bySet.keys()].join(', '), errno);
   }
 
   async remove(address: string, family: Family): Promise<void> {
     const { start, end } = elementsOf(address, family);
     const set = end === undefined ? hostSet(family) : netSet(family);
-    const errno = this.batch(NFT_MSG_DELSETELEM, set, [nest(NFTA_LIST_ELEM, key(start)), ...endElement(end)]);
+    const errno = this.batch([{ type: NFT_MSG_DELSETELEM, set, elements: [nest(NFTA_LIST_ELEM, key(start)), ...endElement(end)] }]);
     if (errno !== 0 && errno !== ENOENT) this.fail('remove', address, set, errno);
   }
 
-  /** One set-element message in a batch of its own; its errno (0: done). */
-  private batch(type: number, set: string, elements: Buffer[]): number {
+  /** Set-element messages in one batch (one transaction); the first errno (0: done). */
+  private batch(messages: SetMessage[]): number {
     const socket = (this.socket ??= new NetlinkSocket(NETLINK_NETFILTER));
     const parts: Part[] = [
       { type: NFNL_MSG_BATCH_BEGIN, flags: 0, body: [nfgenmsg(0, NFNL_SUBSYS_NFTABLES)] },
-      {
-        type: (NFNL_SUBSYS_NFTABLES << 8) | type,
+      ...messages.map((m) => ({
+        type: (NFNL_SUBSYS_NFTABLES << 8) | m.type,
         flags: NLM_F_CREATE | NLM_F_ACK,
         body: [
           nfgenmsg(NFPROTO_INET),
           attr(NFTA_SET_ELEM_LIST_TABLE, cstring(this.table)),
-          attr(NFTA_SET_ELEM_LIST_SET, cstring(set)),
-          nest(NFTA_SET_ELEM_LIST_ELEMENTS, ...elements),
+          attr(NFTA_SET_ELEM_LIST_SET, cstring(m.set)),
+          nest(NFTA_SET_ELEM_LIST_ELEMENTS, ...m.elements),
         ],
-      },
+      })),
       { type: NFNL_MSG_BATCH_END, flags: 0, body: [nfgenmsg(0, NFNL_SUBSYS_NFTABLES)] },
     ];
     return socket.request(parts).find((e) => e !== 0) ?? 0;
