@@ -20,7 +20,7 @@ export class ProgramError extends Error {
 
 export function runProgram(
   argv: readonly string[],
-  options: { input?: string; timeoutMs?: number } = {},
+  options: { input?: string; timeoutMs?: number; maxOutputBytes?: number } = {},
 ): Promise<ProgramResult> {
   const [program, ...args] = argv;
   if (!program) return Promise.reject(new Error('empty command'));
@@ -28,7 +28,7 @@ export function runProgram(
     const child = execFile(
       program,
       args,
-      { shell: false, timeout: options.timeoutMs ?? 10_000, maxBuffer: 16 * 1024 * 1024, encoding: 'utf8' },
+      { shell: false, timeout: options.timeoutMs ?? 10_000, maxBuffer: options.maxOutputBytes ?? 16 * 1024 * 1024, encoding: 'utf8' },
       (err, stdout, stderr) => {
         if (err) {
           const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean };

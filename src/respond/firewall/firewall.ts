@@ -20,6 +20,12 @@ export interface SetupOptions {
 /** Additions per addMany call: one netlink datagram of about 50-100 KB. */
 export const ADD_MANY_MAX = 1000;
 
+/**
+ * How the backends run a listing of a whole set: a full set (1,048,576 entries) prints
+ * 100-150 MB of JSON, far past runProgram's default output limit.
+ */
+export const LISTING = { timeoutMs: 120_000, maxOutputBytes: 512 * 1024 * 1024 };
+
 /** One addition, as `Firewall.add` takes it. */
 export interface FirewallAdd {
   address: string;

@@ -5,7 +5,7 @@
 // many additions (a restart's rebuild) go as many requests in one datagram.
 import { parseCidr, type Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
-import { ADD_MANY_MAX, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
+import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 import {
   NETLINK_NETFILTER,
   NLA_F_NET_BYTEORDER,
@@ -169,7 +169,7 @@ export class IptablesFirewall implements Firewall {
 
   async list(family: Family): Promise<FirewallEntry[]> {
     if (!this.families.includes(family)) return [];
-    const { stdout } = await runProgram(['ipset', 'list', setName(family), '-output', 'plain']);
+    const { stdout } = await runProgram(['ipset', 'list', setName(family), '-output', 'plain'], LISTING);
     return parseIpsetList(stdout);
   }
 

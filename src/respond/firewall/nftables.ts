@@ -10,7 +10,7 @@
 // sets (blockednet4/blockednet6).
 import { parseCidr, type Family } from '../../net/ip.js';
 import { runProgram } from '../run-program.js';
-import { ADD_MANY_MAX, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
+import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 import {
   NETLINK_NETFILTER,
   NLM_F_ACK,
@@ -253,7 +253,7 @@ export class NftablesFirewall implements Firewall {
   async list(family: Family): Promise<FirewallEntry[]> {
     const out: FirewallEntry[] = [];
     for (const set of [hostSet(family), netSet(family)]) {
-      const { stdout } = await runProgram([this.nft, '-j', 'list', 'set', 'inet', this.table, set]);
+      const { stdout } = await runProgram([this.nft, '-j', 'list', 'set', 'inet', this.table, set], LISTING);
       out.push(...parseNftSetJson(stdout));
     }
     return out;
