@@ -28,7 +28,7 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
   // Alert only, and a trigger no scan reaches, so every probe is logged with its type.
   const watchOnly = `  tcp: {mode: stealth, ports: [1, 11, 79]}
   udp: {mode: stealth, ports: [7, 9]}
-  trigger: {count: 1000}
+  trigger: {count: 255}
   response: {tcp: alert, udp: alert, firewall: none}
 `;
 
@@ -110,7 +110,7 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
         header +
           `  tcp: {mode: advanced, advancedLimit: 1024, exclude: [113]}
   udp: {mode: "off"}
-  trigger: {count: 1000}
+  trigger: {count: 255}
   response: {tcp: alert, firewall: none}
 `,
       );
@@ -136,7 +136,7 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
         header +
           `  tcp: {mode: advanced, advancedLimit: 65535}
   udp: {mode: advanced, advancedLimit: 65535}
-  trigger: {count: 1000}
+  trigger: {count: 255}
   response: {tcp: alert, udp: alert, firewall: none}
 `,
       );
