@@ -62,10 +62,10 @@ export class Agent {
       o.metrics.actionErrors.inc({ action: 'firewall' });
       this.log.error({ address, err: (err as Error).message }, 'node firewall update failed');
     });
-    const kc = o.kube.kc;
+    const watch = o.kube.watch;
     this.facts = new ClusterFacts(o.kube, o.logger, () => this.serially(() => this.updateProtected()), o.serviceCidrs);
     this.blockedHosts = new Watched({
-      kc,
+      watch,
       path: customPath(PLURALS.blockedHosts),
       list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.blockedHosts)),
       logger: o.logger,
@@ -73,7 +73,7 @@ export class Agent {
     });
     const name = nodePolicyConfigMapName(o.node);
     this.policyMap = new Watched<V1ConfigMap>({
-      kc,
+      watch,
       path: `/api/v1/namespaces/${o.namespace}/configmaps`,
       list: () => o.kube.core.listNamespacedConfigMap({ namespace: o.namespace, fieldSelector: `metadata.name=${name}` }),
       fieldSelector: `metadata.name=${name}`,

@@ -88,17 +88,17 @@ export class Operator {
   constructor(private readonly o: OperatorOptions) {
     this.kube = o.kube;
     this.log = o.logger;
-    const kc = o.kube.kc;
+    const watch = o.kube.watch;
     const onPolicies = () => this.markDirty('policies');
     this.policies = new Watched({
-      kc,
+      watch,
       path: customPath(PLURALS.policies),
       list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.policies)),
       logger: o.logger,
       onChange: onPolicies,
     });
     this.blockedHosts = new Watched({
-      kc,
+      watch,
       path: customPath(PLURALS.blockedHosts),
       list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.blockedHosts)),
       logger: o.logger,
@@ -106,7 +106,7 @@ export class Operator {
     });
     const selector = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
     this.configMaps = new Watched<V1ConfigMap>({
-      kc,
+      watch,
       path: `/api/v1/namespaces/${o.namespace}/configmaps`,
       list: () => o.kube.core.listNamespacedConfigMap({ namespace: o.namespace, labelSelector: selector }),
       labelSelector: selector,
