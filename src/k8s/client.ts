@@ -135,7 +135,7 @@ export function requestLabels(method: string, url: string): { verb: string; reso
     m === 'GET'
       ? searchParams.get('watch') === 'true' || searchParams.get('watch') === '1'
         ? 'watch'
-        : name
+        : name || !resource
           ? 'get'
           : 'list'
       : m === 'POST'

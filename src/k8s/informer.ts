@@ -16,6 +16,11 @@ export interface WatchedOptions<T extends KubernetesObject> {
   logger: Logger;
   /** Called (coalesced, at most once per tick) after any add, update, delete or relist. */
   onChange: () => void;
+  /**
+   * Called at once for each object added, changed or deleted (a relist reports only what
+   * differs), so a consumer can keep its own index up to date without rescanning the list.
+   */
+  onEvent?: (type: 'add' | 'update' | 'delete', obj: T) => void;
 }
 
 export class Watched<T extends KubernetesObject> {
@@ -39,7 +44,11 @@ export class Watched<T extends KubernetesObject> {
       return result;
     };
     this.lw = new ListWatch<T>(options.path, options.watch, list, false, options.labelSelector, options.fieldSelector);
-    for (const verb of ['add', 'update', 'delete'] as const) this.lw.on(verb, () => this.changed());
+    for (const verb of ['add', 'update', 'delete'] as const)
+      this.lw.on(verb, (obj) => {
+        options.onEvent?.(verb, obj);
+        this.changed();
+      });
     this.lw.on('connect', () => {
       this.backoffMs = 500;
     });
