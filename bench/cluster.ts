@@ -44,6 +44,16 @@ const USAGE = `usage: node dist/bench/cluster.js [--quick] [--sources N] [--bloc
 const REQUESTS = 'portsentry_operator_api_requests_total';
 const ms = (ns: bigint): number => Number(ns) / 1e6;
 const sleep = (msec: number) => new Promise((r) => setTimeout(r, msec));
+/** `p`, or an error naming `what` once `msec` have passed (the timer does not outlive it). */
+async function within<T>(p: Promise<T>, msec: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} within ${msec / 1000} s`)), msec)));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 
 interface Plan {
@@ -247,7 +257,7 @@ async function measure(b: BenchCluster, plan: Plan): Promise<{ figures: Figure[]
   const followed = b.watchers.get(n1.name)!.count(inForce, (a) => bulk.addresses.has(a));
   const createRate = await createBulk(b, bulk.bodies);
   add({ id: 'scale.create-rate', name: 'BlockedHosts created by the bench (16 in flight)', value: createRate, unit: 'objects/s', extra: { objects: bulk.bodies.length } });
-  await Promise.race([followed, sleep(600_000).then(() => Promise.reject(new Error('node 1 did not get every BlockedHost within 600 s')))]);
+  await within(followed, 600_000, 'node 1 did not get every BlockedHost');
 
   progress('operator start with them in place');
   const opN = await operatorStart(b, { detected: bulk.detected, manual: bulk.manual });
@@ -275,7 +285,7 @@ async function measure(b: BenchCluster, plan: Plan): Promise<{ figures: Figure[]
   const t0 = process.hrtime.bigint();
   await b.startAgent(n2);
   const readyMs = ms(process.hrtime.bigint() - t0);
-  const allMs = ms((await Promise.race([all, sleep(600_000).then(() => Promise.reject(new Error('node 2 did not get every BlockedHost within 600 s')))])) - t0);
+  const allMs = ms((await within(all, 600_000, 'node 2 did not get every BlockedHost')) - t0);
   const agent0Median = [...agent0].sort((a, c) => a - c)[1]!;
   add({ id: 'agent.start0.ready', name: 'agent start to ready, no BlockedHosts (median of 3)', value: agent0Median, unit: 'ms' });
   add({ id: 'agent.start.ready', name: `agent start to ready, ${inForce} BlockedHosts`, value: readyMs, unit: 'ms', ...vs(readyMs, agent0Median, 'no BlockedHosts', 'agent.start0.ready') });
@@ -393,4 +403,6 @@ async function main(): Promise<number> {
   return 0;
 }
 
-process.exitCode = await main();
+// Exit at once: keep-alive connections of fetch and of the test helpers' loopback
+// forwarders would otherwise hold the process until their peers time them out.
+process.exit(await main());
