@@ -271,7 +271,7 @@ async function operatorCommand(args: string[]): Promise<number> {
   ]);
   const metrics = new OperatorMetrics();
   const operator = new Operator({
-    kube: connect(values.kubeconfig),
+    kube: connect(values.kubeconfig, (verb, resource, code) => metrics.apiRequests.inc({ verb, resource, code })),
     namespace: values.namespace,
     identity: values.identity,
     leaseName: values['lease-name']!,

@@ -52,6 +52,12 @@ export class Agent {
   private guard = new ProtectedSet({ nodes: [], podCidrs: [], serviceCidrs: [], apiServer: [], gateways: [], dns: [] });
   private hostFacts = { gateways: [] as string[], dns: [] as string[] };
   private refused = new Set<string>();
+  /** What each BlockedHost in force asks of this node, by name; and the names per address. */
+  private readonly clusterBlocks = new Map<string, { address: string; until: number }>();
+  private readonly namesByAddress = new Map<string, Map<string, number>>();
+  /** BlockedHosts changed since the last enforce; `recheckAll` when every one must be looked at. */
+  private readonly touched = new Set<string>();
+  private recheckAll = true;
   private work: Promise<void> = Promise.resolve();
   private timers: NodeJS.Timeout[] = [];
   private isReady = false;
@@ -62,18 +68,19 @@ export class Agent {
       o.metrics.actionErrors.inc({ action: 'firewall' });
       this.log.error({ address, err: (err as Error).message }, 'node firewall update failed');
     });
-    const kc = o.kube.kc;
+    const watch = o.kube.watch;
     this.facts = new ClusterFacts(o.kube, o.logger, () => this.serially(() => this.updateProtected()), o.serviceCidrs);
     this.blockedHosts = new Watched({
-      kc,
+      watch,
       path: customPath(PLURALS.blockedHosts),
       list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.blockedHosts)),
       logger: o.logger,
       onChange: () => this.serially(() => this.enforce()),
+      onEvent: (_type, bh) => this.touched.add(bh.metadata.name),
     });
     const name = nodePolicyConfigMapName(o.node);
     this.policyMap = new Watched<V1ConfigMap>({
-      kc,
+      watch,
       path: `/api/v1/namespaces/${o.namespace}/configmaps`,
       list: () => o.kube.core.listNamespacedConfigMap({ namespace: o.namespace, fieldSelector: `metadata.name=${name}` }),
       fieldSelector: `metadata.name=${name}`,
@@ -158,38 +165,78 @@ export class Agent {
   private async updateProtected(): Promise<void> {
     this.guard = new ProtectedSet({ ...this.facts.facts(), ...this.hostFacts });
     this.sentry?.setProtected(this.guard.all());
+    this.recheckAll = true;
   }
 
-  /** Makes the cluster part of the node set equal to the BlockedHosts in force. */
+  /**
+   * Makes the cluster part of the node set equal to the BlockedHosts in force. Only the
+   * BlockedHosts changed since the last pass are looked at (a detection costs the same with
+   * 10,000 in force as with none), all of them after the protected set changed, and those
+   * whose expiry came (their kernel entries time out by themselves) are forgotten.
+   */
   private async enforce(): Promise<void> {
     const now = Date.now();
-    const wanted = new Map<string, number>();
-    for (const bh of this.blockedHosts.list()) {
-      const address = canonicalAddress(bh.spec?.address ?? '');
-      if (!address) continue;
-      const until = bh.spec.expiresAt ? Date.parse(bh.spec.expiresAt) : Infinity;
-      if (until <= now) continue;
-      const why = this.guard.reason(address);
-      if (why) {
-        if (!this.refused.has(address)) {
-          this.refused.add(address);
-          this.o.metrics.protectedRefused.inc();
-          this.log.error({ address, blockedHost: bh.metadata.name, protected: why }, 'refusing to block a protected address');
-        }
+    const names = new Set(this.touched);
+    this.touched.clear();
+    if (this.recheckAll) {
+      this.recheckAll = false;
+      for (const name of this.clusterBlocks.keys()) names.add(name);
+      for (const bh of this.blockedHosts.list()) names.add(bh.metadata.name);
+    }
+    const addresses = new Set<string>();
+    const drop = (name: string) => {
+      const before = this.clusterBlocks.get(name);
+      if (!before) return;
+      this.clusterBlocks.delete(name);
+      this.namesByAddress.get(before.address)?.delete(name);
+      addresses.add(before.address);
+    };
+    for (const name of names) {
+      drop(name);
+      const wanted = this.wanted(this.blockedHosts.get(name), now);
+      if (!wanted) continue;
+      this.clusterBlocks.set(name, wanted);
+      let byName = this.namesByAddress.get(wanted.address);
+      if (!byName) this.namesByAddress.set(wanted.address, (byName = new Map()));
+      byName.set(name, wanted.until);
+      addresses.add(wanted.address);
+    }
+    for (const [name, b] of this.clusterBlocks) if (b.until <= now) drop(name);
+    const changes: Promise<void>[] = [];
+    for (const address of addresses) {
+      const byName = this.namesByAddress.get(address);
+      if (!byName?.size) {
+        this.namesByAddress.delete(address);
+        changes.push(this.blockSet.release('cluster', address));
         continue;
       }
-      wanted.set(address, Math.max(wanted.get(address) ?? 0, until));
+      let until = 0;
+      for (const u of byName.values()) until = Math.max(until, u);
+      changes.push(this.blockSet.claim('cluster', address, until));
     }
-    const changes: Promise<void>[] = [];
-    for (const [address, until] of wanted) changes.push(this.blockSet.claim('cluster', address, until));
-    for (const address of this.blockSet.addresses('cluster'))
-      if (!wanted.has(address)) changes.push(this.blockSet.release('cluster', address));
     await Promise.all(changes);
-    const counts = { 4: 0, 6: 0 };
-    for (const a of [...this.blockSet.addresses('cluster'), ...this.blockSet.addresses('local')]) counts[a.includes(':') ? 6 : 4]++;
+    const counts = this.blockSet.countByFamily();
     this.o.metrics.blocklistEntries.set({ family: '4' }, counts[4]);
     this.o.metrics.blocklistEntries.set({ family: '6' }, counts[6]);
     this.o.metrics.blockedHosts.set(this.blockSet.size);
+  }
+
+  /** The address and expiry a BlockedHost asks for, or nothing (gone, expired, protected). */
+  private wanted(bh: BlockedHostObject | undefined, now: number): { address: string; until: number } | undefined {
+    const address = canonicalAddress(bh?.spec?.address ?? '');
+    if (!bh || !address) return undefined;
+    const until = bh.spec.expiresAt ? Date.parse(bh.spec.expiresAt) : Infinity;
+    if (until <= now) return undefined;
+    const why = this.guard.reason(address);
+    if (why) {
+      if (!this.refused.has(address)) {
+        this.refused.add(address);
+        this.o.metrics.protectedRefused.inc();
+        this.log.error({ address, blockedHost: bh.metadata.name, protected: why }, 'refusing to block a protected address');
+      }
+      return undefined;
+    }
+    return { address, until };
   }
 
   private async applyPolicy(): Promise<void> {

@@ -4,13 +4,18 @@ import {
   AuthenticationV1Api,
   CoordinationV1Api,
   CoreV1Api,
+  createConfiguration,
   CustomObjectsApi,
   DiscoveryV1Api,
+  IsomorphicFetchHttpLibrary,
   KubeConfig,
-  KubernetesObjectApi,
   NetworkingV1Api,
+  Observable,
   PatchStrategy,
+  ServerConfiguration,
   setHeaderOptions,
+  Watch,
+  type HttpLibrary,
 } from '@kubernetes/client-node';
 import type { IncomingMessage } from 'node:http';
 import { request as httpRequest } from 'node:http';
@@ -25,24 +30,126 @@ export interface Kube {
   auth: AuthenticationV1Api;
   networking: NetworkingV1Api;
   discovery: DiscoveryV1Api;
-  objects: KubernetesObjectApi;
+  /** Starts watches (the informers' ListWatch); counts them when requests are observed. */
+  watch: Watch;
+  observe?: RequestObserver;
 }
 
-/** In-cluster when no kubeconfig is given and the service account is mounted, else the default chain. */
-export function connect(kubeconfig?: string): Kube {
+/** Told of every API request once its status is known: verb, resource, HTTP code or "error". */
+export type RequestObserver = (verb: string, resource: string, code: string) => void;
+
+/**
+ * In-cluster when no kubeconfig is given and the service account is mounted, else the default
+ * chain. With `observe`, every request any client of this Kube makes is reported to it.
+ */
+export function connect(kubeconfig?: string, observe?: RequestObserver): Kube {
   const kc = new KubeConfig();
   if (kubeconfig) kc.loadFromFile(kubeconfig);
   else kc.loadFromDefault();
+  const server = kc.getCurrentCluster()?.server;
+  if (!server) throw new Error(`${kubeconfig ?? 'the kubeconfig'} has no current cluster`);
+  // What kc.makeApiClient builds, with the HTTP library wrapped when requests are observed.
+  const config = createConfiguration({
+    baseServer: new ServerConfiguration(server, {}),
+    authMethods: { default: kc },
+    ...(observe ? { httpApi: observedHttp(new IsomorphicFetchHttpLibrary(), observe) } : {}),
+  });
   return {
     kc,
-    core: kc.makeApiClient(CoreV1Api),
-    custom: kc.makeApiClient(CustomObjectsApi),
-    coordination: kc.makeApiClient(CoordinationV1Api),
-    auth: kc.makeApiClient(AuthenticationV1Api),
-    networking: kc.makeApiClient(NetworkingV1Api),
-    discovery: kc.makeApiClient(DiscoveryV1Api),
-    objects: KubernetesObjectApi.makeApiClient(kc),
+    core: new CoreV1Api(config),
+    custom: new CustomObjectsApi(config),
+    coordination: new CoordinationV1Api(config),
+    auth: new AuthenticationV1Api(config),
+    networking: new NetworkingV1Api(config),
+    discovery: new DiscoveryV1Api(config),
+    watch: observe ? new ObservedWatch(kc, observe) : new Watch(kc),
+    ...(observe ? { observe } : {}),
   };
+}
+
+function observedHttp(inner: HttpLibrary, observe: RequestObserver): HttpLibrary {
+  return {
+    send(request) {
+      const { verb, resource } = requestLabels(request.getHttpMethod(), request.getUrl());
+      const sent = inner
+        .send(request)
+        .toPromise()
+        .then(
+          (response) => (observe(verb, resource, String(response.httpStatusCode)), response),
+          (err: unknown) => {
+            observe(verb, resource, 'error');
+            throw err;
+          },
+        );
+      return new Observable(sent);
+    },
+  };
+}
+
+class ObservedWatch extends Watch {
+  constructor(
+    kc: KubeConfig,
+    private readonly observe: RequestObserver,
+  ) {
+    super(kc);
+  }
+
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    // Watch reports a failed request through `done` before it returns, a started one never.
+    let failure: unknown;
+    let failed = false;
+    const controller = await super.watch(path, queryParams, callback, (err) => {
+      if (!failed && err) [failed, failure] = [true, err];
+      done(err);
+    });
+    this.observe('watch', requestLabels('GET', path).resource, failed ? codeOf(failure) : '200');
+    return controller;
+  }
+}
+
+function codeOf(err: unknown): string {
+  const code = statusOf(err);
+  return code === undefined ? 'error' : String(code);
+}
+
+/**
+ * The verb and resource of a request, as the API server's audit log names them: "list"
+ * and "get" for reads of a collection and of one object, "watch" with ?watch, and the
+ * resource's plural with its subresource ("blockedhosts/status"). Names and namespaces are
+ * left out, so the labels stay a small set. Paths outside /api and /apis give "nonresource".
+ */
+export function requestLabels(method: string, url: string): { verb: string; resource: string } {
+  const { pathname, searchParams } = new URL(url, 'http://x');
+  const parts = pathname.split('/').filter(Boolean);
+  const start = parts[0] === 'api' ? 2 : parts[0] === 'apis' ? 3 : -1;
+  let rest = start < 0 ? [] : parts.slice(start);
+  if (rest[0] === 'namespaces' && rest.length > 2) rest = rest.slice(2);
+  const [resource, name, sub] = rest;
+  const m = method.toUpperCase();
+  const verb =
+    m === 'GET'
+      ? searchParams.get('watch') === 'true' || searchParams.get('watch') === '1'
+        ? 'watch'
+        : name || !resource
+          ? 'get'
+          : 'list'
+      : m === 'POST'
+        ? 'create'
+        : m === 'PUT'
+          ? 'update'
+          : m === 'PATCH'
+            ? 'patch'
+            : m === 'DELETE'
+              ? name
+                ? 'delete'
+                : 'deletecollection'
+              : m.toLowerCase();
+  return { verb, resource: resource ? (sub ? `${resource}/${sub}` : resource) : 'nonresource' };
 }
 
 export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -92,10 +199,12 @@ export async function rawRequest(
   const server = kube.kc.getCurrentCluster()?.server;
   if (!server) throw new Error('kubeconfig has no current cluster');
   const url = new URL(path, server);
+  const observe = kube.observe;
+  const labels = requestLabels(method, url.href);
   const options: RequestOptions = { method, headers: { 'content-type': contentType, accept: 'application/json' } };
   await kube.kc.applyToHTTPSOptions(options);
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
+  return new Promise<{ status: number; body: unknown }>((resolve, reject) => {
     const req = request(url, options, (res: IncomingMessage) => {
       let text = '';
       res.setEncoding('utf8').on('data', (c: string) => (text += c));
@@ -116,7 +225,13 @@ export async function rawRequest(
     });
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
+  }).then(
+    (r) => (observe?.(labels.verb, labels.resource, String(r.status)), r),
+    (err: unknown) => {
+      observe?.(labels.verb, labels.resource, codeOf(err));
+      throw err;
+    },
+  );
 }
 
 /** Where an object of one of the kinds we write lives in the API. */

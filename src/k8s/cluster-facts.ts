@@ -20,10 +20,10 @@ export class ClusterFacts {
     /** Service CIDRs given on the command line (clusters without the ServiceCIDR API). */
     private readonly extraServiceCidrs: string[] = [],
   ) {
-    const kc = kube.kc;
-    this.nodes = new Watched<V1Node>({ kc, path: '/api/v1/nodes', list: () => kube.core.listNode(), logger, onChange });
+    const watch = kube.watch;
+    this.nodes = new Watched<V1Node>({ watch, path: '/api/v1/nodes', list: () => kube.core.listNode(), logger, onChange });
     this.serviceCidrs = new Watched<V1ServiceCIDR>({
-      kc,
+      watch,
       path: '/apis/networking.k8s.io/v1/servicecidrs',
       list: () => kube.networking.listServiceCIDR(),
       logger,
@@ -31,14 +31,14 @@ export class ClusterFacts {
     });
     const selector = 'kubernetes.io/service-name=kubernetes';
     this.apiEndpoints = new Watched<V1EndpointSlice>({
-      kc,
+      watch,
       path: '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices',
       list: () => kube.discovery.listNamespacedEndpointSlice({ namespace: 'default', labelSelector: selector }),
       labelSelector: selector,
       logger,
       onChange,
     });
-    this.apiServerUrlHost = hostOf(kc.getCurrentCluster()?.server);
+    this.apiServerUrlHost = hostOf(kube.kc.getCurrentCluster()?.server);
   }
 
   private readonly apiServerUrlHost: string | null;

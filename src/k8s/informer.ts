@@ -1,12 +1,13 @@
 // A watched cache of one resource that never gives up: client-node's ListWatch relists on
 // 410 Gone by itself but stops on any other error (API server down, network cut), so it
 // is restarted here with capped backoff. `synced` resolves after the first full list.
-import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { ListWatch, type KubernetesListObject, type KubernetesObject, type Watch } from '@kubernetes/client-node';
 import type { Logger } from '../log/logger.js';
 import { describeError } from './client.js';
 
 export interface WatchedOptions<T extends KubernetesObject> {
-  kc: KubeConfig;
+  /** The Kube's watch starter (kube.watch), so its requests are counted with the rest. */
+  watch: Watch;
   /** Collection path, e.g. /apis/kube-portsentry.io/v1alpha1/blockedhosts. */
   path: string;
   list: () => Promise<KubernetesListObject<T>>;
@@ -15,6 +16,11 @@ export interface WatchedOptions<T extends KubernetesObject> {
   logger: Logger;
   /** Called (coalesced, at most once per tick) after any add, update, delete or relist. */
   onChange: () => void;
+  /**
+   * Called at once for each object added, changed or deleted (a relist reports only what
+   * differs), so a consumer can keep its own index up to date without rescanning the list.
+   */
+  onEvent?: (type: 'add' | 'update' | 'delete', obj: T) => void;
 }
 
 export class Watched<T extends KubernetesObject> {
@@ -37,8 +43,12 @@ export class Watched<T extends KubernetesObject> {
       this.changed();
       return result;
     };
-    this.lw = new ListWatch<T>(options.path, new Watch(options.kc), list, false, options.labelSelector, options.fieldSelector);
-    for (const verb of ['add', 'update', 'delete'] as const) this.lw.on(verb, () => this.changed());
+    this.lw = new ListWatch<T>(options.path, options.watch, list, false, options.labelSelector, options.fieldSelector);
+    for (const verb of ['add', 'update', 'delete'] as const)
+      this.lw.on(verb, (obj) => {
+        options.onEvent?.(verb, obj);
+        this.changed();
+      });
     this.lw.on('connect', () => {
       this.backoffMs = 500;
     });

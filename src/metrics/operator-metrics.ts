@@ -34,6 +34,12 @@ export class OperatorMetrics {
     labelNames: ['source'] as const,
     registers: [this.registry],
   });
+  readonly apiRequests = new Counter({
+    name: 'portsentry_operator_api_requests_total',
+    help: 'Requests this replica made to the Kubernetes API, by verb (as in audit logs), resource and HTTP code ("error" when no answer came).',
+    labelNames: ['verb', 'resource', 'code'] as const,
+    registers: [this.registry],
+  });
   readonly scans = new Counter({
     name: 'portsentry_cluster_scans_detected_total',
     help: 'Sources that passed a cluster-wide trigger, by protocol.',

@@ -76,7 +76,10 @@ export class Operator {
   private readonly events: EventRecorder;
   private readonly limiters = new Map<string, RateLimiter>();
   private valid = new Map<string, ValidPolicy>();
-  private byAddress = new Map<string, BlockedHostObject>();
+  /** The BlockedHosts by name, kept from the watch's events; the names holding each address. */
+  private readonly index = new Map<string, IndexedBlockedHost>();
+  private readonly namesByAddress = new Map<string, Set<string>>();
+  private readonly counts = { detected: 0, manual: 0 };
   /** Addresses with a create or status update in flight, so reports do not race them. */
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly statusWrittenAt = new Map<string, number>();
@@ -88,25 +91,26 @@ export class Operator {
   constructor(private readonly o: OperatorOptions) {
     this.kube = o.kube;
     this.log = o.logger;
-    const kc = o.kube.kc;
+    const watch = o.kube.watch;
     const onPolicies = () => this.markDirty('policies');
     this.policies = new Watched({
-      kc,
+      watch,
       path: customPath(PLURALS.policies),
       list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.policies)),
       logger: o.logger,
       onChange: onPolicies,
     });
     this.blockedHosts = new Watched({
-      kc,
+      watch,
       path: customPath(PLURALS.blockedHosts),
       list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.blockedHosts)),
       logger: o.logger,
       onChange: () => this.onBlockedHosts(),
+      onEvent: (type, bh) => this.indexBlockedHost(bh.metadata.name, type === 'delete' ? undefined : bh),
     });
     const selector = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
     this.configMaps = new Watched<V1ConfigMap>({
-      kc,
+      watch,
       path: `/api/v1/namespaces/${o.namespace}/configmaps`,
       list: () => o.kube.core.listNamespacedConfigMap({ namespace: o.namespace, labelSelector: selector }),
       labelSelector: selector,
@@ -322,17 +326,42 @@ export class Operator {
 
   // ---- reports -> BlockedHosts
 
-  private onBlockedHosts(): void {
-    const byAddress = new Map<string, BlockedHostObject>();
-    const counts = { detected: 0, manual: 0 };
-    for (const bh of this.blockedHosts.list()) {
-      const a = canonicalAddress(bh.spec?.address ?? '');
-      if (a) byAddress.set(a, bh);
-      counts[bh.spec?.source === 'detected' ? 'detected' : 'manual']++;
+  /**
+   * Replaces what the index holds for one BlockedHost name (nothing: deleted). Each change
+   * costs the same however many BlockedHosts there are: no pass over all of them per event.
+   */
+  private indexBlockedHost(name: string, bh: BlockedHostObject | undefined): void {
+    const before = this.index.get(name);
+    if (before) {
+      this.index.delete(name);
+      this.counts[before.source]--;
+      const holders = before.address ? this.namesByAddress.get(before.address) : undefined;
+      holders?.delete(name);
+      if (holders?.size === 0) this.namesByAddress.delete(before.address!);
     }
-    this.byAddress = byAddress;
-    this.o.metrics.blockedHosts.set({ source: 'detected' }, counts.detected);
-    this.o.metrics.blockedHosts.set({ source: 'manual' }, counts.manual);
+    if (!bh) return;
+    const address = canonicalAddress(bh.spec?.address ?? '');
+    const source = bh.spec?.source === 'detected' ? 'detected' : 'manual';
+    const expiresAt = bh.spec?.expiresAt ? Date.parse(bh.spec.expiresAt) : Infinity;
+    this.index.set(name, { bh, address, source, expiresAt });
+    this.counts[source]++;
+    if (!address) return;
+    let holders = this.namesByAddress.get(address);
+    if (!holders) this.namesByAddress.set(address, (holders = new Set()));
+    holders.add(name);
+  }
+
+  /** A BlockedHost that blocks `address` (the first made, when several do). */
+  private blockedHostFor(address: string): BlockedHostObject | undefined {
+    const holders = this.namesByAddress.get(address);
+    if (!holders) return undefined;
+    for (const name of holders) return this.index.get(name)?.bh;
+    return undefined;
+  }
+
+  private onBlockedHosts(): void {
+    this.o.metrics.blockedHosts.set({ source: 'detected' }, this.counts.detected);
+    this.o.metrics.blockedHosts.set({ source: 'manual' }, this.counts.manual);
     this.markDirty('outputs');
   }
 
@@ -366,7 +395,7 @@ export class Operator {
     for (const r of report.sources) {
       if (guard.reason(r.source)) continue;
       const { activity, triggered } = this.correlator.observe(report.node, policy.name, r, trigger, now);
-      const existing = this.byAddress.get(r.source);
+      const existing = this.blockedHostFor(r.source);
       if (existing) {
         this.updateStatusSoon(r.source, activity);
         continue;
@@ -448,7 +477,7 @@ export class Operator {
       if (statusOf(err) === 409) return; // someone (a manual block, or an earlier leader) got there first
       throw err;
     }
-    this.byAddress.set(a.source, created);
+    this.indexBlockedHost(name, created);
     this.log.warn({ source: a.source, blockedHost: name, policy: policy.name, expiresAt, nodes: [...a.nodes] }, 'cluster-wide block');
     await this.writeStatus(name, a);
     const target = { apiVersion: `${GROUP}/${VERSION}`, kind: 'BlockedHost', name, uid: created.metadata.uid };
@@ -465,7 +494,7 @@ export class Operator {
   }
 
   private updateStatusSoon(address: string, a: SourceActivity): void {
-    const bh = this.byAddress.get(address);
+    const bh = this.blockedHostFor(address);
     if (!bh || this.inFlight.has(address)) return;
     const last = this.statusWrittenAt.get(address) ?? 0;
     if (Date.now() - last < STATUS_MIN_INTERVAL_MS) return;
@@ -485,10 +514,9 @@ export class Operator {
   private housekeeping(): void {
     if (!this.isLeader || !this.running) return;
     const now = Date.now();
-    for (const bh of this.blockedHosts.list()) {
-      if (bh.spec?.source !== 'detected' || !bh.spec.expiresAt || bh.metadata.deletionTimestamp) continue;
-      if (Date.parse(bh.spec.expiresAt) > now) continue;
-      const address = canonicalAddress(bh.spec.address) ?? bh.spec.address;
+    for (const { bh, address: canonical, source, expiresAt } of this.index.values()) {
+      if (source !== 'detected' || !(expiresAt <= now) || bh.metadata.deletionTimestamp) continue;
+      const address = canonical ?? bh.spec.address;
       if (this.inFlight.has(address)) continue;
       this.runFor(address, async () => {
         await this.kube.custom
@@ -510,9 +538,10 @@ export class Operator {
     if (!networkPolicyNamespaces.length && !calico && !cilium) return;
     const now = Date.now();
     const guard = this.protectedSet();
-    const addresses = [...this.byAddress.entries()]
-      .filter(([a, bh]) => !guard.reason(a) && !(bh.spec.expiresAt && Date.parse(bh.spec.expiresAt) <= now))
-      .map(([a]) => a);
+    const addresses = [...this.namesByAddress.keys()].filter((a) => {
+      const bh = this.blockedHostFor(a)!;
+      return !guard.reason(a) && !(bh.spec.expiresAt && Date.parse(bh.spec.expiresAt) <= now);
+    });
     const apply = (obj: Record<string, unknown>) => applyObject(this.kube, obj as unknown as Parameters<typeof applyObject>[1]);
     for (const ns of networkPolicyNamespaces) await apply(renderNetworkPolicy(ns, addresses));
     if (networkPolicyNamespaces.length) {
@@ -533,6 +562,15 @@ export class Operator {
     }
     this.log.debug({ addresses: addresses.length }, 'network policy outputs applied');
   }
+}
+
+interface IndexedBlockedHost {
+  bh: BlockedHostObject;
+  /** Canonical, or null when the spec's address is not one. */
+  address: string | null;
+  source: 'detected' | 'manual';
+  /** Epoch ms; Infinity without expiresAt. */
+  expiresAt: number;
 }
 
 function ignore(code: number) {

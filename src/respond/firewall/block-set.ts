@@ -45,8 +45,11 @@ export class BlockSet {
     return this.wanted.has(address);
   }
 
-  addresses(owner: Owner): string[] {
-    return [...this.wanted].filter(([, w]) => w.owners.has(owner)).map(([a]) => a);
+  /** Addresses and CIDRs wanted, by family. */
+  countByFamily(): Record<Family, number> {
+    const counts = { 4: 0, 6: 0 };
+    for (const w of this.wanted.values()) counts[w.family]++;
+    return counts;
   }
 
   /** Kernel changes run one at a time, in order, so an add and a later remove never swap. */
@@ -57,10 +60,12 @@ export class BlockSet {
   }
 
   claim(owner: Owner, address: string, until: number): Promise<void> {
-    const family = parseCidr(address)?.family;
-    if (!family) return Promise.reject(new Error(`not an address: ${address}`));
     let w = this.wanted.get(address);
-    if (!w) this.wanted.set(address, (w = { family, owners: new Map() }));
+    if (!w) {
+      const family = parseCidr(address)?.family;
+      if (!family) return Promise.reject(new Error(`not an address: ${address}`));
+      this.wanted.set(address, (w = { family, owners: new Map() }));
+    }
     // The agent re-claims every BlockedHost each second: an unchanged claim costs nothing.
     if (w.placed && w.owners.get(owner) === until) return Promise.resolve();
     w.owners.set(owner, until);

@@ -1,0 +1,408 @@
+// Cluster benchmark: a real API server, the operator and three agents in node namespaces
+// (bench/cluster-setup.ts). `npm run bench:cluster -- [--quick] [--out FILE]`; needs root,
+// nft, openssl and go (for the control plane). Measures:
+//  1. detection to block, cluster-wide: one SYN from a fresh source to a tripwire port on
+//     node 1 (trigger 0, scope cluster), timed from its send to the source's addition to
+//     node 3's nftables set (and node 2's), as `nft monitor` in each node reports it; the
+//     same probe's addition to node 1's own set is the baseline;
+//  2. operator scale: --blocked-hosts BlockedHosts in the real API server (1% manual, and 1%
+//     more already expired): operator start to caches synced, leader, expired ones deleted
+//     and portsentry_blockedhosts right; an agent restarted on an empty node set until it
+//     holds them all; operator and agent RSS; the API requests the operator makes per
+//     detection (portsentry_operator_api_requests_total, lease renewals left out), and the
+//     detection-to-block latency again with all of them in force. Baselines: the same
+//     starts with no BlockedHosts, and part 1, in the same run.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { TestNode } from '../test/helpers/cluster.js';
+import { blockedHostName } from '../src/k8s/objects.js';
+import { NFT_TABLE } from '../src/respond/firewall/nftables.js';
+import {
+  AGENT_METRICS,
+  BenchCluster,
+  BULK_LIMIT,
+  bulkAddress,
+  counterSeries,
+  metricValue,
+  missingPrerequisites,
+  POLICY,
+  probeSource,
+  rssMiB,
+  type SetWatcher,
+} from './cluster-setup.js';
+import { formatTable, progress, type Figure } from './harness.js';
+
+const USAGE = `usage: node dist/bench/cluster.js [--quick] [--sources N] [--blocked-hosts N] [--scale-sources N] [--out FILE]
+  --quick            fewer sources (30) and BlockedHosts (1,000)
+  --sources N        fresh sources probed for the latency figures (default 200)
+  --blocked-hosts N  BlockedHosts in force for the scale figures (default 10,000)
+  --scale-sources N  sources probed again with them in force (default 50)
+  --out FILE         where the JSON goes (default bench-results/cluster.json)`;
+
+const REQUESTS = 'portsentry_operator_api_requests_total';
+const ms = (ns: bigint): number => Number(ns) / 1e6;
+const sleep = (msec: number) => new Promise((r) => setTimeout(r, msec));
+/** `p`, or an error naming `what` once `msec` have passed (the timer does not outlive it). */
+async function within<T>(p: Promise<T>, msec: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} within ${msec / 1000} s`)), msec)));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+
+interface Plan {
+  sources: number;
+  blockedHosts: number;
+  scaleSources: number;
+}
+
+interface LatencyRun {
+  local: number[];
+  node2: number[];
+  node3: number[];
+  everywhere: number[];
+  missing: number;
+  /** API requests per detection, lease renewals left out, and the breakdown by verb and resource. */
+  perDetection: number;
+  byRequest: Record<string, number>;
+}
+
+/** One probe at a time from fresh sources to node 1; each is timed to every node's set. */
+async function latencyRun(b: BenchCluster, first: number, count: number): Promise<LatencyRun> {
+  const [n1, n2, n3] = b.nodes as [TestNode, TestNode, TestNode];
+  const [w1, w2, w3] = [n1, n2, n3].map((n) => b.watchers.get(n.name)!) as [SetWatcher, SetWatcher, SetWatcher];
+  const run: LatencyRun = { local: [], node2: [], node3: [], everywhere: [], missing: 0, perDetection: NaN, byRequest: {} };
+  const before = counterSeries(await b.operatorMetrics(), REQUESTS);
+  for (let i = first; i < first + count; i++) {
+    const source = probeSource(i);
+    const sent = await b.probe(source, n1.v4);
+    const [t1, t2, t3] = await Promise.all([w1, w2, w3].map((w) => w.waitFor(source, sent, 10_000)));
+    if (t1 === null || t2 === null || t3 === null) {
+      run.missing++;
+      continue;
+    }
+    run.local.push(ms(t1! - sent));
+    run.node2.push(ms(t2! - sent));
+    run.node3.push(ms(t3! - sent));
+    run.everywhere.push(Math.max(ms(t2! - sent), ms(t3! - sent)));
+    await sleep(20);
+  }
+  // The status write and the Events of the last detections.
+  await sleep(3000);
+  const after = counterSeries(await b.operatorMetrics(), REQUESTS);
+  let total = 0;
+  for (const [series, value] of after) {
+    const delta = value - (before.get(series) ?? 0);
+    if (delta === 0) continue;
+    const labels = Object.fromEntries([...series.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    const key = `${labels.verb} ${labels.resource} ${labels.code}`;
+    run.byRequest[key] = delta;
+    if (labels.resource !== 'leases') total += delta;
+  }
+  const detected = count - run.missing;
+  run.perDetection = detected > 0 ? total / detected : NaN;
+  for (const list of [run.local, run.node2, run.node3, run.everywhere]) list.sort((a, c) => a - c);
+  return run;
+}
+
+interface OperatorStart {
+  readyMs: number;
+  leaderMs: number;
+  reconciledMs: number;
+  rssMiB: number;
+}
+
+/** Starts an operator and times it to caches synced, leader, and the BlockedHost gauge right. */
+async function operatorStart(b: BenchCluster, expected: { detected: number; manual: number }): Promise<OperatorStart> {
+  const t0 = performance.now();
+  const op = b.startOperator();
+  const since = () => performance.now() - t0;
+  const ready = op.waitFor((l) => l.msg === 'operator ready', 600_000).then(since);
+  const leader = op.waitFor((l) => l.msg === 'became leader', 600_000).then(since);
+  // Awaited below; an operator that dies first ends the loop's wait as an error, not a crash.
+  for (const p of [ready, leader]) p.catch(() => undefined);
+  let reconciledMs = NaN;
+  for (const deadline = Date.now() + 600_000; Date.now() < deadline; await sleep(50)) {
+    const text = await b.operatorMetrics().catch(() => '');
+    const detected = metricValue(text, 'portsentry_blockedhosts{source="detected"}');
+    const manual = metricValue(text, 'portsentry_blockedhosts{source="manual"}');
+    if (detected === expected.detected && manual === expected.manual && metricValue(text, 'portsentry_leader') === 1) {
+      reconciledMs = since();
+      break;
+    }
+  }
+  if (Number.isNaN(reconciledMs)) throw new Error(`operator did not reach ${JSON.stringify(expected)} BlockedHosts within 600 s`);
+  const result = { readyMs: await ready, leaderMs: await leader, reconciledMs, rssMiB: NaN };
+  await sleep(2000);
+  result.rssMiB = rssMiB(op.child.pid!);
+  return result;
+}
+
+/** BlockedHosts in the API server right now (one cheap list request). */
+async function countBlockedHosts(b: BenchCluster): Promise<number> {
+  const r = await b.api('GET', '/apis/kube-portsentry.io/v1alpha1/blockedhosts?limit=1');
+  const body = r.body as { items: unknown[]; metadata: { remainingItemCount?: number } };
+  return body.items.length + (body.metadata.remainingItemCount ?? 0);
+}
+
+/** Creates BlockedHosts with `concurrency` requests in flight; returns objects per second. */
+async function createBulk(b: BenchCluster, bodies: object[], concurrency = 16): Promise<number> {
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < bodies.length) {
+      const body = bodies[next++]!;
+      const r = await b.api('POST', '/apis/kube-portsentry.io/v1alpha1/blockedhosts', body);
+      if (r.status !== 201) throw new Error(`creating a BlockedHost: HTTP ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return bodies.length / ((performance.now() - t0) / 1000);
+}
+
+function bulkBodies(plan: Plan): { bodies: object[]; detected: number; manual: number; expired: number; addresses: Set<string> } {
+  const manual = Math.max(1, Math.round(plan.blockedHosts / 100));
+  const expired = Math.max(1, Math.round(plan.blockedHosts / 100));
+  const detected = plan.blockedHosts - manual;
+  const inAnHour = new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const aMinuteAgo = new Date(Date.now() - 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const bodies: object[] = [];
+  const addresses = new Set<string>();
+  for (let i = 0; i < plan.blockedHosts + expired; i++) {
+    const address = bulkAddress(i);
+    const kind = i < detected ? 'detected' : i < plan.blockedHosts ? 'manual' : 'expired';
+    if (kind !== 'expired') addresses.add(address);
+    bodies.push({
+      apiVersion: 'kube-portsentry.io/v1alpha1',
+      kind: 'BlockedHost',
+      metadata: { name: blockedHostName(address) },
+      spec: {
+        address,
+        reason: 'bench: bulk',
+        source: kind === 'manual' ? 'manual' : 'detected',
+        ...(kind === 'manual' ? {} : { policy: 'bench', expiresAt: kind === 'expired' ? aMinuteAgo : inAnHour }),
+      },
+    });
+  }
+  return { bodies, detected, manual, expired, addresses };
+}
+
+async function watchedPorts(b: BenchCluster, node: TestNode): Promise<number> {
+  const text = await b.cluster.agentMetrics(node, AGENT_METRICS);
+  return metricValue(text, 'portsentry_watched_ports{protocol="tcp",mode="stealth"}') ?? -1;
+}
+
+async function eventually(what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !(await fn().catch(() => false)); await sleep(200))
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+}
+
+async function measure(b: BenchCluster, plan: Plan): Promise<{ figures: Figure[]; notes: Record<string, unknown> }> {
+  const figures: Figure[] = [];
+  const notes: Record<string, unknown> = {};
+  const [n1, n2] = b.nodes as [TestNode, TestNode, TestNode];
+  const add = (f: Figure) => figures.push(f);
+  const vs = (value: number, base: number, baseline: string, baselineId: string) => ({ baseline, baselineId, ratio: value / base });
+
+  progress('operator start with no BlockedHosts (baseline)');
+  const op0 = await operatorStart(b, { detected: 0, manual: 0 });
+  const agent0: number[] = [];
+  for (const node of b.nodes) {
+    const t0 = performance.now();
+    await b.startAgent(node);
+    agent0.push(performance.now() - t0);
+  }
+  await b.cp.kubectl(['apply', '-f', '-'], { input: POLICY });
+  for (const node of b.nodes) await eventually(`${node.name} watches the tripwire port`, async () => (await watchedPorts(b, node)) === 1, 30_000);
+  for (const node of b.nodes) await b.watch(node);
+  await sleep(1000);
+  const agentRss0 = rssMiB(n2.agent!.child.pid!);
+
+  progress(`detection to block: ${plan.sources} fresh sources, one at a time, against node 1`);
+  const small = await latencyRun(b, 0, plan.sources);
+  notes.smallRun = { missing: small.missing, requests: small.byRequest };
+  for (const [q, label] of [[0.5, 'p50'], [0.99, 'p99'], [1, 'max']] as const) {
+    const local = quantile(small.local, q);
+    add({ id: `latency.local.${label}`, name: `probe to node 1's own set (local), ${label}`, value: local, unit: 'ms', extra: { samples: small.local.length } });
+    add({
+      id: `latency.node3.${label}`,
+      name: `probe to node 3's set (cluster-wide), ${label}`,
+      value: quantile(small.node3, q),
+      unit: 'ms',
+      ...vs(quantile(small.node3, q), local, 'local', `latency.local.${label}`),
+      extra: { samples: small.node3.length, missing: small.missing },
+    });
+  }
+  add({
+    id: 'latency.everywhere.p99',
+    name: 'probe to nodes 2 and 3 both, p99',
+    value: quantile(small.everywhere, 0.99),
+    unit: 'ms',
+    ...vs(quantile(small.everywhere, 0.99), quantile(small.local, 0.99), 'local', 'latency.local.p99'),
+  });
+  add({ id: 'requests.per-detection', name: 'operator API requests per detection (no leases)', value: small.perDetection, unit: 'requests', extra: { detections: plan.sources - small.missing } });
+
+  progress(`operator scale: ${plan.blockedHosts} BlockedHosts`);
+  await b.stopOperator();
+  await b.api('DELETE', '/apis/kube-portsentry.io/v1alpha1/blockedhosts');
+  const bulk = bulkBodies(plan);
+  const inForce = bulk.detected + bulk.manual;
+  // The agents follow the creations as they come; node 1's watcher says when they all have.
+  const followed = b.watchers.get(n1.name)!.count(inForce, (a) => bulk.addresses.has(a));
+  const createRate = await createBulk(b, bulk.bodies);
+  add({ id: 'scale.create-rate', name: 'BlockedHosts created by the bench (16 in flight)', value: createRate, unit: 'objects/s', extra: { objects: bulk.bodies.length } });
+  await within(followed, 600_000, 'node 1 did not get every BlockedHost');
+
+  progress('operator start with them in place');
+  const opN = await operatorStart(b, { detected: bulk.detected, manual: bulk.manual });
+  const left = await countBlockedHosts(b);
+  if (left !== inForce) throw new Error(`after the operator's start the API holds ${left} BlockedHosts, expected ${inForce} (expired ones not deleted?)`);
+  const sizes = { blockedHosts: inForce, expiredAtStart: bulk.expired, manual: bulk.manual };
+  for (const [key, label] of [['readyMs', 'caches synced'], ['leaderMs', 'leader'], ['reconciledMs', 'expired deleted, gauge right']] as const) {
+    add({ id: `operator.start0.${key}`, name: `operator start to ${label}, no BlockedHosts`, value: op0[key], unit: 'ms' });
+    add({
+      id: `operator.start.${key}`,
+      name: `operator start to ${label}, ${inForce} BlockedHosts`,
+      value: opN[key],
+      unit: 'ms',
+      ...vs(opN[key], op0[key], 'no BlockedHosts', `operator.start0.${key}`),
+      extra: sizes,
+    });
+  }
+  add({ id: 'operator.rss0', name: 'operator RSS, no BlockedHosts', value: op0.rssMiB, unit: 'MiB' });
+  add({ id: 'operator.rss', name: `operator RSS, ${inForce} BlockedHosts`, value: opN.rssMiB, unit: 'MiB', ...vs(opN.rssMiB, op0.rssMiB, 'no BlockedHosts', 'operator.rss0') });
+
+  progress('agent restart on node 2 with an empty node set');
+  await n2.agent!.stop();
+  for (const set of ['blocked4', 'blocked6']) await b.cluster.exec(n2.ns, ['nft', 'flush', 'set', 'inet', NFT_TABLE, set]);
+  const all = b.watchers.get(n2.name)!.count(inForce, (a) => bulk.addresses.has(a));
+  const t0 = process.hrtime.bigint();
+  await b.startAgent(n2);
+  const readyMs = ms(process.hrtime.bigint() - t0);
+  const allMs = ms((await within(all, 600_000, 'node 2 did not get every BlockedHost')) - t0);
+  const agent0Median = [...agent0].sort((a, c) => a - c)[1]!;
+  add({ id: 'agent.start0.ready', name: 'agent start to ready, no BlockedHosts (median of 3)', value: agent0Median, unit: 'ms' });
+  add({ id: 'agent.start.ready', name: `agent start to ready, ${inForce} BlockedHosts`, value: readyMs, unit: 'ms', ...vs(readyMs, agent0Median, 'no BlockedHosts', 'agent.start0.ready') });
+  add({ id: 'agent.start.all', name: `agent start to all ${inForce} in its node set`, value: allMs, unit: 'ms', ...vs(allMs, agent0Median, 'no BlockedHosts', 'agent.start0.ready') });
+  await sleep(2000);
+  const agentRss = rssMiB(n2.agent!.child.pid!);
+  add({ id: 'agent.rss0', name: 'agent RSS, no BlockedHosts', value: agentRss0, unit: 'MiB' });
+  add({ id: 'agent.rss', name: `agent RSS, ${inForce} BlockedHosts (restarted)`, value: agentRss, unit: 'MiB', ...vs(agentRss, agentRss0, 'no BlockedHosts', 'agent.rss0') });
+  add({
+    id: 'agent.rss.followed',
+    name: `agent RSS, ${inForce} BlockedHosts (followed their creation)`,
+    value: rssMiB(n1.agent!.child.pid!),
+    unit: 'MiB',
+    ...vs(rssMiB(n1.agent!.child.pid!), agentRss0, 'no BlockedHosts', 'agent.rss0'),
+  });
+
+  progress(`detection to block with ${inForce} BlockedHosts in force: ${plan.scaleSources} fresh sources`);
+  const large = await latencyRun(b, plan.sources, plan.scaleSources);
+  notes.scaleRun = { missing: large.missing, requests: large.byRequest };
+  for (const [q, label] of [[0.5, 'p50'], [0.99, 'p99']] as const)
+    add({
+      id: `scale.latency.node3.${label}`,
+      name: `probe to node 3's set with ${inForce} BlockedHosts, ${label}`,
+      value: quantile(large.node3, q),
+      unit: 'ms',
+      ...vs(quantile(large.node3, q), quantile(small.node3, q), 'part 1', `latency.node3.${label}`),
+      extra: { samples: large.node3.length, missing: large.missing },
+    });
+  add({
+    id: 'scale.requests.per-detection',
+    name: `operator API requests per detection with ${inForce} BlockedHosts`,
+    value: large.perDetection,
+    unit: 'requests',
+    ...vs(large.perDetection, small.perDetection, 'part 1', 'requests.per-detection'),
+  });
+  return { figures, notes };
+}
+
+async function main(): Promise<number> {
+  let values;
+  try {
+    values = parseArgs({
+      options: {
+        quick: { type: 'boolean', default: false },
+        sources: { type: 'string' },
+        'blocked-hosts': { type: 'string' },
+        'scale-sources': { type: 'string' },
+        out: { type: 'string', default: 'bench-results/cluster.json' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const defaults: Plan = values.quick ? { sources: 30, blockedHosts: 1000, scaleSources: 10 } : { sources: 200, blockedHosts: 10_000, scaleSources: 50 };
+  const plan = { ...defaults };
+  for (const [flag, key, max] of [['sources', 'sources', 50_000], ['blocked-hosts', 'blockedHosts', Math.floor(BULK_LIMIT / 1.01)], ['scale-sources', 'scaleSources', 10_000]] as const) {
+    const text = values[flag];
+    if (text === undefined) continue;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > max) {
+      process.stderr.write(`--${flag} must be an integer from 1 to ${max}, not ${JSON.stringify(text)}\n${USAGE}\n`);
+      return 2;
+    }
+    plan[key] = n;
+  }
+  if (plan.sources + plan.scaleSources > 50_000) {
+    process.stderr.write('--sources and --scale-sources together must stay under 50,000 (the source range)\n');
+    return 2;
+  }
+  const missing = missingPrerequisites();
+  if (missing.length) {
+    process.stderr.write(`bench:cluster needs ${missing.join(', ')} (network namespaces, nftables, a control plane built with go)\n`);
+    return 2;
+  }
+  const out = resolve(values.out!);
+  progress(`${JSON.stringify(plan)}; JSON to ${out}`);
+  const started = performance.now();
+  const b = await BenchCluster.create();
+  // Interrupted: the namespaces and the control plane still go.
+  const interrupted = () => void b.destroy().finally(() => process.exit(130));
+  process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
+  let result;
+  try {
+    result = await measure(b, plan);
+  } finally {
+    await b.destroy();
+  }
+  const report = {
+    benchmark: 'cluster',
+    timestamp: new Date().toISOString(),
+    quick: values.quick === true,
+    elapsedMs: performance.now() - started,
+    machine: { node: process.version, cpuModel: cpus()[0]?.model, cores: cpus().length },
+    settings: plan,
+    notes: result.notes,
+    figures: result.figures,
+  };
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(
+    'kube-portsentry cluster benchmark: real API server, operator, three agents in node namespaces\n' +
+      'ratios compare with a baseline measured in this run\n\n' +
+      `${formatTable(result.figures)}\n\n` +
+      `requests per detection by verb, resource and code: ${JSON.stringify(result.notes.smallRun)}\n` +
+      `${(report.elapsedMs / 1000).toFixed(1)} s; JSON written to ${out}\n`,
+  );
+  return 0;
+}
+
+// Exit at once: keep-alive connections of fetch and of the test helpers' loopback
+// forwarders would otherwise hold the process until their peers time them out.
+process.exit(await main());
