@@ -6,7 +6,6 @@
 // readings of metrics and RSS.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Agent as HttpsAgent, request } from 'node:https';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -117,7 +116,6 @@ export class BenchCluster {
   readonly watchers = new Map<string, SetWatcher>();
   private prober: ChildProcess | undefined;
   private probeWaiters = new Map<string, (t: bigint) => void>();
-  private readonly agent = new HttpsAgent({ keepAlive: true, maxSockets: 16 });
   operator: SentryProcess | undefined;
   operatorMetricsPort = 0;
   private operatorArgs: string[] = [];
@@ -243,34 +241,9 @@ export class BenchCluster {
     });
   }
 
-  /** A JSON request as the admin over a keep-alive connection pool (bulk writes). */
+  /** A JSON request as the admin (the control plane's keep-alive pool carries bulk writes). */
   api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
-    return new Promise((resolve, reject) => {
-      const req = request(
-        `${this.cp.url}${path}`,
-        {
-          method,
-          agent: this.agent,
-          ca: this.cp.ca,
-          headers: { authorization: `Bearer ${this.cp.adminToken}`, 'content-type': 'application/json' },
-        },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8').on('data', (c: string) => (text += c));
-          res.on('end', () => {
-            let parsed: unknown = text;
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              // not JSON
-            }
-            resolve({ status: res.statusCode ?? 0, body: parsed });
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
+    return this.cp.api(method, path, body);
   }
 
   async operatorMetrics(): Promise<string> {
@@ -280,7 +253,6 @@ export class BenchCluster {
 
   async destroy(): Promise<void> {
     this.prober?.kill('SIGKILL');
-    this.agent.destroy();
     await this.cluster.destroy();
     await this.cp.stop();
   }
