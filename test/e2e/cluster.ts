@@ -119,8 +119,8 @@ export async function up(log: (line: string) => void = (l) => process.stdout.wri
 
     const coredns = (await readFile(join(images, 'images.txt'), 'utf8')).split('\n').find((l) => l.includes('/coredns'))!.split(' ')[0]!;
     const manifest = (await readFile(repo('test/e2e/manifests/coredns.yaml'), 'utf8'))
-      .replace('IMAGE', coredns)
-      .replace('DNS_SERVICE_IP', DNS_SERVICE_IP);
+      .replaceAll('__COREDNS_IMAGE__', coredns)
+      .replaceAll('__DNS_SERVICE_IP__', DNS_SERVICE_IP);
     await cluster.kubectl(['apply', '-f', '-'], { input: manifest });
     await cluster.kubectl(['-n', 'kube-system', 'rollout', 'status', 'deployment/coredns', '--timeout=180s'], { timeoutMs: 200_000 });
     step('cluster DNS ready');
