@@ -13,9 +13,9 @@ import { CHART } from '../helpers/helm.js';
 import { hasTool } from '../helpers/prereq.js';
 import { attach, down, leftovers, up, type Cluster } from './cluster.js';
 import {
-  AGENT, NAMESPACE, OPERATOR, RELEASE, agentPods, containerPid, eventually, nmapConnect, nodeBlocked, operatorPods, pods, procStatus, reach,
+  AGENT, NAMESPACE, OPERATOR, RELEASE, agentPods, containerPid, eventually, forgedSyn, nmapConnect, nodeBlocked, operatorPods, pods, procStatus, reach,
 } from './driver.js';
-import { DNS_SERVICE_IP, NODES, SCANNER } from './layout.js';
+import { CONTROL_PLANE, DNS_SERVICE_IP, GATEWAY, NODES, SCANNER, UPSTREAM_DNS } from './layout.js';
 import { prometheusApi, query, startPrometheus } from './monitor.js';
 
 const TOOLS = ['containerd', 'runc', 'ctr', 'buildah', 'podman', 'mmdebstrap', 'go', 'gcc', 'openssl', 'nft', 'nmap', 'hping3', 'prometheus'];
@@ -281,17 +281,123 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
     });
   });
 
+  test('protected addresses: forged scans from a node, a pod, the DNS Service, the API server, the gateway or the upstream resolver block nothing', async (t) => {
+    if (skip(t)) return;
+    await apply([blockingPolicy('e2e-stealth', 20, { mode: 'stealth', ports: TRIPWIRES })]);
+    await eventually('the stealth policy on both agents', 60_000, async () => {
+      const p = await cluster.json<{ status?: { conditions?: { type: string; status: string; observedGeneration?: number }[]; matchedNodes?: number } }>(['get', 'psp', 'e2e-stealth']);
+      return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && p.status.matchedNodes === 2 ? true : undefined;
+    });
+    const coredns = (await pods(cluster, 'kube-system', 'k8s-app=kube-dns'))[0]!;
+    const protectedSources = {
+      'node 2': NODE2.ip,
+      'pod on node 2': webPodIp,
+      'CoreDNS pod': coredns.status.podIP!,
+      'cluster DNS Service': DNS_SERVICE_IP,
+      'API server': CONTROL_PLANE.ip,
+      'default gateway': GATEWAY,
+      "node's upstream resolver": UPSTREAM_DNS,
+    };
+    const control = '198.18.8.77';
+    // The policy reached the agents once a forged probe from an unprotected source is
+    // blocked; the protected sources go first, so they were judged before it.
+    await eventually('a forged control probe blocked on node 1', 60_000, async () => {
+      for (const source of Object.values(protectedSources)) for (const port of TRIPWIRES.slice(0, 2)) await forgedSyn(source, NODE1.ip, port);
+      await forgedSyn(control, NODE1.ip, TRIPWIRES[0]!);
+      return (await nodeBlocked(NODE1)).has(control);
+    });
+    for (const port of TRIPWIRES.slice(0, 2)) for (const source of Object.values(protectedSources)) await forgedSyn(source, NODE2.ip, port);
+    await forgedSyn(control, NODE2.ip, TRIPWIRES[0]!);
+    await eventually('the control probe blocked on node 2', 30_000, async () => (await nodeBlocked(NODE2)).has(control));
+    for (const node of NODES) {
+      const blocked = await nodeBlocked(node);
+      for (const [what, address] of Object.entries(protectedSources)) assert.ok(!blocked.has(address), `${node.name} blocked the ${what} (${address})`);
+    }
+    for (const [what, address] of Object.entries(protectedSources)) assert.equal(await bhFor(address), undefined, `a BlockedHost for the ${what}`);
+  });
+
   test('DNS as the kubelet gives it: the agents find the operator through CoreDNS', async (t) => {
     if (skip(t)) return;
     const agent = (await agentPods(cluster))[0]!;
     const resolv = (await cluster.kubectl(['-n', NAMESPACE, 'exec', agent.metadata.name, '--', 'cat', '/etc/resolv.conf'])).stdout;
     assert.match(resolv, new RegExp(`^nameserver ${DNS_SERVICE_IP.replace(/\./g, '\\.')}$`, 'm'));
     assert.match(resolv, new RegExp(`^search ${NAMESPACE}\\.svc\\.cluster\\.local`, 'm'));
-    // CoreDNS logs each query it answers; the agents' queries for the operator are there.
+    // CoreDNS logs each query it answers: both agents (each has reported by now) had the
+    // operator's Service name answered, through the pod's search path.
     const { stdout: logs } = await cluster.kubectl(['-n', 'kube-system', 'logs', 'deployment/coredns']);
     for (const node of NODES) {
-      assert.match(logs, new RegExp(`${node.ip.replace(/\./g, '\\.')}:\\d+ - \\d+ "A IN ${OPERATOR}\\.${NAMESPACE}\\.svc\\. `), `${node.name} asked CoreDNS`);
+      // A node reaches a pod on its own bridge from the bridge's address, others from its own.
+      const { spec } = await cluster.json<{ spec: { podCIDR: string } }>(['get', 'node', node.name]);
+      const bridge = spec.podCIDR.replace(/\.0\/\d+$/, '.1');
+      const from = [node.ip, bridge].map((a) => a.replace(/\./g, '\\.')).join('|');
+      const answered = new RegExp(`(${from}):\\d+ - \\d+ "A IN ${OPERATOR}\\.${NAMESPACE}\\.svc\\.cluster\\.local\\. [^"]*" NOERROR`);
+      assert.match(logs, answered, `${node.name} had the operator's name answered by CoreDNS`);
     }
+  });
+
+  test('lifecycle: an agent pod deleted while a block is in force: the block stays in the kernel, the new pod takes over', async (t) => {
+    if (skip(t)) return;
+    await apply([{ apiVersion: 'kube-portsentry.io/v1alpha1', kind: 'BlockedHost', metadata: { name: 'e2e-scanner' }, spec: { address: SCANNER.ip, source: 'manual', reason: 'e2e' } }]);
+    for (const node of NODES) await eventually(`${node.name} drops the scanner`, 30_000, async () => (await nodeBlocked(node)).has(SCANNER.ip));
+    const old = (await agentPods(cluster)).find((p) => p.spec.nodeName === NODE2.name)!;
+    await cluster.kubectl(['-n', NAMESPACE, 'delete', 'pod', old.metadata.name, '--wait=false']);
+    // Until the new pod is Ready, and after: still blocked, still out of reach.
+    let samples = 0;
+    await eventually('a new Ready agent on node 2', 120_000, async () => {
+      assert.ok((await nodeBlocked(NODE2)).has(SCANNER.ip), 'the block stayed in the kernel');
+      assert.equal(await reach(NODE2.ip, NODE_PORT, 500), 'timeout');
+      samples++;
+      const now = (await agentPods(cluster)).find((p) => p.spec.nodeName === NODE2.name);
+      return now && now.metadata.name !== old.metadata.name && now.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    });
+    assert.ok(samples > 1);
+    assert.ok((await nodeBlocked(NODE2)).has(SCANNER.ip));
+    // The new pod enforces: a BlockedHost made now reaches node 2.
+    await apply([{ apiVersion: 'kube-portsentry.io/v1alpha1', kind: 'BlockedHost', metadata: { name: 'e2e-after-restart' }, spec: { address: '198.18.8.201', source: 'manual', reason: 'e2e' } }]);
+    await eventually('the new agent enforces a new BlockedHost', 30_000, async () => (await nodeBlocked(NODE2)).has('198.18.8.201'));
+  });
+
+  test('lifecycle: deleting the leader pod fails over, and the new leader acts', async (t) => {
+    if (skip(t)) return;
+    const lease = async () => (await cluster.json<Lease>(['-n', NAMESPACE, 'get', 'lease', 'kube-portsentry-operator'])).spec.holderIdentity;
+    const leader = (await lease())!;
+    const started = Date.now();
+    await cluster.kubectl(['-n', NAMESPACE, 'delete', 'pod', leader, '--wait=false']);
+    const next = await eventually('another leader', 90_000, async () => {
+      const holder = await lease();
+      return holder && holder !== leader && (await operatorPods(cluster)).some((p) => p.metadata.name === holder) ? holder : undefined;
+    });
+    process.stdout.write(`# leader ${leader} -> ${next} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    // A policy edit is reconciled by the new leader: its status catches up with the edit.
+    await cluster.kubectl(['patch', 'psp', 'e2e-stealth', '--type=merge', '-p', JSON.stringify({ spec: { tcp: { ports: [...TRIPWIRES, 7777] } } })]);
+    await eventually('the edit reconciled', 60_000, async () => {
+      const p = await cluster.json<{ metadata: { generation: number }; status?: { conditions?: { type: string; status: string; observedGeneration?: number }[] } }>(['get', 'psp', 'e2e-stealth']);
+      return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True' && c.observedGeneration === p.metadata.generation);
+    });
+  });
+
+  test('lifecycle: helm upgrade of a value rolls both components without losing a block', async (t) => {
+    if (skip(t)) return;
+    const before = new Set([...(await agentPods(cluster)), ...(await operatorPods(cluster))].map((p) => p.metadata.name));
+    await cluster.helm(['upgrade', RELEASE, CHART, '--namespace', NAMESPACE, '--reuse-values', '--set', 'agent.logLevel=debug', '--set', 'operator.logLevel=debug']);
+    const rollouts = Promise.all([
+      cluster.kubectl(['-n', NAMESPACE, 'rollout', 'status', `daemonset/${AGENT}`, '--timeout=300s'], { timeoutMs: 320_000 }),
+      cluster.kubectl(['-n', NAMESPACE, 'rollout', 'status', `deployment/${OPERATOR}`, '--timeout=300s'], { timeoutMs: 320_000 }),
+    ]);
+    let done = false;
+    void rollouts.then(() => (done = true), () => (done = true));
+    let samples = 0;
+    while (!done) {
+      for (const node of NODES) assert.ok((await nodeBlocked(node)).has(SCANNER.ip), `${node.name} kept the block during the rollout`);
+      samples++;
+    }
+    await rollouts;
+    assert.ok(samples > 1, 'sampled during the rollout');
+    const after = [...(await agentPods(cluster)), ...(await operatorPods(cluster))];
+    assert.equal(after.length, 4);
+    for (const p of after) assert.ok(!before.has(p.metadata.name), `${p.metadata.name} was replaced`);
+    for (const node of NODES) assert.ok((await nodeBlocked(node)).has(SCANNER.ip));
+    assert.equal(await reach(NODE2.ip, NODE_PORT), 'timeout');
   });
 
 });
