@@ -1,4 +1,4 @@
-// Sends queued detections to the operator: batched, one request at a time, retried with
+// Sends queued detections to the operator: batched by size, one request at a time, retried with
 // capped backoff, rotating through the operator URLs on failure (a replica that is not the
 // leader answers 503). The ServiceAccount token is read from its file for every request,
 // since the kubelet rotates projected tokens.
@@ -7,7 +7,7 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { REPORT_PATH, type Report } from '../k8s/report.js';
+import { MAX_REPORT_BYTES, REPORT_PATH, reportEnvelopeBytes, type Report } from '../k8s/report.js';
 import type { ReportQueue } from './report-queue.js';
 
 export interface ReporterOptions {
@@ -21,9 +21,13 @@ export interface ReporterOptions {
   intervalMs: number;
   logger: Logger;
   metrics: Metrics;
+  /** The largest body to send; the operator's limit (MAX_REPORT_BYTES) unless told otherwise. */
+  maxReportBytes?: number;
 }
 
 const MAX_BACKOFF_MS = 10_000;
+/** A batch is never cut below this by 413s; one source alone always goes. */
+const MIN_REPORT_BYTES = 16 * 1024;
 
 export class Reporter {
   private timer: NodeJS.Timeout | undefined;
@@ -34,8 +38,11 @@ export class Reporter {
   private readonly httpsAgent: HttpsAgent;
   private readonly httpAgent = new HttpAgent({ keepAlive: true });
   private stopped = false;
+  /** Body size aimed at: halved when the operator answers 413, grown back as reports go through. */
+  private budgetBytes: number;
 
   constructor(private readonly o: ReporterOptions) {
+    this.budgetBytes = o.maxReportBytes ?? MAX_REPORT_BYTES;
     this.httpsAgent = new HttpsAgent({ keepAlive: true, ...(o.ca ? { ca: o.ca } : {}) });
   }
 
@@ -59,16 +66,25 @@ export class Reporter {
     const policy = this.o.policy();
     if (!policy) return;
     this.sending = true;
-    const batch = queue.take();
+    const batch = queue.take(this.budgetBytes - reportEnvelopeBytes(this.o.node, policy));
     const report: Report = { node: this.o.node, policy, sources: batch };
     const url = this.o.urls[this.urlIndex % this.o.urls.length]!;
     try {
       const token = (await readFile(this.o.tokenFile, 'utf8')).trim();
-      const status = await this.post(url, token, JSON.stringify(report));
+      const body = JSON.stringify(report);
+      const status = await this.post(url, token, body);
       if (status === 200) {
         metrics.reportsSent.inc({ result: 'ok' });
         this.backoffMs = 0;
         this.nextAt = 0;
+        this.budgetBytes = Math.min(this.o.maxReportBytes ?? MAX_REPORT_BYTES, this.budgetBytes * 2);
+      } else if ((status === 413 || status === 400) && batch.length > 1) {
+        // Too large, or one source in it refused: send it again in halves, until a single
+        // source is refused on its own; only that one is proven unsendable.
+        queue.putBack(batch);
+        metrics.reportsSent.inc({ result: 'retry' });
+        this.budgetBytes = Math.max(MIN_REPORT_BYTES, Math.floor(Buffer.byteLength(body) / 2));
+        this.o.logger.warn({ url, status, sources: batch.length, nextBytes: this.budgetBytes }, 'operator refused a report; sending it in smaller parts');
       } else if (status === 503 || status >= 500 || status === 401) {
         // Not the leader, overloaded, or a token the operator could not check yet: retry.
         queue.putBack(batch);
@@ -76,7 +92,7 @@ export class Reporter {
         this.retryLater(`HTTP ${status}`, url, status === 503 ? 200 : undefined);
       } else {
         metrics.reportsSent.inc({ result: 'rejected' });
-        this.o.logger.error({ url, status, sources: batch.length }, 'operator rejected a report; dropped');
+        this.o.logger.error({ url, status, sources: batch.map((b) => b.source) }, 'operator rejected a report; dropped');
       }
     } catch (err) {
       queue.putBack(batch);

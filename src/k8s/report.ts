@@ -35,6 +35,11 @@ export interface Report {
   sources: SourceReport[];
 }
 
+/** Bytes of a report's JSON besides its sources: what a batch of sources must leave room for. */
+export function reportEnvelopeBytes(node: string, policy: string): number {
+  return Buffer.byteLength(JSON.stringify({ node, policy, sources: [] }));
+}
+
 /** Parses a report body; throws an Error whose message names the bad field. */
 export function parseReport(text: string): Report {
   let doc: unknown;
