@@ -27,7 +27,7 @@ import {
 } from '../k8s/objects.js';
 import { ProtectedSet } from '../k8s/protected.js';
 import type { Report } from '../k8s/report.js';
-import { Correlator, type SourceActivity } from './correlator.js';
+import { Correlator, portNames, type SourceActivity } from './correlator.js';
 import { EventRecorder } from './events.js';
 import { LeaderElector } from './leader.js';
 import { OUTPUT_NAME, renderCalico, renderCilium, renderNetworkPolicy } from './outputs.js';
@@ -401,9 +401,9 @@ export class Operator {
         continue;
       }
       if (!triggered && !activity.blockedLocally) continue;
-      const tcp = [...activity.ports].some((p) => p.startsWith('tcp/'));
+      const tcp = portNames(activity).some((p) => p.startsWith('tcp/'));
       const action = tcp ? spec.response.tcp : spec.response.udp;
-      const summary = `${activity.touches.size} distinct probe(s) on ${activity.nodes.size} node(s): ${[...activity.ports].slice(0, 10).join(', ')}`;
+      const summary = `${activity.touches.size} distinct probe(s) on ${activity.nodes.size} node(s): ${portNames(activity).slice(0, 10).join(', ')}`;
       if (action !== 'block' || (spec.response.verifiedOnly && !activity.verified)) {
         if (!activity.blockedLocally && this.alerted.get(r.source) !== activity.firstSeen) {
           this.alerted.set(r.source, activity.firstSeen);
@@ -453,7 +453,7 @@ export class Operator {
       firstSeen: iso(a.firstSeen),
       lastSeen: iso(a.lastSeen),
       probes: a.probes,
-      ports: [...a.ports].slice(0, 1024),
+      ports: portNames(a).slice(0, 1024),
       scanTypes: [...a.types].sort(),
       reportingNodes: [...a.nodes].sort().slice(0, 5000),
     };

@@ -77,6 +77,18 @@ describe('cluster-wide correlation', () => {
     assert.equal(c.size, 3);
     assert.equal(c.evicted, 8);
   });
+  test('a source over 10,000 ports on 3 nodes keeps a bounded list of touches, and still passes the largest trigger', () => {
+    const c = new Correlator(10);
+    const trigger = { count: 255, windowMs: 60_000 };
+    const ports = Array.from({ length: 10_000 }, (_, i) => i + 1);
+    let last;
+    for (const node of ['n1', 'n2', 'n3'])
+      for (let i = 0; i < ports.length; i += 256) last = c.observe(node, 'p', report('192.0.2.1', ports.slice(i, i + 256)), trigger, 1000);
+    assert.ok(last!.activity.touches.size <= 256, `${last!.activity.touches.size} touches kept for one source`);
+    assert.equal(last!.triggered, true);
+    // Touches expire oldest first as new ones come: one probe a minute later counts alone.
+    assert.equal(c.observe('n1', 'p', report('192.0.2.1', [1], 62_000), trigger, 62_000).activity.touches.size, 1);
+  });
 });
 
 describe('report format', () => {
