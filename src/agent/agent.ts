@@ -1,7 +1,6 @@
 // The node agent: the standalone sentry's detectors and engine, with its policy from the
 // operator (one ConfigMap per node), every BlockedHost enforced in the node firewall set,
 // detections reported to the operator, and the cluster's own addresses protected.
-import { readFile } from 'node:fs/promises';
 import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
 import type { Decision } from '../engine/engine.js';
 import type { Probe } from '../detect/probe.js';
@@ -117,10 +116,9 @@ export class Agent {
       await this.applyPolicy();
     });
     await this.work;
-    const ca = this.o.operatorCaFile ? await readFile(this.o.operatorCaFile, 'utf8') : undefined;
     this.reporter = new Reporter({
       urls: this.o.operatorUrls,
-      ...(ca ? { ca } : {}),
+      ...(this.o.operatorCaFile ? { caFile: this.o.operatorCaFile } : {}),
       tokenFile: this.o.tokenFile,
       node,
       policy: () => this.effective?.policy ?? null,

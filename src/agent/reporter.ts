@@ -12,8 +12,8 @@ import type { ReportQueue } from './report-queue.js';
 
 export interface ReporterOptions {
   urls: string[];
-  /** PEM CA bundle that signs the operator's serving certificate. */
-  ca?: string;
+  /** PEM CA bundle that signs the operator's serving certificate; read again before each report, as it may be rotated. */
+  caFile?: string;
   tokenFile: string;
   node: string;
   policy: () => string | null;
@@ -35,7 +35,8 @@ export class Reporter {
   private backoffMs = 0;
   private nextAt = 0;
   private urlIndex = 0;
-  private readonly httpsAgent: HttpsAgent;
+  private httpsAgent: HttpsAgent;
+  private ca: string | undefined;
   private readonly httpAgent = new HttpAgent({ keepAlive: true });
   private stopped = false;
   /** Body size aimed at: halved when the operator answers 413, grown back as reports go through. */
@@ -43,7 +44,7 @@ export class Reporter {
 
   constructor(private readonly o: ReporterOptions) {
     this.budgetBytes = o.maxReportBytes ?? MAX_REPORT_BYTES;
-    this.httpsAgent = new HttpsAgent({ keepAlive: true, ...(o.ca ? { ca: o.ca } : {}) });
+    this.httpsAgent = new HttpsAgent({ keepAlive: true });
   }
 
   start(): void {
@@ -71,6 +72,7 @@ export class Reporter {
     const url = this.o.urls[this.urlIndex % this.o.urls.length]!;
     try {
       const token = (await readFile(this.o.tokenFile, 'utf8')).trim();
+      await this.trustCurrentCa();
       const body = JSON.stringify(report);
       const status = await this.post(url, token, body);
       if (status === 200) {
@@ -104,6 +106,17 @@ export class Reporter {
       metrics.reportQueue.set(queue.size);
       this.sending = false;
     }
+  }
+
+  /** A new agent (new connections) when the CA file changed: the old one would keep trusting the old CA. */
+  private async trustCurrentCa(): Promise<void> {
+    if (!this.o.caFile) return;
+    const ca = await readFile(this.o.caFile, 'utf8');
+    if (ca === this.ca) return;
+    if (this.ca !== undefined) this.o.logger.info({ caFile: this.o.caFile }, 'operator CA changed; trusting the new one');
+    this.ca = ca;
+    this.httpsAgent.destroy();
+    this.httpsAgent = new HttpsAgent({ keepAlive: true, ca });
   }
 
   private retryLater(why: string, url: string, firstMs?: number): void {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ReportQueue } from '../../src/agent/report-queue.js';
+import { watchBackoffMs } from '../../src/k8s/backoff.js';
 import { requestLabels } from '../../src/k8s/client.js';
 import { blockedHostName, canonicalAddress, nodePolicyConfigMapName } from '../../src/k8s/objects.js';
 import { ProtectedSet, emptyFacts } from '../../src/k8s/protected.js';
@@ -88,6 +89,18 @@ describe('cluster-wide correlation', () => {
     assert.equal(last!.triggered, true);
     // Touches expire oldest first as new ones come: one probe a minute later counts alone.
     assert.equal(c.observe('n1', 'p', report('192.0.2.1', [1], 62_000), trigger, 62_000).activity.touches.size, 1);
+  });
+});
+
+describe('watch retry backoff', () => {
+  test('doubles from 0.5 s, never waits more than 15 s, jitter keeps half to all of it', () => {
+    assert.equal(watchBackoffMs(0, 0.999999), 500);
+    assert.equal(watchBackoffMs(0, 0), 250);
+    assert.equal(watchBackoffMs(3, 0.999999), 4000);
+    for (let failures = 0; failures < 100; failures++)
+      for (const r of [0, 0.5, 0.999999]) assert.ok(watchBackoffMs(failures, r) <= 15_000 && watchBackoffMs(failures, r) >= 250);
+    assert.equal(watchBackoffMs(10, 0.999999), 15_000);
+    assert.equal(watchBackoffMs(10, 0), 7_500);
   });
 });
 
