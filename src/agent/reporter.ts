@@ -17,6 +17,8 @@ export interface ReporterOptions {
   tokenFile: string;
   node: string;
   policy: () => string | null;
+  /** Why detection is off on this node, or null: sent on change, and every 30 s while off. */
+  detectionOff?: () => string | null;
   queue: ReportQueue;
   intervalMs: number;
   logger: Logger;
@@ -26,6 +28,8 @@ export interface ReporterOptions {
 }
 
 const MAX_BACKOFF_MS = 10_000;
+/** While detection is off, the state goes again this often: a new leader learns it in time. */
+const STATE_REFRESH_MS = 30_000;
 /** A batch is never cut below this by 413s; one source alone always goes. */
 const MIN_REPORT_BYTES = 16 * 1024;
 
@@ -41,6 +45,9 @@ export class Reporter {
   private stopped = false;
   /** Body size aimed at: halved when the operator answers 413, grown back as reports go through. */
   private budgetBytes: number;
+  /** The detection state the operator acknowledged last, and when. */
+  private sentOff: string | null = null;
+  private sentOffAt = 0;
 
   constructor(private readonly o: ReporterOptions) {
     this.budgetBytes = o.maxReportBytes ?? MAX_REPORT_BYTES;
@@ -63,12 +70,15 @@ export class Reporter {
   private async tick(final = false): Promise<void> {
     const { queue, metrics } = this.o;
     metrics.reportQueue.set(queue.size);
-    if (this.sending || queue.size === 0 || (!final && Date.now() < this.nextAt)) return;
+    const off = this.o.detectionOff?.() ?? null;
+    const stateDue = off !== this.sentOff || (off !== null && Date.now() - this.sentOffAt > STATE_REFRESH_MS);
+    if (this.sending || (queue.size === 0 && !stateDue) || (!final && Date.now() < this.nextAt)) return;
     const policy = this.o.policy();
     if (!policy) return;
     this.sending = true;
-    const batch = queue.take(this.budgetBytes - reportEnvelopeBytes(this.o.node, policy));
-    const report: Report = { node: this.o.node, policy, sources: batch };
+    const envelope = reportEnvelopeBytes(this.o.node, policy) + (off ? Buffer.byteLength(JSON.stringify({ detectionOff: off })) : 0);
+    const batch = queue.take(this.budgetBytes - envelope);
+    const report: Report = { node: this.o.node, policy, sources: batch, ...(off ? { detectionOff: off } : {}) };
     const url = this.o.urls[this.urlIndex % this.o.urls.length]!;
     try {
       const token = (await readFile(this.o.tokenFile, 'utf8')).trim();
@@ -77,6 +87,7 @@ export class Reporter {
       const status = await this.post(url, token, body);
       if (status === 200) {
         metrics.reportsSent.inc({ result: 'ok' });
+        [this.sentOff, this.sentOffAt] = [off, Date.now()];
         this.backoffMs = 0;
         this.nextAt = 0;
         this.budgetBytes = Math.min(this.o.maxReportBytes ?? MAX_REPORT_BYTES, this.budgetBytes * 2);

@@ -33,6 +33,8 @@ export interface Report {
   node: string;
   policy: string;
   sources: SourceReport[];
+  /** Why the node's detection is off (its policy failed to start); absent while it runs. */
+  detectionOff?: string;
 }
 
 /** Bytes of a report's JSON besides its sources: what a batch of sources must leave room for. */
@@ -73,6 +75,7 @@ export function parseReport(text: string): Report {
   return {
     node: str(r.node, 'node', 253),
     policy: str(r.policy, 'policy', 253),
+    ...(r.detectionOff === undefined ? {} : { detectionOff: str(r.detectionOff, 'detectionOff', 1024) }),
     sources: list(r.sources, 'sources', MAX_SOURCES_PER_REPORT).map((raw, i) => {
       const at = `sources[${i}]`;
       const s = obj(raw, at);
