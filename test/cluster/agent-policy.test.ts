@@ -3,12 +3,10 @@
 // cannot start is retried, with /readyz and the policy's status saying why detection is off.
 import assert from 'node:assert/strict';
 import { copyFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { runProgram } from '../../src/respond/run-program.js';
-import { eventually, scannerAddress, TestCluster, type TestNode } from '../helpers/cluster.js';
-import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { hasTool } from '../helpers/prereq.js';
+import { eventually, prepareAgentApi, scannerAddress, selfSignedCertificate, TestCluster, type TestNode } from '../helpers/cluster.js';
+import { freePort, useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
+import { missingPrerequisites } from '../helpers/prereq.js';
 import type { Privileges } from '../helpers/privilege.js';
 import type { PolicyObject } from '../../src/k8s/objects.js';
 
@@ -39,24 +37,8 @@ spec:
     scope: cluster
 `;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function missing(): string[] {
-  const out: string[] = [];
-  if (process.getuid?.() !== 0) out.push('root');
-  for (const tool of ['nft', 'openssl', 'go', 'capsh']) if (!hasTool(tool)) out.push(tool);
-  return out;
-}
-
 describe('agent policy lifecycle', { concurrency: false }, () => {
-  const why = missing();
+  const why = missingPrerequisites({ root: true, tools: ['nft', 'openssl', 'go', 'capsh'] });
   if (why.length && process.env.CI === 'true') throw new Error(`prerequisite missing under CI: ${why.join(', ')}`);
   const state = useControlPlane();
   let cluster: TestCluster;
@@ -68,11 +50,7 @@ describe('agent policy lifecycle', { concurrency: false }, () => {
   before(async () => {
     if (skip()) return;
     cp = state.cp!;
-    await cp.kubectl(['apply', '-f', 'crds/']);
-    await cp.kubectl(['wait', '--for', 'condition=established', 'crd/portsentrypolicies.kube-portsentry.io', 'crd/blockedhosts.kube-portsentry.io']);
-    await cp.kubectl(['create', 'namespace', NS]);
-    await cp.kubectl(['create', 'serviceaccount', '-n', NS, 'kube-portsentry-agent']);
-    const token = (await cp.kubectl(['create', 'token', '-n', NS, 'kube-portsentry-agent', '--audience', 'kube-portsentry', '--duration', '1h'])).stdout.trim();
+    const token = await prepareAgentApi(cp, NS);
     cluster = await TestCluster.create(2);
     [bindNode, noRawNode] = cluster.nodes as [TestNode, TestNode];
     for (const [node, label] of [[bindNode, 'bind'], [noRawNode, 'noraw']] as const)
@@ -80,12 +58,7 @@ describe('agent policy lifecycle', { concurrency: false }, () => {
         input: JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node.name, labels: { robust: label } } }),
       });
     const tokenFile = await cluster.writeFile('token', token);
-    const key = `${cluster.dir}/tls.key`;
-    const cert = `${cluster.dir}/tls.crt`;
-    await runProgram([
-      'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
-      '-subj', '/CN=kube-portsentry-operator', '-addext', 'subjectAltName=IP:127.0.0.1',
-    ]);
+    const { cert, key } = await selfSignedCertificate(cluster.dir, 'tls');
     const kubeconfig = `${cluster.dir}/operator.kubeconfig`;
     await copyFile(cp.kubeconfig, kubeconfig);
     const opPort = await freePort();

@@ -18,8 +18,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { OperatorMetrics } from '../../src/metrics/operator-metrics.js';
 import { startReportServer, tokenReviewAuthenticator } from '../../src/operator/report-server.js';
-import { runProgram } from '../../src/respond/run-program.js';
-import { eventually } from '../helpers/cluster.js';
+import { eventually, selfSignedCertificate } from '../helpers/cluster.js';
 import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 import { hasTool } from '../helpers/prereq.js';
 
@@ -92,16 +91,6 @@ const configMaps = (kube: Kube, options: { watchTimeoutSeconds?: number } = {}) 
 
 const createConfigMap = (cp: ControlPlane, name: string) =>
   cp.api('POST', `/api/v1/namespaces/${NS}/configmaps`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data: {} });
-
-async function selfSigned(dir: string, name: string): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  await runProgram([
-    'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
-    '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1',
-  ]);
-  return { cert, key };
-}
 
 function servedCertificate(port: number, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -203,7 +192,7 @@ describe('robustness against the real API server', { concurrency: false }, () =>
 
   test('a report over the operator limit is split and resent: every source arrives', async (t) => {
     if (skip()) return t.skip(why ?? env.why);
-    const tls = await selfSigned(cp.dir, 'split');
+    const tls = await selfSignedCertificate(cp.dir, 'split');
     // The agent aims at 4 MiB, the operator takes 1 MiB: its first batch gets a 413.
     const path = await reportPath(tls, { caFile: tls.cert, maxReportBytes: 4 << 20 });
     try {
@@ -219,8 +208,8 @@ describe('robustness against the real API server', { concurrency: false }, () =>
 
   test('a rotated report-server certificate and agent CA take effect without a restart', async (t) => {
     if (skip()) return t.skip(why ?? env.why);
-    const first = await selfSigned(cp.dir, 'first');
-    const second = await selfSigned(cp.dir, 'second');
+    const first = await selfSignedCertificate(cp.dir, 'first');
+    const second = await selfSignedCertificate(cp.dir, 'second');
     // The files the operator and agent were started with, as a Secret volume would hold them.
     const served = { cert: join(cp.dir, 'served.crt'), key: join(cp.dir, 'served.key') };
     const caFile = join(cp.dir, 'agent-ca.crt');

@@ -6,10 +6,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import { loadAddon } from '../../src/native/addon.js';
+import { freePort } from '../helpers/control-plane.js';
 import { prerequisites } from '../helpers/prereq.js';
 
 interface Closable {
@@ -22,15 +23,6 @@ const ADDON = new URL('../../src/native/addon.js', import.meta.url).href;
 const NETLINK_NETFILTER = 12;
 
 const openFds = (): number => readdirSync('/proc/self/fd').length;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Lets libuv run its close callbacks (where the addons free their state). */
 async function settle(): Promise<void> {
