@@ -28,3 +28,11 @@ export function prerequisites(t: TestContext, options: { root?: boolean; tools?:
   t.skip(reason);
   return false;
 }
+
+/** What is missing of root and the given tools, for suites that check once for all their tests. */
+export function missingPrerequisites(options: { root?: boolean; tools: string[] }): string[] {
+  const out: string[] = [];
+  if (options.root && process.getuid?.() !== 0) out.push('root');
+  for (const tool of options.tools) if (!hasTool(tool)) out.push(tool);
+  return out;
+}
