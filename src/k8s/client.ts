@@ -239,6 +239,7 @@ const PLURAL_OF: Record<string, string> = {
   NetworkPolicy: 'networkpolicies',
   GlobalNetworkSet: 'globalnetworksets',
   GlobalNetworkPolicy: 'globalnetworkpolicies',
+  Tier: 'tiers',
   CiliumClusterwideNetworkPolicy: 'ciliumclusterwidenetworkpolicies',
 };
 

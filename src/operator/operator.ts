@@ -30,7 +30,7 @@ import type { Report } from '../k8s/report.js';
 import { Correlator, type SourceActivity } from './correlator.js';
 import { EventRecorder } from './events.js';
 import { LeaderElector } from './leader.js';
-import { OUTPUT_NAME, renderCalico, renderCilium, renderNetworkPolicy } from './outputs.js';
+import { calicoObjectRefs, CILIUM_REF, OUTPUT_NAME, renderCalico, renderCilium, renderNetworkPolicy, type ObjectRef } from './outputs.js';
 import { startReportServer, tokenReviewAuthenticator, type Authenticator } from './report-server.js';
 import { resolveNodePolicies, type Candidate } from './selection.js';
 
@@ -533,6 +533,9 @@ export class Operator {
 
   // ---- outputs
 
+  /** The default-tier Calico policy of earlier versions is deleted once per run. */
+  private legacyCalicoRemoved = false;
+
   private async reconcileOutputs(): Promise<void> {
     const { networkPolicyNamespaces, calico, cilium } = this.o;
     if (!networkPolicyNamespaces.length && !calico && !cilium) return;
@@ -543,22 +546,36 @@ export class Operator {
       return !guard.reason(a) && !(bh.spec.expiresAt && Date.parse(bh.spec.expiresAt) <= now);
     });
     const apply = (obj: Record<string, unknown>) => applyObject(this.kube, obj as unknown as Parameters<typeof applyObject>[1]);
-    for (const ns of networkPolicyNamespaces) await apply(renderNetworkPolicy(ns, addresses));
+    const remove = (ref: ObjectRef) => rawRequest(this.kube, 'DELETE', objectPath(ref)).catch(ignore(404));
+    // Nothing blocked: no object at all, so no engine reads an empty list its own way.
     if (networkPolicyNamespaces.length) {
+      const wanted = new Set<string>();
+      for (const ns of networkPolicyNamespaces) {
+        const np = renderNetworkPolicy(ns, addresses);
+        if (np) {
+          await apply(np);
+          wanted.add(ns);
+        }
+      }
       const ours = await this.kube.networking.listNetworkPolicyForAllNamespaces({ labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}` });
       for (const np of ours.items)
-        if (np.metadata?.name === OUTPUT_NAME && !networkPolicyNamespaces.includes(np.metadata.namespace ?? ''))
+        if (np.metadata?.name === OUTPUT_NAME && !wanted.has(np.metadata.namespace ?? ''))
           await this.kube.networking
             .deleteNamespacedNetworkPolicy({ name: OUTPUT_NAME, namespace: np.metadata.namespace! })
             .catch(ignore(404));
     }
-    if (calico) for (const obj of renderCalico(addresses)) await apply(obj);
+    if (calico) {
+      const objects = renderCalico(addresses);
+      // The tier before what goes into it; deletions the other way round.
+      for (const obj of objects) await apply(obj);
+      if (!objects.length) for (const ref of calicoObjectRefs()) await remove(ref);
+      else if (!this.legacyCalicoRemoved) await remove(calicoObjectRefs()[1]!);
+      this.legacyCalicoRemoved = true;
+    }
     if (cilium) {
       const policy = renderCilium(addresses);
-      // An empty deny list must not exist at all: Cilium reads an empty peer list as "no peers",
-      // but removing the object is the unambiguous way to deny nothing.
-      if (addresses.length) await apply(policy);
-      else await rawRequest(this.kube, 'DELETE', objectPath(policy as unknown as Parameters<typeof objectPath>[0])).catch(ignore(404));
+      if (policy) await apply(policy);
+      else await remove(CILIUM_REF);
     }
     this.log.debug({ addresses: addresses.length }, 'network policy outputs applied');
   }

@@ -56,6 +56,7 @@ const OUTPUT_RULES = [
   `cilium.io/ciliumclusterwidenetworkpolicies: ${RW}`,
   `crd.projectcalico.org/globalnetworkpolicies: ${RW}`,
   `crd.projectcalico.org/globalnetworksets: ${RW}`,
+  `crd.projectcalico.org/tiers: ${RW}`,
   `networking.k8s.io/networkpolicies: ${RW}`,
 ].sort();
 
