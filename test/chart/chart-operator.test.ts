@@ -212,7 +212,7 @@ describe('the operator with the chart\'s arguments and RBAC', { concurrency: fal
       async () => {
         const events = await getJson<{ items: { reason: string; involvedObject: { kind: string } }[] }>(cp, ['-n', 'default', 'events']);
         const reasons = events.items.map((e) => `${e.involvedObject.kind}/${e.reason}`);
-        return reasons.includes('BlockedHost/Blocked') && reasons.includes('Node/ScanDetected') ? true : undefined;
+        return reasons.includes('BlockedHost/Blocked') && reasons.includes('BlockedHost/ScanDetected') ? true : undefined;
       },
       tail,
     );

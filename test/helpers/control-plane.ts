@@ -25,7 +25,7 @@ export function controlPlaneBinaries(): Promise<string> {
   return binDir;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -220,6 +220,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 export function useControlPlane(
   setup?: (cp: ControlPlane) => Promise<void>,
   options: ControlPlaneOptions = {},
+  /** Runs before the control plane stops (clients of it that must go first). */
+  teardown?: () => Promise<void>,
 ): {
   readonly cp: ControlPlane | undefined;
   readonly why: string | undefined;
@@ -237,6 +239,7 @@ export function useControlPlane(
     await setup?.(state.cp);
   });
   after(async () => {
+    if (state.cp) await teardown?.();
     await state.cp?.stop();
   });
   return state;
