@@ -175,6 +175,8 @@ export class BenchCluster {
     this.operatorArgs = [
       '--namespace', NS, '--kubeconfig', cp.kubeconfig, '--listen-address', `127.0.0.1:${reports}`,
       '--tls-cert', cert, '--tls-key', key, '--metrics-address', `127.0.0.1:${this.operatorMetricsPort}`, '--lease-duration', '3s',
+      // One token (bound to no pod) serves every agent of the bench.
+      '--allow-unbound-tokens',
     ];
     await cluster.forwardLoopback([Number(new URL(cp.url).port), reports]);
     this.agentArgs = [

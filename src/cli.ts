@@ -33,9 +33,11 @@ const USAGE = `Usage:
                         [--tls-cert FILE --tls-key FILE] [--agent-service-account NAME]
                         [--token-audience AUD] [--lease-name NAME] [--lease-duration 15s]
                         [--network-policy-namespaces NS[,NS...]] [--calico] [--cilium]
-                        [--service-cidr CIDR[,...]] [--kubeconfig FILE]
+                        [--service-cidr CIDR[,...]] [--allow-unbound-tokens] [--kubeconfig FILE]
                         [--metrics-address HOST:PORT] [--log-level LEVEL]
       Run the operator (Deployment, leader-elected). POD_NAMESPACE and POD_NAME are the defaults.
+      Report tokens must be bound to a pod (which names its node); --allow-unbound-tokens
+      also accepts tokens bound to none, which may report for any node (tests only).
   kube-portsentry convert portsentry.conf [-tcp|-stcp|-atcp] [-udp|-sudp|-audp]
       Print the YAML policy equivalent to a classic PortSentry configuration.
   kube-portsentry validate FILE.yaml
@@ -251,6 +253,7 @@ async function operatorCommand(args: string[]): Promise<number> {
       cilium: { type: 'boolean', default: false },
       'service-cidr': { type: 'string' },
       'max-tracked-sources': { type: 'string', default: '100000' },
+      'allow-unbound-tokens': { type: 'boolean', default: false },
       kubeconfig: { type: 'string' },
       'metrics-address': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
@@ -285,6 +288,7 @@ async function operatorCommand(args: string[]): Promise<number> {
     cilium: values.cilium!,
     serviceCidrs: list(values['service-cidr']),
     maxTrackedSources: maxTracked,
+    allowUnboundTokens: values['allow-unbound-tokens']!,
     logger,
     metrics,
   });

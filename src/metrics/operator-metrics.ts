@@ -11,7 +11,7 @@ export class OperatorMetrics {
   });
   readonly reportsReceived = new Counter({
     name: 'portsentry_reports_received_total',
-    help: 'Agent report requests, by result (ok, unauthenticated, forbidden, invalid, not-leader).',
+    help: 'Agent report requests, by result (ok, unauthenticated, forbidden, invalid, not-leader, throttled: token reviews over their budget, unavailable, error).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });

@@ -31,7 +31,8 @@ import { Correlator, type SourceActivity } from './correlator.js';
 import { EventRecorder } from './events.js';
 import { LeaderElector } from './leader.js';
 import { calicoObjectRefs, CILIUM_REF, OUTPUT_NAME, renderCalico, renderCilium, renderNetworkPolicy, type ObjectRef } from './outputs.js';
-import { startReportServer, tokenReviewAuthenticator, type Authenticator } from './report-server.js';
+import { startReportServer } from './report-server.js';
+import { tokenReviewAuthenticator, type Authenticator } from './token-authenticator.js';
 import { resolveNodePolicies, type Candidate } from './selection.js';
 
 export const NODE_ANNOTATION = 'kube-portsentry.io/node';
@@ -54,6 +55,8 @@ export interface OperatorOptions {
   maxTrackedSources: number;
   logger: Logger;
   metrics: OperatorMetrics;
+  /** Accept report tokens bound to no pod (see ReportServerOptions). */
+  allowUnboundTokens?: boolean;
   /** Tests may swap the TokenReview check. */
   authenticate?: Authenticator;
 }
@@ -171,6 +174,7 @@ export class Operator {
       ...(this.o.tls ? { tls: this.o.tls } : {}),
       authenticate: this.o.authenticate ?? tokenReviewAuthenticator(this.kube, this.o.tokenAudience, this.log),
       allowedUser: `system:serviceaccount:${this.o.namespace}:${this.o.agentServiceAccount}`,
+      allowUnboundTokens: this.o.allowUnboundTokens ?? false,
       // Reports are only useful once the caches are there to act on them.
       isLeader: () => this.isLeader && this.ready() === null,
       accept: (r) => this.accept(r),

@@ -215,6 +215,33 @@ describe('chart', { concurrency: false }, () => {
     assert.equal(agent.spec.selector['app.kubernetes.io/component'], 'agent');
   });
 
+  test('NetworkPolicy: every pod-network workload is selected by one; the operator admits reports and metrics only', async (t) => {
+    if (!helmReady(t)) return;
+    const { docs } = await renderChart();
+    type Np = { metadata: { namespace: string }; spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: { ports: { port: string }[]; from: Record<string, unknown>[] }[] } };
+    const policies = docs.filter((d) => d.kind === 'NetworkPolicy') as unknown as Np[];
+    // What CKV2_K8S_6 asks: no pod without a NetworkPolicy. The agent is host-network, where
+    // NetworkPolicy never applies.
+    for (const w of docs.filter((d) => ['Deployment', 'DaemonSet', 'StatefulSet'].includes(d.kind))) {
+      const pod = podSpec(w);
+      if (pod.hostNetwork) continue;
+      const labels = (w.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels;
+      const selected = policies.some((p) => p.metadata.namespace === w.metadata.namespace && Object.entries(p.spec.podSelector.matchLabels).every(([k, v]) => labels[k] === v));
+      assert.ok(selected, `${w.kind} ${w.metadata.name} has no NetworkPolicy`);
+    }
+    const np = find(docs, 'NetworkPolicy', OPERATOR) as unknown as Np;
+    assert.deepEqual(np.spec.policyTypes, ['Ingress']);
+    assert.deepEqual(np.spec.ingress.map((r) => r.ports.map((p) => p.port)), [['reports'], ['metrics']]);
+    assert.deepEqual(np.spec.ingress[0]!.from, [{ ipBlock: { cidr: '0.0.0.0/0' } }, { ipBlock: { cidr: '::/0' } }]);
+    assert.deepEqual(np.spec.ingress[1]!.from, [{ namespaceSelector: {} }]);
+    const narrowed = await renderChart({ operator: { networkPolicy: { reportSources: ['10.0.0.0/16'], metricsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }] } } });
+    const n = find(narrowed.docs, 'NetworkPolicy', OPERATOR) as unknown as Np;
+    assert.deepEqual(n.spec.ingress[0]!.from, [{ ipBlock: { cidr: '10.0.0.0/16' } }]);
+    assert.deepEqual(n.spec.ingress[1]!.from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
+    const off = await renderChart({ operator: { networkPolicy: { enabled: false } } });
+    assert.ok(!off.docs.some((d) => d.kind === 'NetworkPolicy'));
+  });
+
   test('RBAC: exactly the rules each component needs; output rules only when the output is on', async (t) => {
     if (!helmReady(t)) return;
     const plain = (await renderChart()).docs;

@@ -119,6 +119,8 @@ describe('operator and three agents', { concurrency: false }, () => {
       '--listen-address', `127.0.0.1:${opPorts[i]}`, '--tls-cert', cert, '--tls-key', key,
       '--metrics-address', `127.0.0.1:${opMetrics[i]}`, '--lease-duration', '3s',
       '--network-policy-namespaces', 'default', '--log-level', 'debug',
+      // One token (from kubectl create token, bound to no pod) serves the three agents.
+      '--allow-unbound-tokens',
     ];
     cluster.startOperator(operatorArgs(0), OPERATOR_PRIVILEGES);
     cluster.startOperator(operatorArgs(1), OPERATOR_PRIVILEGES);
