@@ -19,6 +19,7 @@ import {
   condition,
   LABEL_MANAGED_BY,
   MANAGED_BY,
+  isNodePolicyConfigMapName,
   nodePolicyConfigMapName,
   type BlockedHostObject,
   type BlockedHostStatus,
@@ -111,12 +112,12 @@ export class Operator {
       onChange: () => this.onBlockedHosts(),
       onEvent: (type, bh) => this.indexBlockedHost(bh.metadata.name, type === 'delete' ? undefined : bh),
     });
-    const selector = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+    // Every ConfigMap of the namespace, not only labelled ones: the per-node names are ours,
+    // whoever wrote them, and anything else under those names is replaced or deleted.
     this.configMaps = new Watched<V1ConfigMap>({
       watch,
       path: `/api/v1/namespaces/${o.namespace}/configmaps`,
-      list: () => o.kube.core.listNamespacedConfigMap({ namespace: o.namespace, labelSelector: selector }),
-      labelSelector: selector,
+      list: () => o.kube.core.listNamespacedConfigMap({ namespace: o.namespace }),
       logger: o.logger,
       onChange: onPolicies,
     });
@@ -272,7 +273,13 @@ export class Operator {
     const mapping = resolveNodePolicies(candidates, nodes);
 
     // One ConfigMap per node with its effective policy; none for nodes no policy selects.
-    const existing = new Map(this.configMaps.list().map((cm) => [cm.metadata?.name ?? '', cm]));
+    // Any difference from what we would write (data, label, annotation) is drift, put right.
+    const existing = new Map(
+      this.configMaps
+        .list()
+        .filter((cm) => isNodePolicyConfigMapName(cm.metadata?.name ?? ''))
+        .map((cm) => [cm.metadata!.name!, cm]),
+    );
     const wanted = new Set<string>();
     for (const [node, policyName] of mapping) {
       const policy = valid.get(policyName)!;
@@ -281,7 +288,13 @@ export class Operator {
       const effective: EffectivePolicy = { policy: policy.name, generation: policy.generation, spec: policy.spec };
       const data = { 'policy.json': JSON.stringify(effective) };
       const current = existing.get(name);
-      if (current && current.data?.['policy.json'] === data['policy.json']) continue;
+      if (
+        current &&
+        JSON.stringify(current.data) === JSON.stringify(data) &&
+        current.metadata?.labels?.[LABEL_MANAGED_BY] === MANAGED_BY &&
+        current.metadata?.annotations?.[NODE_ANNOTATION] === node
+      )
+        continue;
       const body: V1ConfigMap = {
         metadata: {
           name,
@@ -292,8 +305,11 @@ export class Operator {
         },
         data,
       };
+      // A 409 (someone wrote it meanwhile) fails the pass; the retry sees it and replaces it.
       if (current) await this.kube.core.replaceNamespacedConfigMap({ name, namespace: this.o.namespace, body });
-      else await this.kube.core.createNamespacedConfigMap({ namespace: this.o.namespace, body }).catch(ignore(409));
+      else await this.kube.core.createNamespacedConfigMap({ namespace: this.o.namespace, body });
+      if (current?.data?.['policy.json'] === data['policy.json']) this.log.warn({ node, configMap: name }, 'node policy ConfigMap drifted; restored');
+      else if (current && current.metadata?.labels?.[LABEL_MANAGED_BY] !== MANAGED_BY) this.log.warn({ node, configMap: name }, 'node policy ConfigMap written by someone else; replaced');
       this.log.info({ node, policy: policy.name, generation: policy.generation }, 'effective policy published');
     }
     for (const name of existing.keys())
