@@ -26,14 +26,18 @@ const USAGE = `Usage:
   kube-portsentry agent --node-name NAME --namespace NS --operator-url URL[,URL...]
                         [--operator-ca FILE] [--token-file FILE] [--kubeconfig FILE]
                         [--firewall auto|nftables|iptables] [--service-cidr CIDR[,CIDR...]]
+                        [--allowed-commands PATH[,PATH...]]
                         [--report-interval 100ms] [--metrics-address HOST:PORT] [--log-level LEVEL]
       Run the node agent (DaemonSet): policy from the operator, BlockedHosts enforced in the
       node firewall, detections reported. NODE_NAME and POD_NAMESPACE are the defaults.
+      A policy that runs a program (response.command, route.command, unblockCommand) not in
+      --allowed-commands is refused: by default none is allowed.
   kube-portsentry operator --namespace NS --identity NAME [--listen-address 0.0.0.0:8443]
                         [--tls-cert FILE --tls-key FILE] [--agent-service-account NAME]
                         [--token-audience AUD] [--lease-name NAME] [--lease-duration 15s]
                         [--network-policy-namespaces NS[,NS...]] [--calico] [--cilium]
-                        [--service-cidr CIDR[,...]] [--allow-unbound-tokens] [--kubeconfig FILE]
+                        [--service-cidr CIDR[,...]] [--allow-unbound-tokens]
+                        [--allowed-commands PATH[,PATH...]] [--kubeconfig FILE]
                         [--metrics-address HOST:PORT] [--log-level LEVEL]
       Run the operator (Deployment, leader-elected). POD_NAMESPACE and POD_NAME are the defaults.
       Report tokens must be bound to a pod (which names its node); --allow-unbound-tokens
@@ -135,6 +139,13 @@ function logLevel(text: string | undefined): LogLevel {
 
 const list = (text: string | undefined): string[] => (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 
+/** --allowed-commands: absolute paths of programs, as policies name them. */
+function commandList(text: string | undefined): string[] {
+  const programs = list(text);
+  for (const p of programs) if (!p.startsWith('/')) throw new UsageError(`--allowed-commands: ${JSON.stringify(p)} is not an absolute path`);
+  return programs;
+}
+
 function durationFlag(name: string, text: string): number {
   const ms = parseDuration(text);
   if (ms === null || ms <= 0) throw new UsageError(`--${name} must be a duration like 100ms or 15s, got ${JSON.stringify(text)}`);
@@ -193,6 +204,7 @@ async function agentCommand(args: string[]): Promise<number> {
       kubeconfig: { type: 'string' },
       firewall: { type: 'string', default: 'auto' },
       'service-cidr': { type: 'string' },
+      'allowed-commands': { type: 'string' },
       'report-interval': { type: 'string', default: '100ms' },
       'report-queue': { type: 'string', default: '10000' },
       'metrics-address': { type: 'string' },
@@ -227,6 +239,7 @@ async function agentCommand(args: string[]): Promise<number> {
     tokenFile: values['token-file']!,
     firewall,
     serviceCidrs: list(values['service-cidr']),
+    allowedCommands: commandList(values['allowed-commands']),
     reportIntervalMs: durationFlag('report-interval', values['report-interval']!),
     reportQueueCapacity: queue,
     logger,
@@ -254,6 +267,7 @@ async function operatorCommand(args: string[]): Promise<number> {
       'service-cidr': { type: 'string' },
       'max-tracked-sources': { type: 'string', default: '100000' },
       'allow-unbound-tokens': { type: 'boolean', default: false },
+      'allowed-commands': { type: 'string' },
       kubeconfig: { type: 'string' },
       'metrics-address': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
@@ -289,6 +303,7 @@ async function operatorCommand(args: string[]): Promise<number> {
     serviceCidrs: list(values['service-cidr']),
     maxTrackedSources: maxTracked,
     allowUnboundTokens: values['allow-unbound-tokens']!,
+    allowedCommands: commandList(values['allowed-commands']),
     logger,
     metrics,
   });

@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { PolicyDocument, PolicySpec } from '../policy/types.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
 import { API_VERSION, KIND } from '../policy/spec-schema.js';
+import { describeDisallowed, disallowedPrograms } from '../policy/commands.js';
 import { BlockSet } from '../respond/firewall/block-set.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
 import { Sentry } from '../sentry/sentry.js';
@@ -30,6 +31,8 @@ export interface AgentOptions {
   tokenFile: string;
   firewall: Firewall;
   serviceCidrs: string[];
+  /** Programs a policy may run here (--allowed-commands); none unless the admin allows some. */
+  allowedCommands: string[];
   reportIntervalMs: number;
   reportQueueCapacity: number;
   logger: Logger;
@@ -261,6 +264,12 @@ export class Agent {
     const r = validateSpec(effective.spec, 'spec');
     if (!r.ok) {
       this.log.error({ policy: effective.policy, problems: formatProblems(r.problems) }, 'effective policy rejected; keeping the current one');
+      return;
+    }
+    // Whoever can write the ConfigMap or a policy must not choose what runs as root here.
+    const refused = disallowedPrograms(r.value, this.o.allowedCommands);
+    if (refused.length) {
+      this.log.error({ policy: effective.policy, problems: describeDisallowed(refused), allowed: this.o.allowedCommands }, 'effective policy rejected: it runs commands this node does not allow (--allowed-commands); keeping the current one');
       return;
     }
     if (this.effective && this.effective.policy === effective.policy && JSON.stringify(this.effective.spec) === JSON.stringify(r.value)) return;

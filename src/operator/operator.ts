@@ -9,6 +9,7 @@ import type { OperatorMetrics } from '../metrics/operator-metrics.js';
 import { parseDuration } from '../policy/duration.js';
 import type { PolicySpec } from '../policy/types.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
+import { describeDisallowed, disallowedPrograms } from '../policy/commands.js';
 import { GROUP, VERSION } from '../k8s/api-schemas.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { applyObject, custom, customPath, describeError, mergePatch, objectPath, PLURALS, rawRequest, statusOf, type Kube } from '../k8s/client.js';
@@ -56,6 +57,8 @@ export interface OperatorOptions {
   maxTrackedSources: number;
   logger: Logger;
   metrics: OperatorMetrics;
+  /** Programs a policy may run on the nodes (the agents' --allowed-commands); others make it not Ready. */
+  allowedCommands?: string[];
   /** Accept report tokens bound to no pod (see ReportServerOptions). */
   allowUnboundTokens?: boolean;
   /** Tests may swap the TokenReview check. */
@@ -252,11 +255,17 @@ export class Operator {
   private async reconcilePolicies(): Promise<void> {
     const candidates: Candidate[] = [];
     const valid = new Map<string, ValidPolicy>();
-    const problems = new Map<string, string>();
+    const problems = new Map<string, { reason: string; message: string }>();
     for (const p of this.policies.list()) {
       const r = validateSpec(p.spec ?? {}, 'spec');
       if (!r.ok) {
-        problems.set(p.metadata.name, formatProblems(r.problems));
+        problems.set(p.metadata.name, { reason: 'InvalidSpec', message: formatProblems(r.problems) });
+        continue;
+      }
+      // The agents refuse it too; saying so here puts the reason on the policy's status.
+      const refused = disallowedPrograms(r.value, this.o.allowedCommands ?? []);
+      if (refused.length) {
+        problems.set(p.metadata.name, { reason: 'CommandNotAllowed', message: describeDisallowed(refused) });
         continue;
       }
       const generation = p.metadata.generation ?? 0;
@@ -326,7 +335,7 @@ export class Operator {
       const problem = problems.get(name);
       const matched = counts.get(name) ?? 0;
       const ready = problem
-        ? condition('Ready', 'False', 'InvalidSpec', problem, generation, previous)
+        ? condition('Ready', 'False', problem.reason, problem.message, generation, previous)
         : matched > 0
           ? condition('Ready', 'True', 'Applied', `in force on ${matched} node(s)`, generation, previous)
           : condition('Ready', 'True', 'NoMatchingNodes', 'valid, but in force on no node (no node selected, or a higher priority policy wins)', generation, previous);
@@ -340,7 +349,7 @@ export class Operator {
       await this.kube.custom
         .patchClusterCustomObjectStatus({ ...custom(PLURALS.policies), name, body: { status } }, mergePatch)
         .catch(ignore(404));
-      if (problem) this.log.warn({ policy: name, problems: problem }, 'policy rejected');
+      if (problem) this.log.warn({ policy: name, reason: problem.reason, problems: problem.message }, 'policy rejected');
     }
   }
 

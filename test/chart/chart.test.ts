@@ -287,6 +287,12 @@ describe('chart', { concurrency: false }, () => {
     const flags = (await renderChart({ cluster: { serviceCidrs: ['10.96.0.0/16', 'fd00:10:96::/112'] }, agent: { firewall: 'iptables' } })).docs;
     assert.deepEqual(podSpec(find(flags, 'DaemonSet')).containers[0]!.args.slice(-2), ['--firewall=iptables', '--service-cidr=10.96.0.0/16,fd00:10:96::/112']);
     assert.deepEqual(podSpec(find(flags, 'Deployment')).containers[0]!.args.at(-1), '--service-cidr=10.96.0.0/16,fd00:10:96::/112');
+    // Commands: no flag unless enabled with programs; then the same allowlist to both.
+    for (const docs of [flags, (await renderChart({ agent: { commands: { enabled: true, allowed: [] } } })).docs, (await renderChart({ agent: { commands: { allowed: ['/bin/true'] } } })).docs])
+      for (const kind of ['DaemonSet', 'Deployment']) assert.ok(!podSpec(find(docs, kind)).containers[0]!.args.some((a) => a.startsWith('--allowed-commands')), kind);
+    const commands = (await renderChart({ agent: { commands: { enabled: true, allowed: ['/usr/local/bin/notify', '/bin/true'] } } })).docs;
+    for (const kind of ['DaemonSet', 'Deployment'])
+      assert.equal(podSpec(find(commands, kind)).containers[0]!.args.at(-1), '--allowed-commands=/usr/local/bin/notify,/bin/true', kind);
     // Each output alone adds its own rule only.
     const calicoOnly = (await renderChart({ outputs: { calico: { enabled: true } } })).docs;
     assert.deepEqual(

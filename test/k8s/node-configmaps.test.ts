@@ -73,4 +73,24 @@ describe('per-node policy ConfigMaps', { concurrency: false }, () => {
     await eventually('the policy restored', async () => policyIn(await configMap(cp, NODE))?.policy === 'cm');
     assert.equal((await configMap(cp, NODE))?.metadata.labels?.['app.kubernetes.io/managed-by'], 'kube-portsentry');
   });
+
+  test('a policy that runs a program the nodes do not allow is not published, and its status says why', async (t) => {
+    const cp = state.cp;
+    if (!cp) return t.skip(state.why);
+    await cp.kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'kube-portsentry.io/v1alpha1',
+        kind: 'PortSentryPolicy',
+        metadata: { name: 'runs-a-shell' },
+        spec: { priority: 100, nodeSelector: { matchLabels: { cm: 'yes' } }, response: { tcp: 'command', command: ['/bin/sh', '-c', 'id'] } },
+      }),
+    });
+    const ready = await eventually('the policy\'s Ready condition', async () => {
+      const p = (await cp.api('GET', '/apis/kube-portsentry.io/v1alpha1/portsentrypolicies/runs-a-shell')).body as { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
+      return p.status?.conditions?.find((c) => c.type === 'Ready');
+    });
+    assert.deepEqual([ready.status, ready.reason], ['False', 'CommandNotAllowed']);
+    assert.match(ready.message, /spec\.response\.command: "\/bin\/sh" is not an allowed command/);
+    assert.equal(policyIn(await configMap(cp, NODE))?.policy, 'cm', 'the node keeps the policy it may run');
+  });
 });
