@@ -135,6 +135,29 @@ export class NetlinkSocket {
     return errnos;
   }
 
+  /**
+   * One request, one answer (e.g. RTM_GETROUTE): `onAnswer` gets its payload; a kernel error
+   * is thrown as a NetlinkError.
+   */
+  query(part: Part, onAnswer: (data: Buffer, from: number, to: number) => void, timeoutMs = 2000): void {
+    const { datagram, seqs } = this.frame([part]);
+    this.socket.send(datagram);
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const data = this.socket.receive(Math.max(0, Math.ceil(deadline - performance.now())));
+      if (data === null) throw new NetlinkError(-1, 'ETIMEDOUT', 'netlink query', `no answer within ${timeoutMs} ms`);
+      for (const m of messagesOf(data)) {
+        if (m.seq !== seqs[0]) continue;
+        if (m.type === NLMSG_ERROR) {
+          const errno = m.to - m.from >= 4 ? -readI32(data, m.from) : 0;
+          throw new NetlinkError(errno, errnoName(errno), 'netlink query');
+        }
+        onAnswer(data, m.from, m.to);
+        return;
+      }
+    }
+  }
+
   /** A dump request: `onMessage` gets each answer's payload, until the kernel says done. */
   dump(part: Part, onMessage: (data: Buffer, from: number, to: number) => void, timeoutMs = 2000): void {
     const { datagram, seqs } = this.frame([{ ...part, flags: part.flags | NLM_F_DUMP }]);
