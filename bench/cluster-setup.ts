@@ -45,6 +45,8 @@ spec:
   response:
     tcp: block
     scope: cluster
+    # Measures propagation: one node's stealth detection counts cluster-wide.
+    unverifiedClusterBlocks: true
     duration: 1h
     maxBlocksPerMinute: 100000
 `;

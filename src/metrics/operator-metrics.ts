@@ -47,6 +47,13 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  readonly uncorroborated = new Counter({
+    name: 'portsentry_cluster_blocks_uncorroborated_total',
+    help: 'Unverified detections kept to the node that saw them (no second node, no handshake, no opt-in), by policy.',
+    labelNames: ['policy'] as const,
+    registers: [this.registry],
+  });
+
   readonly blocksRateLimited = new Counter({
     name: 'portsentry_cluster_blocks_rate_limited_total',
     help: 'Cluster-wide blocks refused because the policy\'s maxBlocksPerMinute was reached, by policy.',

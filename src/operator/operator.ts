@@ -11,6 +11,7 @@ import type { PolicySpec } from '../policy/types.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
 import { describeDisallowed, disallowedPrograms } from '../policy/commands.js';
 import { GROUP, VERSION } from '../k8s/api-schemas.js';
+import { decideClusterBlock, touchingNodes } from '../cluster/block-decision.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { applyObject, custom, customPath, describeError, mergePatch, objectPath, PLURALS, rawRequest, statusOf, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/informer.js';
@@ -429,15 +430,29 @@ export class Operator {
         this.updateStatusSoon(r.source, activity);
         continue;
       }
-      if (!triggered && !activity.blockedLocally) continue;
       const tcp = [...activity.ports].some((p) => p.startsWith('tcp/'));
-      const action = tcp ? spec.response.tcp : spec.response.udp;
+      const decision = decideClusterBlock(
+        { triggered, blockedLocally: activity.blockedLocally, verified: activity.verified, nodes: touchingNodes(activity.touches) },
+        { action: tcp ? spec.response.tcp : spec.response.udp, verifiedOnly: spec.response.verifiedOnly, unverifiedClusterBlocks: spec.response.unverifiedClusterBlocks },
+      );
+      if (decision.kind === 'none') continue;
       const summary = `${activity.touches.size} distinct probe(s) on ${activity.nodes.size} node(s): ${[...activity.ports].slice(0, 10).join(', ')}`;
-      if (action !== 'block' || (spec.response.verifiedOnly && !activity.verified)) {
+      if (decision.kind === 'alert') {
         if (!activity.blockedLocally && this.alerted.get(r.source) !== activity.firstSeen) {
           this.alerted.set(r.source, activity.firstSeen);
           this.o.metrics.scans.inc({ protocol: tcp ? 'tcp' : 'udp' });
           this.log.warn({ source: r.source, policy: policy.name, nodes: [...activity.nodes] }, `cluster-wide scan detected (alert only): ${summary}`);
+        }
+        continue;
+      }
+      if (decision.kind === 'node-only') {
+        if (this.heldToNode.get(r.source) !== activity.firstSeen) {
+          this.heldToNode.set(r.source, activity.firstSeen);
+          this.o.metrics.uncorroborated.inc({ policy: policy.name });
+          this.log.info(
+            { source: r.source, policy: policy.name, nodes: [...activity.nodes] },
+            `unverified detection kept to the node that saw it: no handshake proves its source, and no second node reported it (${summary})`,
+          );
         }
         continue;
       }
@@ -455,12 +470,13 @@ export class Operator {
         continue;
       }
       this.o.metrics.scans.inc({ protocol: tcp ? 'tcp' : 'udp' });
-      const creation = this.createBlockedHost(activity, policy, summary);
+      const creation = this.createBlockedHost(activity, policy, `${summary}; ${decision.basis}`);
       this.creating.set(r.source, creation);
       this.runFor(r.source, () => creation.finally(() => this.creating.delete(r.source)));
       writes.push(creation);
     }
     if (this.alerted.size > 10_000) this.alerted.clear();
+    if (this.heldToNode.size > 10_000) this.heldToNode.clear();
     await Promise.all(writes);
   }
 
@@ -468,6 +484,8 @@ export class Operator {
   private readonly creating = new Map<string, Promise<void>>();
 
   private readonly alerted = new Map<string, number>();
+  /** Sources kept to their node, by first seen: logged and counted once per activity. */
+  private readonly heldToNode = new Map<string, number>();
 
   private runFor(address: string, work: () => Promise<void>): void {
     const p = work()

@@ -45,6 +45,9 @@ spec:
   response:
     tcp: block
     scope: cluster
+    # This suite tests propagation and faults: one node's stealth detection counts
+    # cluster-wide (test/cluster/trust.test.ts covers the default, which needs two nodes).
+    unverifiedClusterBlocks: true
     duration: 10m
 `;
 
@@ -403,7 +406,7 @@ describe('operator and three agents', { concurrency: false }, () => {
         apiVersion: 'kube-portsentry.io/v1alpha1',
         kind: 'PortSentryPolicy',
         metadata: { name: 'limited' },
-        spec: { nodeSelector: { matchLabels: { nowhere: 'true' } }, response: { tcp: 'block', scope: 'cluster', maxBlocksPerMinute: 2 } },
+        spec: { nodeSelector: { matchLabels: { nowhere: 'true' } }, response: { tcp: 'block', scope: 'cluster', unverifiedClusterBlocks: true, maxBlocksPerMinute: 2 } },
       }),
     });
     const sources = Array.from({ length: 5 }, (_, i) => `198.18.1.${10 + i}`);

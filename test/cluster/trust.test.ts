@@ -1,5 +1,6 @@
 // What a neighbour can make the cluster half do, with real agents in node namespaces
-// against a real API server: commands planted in a node's policy ConfigMap.
+// against a real API server: commands planted in a node's policy ConfigMap; a SYN forged
+// from a pod behind a node's bridge, or from anyone on the network, with an outside address.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -7,16 +8,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { nodePolicyConfigMapName } from '../../src/k8s/objects.js';
-import { eventually, TestCluster, type TestNode } from '../helpers/cluster.js';
+import { eventually, TestCluster, type TestNode, type TestPod } from '../helpers/cluster.js';
 import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { OPERATOR_NS, prepareCluster } from '../helpers/operator.js';
-import { hasTool } from '../helpers/prereq.js';
+import { OPERATOR_NS, prepareCluster, startTestOperator, type TestOperator } from '../helpers/operator.js';
+import { withPrivileges } from '../helpers/privilege.js';
+import { podBoundToken } from '../helpers/tokens.js';
+import { hasTool, toolPath } from '../helpers/prereq.js';
 import type { SentryProcess } from '../helpers/sentry-process.js';
 
 function missing(): string[] {
   const out: string[] = [];
   if (process.getuid?.() !== 0) out.push('root');
-  for (const tool of ['nft', 'hping3', 'go']) if (!hasTool(tool)) out.push(tool);
+  for (const tool of ['nft', 'hping3', 'go', 'capsh']) if (!hasTool(tool)) out.push(tool);
   return out;
 }
 
@@ -88,3 +91,116 @@ describe('trust: the agent against planted policies', { concurrency: false }, ()
     await allowing.stop();
   });
 });
+
+/** containerd's default capability set: what any pod has unless its spec drops them. */
+const POD_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];
+const AGENT_METRICS = 9109;
+
+describe('trust: forged SYNs against the cluster-wide block', { concurrency: false }, () => {
+  const why = missing();
+  if (why.length && process.env.CI === 'true') throw new Error(`prerequisite missing under CI: ${why.join(', ')}`);
+  let cluster: TestCluster | undefined;
+  let op: TestOperator | undefined;
+  const state = useControlPlane(prepareCluster, {}, async () => {
+    await op?.stop();
+    await cluster?.destroy();
+  });
+  const skip = () => why.length > 0 || !state.cp;
+  let pod: TestPod;
+
+  const bhFor = async (address: string): Promise<boolean> => {
+    const list = (await state.cp!.api('GET', '/apis/kube-portsentry.io/v1alpha1/blockedhosts')).body as { items: { spec: { address: string } }[] };
+    return list.items.some((b) => b.spec.address === address);
+  };
+  const policy = (unverifiedClusterBlocks: boolean) => ({
+    apiVersion: 'kube-portsentry.io/v1alpha1',
+    kind: 'PortSentryPolicy',
+    metadata: { name: 'forged' },
+    spec: {
+      tcp: { mode: 'stealth', ports: [1, 11] },
+      udp: { mode: 'off' },
+      trigger: { count: 0 },
+      response: { tcp: 'block', scope: 'cluster', firewall: 'nftables', unverifiedClusterBlocks },
+    },
+  });
+  /** One SYN from `source` (forged) to a node's tripwire port, sent from `ns`. */
+  const forge = (ns: string, source: string, node: TestNode, privileges?: string[]) => {
+    const argv = [toolPath('hping3')!, '-S', '-c', '1', '-a', source, '-p', '1', node.v4];
+    return cluster!.exec(ns, privileges ? withPrivileges(argv, { capabilities: privileges }) : argv).catch(() => undefined);
+  };
+  const metric = async (node: TestNode, name: string): Promise<number> => {
+    const line = (await cluster!.agentMetrics(node, AGENT_METRICS)).split('\n').find((l) => l.startsWith(name));
+    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+  };
+
+  before(async () => {
+    if (skip()) return;
+    const cp = state.cp!;
+    await cp.kubectl(['create', 'serviceaccount', '-n', OPERATOR_NS, 'kube-portsentry-agent']);
+    cluster = await TestCluster.create(2);
+    for (const [i, node] of cluster.nodes.entries()) {
+      await cp.api('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: node.name }, spec: { podCIDR: `10.244.${i + 1}.0/24` } });
+      await cp.kubectl(['patch', 'node', node.name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: node.v4 }] } })]);
+    }
+    pod = await cluster.addPod(cluster.nodes[0]!, '10.244.1.0/24');
+    await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy(false)) });
+    op = await startTestOperator(cp, { leaseDurationMs: 15_000 });
+    const opPort = Number(new URL(op.url).port);
+    await cluster.forwardLoopback([Number(new URL(cp.url).port), opPort]);
+    for (const node of cluster.nodes) {
+      // Each agent with the token the kubelet would give its pod on that node.
+      const { token } = await podBoundToken(cp, { namespace: OPERATOR_NS, serviceAccount: 'kube-portsentry-agent', pod: `agent-${node.name}`, node: node.name });
+      const tokenFile = await cluster.writeFile(`token-${node.name}`, token);
+      await cluster.startAgent(node, [
+        '--namespace', OPERATOR_NS, '--kubeconfig', cp.kubeconfig, '--token-file', tokenFile, '--operator-url', `http://127.0.0.1:${opPort}`,
+        '--firewall', 'nftables', '--metrics-address', `127.0.0.1:${AGENT_METRICS}`, '--report-interval', '50ms', '--log-level', 'debug',
+      ]);
+    }
+    for (const node of cluster.nodes) await node.agent!.waitFor((l) => l.msg === 'effective policy in force', 15_000);
+  });
+
+  test('a SYN forged from a pod behind node 1 with an outside address: counted as spoofed, blocked nowhere', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const [n1, n2] = cluster!.nodes as [TestNode, TestNode];
+    const outside = '198.18.0.200';
+    await forge(pod.ns, outside, n1, POD_CAPABILITIES);
+    await forge(pod.ns, outside, n1, POD_CAPABILITIES);
+    await new Promise((r) => setTimeout(r, 2000)); // reports, and any BlockedHost, would be through by now
+    assert.equal(await bhFor(outside), false, 'a BlockedHost for the forged address');
+    for (const n of cluster!.nodes) assert.ok(!(await cluster!.nodeSet(n)).has(outside), `${outside} blocked on ${n.name}`);
+    assert.ok(!n1.agent!.lines.some((l) => l.msg.startsWith('attackalert:') && l.source === outside), 'the forged probe was judged');
+    await eventually('node 1 counts it as spoofed', async () => (await metric(n1, 'portsentry_probes_spoofed_total{protocol="tcp"}')) >= 1).catch((err: Error) => {
+      throw new Error(`${err.message}\nnode 1: ${n1.agent!.lines.slice(-30).map((l) => JSON.stringify(l)).join('\n')}`);
+    });
+    assert.equal(await metric(n2, 'portsentry_probes_spoofed_total{protocol="tcp"}'), 0);
+  });
+
+  test('an unverified probe from the network to one node blocks there only; a second node\'s report makes it cluster-wide', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const [n1, n2] = cluster!.nodes as [TestNode, TestNode];
+    const source = '198.18.0.201';
+    await forge(cluster!.scanner, source, n1);
+    await eventually(`${source} blocked on node 1`, async () => (await cluster!.nodeSet(n1)).has(source));
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await bhFor(source), false, 'one node\'s unverified detection became a BlockedHost');
+    assert.equal((await cluster!.nodeSet(n1)).get(source), 'local', 'node 1 holds it as its own block');
+    assert.ok(!(await cluster!.nodeSet(n2)).has(source), `${source} blocked on node 2`);
+    const held = (await op!.metrics.uncorroborated.get()).values.find((v) => v.labels.policy === 'forged')?.value ?? 0;
+    assert.ok(held >= 1, 'portsentry_cluster_blocks_uncorroborated_total');
+    // Node 2 sees it too: two nodes within the window corroborate it.
+    await forge(cluster!.scanner, source, n2);
+    await eventually('BlockedHost once two nodes reported it', () => bhFor(source));
+  });
+
+  test('with unverifiedClusterBlocks, one node\'s unverified detection blocks everywhere', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const [n1, n2] = cluster!.nodes as [TestNode, TestNode];
+    await state.cp!.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy(true)) });
+    await eventually('node 1 has the opt-in', async () => n1.agent!.lines.filter((l) => l.msg === 'effective policy in force').length >= 2);
+    const source = '198.18.0.202';
+    await forge(cluster!.scanner, source, n1);
+    await eventually('BlockedHost from one node', () => bhFor(source));
+    await eventually(`${source} blocked on node 2`, async () => (await cluster!.nodeSet(n2)).has(source));
+  });
+});
+
