@@ -1,7 +1,7 @@
 // The standalone sentry: detectors feed the engine, the engine's decisions drive the
 // responder. The agent (cluster mode) reuses the same parts.
 import { BindDetector } from '../detect/bind.js';
-import { KernelDetector, NFLOG_GROUP, PREFIX_BLOCKED, PREFIX_RATE_LIMITED } from '../detect/kernel.js';
+import { KernelDetector, NFLOG_GROUP, PREFIX_BLOCKED, PREFIX_RATE_LIMITED, PREFIX_SPOOFED } from '../detect/kernel.js';
 import { PortsInUse } from '../detect/listening.js';
 import type { Probe } from '../detect/probe.js';
 import { RawDetector, type RawStats } from '../detect/raw.js';
@@ -66,7 +66,7 @@ export class Sentry {
   private local4 = new Set<number>();
   private local6: Buffer[] = [];
   private readonly reversePath: ReversePath;
-  /** Interfaces already named in a log line about spoofed probes (one line each). */
+  /** Interfaces already named in a log line about spoofed probes (one line each; 0 for the fast path). */
   private readonly spoofedOn = new Set<number>();
   /** The kernel fast path, when on: its detector, the firewall holding its rules, what was last applied. */
   private kernel: { detector: KernelDetector; firewall: NftablesFirewall; protocols: Protocol[]; applied: string } | null = null;
@@ -230,11 +230,12 @@ export class Sentry {
       timeoutMs: engineConfig(spec).durationMs,
       perMinute: spec.response.maxBlocksPerMinute,
       group: NFLOG_GROUP,
-      prefixes: { blocked: PREFIX_BLOCKED, rateLimited: PREFIX_RATE_LIMITED },
+      prefixes: { blocked: PREFIX_BLOCKED, rateLimited: PREFIX_RATE_LIMITED, spoofed: PREFIX_SPOOFED },
     });
     const detector = new KernelDetector({
       modes: Object.fromEntries(protocols.map((p) => [p, spec[p].mode])),
       onProbe: (p) => this.onProbe(p),
+      onSpoofed: (p) => this.spoofed(p),
       onLoss: () => this.logger.warn('kernel fast path: log messages lost (the sources are blocked all the same)'),
     });
     detector.start();
@@ -340,8 +341,9 @@ export class Sentry {
   private spoofed(probe: Probe): void {
     this.metrics.spoofedProbes.inc({ protocol: probe.protocol }, probe.repeats ?? 1);
     const fields = { source: probe.source, destination: probe.destination, port: probe.port, protocol: probe.protocol, ifindex: probe.ifindex };
-    if (!this.spoofedOn.has(probe.ifindex!)) {
-      this.spoofedOn.add(probe.ifindex!);
+    const on = probe.ifindex ?? 0; // 0: the kernel fast path, which names no interface
+    if (!this.spoofedOn.has(on)) {
+      this.spoofedOn.add(on);
       this.logger.warn(fields, 'probe with a forged source (a reply would not leave by the interface it came in on): counted as spoofed, never blocked; further ones at debug level');
     } else this.logger.debug(fields, 'probe with a forged source: counted as spoofed');
   }
