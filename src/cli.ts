@@ -26,12 +26,15 @@ const USAGE = `Usage:
   kube-portsentry agent --node-name NAME --namespace NS --operator-url URL[,URL...]
                         [--operator-ca FILE] [--token-file FILE] [--kubeconfig FILE]
                         [--firewall auto|nftables|iptables] [--service-cidr CIDR[,CIDR...]]
-                        [--allowed-commands PATH[,PATH...]]
+                        [--allowed-commands PATH[,PATH...]] [--node-resolv-conf FILE[,FILE...]]
                         [--report-interval 100ms] [--metrics-address HOST:PORT] [--log-level LEVEL]
       Run the node agent (DaemonSet): policy from the operator, BlockedHosts enforced in the
       node firewall, detections reported. NODE_NAME and POD_NAMESPACE are the defaults.
       A policy that runs a program (response.command, route.command, unblockCommand) not in
-      --allowed-commands is refused: by default none is allowed.
+      --allowed-commands is refused: by default none is allowed. The nameservers of the
+      --node-resolv-conf files (default /etc/resolv.conf: in the agent's pod, with dnsPolicy
+      Default, the kubelet's copy of the node's) are never blocked; a file that is not there
+      names none.
   kube-portsentry operator --namespace NS --identity NAME [--listen-address 0.0.0.0:8443]
                         [--tls-cert FILE --tls-key FILE] [--agent-service-account NAME]
                         [--token-audience AUD] [--lease-name NAME] [--lease-duration 15s]
@@ -205,6 +208,7 @@ async function agentCommand(args: string[]): Promise<number> {
       firewall: { type: 'string', default: 'auto' },
       'service-cidr': { type: 'string' },
       'allowed-commands': { type: 'string' },
+      'node-resolv-conf': { type: 'string', default: '/etc/resolv.conf' },
       'report-interval': { type: 'string', default: '100ms' },
       'report-queue': { type: 'string', default: '10000' },
       'metrics-address': { type: 'string' },
@@ -240,6 +244,7 @@ async function agentCommand(args: string[]): Promise<number> {
     firewall,
     serviceCidrs: list(values['service-cidr']),
     allowedCommands: commandList(values['allowed-commands']),
+    nodeResolvConfs: list(values['node-resolv-conf']),
     reportIntervalMs: durationFlag('report-interval', values['report-interval']!),
     reportQueueCapacity: queue,
     logger,

@@ -18,9 +18,11 @@ import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/informer.js';
 import { canonicalAddress, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
-import { ProtectedSet, readDnsServers, readGateways } from '../k8s/protected.js';
+import { emptyFacts, ProtectedSet } from '../cluster/protected-set.js';
+import { readHostFacts, type HostFacts } from './host-facts.js';
 import { ReportQueue } from './report-queue.js';
 import { Reporter } from './reporter.js';
+import { serviceAwareLookup } from './service-address.js';
 
 export interface AgentOptions {
   kube: Kube;
@@ -31,6 +33,11 @@ export interface AgentOptions {
   tokenFile: string;
   firewall: Firewall;
   serviceCidrs: string[];
+  /**
+   * The node's resolv.conf files (--node-resolv-conf): their nameservers are never blocked.
+   * The agent's pod has the node's own (dnsPolicy Default: the kubelet's resolv.conf).
+   */
+  nodeResolvConfs: string[];
   /** Programs a policy may run here (--allowed-commands); none unless the admin allows some. */
   allowedCommands: string[];
   reportIntervalMs: number;
@@ -52,8 +59,8 @@ export class Agent {
   private reporter: Reporter | undefined;
   private sentry: Sentry | undefined;
   private effective: EffectivePolicy | undefined;
-  private guard = new ProtectedSet({ nodes: [], podCidrs: [], serviceCidrs: [], apiServer: [], gateways: [], dns: [] });
-  private hostFacts = { gateways: [] as string[], dns: [] as string[] };
+  private guard = new ProtectedSet(emptyFacts());
+  private hostFacts: HostFacts = { gateways: [], dns: [], addresses: [] };
   private refused = new Set<string>();
   /** What each BlockedHost in force asks of this node, by name; and the names per address. */
   private readonly clusterBlocks = new Map<string, { address: string; until: number }>();
@@ -125,8 +132,10 @@ export class Agent {
       urls: this.o.operatorUrls,
       ...(ca ? { ca } : {}),
       tokenFile: this.o.tokenFile,
+      lookup: serviceAwareLookup(this.o.kube, this.log),
       node,
       policy: () => this.effective?.policy ?? null,
+      host: () => this.hostFacts,
       queue: this.queue,
       intervalMs: this.o.reportIntervalMs,
       logger: this.log,
@@ -162,11 +171,12 @@ export class Agent {
   }
 
   private async readHostFacts(): Promise<void> {
-    this.hostFacts = { gateways: await readGateways(), dns: await readDnsServers() };
+    this.hostFacts = await readHostFacts(this.o.nodeResolvConfs);
   }
 
   private async updateProtected(): Promise<void> {
-    this.guard = new ProtectedSet({ ...this.facts.facts(), ...this.hostFacts });
+    const { gateways, dns, addresses } = this.hostFacts;
+    this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses: addresses });
     this.sentry?.setProtected(this.guard.all());
     this.recheckAll = true;
   }

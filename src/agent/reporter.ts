@@ -5,9 +5,10 @@
 import { readFile } from 'node:fs/promises';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { REPORT_PATH, type Report } from '../k8s/report.js';
+import { REPORT_PATH, type Report, type ReportedHost } from '../k8s/report.js';
 import type { ReportQueue } from './report-queue.js';
 
 export interface ReporterOptions {
@@ -15,8 +16,12 @@ export interface ReporterOptions {
   /** PEM CA bundle that signs the operator's serving certificate. */
   ca?: string;
   tokenFile: string;
+  /** How the operator URLs' host names are resolved (default: the system resolver). */
+  lookup?: LookupFunction;
   node: string;
   policy: () => string | null;
+  /** The node's facts the operator must protect too: sent with every report, and alone once a minute. */
+  host?: () => ReportedHost;
   queue: ReportQueue;
   intervalMs: number;
   logger: Logger;
@@ -24,6 +29,8 @@ export interface ReporterOptions {
 }
 
 const MAX_BACKOFF_MS = 10_000;
+/** A report with no sources goes out this often, so the operator keeps the node's facts. */
+const HOST_FACTS_MS = 60_000;
 
 export class Reporter {
   private timer: NodeJS.Timeout | undefined;
@@ -32,11 +39,15 @@ export class Reporter {
   private nextAt = 0;
   private urlIndex = 0;
   private readonly httpsAgent: HttpsAgent;
-  private readonly httpAgent = new HttpAgent({ keepAlive: true });
+  private readonly httpAgent: HttpAgent;
   private stopped = false;
+  /** The host facts the operator last acknowledged, and when. */
+  private hostSent = { text: '', at: 0 };
 
   constructor(private readonly o: ReporterOptions) {
-    this.httpsAgent = new HttpsAgent({ keepAlive: true, ...(o.ca ? { ca: o.ca } : {}) });
+    const lookup = o.lookup ? { lookup: o.lookup } : {};
+    this.httpsAgent = new HttpsAgent({ keepAlive: true, ...lookup, ...(o.ca ? { ca: o.ca } : {}) });
+    this.httpAgent = new HttpAgent({ keepAlive: true, ...lookup });
   }
 
   start(): void {
@@ -55,17 +66,21 @@ export class Reporter {
   private async tick(final = false): Promise<void> {
     const { queue, metrics } = this.o;
     metrics.reportQueue.set(queue.size);
-    if (this.sending || queue.size === 0 || (!final && Date.now() < this.nextAt)) return;
+    const host = this.o.host?.();
+    const hostText = host ? JSON.stringify(host) : '';
+    const hostDue = !!host && (hostText !== this.hostSent.text || Date.now() - this.hostSent.at >= HOST_FACTS_MS);
+    if (this.sending || (queue.size === 0 && !hostDue) || (!final && Date.now() < this.nextAt)) return;
     const policy = this.o.policy();
-    if (!policy) return;
+    if (!policy && queue.size) return;
     this.sending = true;
     const batch = queue.take();
-    const report: Report = { node: this.o.node, policy, sources: batch };
+    const report: Report = { node: this.o.node, policy, sources: batch, ...(host ? { host } : {}) };
     const url = this.o.urls[this.urlIndex % this.o.urls.length]!;
     try {
       const token = (await readFile(this.o.tokenFile, 'utf8')).trim();
       const status = await this.post(url, token, JSON.stringify(report));
       if (status === 200) {
+        if (host) this.hostSent = { text: hostText, at: Date.now() };
         metrics.reportsSent.inc({ result: 'ok' });
         this.backoffMs = 0;
         this.nextAt = 0;

@@ -29,11 +29,23 @@ export interface SourceReport {
   blocked: boolean;
 }
 
+/** What the agent knows of its node that the operator must not block anywhere either. */
+export interface ReportedHost {
+  gateways: string[];
+  dns: string[];
+  addresses: string[];
+}
+
 export interface Report {
   node: string;
-  policy: string;
+  /** The policy in force on the node; null only in a report of no sources (a node without one). */
+  policy: string | null;
   sources: SourceReport[];
+  /** The node's gateways, resolvers and interface addresses, as the agent last read them. */
+  host?: ReportedHost;
 }
+
+export const MAX_HOST_ADDRESSES = 256;
 
 /** Parses a report body; throws an Error whose message names the bad field. */
 export function parseReport(text: string): Report {
@@ -65,10 +77,23 @@ export function parseReport(text: string): Report {
   };
   const r = obj(doc, 'report');
   const TIME_MAX = 8.64e15;
+  const addresses = (v: unknown, path: string): string[] =>
+    list(v, path, MAX_HOST_ADDRESSES).map((a, i) => {
+      const ip = normalizeIp(str(a, `${path}[${i}]`, 64));
+      if (!ip) throw new Error(`${path}[${i}]: must be an IP address`);
+      return ip;
+    });
+  const sources = list(r.sources, 'sources', MAX_SOURCES_PER_REPORT);
+  let host: ReportedHost | undefined;
+  if (r.host !== undefined) {
+    const h = obj(r.host, 'host');
+    host = { gateways: addresses(h.gateways, 'host.gateways'), dns: addresses(h.dns, 'host.dns'), addresses: addresses(h.addresses, 'host.addresses') };
+  }
   return {
     node: str(r.node, 'node', 253),
-    policy: str(r.policy, 'policy', 253),
-    sources: list(r.sources, 'sources', MAX_SOURCES_PER_REPORT).map((raw, i) => {
+    policy: sources.length === 0 && r.policy === null ? null : str(r.policy, 'policy', 253),
+    ...(host ? { host } : {}),
+    sources: sources.map((raw, i) => {
       const at = `sources[${i}]`;
       const s = obj(raw, at);
       const source = normalizeIp(str(s.source, `${at}.source`, 64));

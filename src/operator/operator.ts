@@ -28,8 +28,8 @@ import {
   type EffectivePolicy,
   type PolicyObject,
 } from '../k8s/objects.js';
-import { ProtectedSet } from '../k8s/protected.js';
-import type { Report } from '../k8s/report.js';
+import { ProtectedSet } from '../cluster/protected-set.js';
+import type { Report, ReportedHost } from '../k8s/report.js';
 import { Correlator, type SourceActivity } from './correlator.js';
 import { EventRecorder } from './events.js';
 import { LeaderElector } from './leader.js';
@@ -245,10 +245,31 @@ export class Operator {
     }
   }
 
-  /** Rebuilt only when the cluster facts change, not per report. */
+  /** Rebuilt only when the cluster facts or a node's own facts change, not per report. */
   private guard: ProtectedSet | undefined;
   private protectedSet(): ProtectedSet {
-    return (this.guard ??= new ProtectedSet({ ...this.facts.facts(), gateways: [], dns: [] }));
+    if (this.guard) return this.guard;
+    const gateways: string[] = [];
+    const dns: string[] = [];
+    const hostAddresses: string[] = [];
+    for (const [node, host] of this.nodeHosts) {
+      // A node that left the cluster takes its facts along.
+      if (this.facts.nodes.isSynced && !this.facts.nodes.get(node)) continue;
+      gateways.push(...host.gateways);
+      dns.push(...host.dns);
+      hostAddresses.push(...host.addresses);
+    }
+    return (this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses }));
+  }
+
+  /** Each node's gateways, resolvers and interface addresses, as its agent last reported them. */
+  private readonly nodeHosts = new Map<string, ReportedHost>();
+
+  private recordHost(node: string, host: ReportedHost): void {
+    const before = this.nodeHosts.get(node);
+    if (before && JSON.stringify(before) === JSON.stringify(host)) return;
+    this.nodeHosts.set(node, host);
+    this.guard = undefined;
   }
 
   // ---- policies -> nodes
@@ -410,6 +431,8 @@ export class Operator {
   }
 
   private async accept(report: Report): Promise<void> {
+    if (report.host) this.recordHost(report.node, report.host);
+    if (report.policy === null) return;
     const policy = this.policyNamed(report.policy);
     if (!policy) {
       this.log.warn({ node: report.node, policy: report.policy }, 'report names an unknown or invalid policy; ignored');

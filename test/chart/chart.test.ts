@@ -79,7 +79,7 @@ describe('chart', { concurrency: false }, () => {
     assert.deepEqual((ds.spec as { updateStrategy: unknown }).updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
     const pod = podSpec(ds);
     assert.equal(pod.hostNetwork, true);
-    assert.equal(pod.dnsPolicy, 'ClusterFirstWithHostNet');
+    assert.equal(pod.dnsPolicy, 'Default', 'the node\'s resolvers in the pod\'s resolv.conf');
     assert.equal(pod.priorityClassName, 'system-node-critical');
     assert.deepEqual(pod.tolerations, [{ operator: 'Exists' }]);
     assert.equal(pod.serviceAccountName, AGENT);
@@ -95,6 +95,7 @@ describe('chart', { concurrency: false }, () => {
       `--operator-url=https://${OPERATOR}.${NS}.svc:8443`,
       '--operator-ca=/var/run/kube-portsentry/ca/ca.crt',
       '--token-file=/var/run/kube-portsentry/token/token',
+      '--node-resolv-conf=/etc/resolv.conf',
       '--metrics-address=0.0.0.0:9109',
       '--log-level=info',
     ]);
@@ -255,7 +256,8 @@ describe('chart', { concurrency: false }, () => {
       'kube-portsentry.io/blockedhosts: get,list,watch',
       'networking.k8s.io/servicecidrs: get,list,watch',
     ]);
-    assert.deepEqual(ruleLines(find(plain, 'Role', AGENT)), ['core/configmaps: get,list,watch']);
+    assert.deepEqual(ruleLines(find(plain, 'Role', AGENT)), ['core/configmaps: get,list,watch', 'core/services: get']);
+    assert.deepEqual((find(plain, 'Role', AGENT).rules as { resourceNames?: string[] }[])[1]!.resourceNames, [OPERATOR], 'the operator Service only');
     // In "default" only: the API server's EndpointSlices, and the operator's Events.
     const inDefault = (name: string) => {
       const role = find(plain, 'Role', name);

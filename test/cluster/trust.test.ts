@@ -95,6 +95,9 @@ describe('trust: the agent against planted policies', { concurrency: false }, ()
 /** containerd's default capability set: what any pod has unless its spec drops them. */
 const POD_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];
 const AGENT_METRICS = 9109;
+const NODE1_DNS = '198.18.0.53';
+const NODE1_GATEWAY = '198.18.0.254';
+const NODE1_BRIDGE_ADDRESS = '192.0.2.10';
 
 describe('trust: forged SYNs against the cluster-wide block', { concurrency: false }, () => {
   const why = missing();
@@ -107,6 +110,7 @@ describe('trust: forged SYNs against the cluster-wide block', { concurrency: fal
   });
   const skip = () => why.length > 0 || !state.cp;
   let pod: TestPod;
+  let resolvConf: string;
 
   const bhFor = async (address: string): Promise<boolean> => {
     const list = (await state.cp!.api('GET', '/apis/kube-portsentry.io/v1alpha1/blockedhosts')).body as { items: { spec: { address: string } }[] };
@@ -143,6 +147,11 @@ describe('trust: forged SYNs against the cluster-wide block', { concurrency: fal
       await cp.kubectl(['patch', 'node', node.name, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: node.v4 }] } })]);
     }
     pod = await cluster.addPod(cluster.nodes[0]!, '10.244.1.0/24');
+    // Node 1's own facts: a resolver in its resolv.conf, a default gateway, an address on its bridge.
+    const n1 = cluster.nodes[0]!;
+    resolvConf = await cluster.writeFile('node-1-resolv.conf', `# the node's, as the kubelet copies it\nnameserver ${NODE1_DNS}\nsearch example.internal\n`);
+    await cluster.exec(n1.ns, ['ip', 'route', 'add', 'default', 'via', NODE1_GATEWAY]);
+    await cluster.exec(n1.ns, ['ip', 'addr', 'add', `${NODE1_BRIDGE_ADDRESS}/32`, 'dev', 'cni0']);
     await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy(false)) });
     op = await startTestOperator(cp, { leaseDurationMs: 15_000 });
     const opPort = Number(new URL(op.url).port);
@@ -154,6 +163,7 @@ describe('trust: forged SYNs against the cluster-wide block', { concurrency: fal
       await cluster.startAgent(node, [
         '--namespace', OPERATOR_NS, '--kubeconfig', cp.kubeconfig, '--token-file', tokenFile, '--operator-url', `http://127.0.0.1:${opPort}`,
         '--firewall', 'nftables', '--metrics-address', `127.0.0.1:${AGENT_METRICS}`, '--report-interval', '50ms', '--log-level', 'debug',
+        ...(node === n1 ? ['--node-resolv-conf', resolvConf] : []),
       ]);
     }
     for (const node of cluster.nodes) await node.agent!.waitFor((l) => l.msg === 'effective policy in force', 15_000);
@@ -201,6 +211,39 @@ describe('trust: forged SYNs against the cluster-wide block', { concurrency: fal
     await forge(cluster!.scanner, source, n1);
     await eventually('BlockedHost from one node', () => bhFor(source));
     await eventually(`${source} blocked on node 2`, async () => (await cluster!.nodeSet(n2)).has(source));
+  });
+
+  test('BlockedHosts for protected addresses are never enforced: link-local, metadata, multicast, the node\'s resolver, gateway and interfaces', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const cp = state.cp!;
+    const [n1, n2] = cluster!.nodes as [TestNode, TestNode];
+    const everywhere = ['169.254.169.254', 'fe80::1', '224.0.0.251'];
+    const onNode1 = [NODE1_DNS, NODE1_GATEWAY, NODE1_BRIDGE_ADDRESS];
+    const control = '198.18.0.99';
+    for (const [i, address] of [...everywhere, ...onNode1, control].entries())
+      await cp.kubectl(['apply', '-f', '-'], {
+        input: JSON.stringify({ apiVersion: 'kube-portsentry.io/v1alpha1', kind: 'BlockedHost', metadata: { name: `protected-${i}` }, spec: { address, reason: 'test' } }),
+      });
+    for (const n of cluster!.nodes) await eventually(`the control block on ${n.name}`, async () => (await cluster!.nodeSet(n)).has(control));
+    const set1 = await cluster!.nodeSet(n1);
+    const set2 = await cluster!.nodeSet(n2);
+    for (const address of [...everywhere, ...onNode1]) assert.ok(!set1.has(address), `${address} blocked on node 1`);
+    for (const address of everywhere) assert.ok(!set2.has(address), `${address} blocked on node 2`);
+    for (let i = 0; i < everywhere.length + onNode1.length + 1; i++) await cp.kubectl(['delete', 'blockedhost', `protected-${i}`]);
+  });
+
+  test('the operator never makes a BlockedHost of a node\'s resolver or gateway, reported by another node', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const n2 = cluster!.nodes[1]!;
+    // One node's word is enough under this policy: only the operator's guard stands in the way.
+    await state.cp!.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy(true)) });
+    for (const source of [NODE1_DNS, NODE1_GATEWAY]) await forge(cluster!.scanner, source, n2);
+    const control = '198.18.0.203';
+    await forge(cluster!.scanner, control, n2);
+    await eventually('the control BlockedHost', () => bhFor(control));
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const source of [NODE1_DNS, NODE1_GATEWAY]) assert.equal(await bhFor(source), false, `a BlockedHost for node 1's ${source}`);
+    assert.ok(!(await cluster!.nodeSet(cluster!.nodes[0]!)).has(NODE1_DNS), 'node 1 blocks its own resolver');
   });
 });
 

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { ReportQueue } from '../../src/agent/report-queue.js';
 import { requestLabels } from '../../src/k8s/client.js';
 import { blockedHostName, canonicalAddress, nodePolicyConfigMapName } from '../../src/k8s/objects.js';
-import { ProtectedSet, emptyFacts } from '../../src/k8s/protected.js';
+import { ProtectedSet, emptyFacts } from '../../src/cluster/protected-set.js';
 import { parseReport, type SourceReport } from '../../src/k8s/report.js';
 import { Correlator } from '../../src/operator/correlator.js';
 import { renderCilium, renderNetworkPolicy } from '../../src/operator/outputs.js';
