@@ -18,6 +18,16 @@ const raw = createRequire(import.meta.url)('raw-socket') as {
   AddressFamily: { IPv6: number };
 };
 
+/** A TCP header with SYN set at `at` (checksum left to the caller). */
+function synHeader(p: Buffer, at: number, port: number, seq: number): void {
+  p.writeUInt16BE(40000 + (seq % 20000), at);
+  p.writeUInt16BE(port, at + 2);
+  p.writeUInt32BE(seq, at + 4);
+  p[at + 12] = 0x50; // data offset 5 words
+  p[at + 13] = 0x02; // SYN
+  p.writeUInt16BE(64240, at + 14);
+}
+
 export function synPacket(source: string, target: string, port: number, seq: number): Buffer {
   const p = Buffer.alloc(40);
   p[0] = 0x45;
@@ -26,12 +36,7 @@ export function synPacket(source: string, target: string, port: number, seq: num
   p[9] = 6;
   source.split('.').forEach((b, i) => (p[12 + i] = Number(b)));
   target.split('.').forEach((b, i) => (p[16 + i] = Number(b)));
-  p.writeUInt16BE(40000 + (seq % 20000), 20);
-  p.writeUInt16BE(port, 22);
-  p.writeUInt32BE(seq, 24);
-  p[32] = 0x50; // data offset 5 words
-  p[33] = 0x02; // SYN
-  p.writeUInt16BE(64240, 34);
+  synHeader(p, 20, port, seq);
   // TCP checksum over the pseudo-header (addresses, protocol, length) and the segment.
   const pseudo = Buffer.alloc(12);
   p.copy(pseudo, 0, 12, 20);
@@ -68,12 +73,7 @@ export function synPacket6(source: string, target: string, port: number, seq: nu
   p[7] = 64; // hop limit
   p.set(src.bytes, 8);
   p.set(dst.bytes, 24);
-  p.writeUInt16BE(40000 + (seq % 20000), 40);
-  p.writeUInt16BE(port, 42);
-  p.writeUInt32BE(seq, 44);
-  p[52] = 0x50; // data offset 5 words
-  p[53] = 0x02; // SYN
-  p.writeUInt16BE(64240, 54);
+  synHeader(p, 40, port, seq);
   // Checksum over the pseudo-header (addresses, length, next header) and the segment.
   const pseudo = Buffer.alloc(40);
   p.copy(pseudo, 0, 8, 40);
