@@ -156,7 +156,7 @@ describe('names and protected addresses', () => {
     assert.equal(p.reason('10.0.0.5'), 'nodes');
     assert.equal(p.reason('10.244.3.4'), 'podCidrs');
     assert.equal(p.reason('10.0.0.0/8'), 'nodes');
-    assert.equal(p.reason('0.0.0.0/0'), 'nodes');
+    assert.equal(p.reason('0.0.0.0/0'), 'cloud-metadata', 'everything contains an always-protected range first');
     assert.equal(p.reason('2001:db8::/64'), 'dns');
     assert.equal(p.reason('192.0.2.1'), null);
   });

@@ -20,7 +20,8 @@ test('link-local, cloud metadata, loopback, multicast, unspecified and broadcast
     ['0.0.0.0', 'unspecified'],
     ['::', 'unspecified'],
     ['255.255.255.255', 'broadcast'],
-    ['169.254.0.0/16', 'link-local'],
+    ['169.254.10.0/24', 'link-local'],
+    ['169.254.0.0/16', 'cloud-metadata'],
   ] as const)
     assert.equal(p.reason(address), why, address);
   assert.equal(p.reason('192.0.2.1'), null);
