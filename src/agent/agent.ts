@@ -18,7 +18,8 @@ import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/informer.js';
 import { canonicalAddress, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
-import { emptyFacts, ProtectedSet } from '../cluster/protected-set.js';
+import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../cluster/protected-set.js';
+import { MAX_HOST_ADDRESSES, type ReportedHost } from '../k8s/report.js';
 import { readHostFacts, type HostFacts } from './host-facts.js';
 import { ReportQueue } from './report-queue.js';
 import { Reporter } from './reporter.js';
@@ -61,6 +62,7 @@ export class Agent {
   private effective: EffectivePolicy | undefined;
   private guard = new ProtectedSet(emptyFacts());
   private hostFacts: HostFacts = { gateways: [], dns: [], addresses: [] };
+  private reportedHost: ReportedHost = { gateways: [], dns: [], addresses: [] };
   private refused = new Set<string>();
   /** What each BlockedHost in force asks of this node, by name; and the names per address. */
   private readonly clusterBlocks = new Map<string, { address: string; until: number }>();
@@ -135,7 +137,7 @@ export class Agent {
       lookup: serviceAwareLookup(this.o.kube, this.log),
       node,
       policy: () => this.effective?.policy ?? null,
-      host: () => this.hostFacts,
+      host: () => this.reportedHost,
       queue: this.queue,
       intervalMs: this.o.reportIntervalMs,
       logger: this.log,
@@ -172,6 +174,11 @@ export class Agent {
 
   private async readHostFacts(): Promise<void> {
     this.hostFacts = await readHostFacts(this.o.nodeResolvConfs);
+    // What the operator needs to be told: not what it protects anyway (link-local addresses,
+    // one per interface on some CNIs), and no more than a report may carry.
+    const tell = (list: string[]) => list.filter((a) => !isAlwaysProtected(a)).slice(0, MAX_HOST_ADDRESSES);
+    const { gateways, dns, addresses } = this.hostFacts;
+    this.reportedHost = { gateways: tell(gateways), dns: tell(dns), addresses: tell(addresses) };
   }
 
   private async updateProtected(): Promise<void> {

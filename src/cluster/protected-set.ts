@@ -53,3 +53,10 @@ export class ProtectedSet {
     return [...Object.values(ALWAYS_PROTECTED).flat(), ...Object.values(this.facts).flat()];
   }
 }
+
+let always: ProtectedSet | undefined;
+
+/** Whether an address is in ALWAYS_PROTECTED (nobody needs to be told to protect it). */
+export function isAlwaysProtected(address: string): boolean {
+  return (always ??= new ProtectedSet(emptyFacts())).reason(address) !== null;
+}

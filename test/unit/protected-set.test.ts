@@ -3,7 +3,7 @@
 // no forged packet or BlockedHost may ever make it block.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ProtectedSet, emptyFacts } from '../../src/cluster/protected-set.js';
+import { ProtectedSet, emptyFacts, isAlwaysProtected } from '../../src/cluster/protected-set.js';
 
 test('link-local, cloud metadata, loopback, multicast, unspecified and broadcast are always protected', () => {
   const p = new ProtectedSet(emptyFacts());
@@ -27,6 +27,7 @@ test('link-local, cloud metadata, loopback, multicast, unspecified and broadcast
   assert.equal(p.reason('192.0.2.1'), null);
   assert.equal(p.reason('2001:db8::1'), null);
   assert.ok(p.all().includes('169.254.0.0/16'), 'the engine ignores them too');
+  assert.ok(isAlwaysProtected('fe80::1') && !isAlwaysProtected('198.18.0.53'));
 });
 
 test('the host\'s own interface addresses, gateways and resolvers are protected', () => {
