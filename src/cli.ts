@@ -26,16 +26,25 @@ const USAGE = `Usage:
   kube-portsentry agent --node-name NAME --namespace NS --operator-url URL[,URL...]
                         [--operator-ca FILE] [--token-file FILE] [--kubeconfig FILE]
                         [--firewall auto|nftables|iptables] [--service-cidr CIDR[,CIDR...]]
+                        [--allowed-commands PATH[,PATH...]] [--node-resolv-conf FILE[,FILE...]]
                         [--report-interval 100ms] [--metrics-address HOST:PORT] [--log-level LEVEL]
       Run the node agent (DaemonSet): policy from the operator, BlockedHosts enforced in the
       node firewall, detections reported. NODE_NAME and POD_NAMESPACE are the defaults.
+      A policy that runs a program (response.command, route.command, unblockCommand) not in
+      --allowed-commands is refused: by default none is allowed. The nameservers of the
+      --node-resolv-conf files (default /etc/resolv.conf: in the agent's pod, with dnsPolicy
+      Default, the kubelet's copy of the node's) are never blocked; a file that is not there
+      names none.
   kube-portsentry operator --namespace NS --identity NAME [--listen-address 0.0.0.0:8443]
                         [--tls-cert FILE --tls-key FILE] [--agent-service-account NAME]
                         [--token-audience AUD] [--lease-name NAME] [--lease-duration 15s]
                         [--network-policy-namespaces NS[,NS...]] [--calico] [--cilium]
-                        [--service-cidr CIDR[,...]] [--kubeconfig FILE]
+                        [--service-cidr CIDR[,...]] [--allow-unbound-tokens]
+                        [--allowed-commands PATH[,PATH...]] [--kubeconfig FILE]
                         [--metrics-address HOST:PORT] [--log-level LEVEL]
       Run the operator (Deployment, leader-elected). POD_NAMESPACE and POD_NAME are the defaults.
+      Report tokens must be bound to a pod (which names its node); --allow-unbound-tokens
+      also accepts tokens bound to none, which may report for any node (tests only).
   kube-portsentry convert portsentry.conf [-tcp|-stcp|-atcp] [-udp|-sudp|-audp]
       Print the YAML policy equivalent to a classic PortSentry configuration.
   kube-portsentry validate FILE.yaml
@@ -133,6 +142,13 @@ function logLevel(text: string | undefined): LogLevel {
 
 const list = (text: string | undefined): string[] => (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 
+/** --allowed-commands: absolute paths of programs, as policies name them. */
+function commandList(text: string | undefined): string[] {
+  const programs = list(text);
+  for (const p of programs) if (!p.startsWith('/')) throw new UsageError(`--allowed-commands: ${JSON.stringify(p)} is not an absolute path`);
+  return programs;
+}
+
 function durationFlag(name: string, text: string): number {
   const ms = parseDuration(text);
   if (ms === null || ms <= 0) throw new UsageError(`--${name} must be a duration like 100ms or 15s, got ${JSON.stringify(text)}`);
@@ -191,6 +207,8 @@ async function agentCommand(args: string[]): Promise<number> {
       kubeconfig: { type: 'string' },
       firewall: { type: 'string', default: 'auto' },
       'service-cidr': { type: 'string' },
+      'allowed-commands': { type: 'string' },
+      'node-resolv-conf': { type: 'string', default: '/etc/resolv.conf' },
       'report-interval': { type: 'string', default: '100ms' },
       'report-queue': { type: 'string', default: '10000' },
       'metrics-address': { type: 'string' },
@@ -225,6 +243,8 @@ async function agentCommand(args: string[]): Promise<number> {
     tokenFile: values['token-file']!,
     firewall,
     serviceCidrs: list(values['service-cidr']),
+    allowedCommands: commandList(values['allowed-commands']),
+    nodeResolvConfs: list(values['node-resolv-conf']),
     reportIntervalMs: durationFlag('report-interval', values['report-interval']!),
     reportQueueCapacity: queue,
     logger,
@@ -251,6 +271,8 @@ async function operatorCommand(args: string[]): Promise<number> {
       cilium: { type: 'boolean', default: false },
       'service-cidr': { type: 'string' },
       'max-tracked-sources': { type: 'string', default: '100000' },
+      'allow-unbound-tokens': { type: 'boolean', default: false },
+      'allowed-commands': { type: 'string' },
       kubeconfig: { type: 'string' },
       'metrics-address': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
@@ -285,6 +307,8 @@ async function operatorCommand(args: string[]): Promise<number> {
     cilium: values.cilium!,
     serviceCidrs: list(values['service-cidr']),
     maxTrackedSources: maxTracked,
+    allowUnboundTokens: values['allow-unbound-tokens']!,
+    allowedCommands: commandList(values['allowed-commands']),
     logger,
     metrics,
   });
