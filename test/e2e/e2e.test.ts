@@ -309,6 +309,13 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
     for (const port of TRIPWIRES.slice(0, 2)) for (const source of Object.values(protectedSources)) await forgedSyn(source, NODE2.ip, port);
     await forgedSyn(control, NODE2.ip, TRIPWIRES[0]!);
     await eventually('the control probe blocked on node 2', 30_000, async () => (await nodeBlocked(NODE2)).has(control));
+    // Reported by both nodes, the forged control is corroborated into a BlockedHost: both
+    // agents reach the operator.
+    const bh = await eventually('a BlockedHost for the control, reported by both nodes', 30_000, async () => {
+      const b = await bhFor(control);
+      return b?.status?.reportingNodes?.length === 2 ? b : undefined;
+    });
+    assert.deepEqual([...bh.status!.reportingNodes!].sort(), NODES.map((n) => n.name));
     for (const node of NODES) {
       const blocked = await nodeBlocked(node);
       for (const [what, address] of Object.entries(protectedSources)) assert.ok(!blocked.has(address), `${node.name} blocked the ${what} (${address})`);
@@ -316,29 +323,26 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
     for (const [what, address] of Object.entries(protectedSources)) assert.equal(await bhFor(address), undefined, `a BlockedHost for the ${what}`);
   });
 
-  test('DNS as the kubelet gives it: the agents find the operator through CoreDNS', async (t) => {
+  test("DNS as the kubelet gives it: the agent holds the node's resolvers, reports without cluster DNS; CoreDNS serves the operator's name", async (t) => {
     if (skip(t)) return;
-    // Node 2 has something to report too: one forged probe from a fresh source (the stealth
-    // policy of the previous test is in force).
-    await eventually('a probe reported from node 2', 30_000, async () => {
-      await forgedSyn('198.18.8.78', NODE2.ip, TRIPWIRES[0]!);
-      return (await nodeBlocked(NODE2)).has('198.18.8.78');
-    });
-    const agent = (await agentPods(cluster))[0]!;
-    const resolv = (await cluster.kubectl(['-n', NAMESPACE, 'exec', agent.metadata.name, '--', 'cat', '/etc/resolv.conf'])).stdout;
-    assert.match(resolv, new RegExp(`^nameserver ${DNS_SERVICE_IP.replace(/\./g, '\\.')}$`, 'm'));
-    assert.match(resolv, new RegExp(`^search ${NAMESPACE}\\.svc\\.cluster\\.local`, 'm'));
-    // CoreDNS logs each query it answers: both agents (each has reported by now) had the
-    // operator's Service name answered, through the pod's search path.
-    const logs = () => cluster.kubectl(['-n', 'kube-system', 'logs', 'deployment/coredns']).then((r) => r.stdout);
-    for (const node of NODES) {
-      // A node reaches a pod on its own bridge from the bridge's address, others from its own.
-      const { spec } = await cluster.json<{ spec: { podCIDR: string } }>(['get', 'node', node.name]);
-      const bridge = spec.podCIDR.replace(/\.0\/\d+$/, '.1');
-      const from = [node.ip, bridge].map((a) => a.replace(/\./g, '\\.')).join('|');
-      const answered = new RegExp(`(${from}):\\d+ - \\d+ "A IN ${OPERATOR}\\.${NAMESPACE}\\.svc\\.cluster\\.local\\. [^"]*" NOERROR`);
-      await eventually(`${node.name} had the operator's name answered by CoreDNS`, 30_000, async () => answered.test(await logs()));
+    // The agent runs with dnsPolicy Default: the kubelet writes the node's own resolv.conf
+    // into the pod, and those resolvers are protected (previous test). The agent finds the
+    // operator's Service in the API, so reporting never waits on cluster DNS.
+    for (const agent of await agentPods(cluster)) {
+      const resolv = (await cluster.kubectl(['-n', NAMESPACE, 'exec', agent.metadata.name, '--', 'cat', '/etc/resolv.conf'])).stdout;
+      assert.match(resolv, new RegExp(`^nameserver ${UPSTREAM_DNS.replace(/\./g, '\\.')}$`, 'm'), `${agent.metadata.name}: the node's resolver`);
+      assert.doesNotMatch(resolv, new RegExp(DNS_SERVICE_IP.replace(/\./g, '\\.')));
     }
+    // Pods on the cluster network resolve the name the report endpoint's certificate carries.
+    const operator = (await operatorPods(cluster))[0]!;
+    const name = `${OPERATOR}.${NAMESPACE}.svc`;
+    const { stdout } = await cluster.kubectl([
+      '-n', NAMESPACE, 'exec', operator.metadata.name, '--', 'node', '-e', `require('node:dns').lookup(${JSON.stringify(name)}, (e, a) => console.log(e ? e.code : a))`,
+    ]);
+    const serviceIp = (await cluster.kubectl(['-n', NAMESPACE, 'get', 'service', OPERATOR, '-o', 'jsonpath={.spec.clusterIP}'])).stdout;
+    assert.equal(stdout.trim(), serviceIp);
+    const { stdout: logs } = await cluster.kubectl(['-n', 'kube-system', 'logs', 'deployment/coredns']);
+    assert.match(logs, new RegExp(`"A IN ${name.replace(/\./g, '\\.')}\\.cluster\\.local\\. [^"]*" NOERROR`));
   });
 
   test('lifecycle: an agent pod deleted while a block is in force: the block stays in the kernel, the new pod takes over', async (t) => {
