@@ -11,9 +11,10 @@ import type { FilesSpec, ResponseSpec } from '../policy/types.js';
 import { appendLine, blockedFileFor, classicBlockLine, resetBlockedFiles } from './classic-files.js';
 import type { Firewall } from './firewall/firewall.js';
 import { addHostsDenyLine, removeHostsDenyLine } from './hosts-deny.js';
+import { hostsDenyLine } from './hosts-deny-lines.js';
 import { addBlackholeRoute, removeBlackholeRoute } from './route.js';
 import { runProgram } from './run-program.js';
-import { substitute, substituteArgv, type Substitution } from './substitute.js';
+import { substituteArgv, type Substitution } from './substitute.js';
 
 /** A host name fit for a log or history line; anything else (newlines, spaces) is dropped. */
 const SAFE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
@@ -92,7 +93,7 @@ export class Responder {
             : addBlackholeRoute(block.source, family),
         );
       if (r.hostsDeny.enabled)
-        await this.attempt('hosts-deny', () => addHostsDenyLine(r.hostsDeny.path, substitute(r.hostsDeny.line, values)));
+        await this.attempt('hosts-deny', () => addHostsDenyLine(r.hostsDeny.path, hostsDenyLine(r.hostsDeny.line, { address: block.source, port: block.port, mode: values.mode })));
       if (!r.runCommandFirst) await command();
     }
     await this.writeClassicFiles(block);
@@ -110,7 +111,7 @@ export class Responder {
       if (r.route.enabled && r.route.command.length === 0)
         await this.attempt('route', () => removeBlackholeRoute(block.source, family));
       if (r.hostsDeny.enabled)
-        await this.attempt('hosts-deny', () => removeHostsDenyLine(r.hostsDeny.path, substitute(r.hostsDeny.line, values)));
+        await this.attempt('hosts-deny', () => removeHostsDenyLine(r.hostsDeny.path, hostsDenyLine(r.hostsDeny.line, { address: block.source, port: block.port, mode: values.mode })));
     }
     if (r.unblockCommand.length)
       await this.attempt('unblock-command', () => runProgram(substituteArgv(r.unblockCommand, values)));
