@@ -15,6 +15,7 @@ import type { PolicyDocument } from './policy/types.js';
 import { Sentry } from './sentry/sentry.js';
 import { parseDuration } from './policy/duration.js';
 import { selectFirewall } from './respond/firewall/select.js';
+import { DEFAULT_INSTANCE, firewallNames, instanceProblem } from './respond/firewall/owner.js';
 import type { HealthSource } from './metrics/server.js';
 import type { Registry } from 'prom-client';
 
@@ -190,6 +191,7 @@ async function agentCommand(args: string[]): Promise<number> {
       'token-file': { type: 'string', default: '/var/run/secrets/kubernetes.io/serviceaccount/token' },
       kubeconfig: { type: 'string' },
       firewall: { type: 'string', default: 'auto' },
+      instance: { type: 'string', default: DEFAULT_INSTANCE },
       'service-cidr': { type: 'string' },
       'report-interval': { type: 'string', default: '100ms' },
       'report-queue': { type: 'string', default: '10000' },
@@ -212,7 +214,9 @@ async function agentCommand(args: string[]): Promise<number> {
   if (!Number.isInteger(queue) || queue < 1) throw new UsageError('--report-queue must be a positive integer');
   const logger = createLogger(logLevel(values['log-level']), 'kube-portsentry-agent').child({ node });
   const metrics = new Metrics();
-  const firewall = await selectFirewall(backend as 'auto' | 'nftables' | 'iptables');
+  const instanceError = instanceProblem(values.instance!);
+  if (instanceError) throw new UsageError(`--${instanceError}`);
+  const firewall = await selectFirewall(backend as 'auto' | 'nftables' | 'iptables', firewallNames({ kind: 'agent', instance: values.instance! }));
   if (!firewall) throw new UsageError('no firewall backend (nft or iptables+ipset) found');
   // Loaded here, not at the top: the Kubernetes client costs the standalone sentry ~60 MB of RSS.
   const [{ Agent }, { connect }] = await Promise.all([import('./agent/agent.js'), import('./k8s/client.js')]);
