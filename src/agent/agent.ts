@@ -12,6 +12,7 @@ import { formatProblems, validateSpec } from '../policy/validate.js';
 import { API_VERSION, KIND } from '../policy/spec-schema.js';
 import { BlockSet } from '../respond/firewall/block-set.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
+import type { RouteMark } from '../respond/route.js';
 import { Sentry } from '../sentry/sentry.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
@@ -29,6 +30,8 @@ export interface AgentOptions {
   operatorCaFile?: string;
   tokenFile: string;
   firewall: Firewall;
+  /** How this instance marks the blackhole routes a policy's response.route adds. */
+  routeMark?: RouteMark;
   serviceCidrs: string[];
   reportIntervalMs: number;
   reportQueueCapacity: number;
@@ -274,6 +277,7 @@ export class Agent {
       const sentry = new Sentry(doc, this.log, this.o.metrics, {
         firewall: this.blockSet.view('local'),
         onProbe: (probe, decision) => this.onProbe(probe, decision),
+        ...(this.o.routeMark ? { routeMark: this.o.routeMark } : {}),
       });
       sentry.setProtected(this.guard.all());
       await sentry.start();

@@ -40,9 +40,12 @@ export interface ReconcilePlan {
   lifted: BlockEntry[];
   /** Blocks the kernel fast path made that the record missed. */
   adopted: BlockEntry[];
+  /** Blocks to put in the kernel (with the time they have left), and entries to take out. */
   kernel: { add: { entry: BlockEntry; timeoutMs: number }[]; remove: KernelEntry[] };
-  routes: { add: string[]; remove: string[] };
-  hostsDeny: { add: string[]; remove: string[] };
+  /** Blocks whose route is missing, and routes to take out. */
+  routes: { add: BlockEntry[]; remove: string[] };
+  /** Blocks whose hosts.deny line is missing, and lines to take out. */
+  hostsDeny: { add: BlockEntry[]; remove: string[] };
 }
 
 export const ADOPTED_REASON = 'blocked by the kernel fast path while the sentry did not record it';
@@ -73,14 +76,20 @@ export function reconcile(now: number, record: readonly BlockEntry[], state: Hos
   const routesWanted = new Set(actions.routes ? inForce.map((e) => e.address) : []);
   const routesThere = new Set(state.routes.map((r) => canonicalTarget(r) ?? r));
   const lineOf = actions.hostsDenyLine;
-  const linesWanted = new Set(lineOf ? inForce.map((e) => lineOf(e)).filter((l): l is string => l !== null) : []);
+  const lines = new Map<BlockEntry, string>();
+  if (lineOf)
+    for (const e of inForce) {
+      const line = lineOf(e);
+      if (line !== null) lines.set(e, line);
+    }
+  const linesWanted = new Set(lines.values());
   const linesThere = new Set(state.hostsDeny);
   return {
     keep: inForce,
     lifted,
     adopted,
     kernel: { add, remove },
-    routes: { add: [...routesWanted].filter((r) => !routesThere.has(r)), remove: [...routesThere].filter((r) => !routesWanted.has(r)) },
-    hostsDeny: { add: [...linesWanted].filter((l) => !linesThere.has(l)), remove: [...linesThere].filter((l) => !linesWanted.has(l)) },
+    routes: { add: inForce.filter((e) => routesWanted.has(e.address) && !routesThere.has(e.address)), remove: [...routesThere].filter((r) => !routesWanted.has(r)) },
+    hostsDeny: { add: [...lines].filter(([, l]) => !linesThere.has(l)).map(([e]) => e), remove: [...linesThere].filter((l) => !linesWanted.has(l)) },
   };
 }

@@ -2,7 +2,7 @@
 // sentry's lines carry a marker (hosts-deny-lines.ts) and only those are ever removed;
 // every change holds a lock, so two writers never lose each other's lines, and replaces
 // the file in one step.
-import { readFile, realpath } from 'node:fs/promises';
+import { mkdir, readFile, realpath } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
 import { withFileLock } from './file-lock.js';
@@ -34,6 +34,7 @@ async function change<T>(
   fallback: T,
 ): Promise<T> {
   const file = await target(path);
+  if (options.lockDir) await mkdir(options.lockDir, { recursive: true, mode: 0o700 });
   const lock = options.lockDir ? join(options.lockDir, `${basename(file)}.lock`) : `${file}.kube-portsentry.lock`;
   return withFileLock(lock, async () => {
     const next = edit(await readText(file));

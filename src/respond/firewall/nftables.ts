@@ -162,6 +162,11 @@ export class NftablesFirewall implements Firewall {
       'ip6 saddr @blockednet6 counter drop',
     ];
     const found = await this.checkOwnership();
+    if (options.keepEntries && options.keepRules && found?.chains.includes('prerouting')) {
+      const t = `inet ${this.table}`;
+      await this.run([...sets.map((set) => `add ${set.replace(/^set /, `set ${t} `)}`), ''].join('\n'));
+      return;
+    }
     if (options.keepEntries) {
       // The block sets and their elements stay; every chain and every other set (the fast
       // path's, which start may set up differently) is built again. One transaction: the

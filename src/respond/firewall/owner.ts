@@ -19,7 +19,11 @@ export interface FirewallNames {
   chain: string;
   /** Who the objects belong to: the nftables table's comment and the iptables jump's. */
   comment: string;
+  /** The metric of the owner's blackhole routes (route.ts), which tells them apart. */
+  routeMetric: number;
 }
+
+const STANDALONE_METRIC = 157;
 
 /** The agent's instance when none is given (the chart always passes its release name). */
 export const DEFAULT_INSTANCE = 'default';
@@ -46,7 +50,13 @@ const cut = (text: string): string => (Buffer.byteLength(text) <= 120 ? text : `
 
 export function firewallNames(owner: FirewallOwner): FirewallNames {
   if (owner.kind === 'standalone')
-    return { table: 'kube_portsentry', setPrefix: 'kube-portsentry', chain: 'KUBE-PORTSENTRY', comment: cut(`kube-portsentry standalone ${owner.stateDir}`) };
+    return {
+      table: 'kube_portsentry',
+      setPrefix: 'kube-portsentry',
+      chain: 'KUBE-PORTSENTRY',
+      comment: cut(`kube-portsentry standalone ${owner.stateDir}`),
+      routeMetric: STANDALONE_METRIC,
+    };
   const problem = instanceProblem(owner.instance);
   if (problem) throw new Error(problem);
   const s = short(owner.instance);
@@ -55,6 +65,8 @@ export function firewallNames(owner: FirewallOwner): FirewallNames {
     setPrefix: `kps-${s}`,
     chain: `KPS-${s}`,
     comment: cut(`kube-portsentry agent ${owner.instance}`),
+    // An agent's own metric, away from the standalone's (and, but for a hash collision, another release's).
+    routeMetric: STANDALONE_METRIC + 1 + (createHash('sha256').update(owner.instance).digest().readUInt32BE(0) % 1_000_000),
   };
 }
 
