@@ -32,6 +32,8 @@ const out = (text: string): void => void process.stdout.write(text.endsWith('\n'
 
 interface Parsed {
   policy: PolicyDocument;
+  /** --state-dir, when given. */
+  stateDir: string | undefined;
   socket: string;
   json: boolean;
   positionals: string[];
@@ -47,7 +49,7 @@ async function parse(args: string[], extra: Record<string, { type: 'string' | 'b
     allowPositionals: true,
   });
   const policy = await loadPolicy(values as { policy?: string; config?: string; defaults?: string }, classic);
-  return { policy, socket: values.socket as string, json: values.json as boolean, positionals, values };
+  return { policy, stateDir: values['state-dir'] as string | undefined, socket: values.socket as string, json: values.json as boolean, positionals, values };
 }
 
 /** The request checked here first (bad input changes nothing); the socket carries `raw`, which the sentry checks again. */
@@ -69,9 +71,10 @@ async function ask(socket: string, request: Record<string, unknown>): Promise<(R
  * Works on the record and the kernel while no sentry runs, holding the files directory's
  * lock so that a sentry starting meanwhile waits for nothing half done.
  */
-async function withoutSentry<T>(policy: PolicyDocument, socket: string, work: (host: HostBlocks) => Promise<T>): Promise<T> {
+async function withoutSentry<T>(p: Parsed, work: (host: HostBlocks) => Promise<T>): Promise<T> {
+  const { policy, socket } = p;
   const spec = policy.spec;
-  const paths = statePaths(spec.files);
+  const paths = statePaths(spec.files, p.stateDir);
   await mkdir(paths.dir, { recursive: true });
   const lock = await holdLock(paths.runLock);
   if ('heldBy' in lock)
@@ -117,7 +120,7 @@ export async function blocksCommand(args: string[]): Promise<number> {
   const p = await parse(args);
   if (p.positionals.length) throw new UsageError('blocks takes no arguments');
   const reply = await ask(p.socket, { command: 'blocks' });
-  const blocks = reply ? (reply.blocks as BlockEntry[]) : await new RecordFile(statePaths(p.policy.spec.files).record).load();
+  const blocks = reply ? (reply.blocks as BlockEntry[]) : await new RecordFile(statePaths(p.policy.spec.files, p.stateDir).record).load();
   if (p.json) out(JSON.stringify({ running: reply !== null, blocks: blocks.map(asJson) }, null, 2));
   else {
     if (!reply) process.stderr.write('kube-portsentry: the sentry is not running; the blocks of its record:\n');
@@ -136,7 +139,7 @@ export async function blockCommand(args: string[]): Promise<number> {
   let entry: BlockEntry;
   if (reply) entry = reply.entry as BlockEntry;
   else
-    entry = await withoutSentry(p.policy, p.socket, async (host) => {
+    entry = await withoutSentry(p, async (host) => {
       const refusal = blockRefusal(request.address, { own: hostAddresses(), ignore: p.policy.spec.ignore });
       if (refusal) throw new AdminError(`refusing to block: ${refusal}`);
       await host.open();
@@ -154,7 +157,7 @@ export async function unblockCommand(args: string[]): Promise<number> {
   if (request.command !== 'unblock') throw new Error('unreachable');
   const reply = await ask(p.socket, raw);
   if (!reply)
-    await withoutSentry(p.policy, p.socket, async (host) => {
+    await withoutSentry(p, async (host) => {
       await host.open();
       const problem = unblockProblem(request.address, host.list());
       if (problem) throw new AdminError(problem);
@@ -192,7 +195,7 @@ export async function statusCommand(args: string[]): Promise<number> {
     out(p.json ? JSON.stringify({ running: true, status: reply.status, blocks: (reply.blocks as BlockEntry[]).map(asJson) }, null, 2) : statusText(reply.status as SentryStatus, reply.blocks as BlockEntry[]));
     return 0;
   }
-  const blocks = await new RecordFile(statePaths(p.policy.spec.files).record).load();
+  const blocks = await new RecordFile(statePaths(p.policy.spec.files, p.stateDir).record).load();
   if (p.json) out(JSON.stringify({ running: false, blocks: blocks.map(asJson) }, null, 2));
   else out(`kube-portsentry: not running (no sentry on ${p.socket})\nblocks in its record: ${blocks.length}${blocks.length ? `\n${blocksTable(blocks).replace(/^/gm, '  ')}` : ''}`);
   // As an init script's status: 3 for a service that is not running.
@@ -213,7 +216,7 @@ export async function flushCommand(args: string[]): Promise<number> {
   if (p.positionals.length) throw new UsageError('flush takes no arguments');
   if (await askSentry(p.socket, { command: 'status' }))
     throw new AdminError(`the sentry is running (${p.socket}): stop it first (it keeps its table while it runs), or run it with --flush-on-exit`);
-  const { removed, lifted } = await withoutSentry(p.policy, p.socket, async (host) => {
+  const { removed, lifted } = await withoutSentry(p, async (host) => {
     try {
       await host.load();
     } catch (err) {
@@ -224,7 +227,7 @@ export async function flushCommand(args: string[]): Promise<number> {
     const lifted = host.size;
     return { removed: await host.flush(), lifted };
   });
-  out(`flushed: ${lifted} blocks lifted; removed ${removedText(removed)}; record ${statePaths(p.policy.spec.files).record} deleted`);
+  out(`flushed: ${lifted} blocks lifted; removed ${removedText(removed)}; record ${statePaths(p.policy.spec.files, p.stateDir).record} deleted`);
   return 0;
 }
 

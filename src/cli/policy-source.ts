@@ -16,6 +16,7 @@ export const POLICY_OPTIONS = {
   policy: { type: 'string' },
   config: { type: 'string' },
   defaults: { type: 'string' },
+  'state-dir': { type: 'string' },
 } as const;
 
 /** Splits the classic single-dash mode flags from the rest, which parseArgs reads. */

@@ -56,7 +56,8 @@ export async function runCommand(args: string[]): Promise<number> {
   const { level, format } = logOptions(values);
   const policy = await loadPolicy(values, classic);
   const logger = createLogger(level, 'kube-portsentry', format);
-  const paths = statePaths(policy.spec.files);
+  const stateDir = values['state-dir'];
+  const paths = statePaths(policy.spec.files, stateDir);
   await mkdir(paths.dir, { recursive: true, mode: 0o755 });
   // One sentry per files directory: two would each reconcile the other's blocks away.
   const lock = await holdLock(paths.runLock);
@@ -65,7 +66,7 @@ export async function runCommand(args: string[]): Promise<number> {
     return 1;
   }
   const metrics = new Metrics();
-  const sentry = new Sentry(policy, logger, metrics, { flushOnExit: values['flush-on-exit']! });
+  const sentry = new Sentry(policy, logger, metrics, { flushOnExit: values['flush-on-exit']!, ...(stateDir ? { stateDir } : {}) });
   let server: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   let control: Awaited<ReturnType<typeof serveControl>> | null = null;
   let stopping: Promise<void> | undefined;

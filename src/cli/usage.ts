@@ -1,9 +1,11 @@
 // What each command takes, as `kube-portsentry COMMAND --help` prints it.
-const POLICY = `[--policy FILE.yaml | --config portsentry.conf [-tcp|-stcp|-atcp] [-udp|-sudp|-audp] [--defaults FILE]]`;
+const POLICY = `[--policy FILE.yaml | --config portsentry.conf [-tcp|-stcp|-atcp] [-udp|-sudp|-audp] [--defaults FILE]]
+                      [--state-dir DIR]`;
 const POLICY_HELP = `      --policy FILE     a YAML policy; --config FILE a classic portsentry.conf (with the classic
                         mode flags, or --defaults /etc/default/portsentry for Debian's TCP_MODE and
                         UDP_MODE); neither: the bundled default policy. The files it names (history,
-                        hosts.deny) and the block record next to the history file are the ones used.`;
+                        hosts.deny) and the block record next to the history file are the ones used.
+      --state-dir DIR   keep the block record and lock files in DIR instead of next to the history file`;
 const SOCKET_HELP = `      --socket PATH     the running sentry's control socket (default /run/kube-portsentry/control.sock)`;
 
 export const COMMAND_USAGE: Record<string, string> = {

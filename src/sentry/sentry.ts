@@ -95,6 +95,8 @@ export interface SentryOptions {
   routeMark?: RouteMark;
   /** Standalone: remove everything the sentry owns when it stops (by default blocks stay in place). */
   flushOnExit?: boolean;
+  /** Standalone: where the block record and lock files go, instead of next to the history file. */
+  stateDir?: string;
 }
 
 /** A done action as a log field: "firewall nftables", "hosts-deny ALL: 198.18.0.1 : DENY". */
@@ -189,7 +191,7 @@ export class Sentry {
     const raw = (['tcp', 'udp'] as const).some((p) => spec[p].mode === 'stealth' || spec[p].mode === 'advanced');
     if (raw) await this.inUse.refresh();
     const shared = this.options.firewall !== undefined;
-    const paths = statePaths(spec.files);
+    const paths = statePaths(spec.files, this.options.stateDir);
     const names = firewallNames(shared ? { kind: 'agent', instance: DEFAULT_INSTANCE } : { kind: 'standalone', stateDir: paths.dir });
     const firewall = shared ? this.options.firewall! : await selectFirewall(spec.response.firewall, names);
     this.firewallName = firewall?.name ?? 'none';

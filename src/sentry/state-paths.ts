@@ -16,7 +16,8 @@ export interface StatePaths {
   runLock: string;
 }
 
-export function statePaths(files: FilesSpec): StatePaths {
-  const dir = files.history ? dirname(files.history) : files.blocked ? dirname(files.blocked) : DEFAULT_STATE_DIR;
+/** `stateDir` (--state-dir) overrides where the files directory is. */
+export function statePaths(files: FilesSpec, stateDir?: string): StatePaths {
+  const dir = stateDir ?? (files.history ? dirname(files.history) : files.blocked ? dirname(files.blocked) : DEFAULT_STATE_DIR);
   return { dir, record: join(dir, 'blocks.json'), runLock: join(dir, 'sentry.lock') };
 }

@@ -1,5 +1,7 @@
 // Shared setup for network suites: one pair of test hosts with a real service on the
 // target, and at most one sentry at a time, stopped after each test even when it failed.
+// The tests share the hosts, so each sentry removes what it owned when it stops
+// (--flush-on-exit): the next test starts from a clean kernel.
 import type { ChildProcess } from 'node:child_process';
 import { after, afterEach, before, type TestContext } from 'node:test';
 import { TestNet } from './netns.js';
@@ -42,7 +44,7 @@ export function useTestHosts(options: { tools: string[]; servicePort: number }):
     ready: (t) => prerequisites(t, { root: true, tools: options.tools }),
     start: async (policy) => {
       await stop();
-      sentry = await SentryProcess.start(net!, policy);
+      sentry = await SentryProcess.start(net!, policy, ['--flush-on-exit']);
       return sentry;
     },
     stop,
