@@ -309,4 +309,4 @@ export async function main(argv: string[]): Promise<number> {
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
 // Long-lived components may leave idle keep-alive sockets behind; once stopped, leave.
-if (['agent', 'operator'].includes(process.argv[2] ?? '')) process.exit(code);
+if (['run', 'agent', 'operator'].includes(process.argv[2] ?? '')) process.exit(code);

@@ -91,7 +91,10 @@ export async function runCommand(args: string[]): Promise<number> {
     return 1;
   }
   try {
-    control = await serveControl(values.socket!, (request) => answer(sentry, request));
+    const serving = await serveControl(values.socket!, (request) => answer(sentry, request));
+    // A signal may have come while the socket was being set up: it goes with the rest.
+    if (stopping) await serving.close();
+    else control = serving;
     logger.info({ socket: values.socket }, 'admin commands answered on the control socket');
   } catch (err) {
     // The sentry still guards the host; the admin commands work from the record meanwhile.

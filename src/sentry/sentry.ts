@@ -412,14 +412,14 @@ export class Sentry {
         const latencyMs = performance.now() - seenAt;
         // A kernel block was in place before the sentry heard of it: not a user-space latency.
         if (!probe.blockedInKernel) this.metrics.blockLatency.observe(latencyMs / 1000);
-        this.logger.info(
-          { source: block.source, action: block.action, latencyMs, ...(probe.blockedInKernel ? { blockedInKernel: true } : {}), done: done.map(doneText) },
-          'response in place',
-        );
         if (this.host && block.action === 'block') {
           await this.host.recordDetection(this.entryOf(block, ports));
           this.metrics.blockedHosts.set(this.host.size);
         }
+        this.logger.info(
+          { source: block.source, action: block.action, latencyMs, ...(probe.blockedInKernel ? { blockedInKernel: true } : {}), done: done.map(doneText) },
+          'response in place',
+        );
       }),
     );
     setImmediate(() => this.log(probe, decision, ports));

@@ -75,6 +75,8 @@ export class SentryProcess {
     proc.stateDir = args.includes('--state-dir') ? args[args.indexOf('--state-dir') + 1]! : '';
     proc.socket = args[args.indexOf('--socket') + 1]!;
     await proc.waitFor((l) => l.msg === 'sentry ready', 15_000);
+    // Admin commands need the control socket, set up right after.
+    await proc.waitFor((l) => l.msg === 'admin commands answered on the control socket' || l.msg === 'control socket unavailable', 5_000);
     return proc;
   }
 
