@@ -58,7 +58,7 @@ export class SentryProcess {
     net: TestNet,
     policy: string | { args: string[] },
     extra: string[] = [],
-    options: { ownStateDir?: boolean } = {},
+    options: { ownStateDir?: boolean; command?: string[] } = {},
   ): Promise<SentryProcess> {
     const dir = await mkdtemp(join(tmpdir(), 'kps-sentry-'));
     let args: string[];
@@ -71,7 +71,9 @@ export class SentryProcess {
     // ownStateDir false: the files directory is the one the policy's files name (next to the history file).
     const stateArgs = [...(options.ownStateDir === false ? [] : own('--state-dir', join(dir, 'state'))), ...own('--socket', join(dir, 'control.sock'))];
     args.push(...stateArgs, ...extra);
-    const proc = new SentryProcess(net.spawn(net.target, [process.execPath, CLI, ...args, '--log-level', 'debug', '--log-format', 'json']));
+    // `command`: another kube-portsentry than this checkout's (an installed package's).
+    const command = options.command ?? [process.execPath, CLI];
+    const proc = new SentryProcess(net.spawn(net.target, [...command, ...args, '--log-level', 'debug', '--log-format', 'json']));
     proc.stateDir = args.includes('--state-dir') ? args[args.indexOf('--state-dir') + 1]! : '';
     proc.socket = args[args.indexOf('--socket') + 1]!;
     await proc.waitFor((l) => l.msg === 'sentry ready', 15_000);

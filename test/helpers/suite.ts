@@ -17,7 +17,7 @@ export interface HostsSuite {
   stop(): Promise<number | null | undefined>;
 }
 
-export function useTestHosts(options: { tools: string[]; servicePort: number }): HostsSuite {
+export function useTestHosts(options: { tools: string[]; modules?: string[]; servicePort: number }): HostsSuite {
   let net: TestNet | undefined;
   let service: ChildProcess | undefined;
   let sentry: SentryProcess | undefined;
@@ -41,7 +41,7 @@ export function useTestHosts(options: { tools: string[]; servicePort: number }):
       if (!net) throw new Error('test hosts were not created (not root?)');
       return net;
     },
-    ready: (t) => prerequisites(t, { root: true, tools: options.tools }),
+    ready: (t) => prerequisites(t, { root: true, tools: options.tools, ...(options.modules ? { modules: options.modules } : {}) }),
     start: async (policy) => {
       await stop();
       sentry = await SentryProcess.start(net!, policy, ['--flush-on-exit']);

@@ -37,7 +37,7 @@ function metric(text: string, name: string, labels = ''): number {
 }
 
 describe('abuse', { concurrency: false }, () => {
-  const hosts = useTestHosts({ tools: TOOLS, servicePort: 8080 });
+  const hosts = useTestHosts({ tools: TOOLS, modules: ['raw-socket'], servicePort: 8080 });
   const ready = (t: TestContext) => hosts.ready(t);
   let dir: string;
   let targetDev: string;
