@@ -107,7 +107,7 @@ test('bad arguments name the problem and show that command\'s usage; bad log opt
   const r = await cli(['agent', '--frob']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /Unknown option '--frob'/);
-  assert.match(r.stderr, /Usage:\n  kube-portsentry agent /);
+  assert.match(r.stderr, /Usage:\n {2}kube-portsentry agent /);
   assert.doesNotMatch(r.stderr, /kube-portsentry operator/);
   assert.match((await cli(['run', '--log-format', 'xml'])).stderr, /--log-format must be one of json, text, classic/);
   assert.match((await cli(['agent', '--node-name', 'n', '--namespace', 'ns', '--operator-url', 'https://o', '--instance', 'Bad_Name'])).stderr, /--instance "Bad_Name" must be a Helm release name/);

@@ -21,7 +21,10 @@ function lines(child: ChildProcess): { all: string[]; waitFor(pred: (l: string) 
       const line = buffer.slice(0, nl).replace(/\r$/, '');
       buffer = buffer.slice(nl + 1);
       all.push(line);
-      for (const w of waiters.splice(0)) (w.pred(line) ? w.resolve(line) : waiters.push(w));
+      for (const w of waiters.splice(0)) {
+        if (w.pred(line)) w.resolve(line);
+        else waiters.push(w);
+      }
     }
   });
   return {
