@@ -1,7 +1,6 @@
 // The node agent: the standalone sentry's detectors and engine, with its policy from the
 // operator (one ConfigMap per node), every BlockedHost enforced in the node firewall set,
 // detections reported to the operator, and the cluster's own addresses protected.
-import { readFile } from 'node:fs/promises';
 import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
 import type { Decision } from '../engine/engine.js';
 import type { Probe } from '../detect/probe.js';
@@ -41,6 +40,8 @@ export interface AgentOptions {
 
 /** How often the kernel set is compared with what it should hold, to repair drift. */
 const RECONCILE_MS = 30_000;
+/** A policy that failed to start is tried again after 1 s, doubling to this. */
+const START_RETRY_MAX_MS = 60_000;
 
 export class Agent {
   private readonly log: Logger;
@@ -51,7 +52,14 @@ export class Agent {
   private readonly queue: ReportQueue;
   private reporter: Reporter | undefined;
   private sentry: Sentry | undefined;
+  /** The policy this node should run (its ConfigMap's, once valid). */
   private effective: EffectivePolicy | undefined;
+  /** What the sentry runs (policy name and spec), once started. */
+  private running: string | undefined;
+  /** Why detection is off: the policy failed to start (retried); null while it runs. */
+  private detectionOff: string | null = null;
+  private startFailures = 0;
+  private startRetry: NodeJS.Timeout | undefined;
   private guard = new ProtectedSet({ nodes: [], podCidrs: [], serviceCidrs: [], apiServer: [], gateways: [], dns: [] });
   private hostFacts = { gateways: [] as string[], dns: [] as string[] };
   private refused = new Set<string>();
@@ -94,7 +102,8 @@ export class Agent {
   }
 
   ready(): string | null {
-    return this.isReady ? null : 'starting';
+    if (!this.isReady) return 'starting';
+    return this.detectionOff ? `detection off: ${this.detectionOff}` : null;
   }
 
   /** Cluster changes are applied one at a time, in order. */
@@ -120,13 +129,13 @@ export class Agent {
       await this.applyPolicy();
     });
     await this.work;
-    const ca = this.o.operatorCaFile ? await readFile(this.o.operatorCaFile, 'utf8') : undefined;
     this.reporter = new Reporter({
       urls: this.o.operatorUrls,
-      ...(ca ? { ca } : {}),
+      ...(this.o.operatorCaFile ? { caFile: this.o.operatorCaFile } : {}),
       tokenFile: this.o.tokenFile,
       node,
       policy: () => this.effective?.policy ?? null,
+      detectionOff: () => this.detectionOff,
       queue: this.queue,
       intervalMs: this.o.reportIntervalMs,
       logger: this.log,
@@ -151,6 +160,7 @@ export class Agent {
   async stop(): Promise<void> {
     this.isReady = false;
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.startRetry);
     this.blockedHosts.stop();
     this.policyMap.stop();
     this.facts.stop();
@@ -246,11 +256,14 @@ export class Agent {
     const cm = this.policyMap.list()[0];
     const text = cm?.data?.['policy.json'];
     if (!text) {
+      clearTimeout(this.startRetry);
+      this.detectionOff = null;
+      this.effective = undefined;
+      this.running = undefined;
       if (this.sentry) {
         this.log.warn({ node: this.o.node }, 'no policy selects this node any more: detection stopped');
         await this.sentry.stop();
         this.sentry = undefined;
-        this.effective = undefined;
       }
       return;
     }
@@ -266,23 +279,40 @@ export class Agent {
       this.log.error({ policy: effective.policy, problems: formatProblems(r.problems) }, 'effective policy rejected; keeping the current one');
       return;
     }
-    if (this.effective && this.effective.policy === effective.policy && JSON.stringify(this.effective.spec) === JSON.stringify(r.value)) return;
+    this.effective = { ...effective, spec: r.value };
+    const key = `${effective.policy} ${JSON.stringify(r.value)}`;
+    if (this.running === key) return;
+    clearTimeout(this.startRetry);
     // Classic history files are for standalone hosts; the cluster has BlockedHosts and Events.
     const spec: PolicySpec = { ...r.value, files: { history: '', blocked: '' } };
     const doc: PolicyDocument = { apiVersion: API_VERSION, kind: KIND, metadata: { name: effective.policy }, spec };
-    this.effective = { ...effective, spec: r.value };
-    if (this.sentry) {
-      await this.sentry.reconfigure(doc);
-    } else {
-      const sentry = new Sentry(doc, this.log, this.o.metrics, {
-        firewall: this.blockSet.view('local'),
-        onProbe: (probe, decision) => this.onProbe(probe, decision),
-        ...(this.o.routeMark ? { routeMark: this.o.routeMark } : {}),
-      });
-      sentry.setProtected(this.guard.all());
-      await sentry.start();
-      this.sentry = sentry;
+    try {
+      if (this.sentry) {
+        await this.sentry.reconfigure(doc);
+      } else {
+        this.sentry = new Sentry(doc, this.log, this.o.metrics, {
+          firewall: this.blockSet.view('local'),
+          onProbe: (probe, decision) => this.onProbe(probe, decision),
+          ...(this.o.routeMark ? { routeMark: this.o.routeMark } : {}),
+        });
+        this.sentry.setProtected(this.guard.all());
+        await this.sentry.start();
+      }
+    } catch (err) {
+      // Half started is not started: stop it all, and start from scratch on the next try.
+      const why = (err as Error).message;
+      await this.sentry?.stop().catch(() => undefined);
+      this.sentry = undefined;
+      this.running = undefined;
+      this.detectionOff = `policy ${effective.policy}: ${why}`.slice(0, 1024);
+      const retryInMs = Math.min(START_RETRY_MAX_MS, 1000 * 2 ** Math.min(this.startFailures++, 16));
+      this.log.error({ policy: effective.policy, err: why, retryInMs }, 'policy start failed; retrying');
+      this.startRetry = setTimeout(() => this.serially(() => this.applyPolicy()), retryInMs);
+      return;
     }
+    this.running = key;
+    this.detectionOff = null;
+    this.startFailures = 0;
     this.log.info({ policy: effective.policy, generation: effective.generation }, 'effective policy in force');
   }
 

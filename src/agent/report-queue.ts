@@ -44,13 +44,16 @@ export class ReportQueue {
     p.blocked ||= blocked;
   }
 
-  /** Takes up to one report's worth of sources, oldest first. */
-  take(max = MAX_SOURCES_PER_REPORT): SourceReport[] {
+  /**
+   * Takes sources, oldest first, while their JSON (as a list) stays within `maxBytes` and
+   * MAX_SOURCES_PER_REPORT; always at least one, so a lone large source still goes out.
+   */
+  take(maxBytes: number): SourceReport[] {
     const out: SourceReport[] = [];
+    let bytes = 2; // []
     for (const [source, p] of this.pending) {
-      if (out.length >= max) break;
-      this.pending.delete(source);
-      out.push({
+      if (out.length >= MAX_SOURCES_PER_REPORT) break;
+      const r: SourceReport = {
         source,
         probes: [...p.probes.values()],
         count: p.count,
@@ -58,7 +61,12 @@ export class ReportQueue {
         lastSeen: p.lastSeen,
         verified: p.verified,
         blocked: p.blocked,
-      });
+      };
+      const size = Buffer.byteLength(JSON.stringify(r)) + (out.length ? 1 : 0);
+      if (out.length && bytes + size > maxBytes) break;
+      bytes += size;
+      this.pending.delete(source);
+      out.push(r);
     }
     return out;
   }

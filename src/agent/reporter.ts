@@ -1,4 +1,4 @@
-// Sends queued detections to the operator: batched, one request at a time, retried with
+// Sends queued detections to the operator: batched by size, one request at a time, retried with
 // capped backoff, rotating through the operator URLs on failure (a replica that is not the
 // leader answers 503). The ServiceAccount token is read from its file for every request,
 // since the kubelet rotates projected tokens.
@@ -7,23 +7,31 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { REPORT_PATH, type Report } from '../k8s/report.js';
+import { MAX_REPORT_BYTES, REPORT_PATH, reportEnvelopeBytes, type Report } from '../k8s/report.js';
 import type { ReportQueue } from './report-queue.js';
 
 export interface ReporterOptions {
   urls: string[];
-  /** PEM CA bundle that signs the operator's serving certificate. */
-  ca?: string;
+  /** PEM CA bundle that signs the operator's serving certificate; read again before each report, as it may be rotated. */
+  caFile?: string;
   tokenFile: string;
   node: string;
   policy: () => string | null;
+  /** Why detection is off on this node, or null: sent on change, and every 30 s while off. */
+  detectionOff?: () => string | null;
   queue: ReportQueue;
   intervalMs: number;
   logger: Logger;
   metrics: Metrics;
+  /** The largest body to send; the operator's limit (MAX_REPORT_BYTES) unless told otherwise. */
+  maxReportBytes?: number;
 }
 
 const MAX_BACKOFF_MS = 10_000;
+/** While detection is off, the state goes again this often: a new leader learns it in time. */
+const STATE_REFRESH_MS = 30_000;
+/** A batch is never cut below this by 413s; one source alone always goes. */
+const MIN_REPORT_BYTES = 16 * 1024;
 
 export class Reporter {
   private timer: NodeJS.Timeout | undefined;
@@ -31,12 +39,19 @@ export class Reporter {
   private backoffMs = 0;
   private nextAt = 0;
   private urlIndex = 0;
-  private readonly httpsAgent: HttpsAgent;
+  private httpsAgent: HttpsAgent;
+  private ca: string | undefined;
   private readonly httpAgent = new HttpAgent({ keepAlive: true });
   private stopped = false;
+  /** Body size aimed at: halved when the operator answers 413, grown back as reports go through. */
+  private budgetBytes: number;
+  /** The detection state the operator acknowledged last, and when. */
+  private sentOff: string | null = null;
+  private sentOffAt = 0;
 
   constructor(private readonly o: ReporterOptions) {
-    this.httpsAgent = new HttpsAgent({ keepAlive: true, ...(o.ca ? { ca: o.ca } : {}) });
+    this.budgetBytes = o.maxReportBytes ?? MAX_REPORT_BYTES;
+    this.httpsAgent = new HttpsAgent({ keepAlive: true });
   }
 
   start(): void {
@@ -55,20 +70,34 @@ export class Reporter {
   private async tick(final = false): Promise<void> {
     const { queue, metrics } = this.o;
     metrics.reportQueue.set(queue.size);
-    if (this.sending || queue.size === 0 || (!final && Date.now() < this.nextAt)) return;
+    const off = this.o.detectionOff?.() ?? null;
+    const stateDue = off !== this.sentOff || (off !== null && Date.now() - this.sentOffAt > STATE_REFRESH_MS);
+    if (this.sending || (queue.size === 0 && !stateDue) || (!final && Date.now() < this.nextAt)) return;
     const policy = this.o.policy();
     if (!policy) return;
     this.sending = true;
-    const batch = queue.take();
-    const report: Report = { node: this.o.node, policy, sources: batch };
+    const envelope = reportEnvelopeBytes(this.o.node, policy) + (off ? Buffer.byteLength(JSON.stringify({ detectionOff: off })) : 0);
+    const batch = queue.take(this.budgetBytes - envelope);
+    const report: Report = { node: this.o.node, policy, sources: batch, ...(off ? { detectionOff: off } : {}) };
     const url = this.o.urls[this.urlIndex % this.o.urls.length]!;
     try {
       const token = (await readFile(this.o.tokenFile, 'utf8')).trim();
-      const status = await this.post(url, token, JSON.stringify(report));
+      await this.trustCurrentCa();
+      const body = JSON.stringify(report);
+      const status = await this.post(url, token, body);
       if (status === 200) {
         metrics.reportsSent.inc({ result: 'ok' });
+        [this.sentOff, this.sentOffAt] = [off, Date.now()];
         this.backoffMs = 0;
         this.nextAt = 0;
+        this.budgetBytes = Math.min(this.o.maxReportBytes ?? MAX_REPORT_BYTES, this.budgetBytes * 2);
+      } else if ((status === 413 || status === 400) && batch.length > 1) {
+        // Too large, or one source in it refused: send it again in halves, until a single
+        // source is refused on its own; only that one is proven unsendable.
+        queue.putBack(batch);
+        metrics.reportsSent.inc({ result: 'retry' });
+        this.budgetBytes = Math.max(MIN_REPORT_BYTES, Math.floor(Buffer.byteLength(body) / 2));
+        this.o.logger.warn({ url, status, sources: batch.length, nextBytes: this.budgetBytes }, 'operator refused a report; sending it in smaller parts');
       } else if (status === 503 || status >= 500 || status === 401) {
         // Not the leader, overloaded, or a token the operator could not check yet: retry.
         queue.putBack(batch);
@@ -76,7 +105,7 @@ export class Reporter {
         this.retryLater(`HTTP ${status}`, url, status === 503 ? 200 : undefined);
       } else {
         metrics.reportsSent.inc({ result: 'rejected' });
-        this.o.logger.error({ url, status, sources: batch.length }, 'operator rejected a report; dropped');
+        this.o.logger.error({ url, status, sources: batch.map((b) => b.source) }, 'operator rejected a report; dropped');
       }
     } catch (err) {
       queue.putBack(batch);
@@ -88,6 +117,17 @@ export class Reporter {
       metrics.reportQueue.set(queue.size);
       this.sending = false;
     }
+  }
+
+  /** A new agent (new connections) when the CA file changed: the old one would keep trusting the old CA. */
+  private async trustCurrentCa(): Promise<void> {
+    if (!this.o.caFile) return;
+    const ca = await readFile(this.o.caFile, 'utf8');
+    if (ca === this.ca) return;
+    if (this.ca !== undefined) this.o.logger.info({ caFile: this.o.caFile }, 'operator CA changed; trusting the new one');
+    this.ca = ca;
+    this.httpsAgent.destroy();
+    this.httpsAgent = new HttpsAgent({ keepAlive: true, ca });
   }
 
   private retryLater(why: string, url: string, firstMs?: number): void {

@@ -2,7 +2,7 @@
 // and report whoever connects or sends a datagram. A TCP hit needs a completed handshake,
 // so its source is real (verified); a UDP source can be forged.
 import { createSocket } from 'node:dgram';
-import { createRequire } from 'node:module';
+import { loadAddon } from '../native/addon.js';
 import { normalizeIp } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
 import type { Probe } from './probe.js';
@@ -26,7 +26,7 @@ export interface BindReport {
 interface NativeTripwire {
   listen(port: number, banner: Buffer, onConnection: (address: string) => void): { close(): void };
 }
-const native = createRequire(import.meta.url)('../../../build/Release/tripwire.node') as NativeTripwire;
+const native = loadAddon<NativeTripwire>('tripwire');
 
 type Listener = { close(done: () => void): void };
 

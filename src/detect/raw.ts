@@ -5,8 +5,8 @@
 // batches, parsed, counted and checked against the port tables there, and this file gets
 // compact probe records, identical consecutive probes folded into one with a count, each
 // with the age of its packet by the kernel's receive stamp.
-import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
+import { loadAddon } from '../native/addon.js';
 import { formatIpAt } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
 import type { PortsInUse } from './listening.js';
@@ -32,7 +32,7 @@ export interface NativeRawBatch {
   /** The reader's parser: [reason (0: parsed, else 1 + index in DROP_REASONS), port, flags, IPv4 destination]. */
   parse(packet: Uint8Array, length: number, family: 4 | 6, protocol: number): [number, number, number, number];
 }
-export const nativeRaw = createRequire(import.meta.url)('../../../build/Release/rawbatch.node') as NativeRawBatch;
+export const nativeRaw = loadAddon<NativeRawBatch>('rawbatch');
 const PACKETS = 0;
 const FIRST_REASON = 1;
 const LE = endianness() === 'LE'; // records are in host byte order

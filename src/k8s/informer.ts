@@ -1,9 +1,17 @@
 // A watched cache of one resource that never gives up: client-node's ListWatch relists on
 // 410 Gone by itself but stops on any other error (API server down, network cut), so it
-// is restarted here with capped backoff. `synced` resolves after the first full list.
+// is restarted here with exponential backoff (backoff.ts), reset only once a watch has
+// delivered an event or a list succeeded: client-node reports "connect" before every
+// attempt, failed ones included. A watch that stays silent past its server-side timeout
+// (a half-open connection) is aborted and restarted. `synced` resolves after the first
+// full list.
 import { ListWatch, type KubernetesListObject, type KubernetesObject, type Watch } from '@kubernetes/client-node';
 import type { Logger } from '../log/logger.js';
+import { watchBackoffMs } from './backoff.js';
 import { describeError } from './client.js';
+
+/** The API server ends each watch after this long, so a live watch is never silent longer. */
+const WATCH_TIMEOUT_SECONDS = 120;
 
 export interface WatchedOptions<T extends KubernetesObject> {
   /** The Kube's watch starter (kube.watch), so its requests are counted with the rest. */
@@ -21,11 +29,19 @@ export interface WatchedOptions<T extends KubernetesObject> {
    * differs), so a consumer can keep its own index up to date without rescanning the list.
    */
   onEvent?: (type: 'add' | 'update' | 'delete', obj: T) => void;
+  /**
+   * Server-side timeout of each watch (WATCH_TIMEOUT_SECONDS). A watch silent for this much
+   * plus its grace (30 s at most) is taken for dead and restarted.
+   */
+  watchTimeoutSeconds?: number;
 }
+
+type WatchCall = Watch['watch'];
 
 export class Watched<T extends KubernetesObject> {
   private readonly lw: ListWatch<T>;
-  private backoffMs = 500;
+  /** Failed attempts since the last event or successful list. */
+  private failures = 0;
   private stopped = false;
   private restartTimer: NodeJS.Timeout | undefined;
   private pending = false;
@@ -38,20 +54,18 @@ export class Watched<T extends KubernetesObject> {
     const list = async (): Promise<KubernetesListObject<T>> => {
       const result = await options.list();
       this.isSynced = true;
-      this.backoffMs = 500;
+      this.failures = 0;
       this.markSynced();
       this.changed();
       return result;
     };
-    this.lw = new ListWatch<T>(options.path, options.watch, list, false, options.labelSelector, options.fieldSelector);
+    const watch = { watch: this.watchWithLiveness(options.watch.watch.bind(options.watch), options.watchTimeoutSeconds ?? WATCH_TIMEOUT_SECONDS) };
+    this.lw = new ListWatch<T>(options.path, watch as Watch, list, false, options.labelSelector, options.fieldSelector);
     for (const verb of ['add', 'update', 'delete'] as const)
       this.lw.on(verb, (obj) => {
         options.onEvent?.(verb, obj);
         this.changed();
       });
-    this.lw.on('connect', () => {
-      this.backoffMs = 500;
-    });
     this.lw.on('error', (err) => this.restart(err));
   }
 
@@ -82,13 +96,54 @@ export class Watched<T extends KubernetesObject> {
     });
   }
 
+  /**
+   * Each watch asks the server to end it after `timeoutSeconds` and for bookmarks; anything
+   * it delivers re-arms a timer, and a watch silent past the timeout and grace is aborted
+   * and reported failed, so the ListWatch restarts it.
+   */
+  private watchWithLiveness(inner: WatchCall, timeoutSeconds: number): WatchCall {
+    const silentMs = (timeoutSeconds + Math.min(30, timeoutSeconds)) * 1000;
+    return async (path, query, callback, done) => {
+      let timer: NodeJS.Timeout | undefined;
+      const started: { controller?: AbortController } = {};
+      let ended = false;
+      const finish = (err: unknown) => {
+        clearTimeout(timer);
+        if (ended) return;
+        ended = true;
+        done(err);
+      };
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          finish(new Error(`watch silent for ${silentMs / 1000} s; restarting it`));
+          started.controller?.abort();
+        }, silentMs);
+      };
+      arm();
+      const controller = await inner(
+        path,
+        { ...query, timeoutSeconds, allowWatchBookmarks: true },
+        (phase, obj, raw) => {
+          arm();
+          if (phase !== 'ERROR') this.failures = 0;
+          callback(phase, obj, raw);
+        },
+        finish,
+      );
+      started.controller = controller;
+      if (ended) controller.abort();
+      return controller;
+    };
+  }
+
   private restart(err: unknown): void {
     if (this.stopped) return;
-    this.options.logger.warn({ path: this.options.path, err: describeError(err), retryInMs: this.backoffMs }, 'watch failed; retrying');
+    const delayMs = watchBackoffMs(this.failures++, Math.random());
+    this.options.logger.warn({ path: this.options.path, err: describeError(err), retryInMs: delayMs }, 'watch failed; retrying');
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {
       if (!this.stopped) void this.lw.start().catch((e) => this.restart(e));
-    }, this.backoffMs);
-    this.backoffMs = Math.min(this.backoffMs * 2, 15_000);
+    }, delayMs);
   }
 }

@@ -33,6 +33,13 @@ export interface Report {
   node: string;
   policy: string;
   sources: SourceReport[];
+  /** Why the node's detection is off (its policy failed to start); absent while it runs. */
+  detectionOff?: string;
+}
+
+/** Bytes of a report's JSON besides its sources: what a batch of sources must leave room for. */
+export function reportEnvelopeBytes(node: string, policy: string): number {
+  return Buffer.byteLength(JSON.stringify({ node, policy, sources: [] }));
 }
 
 /** Parses a report body; throws an Error whose message names the bad field. */
@@ -68,6 +75,7 @@ export function parseReport(text: string): Report {
   return {
     node: str(r.node, 'node', 253),
     policy: str(r.policy, 'policy', 253),
+    ...(r.detectionOff === undefined ? {} : { detectionOff: str(r.detectionOff, 'detectionOff', 1024) }),
     sources: list(r.sources, 'sources', MAX_SOURCES_PER_REPORT).map((raw, i) => {
       const at = `sources[${i}]`;
       const s = obj(raw, at);

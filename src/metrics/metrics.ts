@@ -152,5 +152,16 @@ export class Metrics {
 
   constructor(processMetrics = true) {
     if (processMetrics) collectDefaultMetrics({ register: this.registry });
+    // rate() and increase() cannot see a series' first increment unless it existed at 0
+    // before: publish every label value the alerts watch from the start, so an alert fires
+    // on the first scan, failure or refusal rather than from the second on.
+    for (const protocol of ['tcp', 'udp']) this.scans.inc({ protocol }, 0);
+    for (const reason of ['policy', 'unverified', 'rate-limited']) this.alerts.inc({ reason }, 0);
+    for (const action of RESPONSE_ACTIONS) this.actionErrors.inc({ action }, 0);
   }
 }
+
+/** The actions whose failures portsentry_action_errors_total counts. */
+export const RESPONSE_ACTIONS = [
+  'firewall', 'route', 'hosts-deny', 'command', 'unblock-command', 'history', 'blocked-file', 'kernel-fast-path',
+] as const;

@@ -56,5 +56,7 @@ export class OperatorMetrics {
 
   constructor(processMetrics = true) {
     if (processMetrics) collectDefaultMetrics({ register: this.registry });
+    // As in the agent's metrics: at 0 from the start, so increase() sees the first one.
+    for (const protocol of ['tcp', 'udp']) this.scans.inc({ protocol }, 0);
   }
 }

@@ -19,14 +19,12 @@
 
 typedef struct {
   js_poll_t base; /* base.fd is the socket; polled only with a callback */
-  int listening;
   uint8_t buf[RECV_SIZE];
 } nl_t;
 
 static nl_t *self(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
-  nl_t *nl = NULL;
-  if (napi_get_cb_info(env, info, argc, argv, NULL, (void **)&nl) != napi_ok) return NULL;
-  if (nl->base.fd < 0 || nl->base.closing) {
+  nl_t *nl = (nl_t *)js_poll_this(env, info, argc, argv);
+  if (nl && (nl->base.fd < 0 || nl->base.closing)) {
     napi_throw_error(env, "EBADF", "netlink socket is closed");
     return NULL;
   }
@@ -99,24 +97,6 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   }
 }
 
-static napi_value js_close(napi_env env, napi_callback_info info) {
-  nl_t *nl = NULL;
-  size_t argc = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, NULL, NULL, (void **)&nl));
-  if (nl->listening) return js_poll_close(env, info); /* frees nl once libuv lets go */
-  if (nl->base.fd >= 0) close(nl->base.fd);
-  nl->base.fd = -1;
-  return NULL;
-}
-
-static void finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  nl_t *nl = (nl_t *)data;
-  if (nl->base.fd >= 0) close(nl->base.fd);
-  free(nl);
-}
-
 /* open(protocol, onDatagram?): { send, receive, close } on a socket bound to a
  * kernel-chosen port id; with onDatagram, unsolicited datagrams go to it. */
 static napi_value js_open(napi_env env, napi_callback_info info) {
@@ -146,36 +126,25 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
 
+  napi_valuetype callback_type = napi_undefined;
+  if (argc > 1 && napi_typeof(env, argv[1], &callback_type) != napi_ok) callback_type = napi_undefined;
+  if (callback_type == napi_function) {
+    int big = 4 << 20; /* room for a burst of log messages */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) != 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  }
   nl_t *nl = (nl_t *)calloc(1, sizeof *nl);
   if (!nl) {
     close(fd);
     return throw_errno(env, ENOMEM, "netlink socket");
   }
   nl->base.fd = fd;
-  napi_valuetype callback_type = napi_undefined;
-  if (argc > 1) CHECK(napi_typeof(env, argv[1], &callback_type));
-  napi_value handle, fn;
-  if (callback_type == napi_function) {
-    int big = 4 << 20; /* room for a burst of log messages */
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) != 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    nl->listening = 1;
-    handle = js_poll_start(env, &nl->base, argv[1], "kube-portsentry:netlink", on_readable);
-    if (handle == NULL) return NULL;
-  } else
-    CHECK(napi_create_object(env, &handle));
-  /* A listening socket is freed when closed (js_poll_closed), the others with their handle. */
-  if (!nl->listening && napi_wrap(env, handle, nl, finalize, NULL, NULL) != napi_ok) {
-    close(fd);
-    free(nl);
-    napi_throw_error(env, NULL, "kube-portsentry native: napi_wrap");
-    return NULL;
-  }
-  CHECK(napi_create_function(env, "send", NAPI_AUTO_LENGTH, js_send, nl, &fn));
-  CHECK(napi_set_named_property(env, handle, "send", fn));
-  CHECK(napi_create_function(env, "receive", NAPI_AUTO_LENGTH, js_receive, nl, &fn));
-  CHECK(napi_set_named_property(env, handle, "receive", fn));
-  CHECK(napi_create_function(env, "close", NAPI_AUTO_LENGTH, js_close, nl, &fn));
-  CHECK(napi_set_named_property(env, handle, "close", fn));
+  napi_value handle = js_poll_start(env, &nl->base, callback_type == napi_function ? argv[1] : NULL, "kube-portsentry:netlink", on_readable);
+  if (!handle) return NULL;
+  napi_value fn;
+  CHECK_OWNED(napi_create_function(env, "send", NAPI_AUTO_LENGTH, js_send, NULL, &fn), &nl->base);
+  CHECK_OWNED(napi_set_named_property(env, handle, "send", fn), &nl->base);
+  CHECK_OWNED(napi_create_function(env, "receive", NAPI_AUTO_LENGTH, js_receive, NULL, &fn), &nl->base);
+  CHECK_OWNED(napi_set_named_property(env, handle, "receive", fn), &nl->base);
   return handle;
 }
 

@@ -59,6 +59,7 @@ enum {
 typedef struct {
   js_poll_t base;
   uv_timer_t timer;
+  int timer_open;
   int paused; /* polling stopped, timer running */
   int family, protocol;
   napi_ref buffer_ref, counters_ref, watched_ref, in_use_ref;
@@ -212,24 +213,13 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   }
 }
 
-/* close(): the timer goes first, then the watched descriptor (js_poll_close). */
-static void timer_closed(uv_handle_t *handle) {
-  reader_t *r = (reader_t *)handle->data;
-  uv_close((uv_handle_t *)&r->base.poll, js_poll_closed);
-}
-
-static napi_value js_close(napi_env env, napi_callback_info info) {
-  reader_t *r;
-  size_t argc = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, NULL, NULL, (void **)&r));
-  if (r->base.closing) return NULL;
-  r->base.closing = 1;
-  napi_delete_reference(env, r->base.callback);
-  napi_async_destroy(env, r->base.context);
-  uv_poll_stop(&r->base.poll);
+/* On close: the timer goes with the poll (each frees its reference in its close callback). */
+static void stop_timer(js_poll_t *p) {
+  reader_t *r = (reader_t *)p;
+  if (!r->timer_open) return;
   uv_timer_stop(&r->timer);
-  uv_close((uv_handle_t *)&r->timer, timer_closed);
-  return NULL;
+  uv_close((uv_handle_t *)&r->timer, js_poll_handle_closed);
+  r->timer_open = 0;
 }
 
 /* ---- the socket filter ---- */
@@ -303,10 +293,9 @@ static int build_filter(struct sock_filter *prog, int family, int protocol, cons
 
 static void release(js_poll_t *p) {
   reader_t *r = (reader_t *)p;
-  napi_delete_reference(p->env, r->buffer_ref);
-  napi_delete_reference(p->env, r->counters_ref);
-  napi_delete_reference(p->env, r->watched_ref);
-  napi_delete_reference(p->env, r->in_use_ref);
+  napi_ref refs[] = {r->buffer_ref, r->counters_ref, r->watched_ref, r->in_use_ref};
+  for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
+    if (refs[i]) napi_delete_reference(p->env, refs[i]);
 }
 
 static int port_table(napi_env env, napi_value value, const uint8_t **data, napi_ref *ref) {
@@ -337,8 +326,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   reader_t *r = (reader_t *)calloc(1, sizeof *r);
   if (!r) return throw_errno(env, ENOMEM, "raw socket");
   r->base.env = env;
+  r->base.fd = -1;
+  r->base.release = release;
+  r->base.shutdown = stop_timer;
   if (!port_table(env, argv[2], &r->watched, &r->watched_ref) || !port_table(env, argv[3], &r->in_use, &r->in_use_ref)) {
-    if (r->watched_ref) napi_delete_reference(env, r->watched_ref);
+    release(&r->base);
     free(r);
     napi_throw_type_error(env, NULL, "watched and inUse must be Uint8Array(65536)");
     return NULL;
@@ -346,8 +338,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
   if (fd < 0) {
     int err = errno;
-    napi_delete_reference(env, r->watched_ref);
-    napi_delete_reference(env, r->in_use_ref);
+    release(&r->base);
     free(r);
     return throw_errno(env, err, "raw socket");
   }
@@ -363,7 +354,6 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
 
   r->base.fd = fd;
-  r->base.release = release;
   r->family = family == 6 ? 6 : 4;
   r->protocol = protocol;
   for (int i = 0; i < BATCH; i++) {
@@ -374,29 +364,35 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     r->msgs[i].msg_hdr.msg_name = &r->names[i];
     r->msgs[i].msg_hdr.msg_control = r->control[i].bytes;
   }
+  /* The output buffer exists before the poll starts: on_readable writes to it. */
   napi_value buffer, counters, counters_buffer, value;
   void *data;
-  CHECK(napi_create_buffer(env, (size_t)OUT_RECORDS * RECORD, &data, &buffer));
+  if (napi_create_buffer(env, (size_t)OUT_RECORDS * RECORD, &data, &buffer) != napi_ok ||
+      napi_create_reference(env, buffer, 1, &r->buffer_ref) != napi_ok) {
+    close(fd);
+    release(&r->base);
+    free(r);
+    napi_throw_error(env, NULL, "kube-portsentry native: record buffer");
+    return NULL;
+  }
   r->out = (uint8_t *)data;
-  CHECK(napi_create_reference(env, buffer, 1, &r->buffer_ref));
-  CHECK(napi_create_arraybuffer(env, C_COUNT * sizeof(double), &data, &counters_buffer));
-  r->counters = (double *)data;
-  CHECK(napi_create_typedarray(env, napi_float64_array, C_COUNT, counters_buffer, 0, &counters));
-  CHECK(napi_create_reference(env, counters, 1, &r->counters_ref));
-  uv_loop_t *loop;
-  CHECK(napi_get_uv_event_loop(env, &loop));
-  uv_timer_init(loop, &r->timer);
-  r->timer.data = r;
   napi_value handle = js_poll_start(env, &r->base, argv[4], "kube-portsentry:rawbatch", on_readable);
   if (handle == NULL) return NULL;
-  napi_value close_fn;
-  CHECK(napi_create_function(env, "close", NAPI_AUTO_LENGTH, js_close, r, &close_fn));
-  CHECK(napi_set_named_property(env, handle, "close", close_fn));
-  CHECK(napi_create_int32(env, RECORD, &value));
-  CHECK(napi_set_named_property(env, handle, "recordSize", value));
-  CHECK(napi_set_named_property(env, handle, "counters", counters));
-  CHECK(napi_get_boolean(env, filtered, &value));
-  CHECK(napi_set_named_property(env, handle, "filtered", value));
+  CHECK_OWNED(napi_create_arraybuffer(env, C_COUNT * sizeof(double), &data, &counters_buffer), &r->base);
+  r->counters = (double *)data;
+  CHECK_OWNED(napi_create_typedarray(env, napi_float64_array, C_COUNT, counters_buffer, 0, &counters), &r->base);
+  CHECK_OWNED(napi_create_reference(env, counters, 1, &r->counters_ref), &r->base);
+  uv_loop_t *loop;
+  CHECK_OWNED(napi_get_uv_event_loop(env, &loop), &r->base);
+  uv_timer_init(loop, &r->timer);
+  r->timer.data = r;
+  r->timer_open = 1;
+  r->base.refs++;
+  CHECK_OWNED(napi_create_int32(env, RECORD, &value), &r->base);
+  CHECK_OWNED(napi_set_named_property(env, handle, "recordSize", value), &r->base);
+  CHECK_OWNED(napi_set_named_property(env, handle, "counters", counters), &r->base);
+  CHECK_OWNED(napi_get_boolean(env, filtered, &value), &r->base);
+  CHECK_OWNED(napi_set_named_property(env, handle, "filtered", value), &r->base);
   return handle;
 }
 

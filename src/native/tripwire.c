@@ -12,9 +12,15 @@
 
 #include "js_poll.h"
 
+/* Out of descriptors with no spare to make room: accepting again after this pause
+ * instead of at once, since the pending connection keeps the socket readable (a spin). */
+#define NO_DESCRIPTOR_PAUSE_MS 100
+
 typedef struct {
   js_poll_t base;
-  int spare_fd; /* released to accept-and-drop when the process is out of descriptors */
+  uv_timer_t pause; /* resumes accepting after NO_DESCRIPTOR_PAUSE_MS */
+  int pause_open;
+  int spare_fd; /* closed to make room for an accept when the process is out of descriptors */
   char *banner;
   size_t banner_len;
 } listener_t;
@@ -61,6 +67,15 @@ static void report(listener_t *l, const char *address) {
   napi_close_handle_scope(env, scope);
 }
 
+static void on_readable(uv_poll_t *handle, int status, int events);
+
+static void resume(uv_timer_t *timer) {
+  listener_t *l = (listener_t *)timer->data;
+  if (l->base.closing) return;
+  if (l->spare_fd < 0) l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  uv_poll_start(&l->base.poll, UV_READABLE, on_readable);
+}
+
 static void on_readable(uv_poll_t *handle, int status, int events) {
   (void)events;
   listener_t *l = (listener_t *)handle->data;
@@ -69,16 +84,22 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     struct sockaddr_storage peer;
     socklen_t len = sizeof peer;
     int c = accept4(l->base.fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int err = c < 0 ? errno : 0;
+    if ((err == EMFILE || err == ENFILE) && l->spare_fd >= 0) {
+      /* out of descriptors: the spare makes room to take the connection off the queue */
+      close(l->spare_fd);
+      l->spare_fd = -1;
+      len = sizeof peer;
+      c = accept4(l->base.fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      err = c < 0 ? errno : 0;
+    }
+    if (err == EMFILE || err == ENFILE) {
+      uv_poll_stop(&l->base.poll);
+      uv_timer_start(&l->pause, resume, NO_DESCRIPTOR_PAUSE_MS, 0);
+      return;
+    }
     if (c < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if ((errno == EMFILE || errno == ENFILE) && l->spare_fd >= 0) {
-        /* out of descriptors: free the spare, take the connection off the queue, drop it */
-        close(l->spare_fd);
-        c = accept4(l->base.fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
-        if (c >= 0) close(c);
-        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (c >= 0) continue;
-      }
+      if (err == EINTR || err == ECONNABORTED) continue;
       return; /* EAGAIN: queue drained */
     }
     char text[INET6_ADDRSTRLEN] = "";
@@ -91,8 +112,20 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
       (void)sent; /* a scanner that reset already gets nothing: nothing to do */
     }
     close(c);
+    if (l->spare_fd < 0) l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (text[0]) report(l, text);
   }
+}
+
+/* On close: the spare descriptor goes with the socket, the pause timer with the poll. */
+static void stop_listener(js_poll_t *p) {
+  listener_t *l = (listener_t *)p;
+  if (l->spare_fd >= 0) close(l->spare_fd);
+  l->spare_fd = -1;
+  if (!l->pause_open) return;
+  uv_timer_stop(&l->pause);
+  uv_close((uv_handle_t *)&l->pause, js_poll_handle_closed);
+  l->pause_open = 0;
 }
 
 static void release(js_poll_t *p) {
@@ -132,12 +165,21 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   }
   l->base.fd = fd;
   l->base.release = release;
+  l->base.shutdown = stop_listener;
   l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (banner_len && (l->banner = (char *)malloc(banner_len))) {
     memcpy(l->banner, banner_data, banner_len);
     l->banner_len = banner_len;
   }
-  return js_poll_start(env, &l->base, argv[2], "kube-portsentry:tripwire", on_readable);
+  napi_value handle = js_poll_start(env, &l->base, argv[2], "kube-portsentry:tripwire", on_readable);
+  if (!handle) return NULL;
+  uv_loop_t *loop;
+  CHECK_OWNED(napi_get_uv_event_loop(env, &loop), &l->base);
+  uv_timer_init(loop, &l->pause);
+  l->pause.data = l;
+  l->pause_open = 1;
+  l->base.refs++;
+  return handle;
 }
 
 static napi_value init(napi_env env, napi_value exports) {

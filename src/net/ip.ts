@@ -122,6 +122,16 @@ export function parseCidr(text: string): Cidr | null {
   return { family: addr.family, bytes, prefix };
 }
 
+/** True when `outer` holds every address of `inner` and more (a strictly shorter prefix). */
+export function cidrCovers(outer: Cidr, inner: Cidr): boolean {
+  if (outer.family !== inner.family || outer.prefix >= inner.prefix) return false;
+  for (let bit = 0; bit < outer.prefix; bit++) {
+    const mask = 0x80 >> (bit & 7);
+    if ((outer.bytes[bit >> 3]! & mask) !== (inner.bytes[bit >> 3]! & mask)) return false;
+  }
+  return true;
+}
+
 export function formatCidr(c: Cidr): string {
   return `${formatIp(c.bytes)}/${c.prefix}`;
 }

@@ -1,18 +1,18 @@
 // Netlink requests for the firewall backends' hot path (add and remove one address):
 // messages are built here, sent through src/native/netlink.c, and their acks read back
 // by sequence number. Setup, listing and teardown stay with the nft/ipset tools.
-import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { getSystemErrorName } from 'node:util';
+import { loadAddon } from '../native/addon.js';
 
 interface NativeSocket {
   send(message: Buffer): void;
   receive(timeoutMs: number): Buffer | null;
   close(): void;
 }
-const native = createRequire(import.meta.url)('../../../build/Release/netlink.node') as {
+const native = loadAddon<{
   open(protocol: number, onDatagram?: (datagram: Buffer | null) => void): NativeSocket;
-};
+}>('netlink');
 
 export const NETLINK_NETFILTER = 12;
 export const NLM_F_REQUEST = 0x1;

@@ -1,14 +1,17 @@
 // Cluster-wide trigger: the distinct (node, protocol/port) pairs one source touched within
 // the policy's window. A slow scan that touches one port on each of many nodes passes it
 // even when no single node's trigger is met. Pure: fed reports, returns what happened.
+// Bounded: sources (least recently seen forgotten first) and touches per source (enough
+// for the largest trigger); a report costs in proportion to its own probes.
 import type { SourceReport } from '../k8s/report.js';
 
 export interface SourceActivity {
   source: string;
   policy: string;
-  /** "node tcp/79" -> last seen (epoch ms). */
-  touches: Map<string, number>;
-  ports: Set<string>;
+  /** (node, protocol, port) as a number -> last seen (epoch ms), least recently touched first. */
+  touches: Map<number, number>;
+  /** Distinct protocol/port pairs as numbers (UDP + 65536): see portNames. */
+  ports: Set<number>;
   types: Set<string>;
   nodes: Set<string>;
   probes: number;
@@ -26,9 +29,18 @@ export interface TriggerSettings {
 
 /** Distinct ports kept per source for status; counting beyond them still works. */
 const MAX_PORTS = 1024;
+/** Touches kept per source: one more than the largest trigger.count (255) passes any trigger. */
+export const MAX_TOUCHES = 256;
+
+/** A source's ports as "tcp/79", "udp/53". */
+export function portNames(a: SourceActivity): string[] {
+  return [...a.ports].map((p) => (p >= 65536 ? `udp/${p - 65536}` : `tcp/${p}`));
+}
 
 export class Correlator {
   private readonly sources = new Map<string, SourceActivity>();
+  /** A small number per node name, for the touch keys. */
+  private readonly nodeIds = new Map<string, number>();
   evicted = 0;
 
   constructor(private readonly maxSources: number) {}
@@ -79,13 +91,23 @@ export class Correlator {
     a.lastSeen = Math.max(a.lastSeen, r.lastSeen, now);
     a.verified ||= r.verified;
     a.blockedLocally ||= r.blocked;
+    let nodeId = this.nodeIds.get(node);
+    if (nodeId === undefined) this.nodeIds.set(node, (nodeId = this.nodeIds.size));
     for (const p of r.probes) {
-      const port = `${p.protocol}/${p.port}`;
-      a.touches.set(`${node} ${port}`, p.time);
+      const port = (p.protocol === 'udp' ? 65536 : 0) + p.port;
+      const key = nodeId * 131072 + port;
+      const seen = a.touches.get(key);
+      a.touches.delete(key); // re-set below: Map order stays least recently touched first
+      a.touches.set(key, seen === undefined ? p.time : Math.max(seen, p.time));
+      if (a.touches.size > MAX_TOUCHES) a.touches.delete(a.touches.keys().next().value as number);
       if (a.ports.size < MAX_PORTS) a.ports.add(port);
       a.types.add(p.type);
     }
-    for (const [key, time] of a.touches) if (now - time > trigger.windowMs) a.touches.delete(key);
+    // Expired touches are at the front: stop at the first one still in the window.
+    for (const [key, time] of a.touches) {
+      if (now - time <= trigger.windowMs) break;
+      a.touches.delete(key);
+    }
     return { activity: a, triggered: a.touches.size > trigger.count };
   }
 

@@ -22,12 +22,13 @@ import {
   nodePolicyConfigMapName,
   type BlockedHostObject,
   type BlockedHostStatus,
+  type Condition,
   type EffectivePolicy,
   type PolicyObject,
 } from '../k8s/objects.js';
 import { ProtectedSet } from '../k8s/protected.js';
 import type { Report } from '../k8s/report.js';
-import { Correlator, type SourceActivity } from './correlator.js';
+import { Correlator, portNames, type SourceActivity } from './correlator.js';
 import { EventRecorder } from './events.js';
 import { LeaderElector } from './leader.js';
 import { OUTPUT_NAME, renderCalico, renderCilium, renderNetworkPolicy } from './outputs.js';
@@ -36,6 +37,8 @@ import { resolveNodePolicies, type Candidate } from './selection.js';
 
 export const NODE_ANNOTATION = 'kube-portsentry.io/node';
 const STATUS_MIN_INTERVAL_MS = 2000;
+/** Three of the agents' 30 s repeats of "detection off". */
+const DETECTION_OFF_TTL_MS = 90_000;
 
 export interface OperatorOptions {
   kube: Kube;
@@ -310,7 +313,8 @@ export class Operator {
         : matched > 0
           ? condition('Ready', 'True', 'Applied', `in force on ${matched} node(s)`, generation, previous)
           : condition('Ready', 'True', 'NoMatchingNodes', 'valid, but in force on no node (no node selected, or a higher priority policy wins)', generation, previous);
-      const status = { observedGeneration: generation, matchedNodes: matched, conditions: [ready] };
+      const detecting = this.detecting(name, generation, previous);
+      const status = { observedGeneration: generation, matchedNodes: matched, conditions: detecting ? [ready, detecting] : [ready] };
       const before = p.status;
       const same =
         before?.observedGeneration === status.observedGeneration &&
@@ -380,6 +384,7 @@ export class Operator {
   }
 
   private async accept(report: Report): Promise<void> {
+    this.noteDetection(report);
     const policy = this.policyNamed(report.policy);
     if (!policy) {
       this.log.warn({ node: report.node, policy: report.policy }, 'report names an unknown or invalid policy; ignored');
@@ -401,9 +406,9 @@ export class Operator {
         continue;
       }
       if (!triggered && !activity.blockedLocally) continue;
-      const tcp = [...activity.ports].some((p) => p.startsWith('tcp/'));
+      const tcp = portNames(activity).some((p) => p.startsWith('tcp/'));
       const action = tcp ? spec.response.tcp : spec.response.udp;
-      const summary = `${activity.touches.size} distinct probe(s) on ${activity.nodes.size} node(s): ${[...activity.ports].slice(0, 10).join(', ')}`;
+      const summary = `${activity.touches.size} distinct probe(s) on ${activity.nodes.size} node(s): ${portNames(activity).slice(0, 10).join(', ')}`;
       if (action !== 'block' || (spec.response.verifiedOnly && !activity.verified)) {
         if (!activity.blockedLocally && this.alerted.get(r.source) !== activity.firstSeen) {
           this.alerted.set(r.source, activity.firstSeen);
@@ -435,6 +440,40 @@ export class Operator {
     await Promise.all(writes);
   }
 
+  /**
+   * Nodes whose agent says its detection is off (its policy failed to start), for the
+   * policy's Detecting condition. Agents repeat it every 30 s while off; older is forgotten.
+   */
+  private readonly detectionOff = new Map<string, { policy: string; why: string; at: number }>();
+
+  private noteDetection(report: Report): void {
+    const before = this.detectionOff.get(report.node);
+    if (report.detectionOff) this.detectionOff.set(report.node, { policy: report.policy, why: report.detectionOff, at: Date.now() });
+    else this.detectionOff.delete(report.node);
+    if (before?.why !== report.detectionOff || before?.policy !== report.policy) this.markDirty('policies');
+  }
+
+  /** Forgets nodes that stopped saying their detection is off (an agent gone, or a lost leader's state). */
+  private expireDetectionOff(now: number): void {
+    for (const [node, d] of this.detectionOff)
+      if (now - d.at > DETECTION_OFF_TTL_MS) {
+        this.detectionOff.delete(node);
+        this.markDirty('policies');
+      }
+  }
+
+  /** The Detecting condition: False naming the nodes whose policy failed to start; True once one was reported and none is. */
+  private detecting(name: string, generation: number | undefined, previous: Condition[] | undefined): Condition | undefined {
+    const off = [...this.detectionOff].filter(([, d]) => d.policy === name);
+    if (off.length) {
+      const listed = off.slice(0, 5).map(([node, d]) => `${node}: ${d.why}`);
+      if (off.length > 5) listed.push(`and ${off.length - 5} more node(s)`);
+      return condition('Detecting', 'False', 'StartFailed', listed.join('; ').slice(0, 4096), generation, previous);
+    }
+    if (previous?.some((c) => c.type === 'Detecting')) return condition('Detecting', 'True', 'Running', 'no node reports its detection off', generation, previous);
+    return undefined;
+  }
+
   /** BlockedHost creations under way, by address: a report waits for them before its 200. */
   private readonly creating = new Map<string, Promise<void>>();
 
@@ -453,7 +492,7 @@ export class Operator {
       firstSeen: iso(a.firstSeen),
       lastSeen: iso(a.lastSeen),
       probes: a.probes,
-      ports: [...a.ports].slice(0, 1024),
+      ports: portNames(a).slice(0, 1024),
       scanTypes: [...a.types].sort(),
       reportingNodes: [...a.nodes].sort().slice(0, 5000),
     };
@@ -529,6 +568,7 @@ export class Operator {
     let longest = 0;
     for (const p of this.valid.values()) longest = Math.max(longest, parseDuration(p.spec.trigger.window)!);
     this.correlator.expire(now, longest || 3_600_000);
+    this.expireDetectionOff(now);
   }
 
   // ---- outputs

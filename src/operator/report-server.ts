@@ -3,8 +3,9 @@
 // size-limited and parsed strictly; nothing changes state unless all checks pass.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Logger } from '../log/logger.js';
 import type { OperatorMetrics } from '../metrics/operator-metrics.js';
 import { parseListenAddress } from '../metrics/server.js';
@@ -48,7 +49,9 @@ export function tokenReviewAuthenticator(kube: Kube, audience: string, logger: L
 
 export interface ReportServerOptions {
   address: string;
+  /** Certificate and key files, read again every `tlsReloadMs` (10 s): a renewal takes effect live. */
   tls?: { cert: string; key: string };
+  tlsReloadMs?: number;
   authenticate: Authenticator;
   /** system:serviceaccount:NS:NAME allowed to report. */
   allowedUser: string;
@@ -146,13 +149,38 @@ export async function startReportServer(o: ReportServerOptions): Promise<Server>
   // Expired requests are found by a periodic check (30 s by default), so it runs often
   // enough for the limits to hold: a slow client gets its 408 on time.
   const limits = { headersTimeout: headersMs, requestTimeout: requestMs, connectionsCheckingInterval: Math.min(headersMs, requestMs) / 4 };
-  const server = o.tls
-    ? createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), ...limits }, listener)
-    : createHttpServer(limits, listener);
+  const server = o.tls ? createHttpsServer({ cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key), ...limits }, listener) : createHttpServer(limits, listener);
+  if (o.tls) reloadCertificate(server as HttpsServer, o.tls, o.tlsReloadMs ?? 10_000, o.logger);
   const { host, port } = parseListenAddress(o.address);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
   return server;
+}
+
+/**
+ * Serves a renewed certificate (cert-manager, a rotated Secret) without a restart: the files
+ * are compared every `everyMs`, and a changed pair that loads replaces the old one for new
+ * connections. A pair caught half-written fails to load and is tried again next time.
+ */
+function reloadCertificate(server: HttpsServer, files: { cert: string; key: string }, everyMs: number, logger: Logger): void {
+  let loaded = `${readFileSync(files.cert, 'utf8')}\n${readFileSync(files.key, 'utf8')}`;
+  const timer = setInterval(() => {
+    void Promise.all([readFile(files.cert, 'utf8'), readFile(files.key, 'utf8')]).then(
+      ([cert, key]) => {
+        if (`${cert}\n${key}` === loaded) return;
+        try {
+          server.setSecureContext({ cert, key });
+          loaded = `${cert}\n${key}`;
+          logger.info({ cert: files.cert }, 'report endpoint certificate reloaded');
+        } catch (err) {
+          logger.warn({ cert: files.cert, err: (err as Error).message }, 'new report endpoint certificate does not load yet; keeping the old one');
+        }
+      },
+      (err: unknown) => logger.warn({ cert: files.cert, err: (err as Error).message }, 'cannot read the report endpoint certificate; keeping the old one'),
+    );
+  }, everyMs);
+  timer.unref();
+  server.once('close', () => clearInterval(timer));
 }

@@ -373,6 +373,33 @@ describe('chart', { concurrency: false }, () => {
     assert.equal(cm2.metadata.namespace, 'monitoring');
   });
 
+  test('cert-manager issues the report certificate (the GitOps path): no generated Secret, names the agents dial', async (t) => {
+    if (!helmReady(t)) return;
+    const { docs } = await renderChart({ operator: { tls: { certManager: { enabled: true } } } });
+    assert.ok(!docs.some((d) => d.kind === 'Secret' && d.metadata.name === `${OPERATOR}-tls`), 'a generated TLS Secret next to cert-manager');
+    type Certificate = { spec: { secretName: string; isCA?: boolean; dnsNames?: string[]; issuerRef: { name: string; kind: string }; ca?: unknown } };
+    const serving = find(docs, 'Certificate', OPERATOR) as unknown as Certificate;
+    assert.equal(serving.spec.secretName, `${OPERATOR}-tls`);
+    const host = new URL(podSpec(find(docs, 'DaemonSet', AGENT)).containers[0]!.args.find((a) => a.startsWith('--operator-url='))!.slice(15)).hostname;
+    assert.ok(serving.spec.dnsNames?.includes(host), `${host} not in ${serving.spec.dnsNames?.join(', ')}`);
+    // Without an issuer of the user's: a self-signed CA made by cert-manager, and an Issuer on it.
+    const ca = find(docs, 'Certificate', `${OPERATOR}-ca`) as unknown as Certificate;
+    assert.equal(ca.spec.isCA, true);
+    const caIssuer = find(docs, 'Issuer', serving.spec.issuerRef.name) as unknown as { spec: { ca: { secretName: string } } };
+    assert.equal(caIssuer.spec.ca.secretName, ca.spec.secretName);
+    assert.equal((find(docs, 'Issuer', ca.spec.issuerRef.name).spec as { selfSigned?: unknown }).selfSigned !== undefined, true);
+    // Certificates renew live (the operator and agents reload their files): no restart annotation.
+    for (const k of ['DaemonSet', 'Deployment'])
+      assert.equal((find(docs, k).spec as { template: { metadata: { annotations?: Record<string, string> } } }).template.metadata.annotations?.['checksum/report-ca'], undefined);
+    // An issuer of the user's: only the serving Certificate, on it.
+    const own = await renderChart({ operator: { tls: { certManager: { enabled: true, issuerRef: { name: 'corp-ca', kind: 'ClusterIssuer' } } } } });
+    assert.deepEqual((find(own.docs, 'Certificate', OPERATOR) as unknown as Certificate).spec.issuerRef, { name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' });
+    assert.deepEqual(own.docs.filter((d) => d.kind === 'Certificate' || d.kind === 'Issuer').map((d) => d.metadata.name), [OPERATOR]);
+    // Two sources of one certificate: refused.
+    const both = await withValuesFile({ operator: { tls: { existingSecret: 'mine', certManager: { enabled: true } } } }, (file) => helmFailure(['template', 'kps', CHART, '-f', file]));
+    assert.match(both, /existingSecret and operator\.tls\.certManager\.enabled/);
+  });
+
   test('values.schema.json rejects each bad values file, naming the field, in lint and in template', async (t) => {
     if (!helmReady(t)) return;
     const dir = join(REPO, 'test', 'fixtures', 'chart-values');

@@ -6,12 +6,10 @@ import assert from 'node:assert/strict';
 import { createSign } from 'node:crypto';
 import { chmod, chown, copyFile, readFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { runProgram } from '../../src/respond/run-program.js';
-import { AGENT_TABLE, eventually, scannerAddress, SCANNER, TestCluster, type TestNode } from '../helpers/cluster.js';
-import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { hasTool } from '../helpers/prereq.js';
+import { AGENT_TABLE, eventually, prepareAgentApi, scannerAddress, SCANNER, selfSignedCertificate, TestCluster, type TestNode } from '../helpers/cluster.js';
+import { freePort, useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
+import { missingPrerequisites } from '../helpers/prereq.js';
 import { capabilityMask, privilegesOf, type Privileges } from '../helpers/privilege.js';
 import type { BlockedHostObject, PolicyObject } from '../../src/k8s/objects.js';
 import type { SentryProcess } from '../helpers/sentry-process.js';
@@ -48,24 +46,8 @@ spec:
     duration: 10m
 `;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function missing(): string[] {
-  const out: string[] = [];
-  if (process.getuid?.() !== 0) out.push('root');
-  for (const tool of ['nft', 'nmap', 'hping3', 'openssl', 'go', 'capsh']) if (!hasTool(tool)) out.push(tool);
-  return out;
-}
-
 describe('operator and three agents', { concurrency: false }, () => {
-  const why = missing();
+  const why = missingPrerequisites({ root: true, tools: ['nft', 'nmap', 'hping3', 'openssl', 'go', 'capsh'] });
   if (why.length && process.env.CI === 'true') throw new Error(`prerequisite missing under CI: ${why.join(', ')}`);
   const state = useControlPlane(undefined, { advertiseAddress: API_ADVERTISED });
   let cluster: TestCluster;
@@ -81,11 +63,7 @@ describe('operator and three agents', { concurrency: false }, () => {
   before(async () => {
     if (skip()) return;
     cp = state.cp!;
-    await cp.kubectl(['apply', '-f', 'crds/']);
-    await cp.kubectl(['wait', '--for', 'condition=established', 'crd/portsentrypolicies.kube-portsentry.io', 'crd/blockedhosts.kube-portsentry.io']);
-    await cp.kubectl(['create', 'namespace', NS]);
-    await cp.kubectl(['create', 'serviceaccount', '-n', NS, 'kube-portsentry-agent']);
-    const token = (await cp.kubectl(['create', 'token', '-n', NS, 'kube-portsentry-agent', '--audience', 'kube-portsentry', '--duration', '1h'])).stdout.trim();
+    const token = await prepareAgentApi(cp, NS);
 
     cluster = await TestCluster.create(3);
     tokenFile = await cluster.writeFile('token', token);
@@ -99,12 +77,7 @@ describe('operator and three agents', { concurrency: false }, () => {
       ]);
     }
     // The operator's report endpoint serves TLS with a certificate for 127.0.0.1.
-    const key = `${cluster.dir}/tls.key`;
-    const cert = `${cluster.dir}/tls.crt`;
-    await runProgram([
-      'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
-      '-subj', '/CN=kube-portsentry-operator', '-addext', 'subjectAltName=IP:127.0.0.1',
-    ]);
+    const { cert, key } = await selfSignedCertificate(cluster.dir, 'tls');
     // The operator runs as uid 10001 without DAC_OVERRIDE: it gets its own copies of what it reads.
     const kubeconfig = `${cluster.dir}/operator.kubeconfig`;
     await copyFile(cp.kubeconfig, kubeconfig);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runProgram } from '../../src/respond/run-program.js';
+import type { ControlPlane } from './control-plane.js';
 import { connectFrom, deleteNamespace, type ConnectResult } from './netns.js';
 import { withPrivileges, type Privileges } from './privilege.js';
 import { CLI, SentryProcess } from './sentry-process.js';
@@ -211,4 +212,27 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${(last as Error).message})` : ''}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * What agents need of the API before they start: the CRDs established, the namespace and
+ * the agent ServiceAccount; returns a token of that account for the report audience.
+ */
+export async function prepareAgentApi(cp: ControlPlane, namespace: string): Promise<string> {
+  await cp.kubectl(['apply', '-f', 'crds/']);
+  await cp.kubectl(['wait', '--for', 'condition=established', 'crd/portsentrypolicies.kube-portsentry.io', 'crd/blockedhosts.kube-portsentry.io']);
+  await cp.kubectl(['create', 'namespace', namespace]);
+  await cp.kubectl(['create', 'serviceaccount', '-n', namespace, 'kube-portsentry-agent']);
+  return (await cp.kubectl(['create', 'token', '-n', namespace, 'kube-portsentry-agent', '--audience', 'kube-portsentry', '--duration', '1h'])).stdout.trim();
+}
+
+/** A self-signed certificate for 127.0.0.1 (its own CA), as `dir/name.crt` and `dir/name.key`. */
+export async function selfSignedCertificate(dir: string, name: string): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  await runProgram([
+    'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+    '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1',
+  ]);
+  return { cert, key };
 }

@@ -31,14 +31,20 @@ function hasModule(name: string): boolean {
  * packages only the benchmarks and tests install (`npm run bench:deps`: raw-socket).
  */
 export function prerequisites(t: TestContext, options: { root?: boolean; tools?: string[]; modules?: string[] }): boolean {
-  const missing: string[] = [];
-  if (options.root && process.getuid?.() !== 0) missing.push('root');
-  for (const tool of options.tools ?? []) if (!hasTool(tool)) missing.push(tool);
-  for (const name of options.modules ?? []) if (!hasModule(name)) missing.push(`${name} (npm run bench:deps)`);
+  const missing = missingPrerequisites({ ...options, tools: options.tools ?? [] });
   if (missing.length === 0) return true;
   const reason = `needs ${missing.join(', ')}`;
   if (process.env.CI === 'true') throw new Error(`prerequisite missing under CI: ${reason}`);
   process.stdout.write(`# skipping "${t.name}": ${reason}\n`);
   t.skip(reason);
   return false;
+}
+
+/** What is missing of root, the given tools and modules, for suites that check once for all their tests. */
+export function missingPrerequisites(options: { root?: boolean; tools: string[]; modules?: string[] }): string[] {
+  const out: string[] = [];
+  if (options.root && process.getuid?.() !== 0) out.push('root');
+  for (const tool of options.tools) if (!hasTool(tool)) out.push(tool);
+  for (const name of options.modules ?? []) if (!hasModule(name)) out.push(`${name} (npm run bench:deps)`);
+  return out;
 }

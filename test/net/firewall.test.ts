@@ -157,6 +157,77 @@ describe('firewall sets changed by netlink', { concurrency: false }, () => {
     assert.deepEqual(r.nets, ['10.9.3.0/24']);
   });
 
+  test('overlapping CIDRs: both enforced whatever the order of claims and releases', async (t) => {
+    if (!prerequisites(t, { root: true, tools: ['ip', 'nft'] })) return;
+    const r = await inTarget(`
+      import { NftablesFirewall } from ${JSON.stringify(NFT)};
+      import { BlockSet } from ${JSON.stringify(BLOCK_SET)};
+      const out = { errors: [] };
+      const fw = new NftablesFirewall('nft', 'kps_fw_overlap');
+      await fw.setup();
+      const set = new BlockSet(fw, (err, address) => out.errors.push([address, err.message]));
+      const nets = async () => (await fw.list(4)).filter((e) => e.address.includes('/')).map((e) => e.address).sort();
+      const until = Date.now() + 600_000;
+      await set.claim('cluster', '10.1.0.0/16', Infinity);
+      await set.claim('cluster', '10.0.0.0/8', Infinity);
+      out.smallThenBig = await nets();
+      await set.release('cluster', '10.0.0.0/8');
+      out.bigReleased = await nets();
+      await set.claim('cluster', '10.0.0.0/8', Infinity);
+      await set.release('cluster', '10.1.0.0/16');
+      out.smallReleased = await nets();
+      await set.release('cluster', '10.0.0.0/8');
+      out.none = await nets();
+      await set.claim('cluster', '10.0.0.0/8', until);
+      await set.claim('local', '10.2.3.0/24', until);
+      await set.claim('cluster', '10.2.0.0/16', Infinity);
+      out.reconcile = await set.reconcile();
+      out.nested = await nets();
+      await set.release('cluster', '10.0.0.0/8');
+      out.outerReleased = await nets();
+      await fw.teardown();
+      console.log(JSON.stringify(out));`);
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(r.smallThenBig, ['10.0.0.0/8']);
+    assert.deepEqual(r.bigReleased, ['10.1.0.0/16']);
+    assert.deepEqual(r.smallReleased, ['10.0.0.0/8']);
+    assert.deepEqual(r.none, []);
+    assert.deepEqual(r.reconcile, { added: 0, removed: 0 });
+    assert.deepEqual(r.nested, ['10.0.0.0/8']);
+    assert.deepEqual(r.outerReleased, ['10.2.0.0/16']);
+  });
+
+  test('every entry gets a kernel timeout (24 h without an expiry), renewed on reconcile', async (t) => {
+    if (!prerequisites(t, { root: true, tools: ['ip', 'nft'] })) return;
+    const r = await inTarget(`
+      import { NftablesFirewall } from ${JSON.stringify(NFT)};
+      import { BlockSet } from ${JSON.stringify(BLOCK_SET)};
+      const out = { errors: [] };
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+      const fw = new NftablesFirewall('nft', 'kps_fw_lifetime');
+      await fw.setup();
+      const onError = (err, address) => out.errors.push([address, err.message]);
+      const day = new BlockSet(fw, onError);
+      await day.claim('cluster', '198.18.77.1', Infinity);
+      await day.claim('cluster', '10.77.0.0/16', Infinity);
+      out.day = (await fw.list(4)).map((e) => e.expiresInSeconds ?? null);
+      await fw.setup();
+      const short = new BlockSet(fw, onError, { maxEntryLifetimeMs: 4000 });
+      await short.claim('cluster', '198.18.77.2', Infinity);
+      await short.claim('local', '198.18.77.3', Date.now() + 600_000);
+      out.first = (await fw.list(4)).map((e) => e.expiresInSeconds ?? null);
+      await sleep(2500);
+      await short.reconcile();
+      await sleep(2500);
+      out.renewed = (await fw.list(4)).map((e) => e.address).sort();
+      await fw.teardown();
+      console.log(JSON.stringify(out));`);
+    assert.deepEqual(r.errors, []);
+    for (const left of r.day as (number | null)[]) assert.ok(left !== null && left > 86_000 && left <= 86_400, `kernel timeout ${left} s, not 24 h`);
+    for (const left of r.first as (number | null)[]) assert.ok(left !== null && left <= 4, `kernel timeout ${left} s, not the 4 s bound`);
+    assert.deepEqual(r.renewed, ['198.18.77.2', '198.18.77.3']);
+  });
+
   test('iptables: ipset entries added, refreshed and removed by netlink', async (t) => {
     if (!prerequisites(t, { root: true, tools: ['ip', 'ipset', 'iptables'] })) return;
     const r = await inTarget(`

@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ReportQueue } from '../../src/agent/report-queue.js';
+import { watchBackoffMs } from '../../src/k8s/backoff.js';
 import { requestLabels } from '../../src/k8s/client.js';
 import { blockedHostName, canonicalAddress, nodePolicyConfigMapName } from '../../src/k8s/objects.js';
 import { ProtectedSet, emptyFacts } from '../../src/k8s/protected.js';
-import { parseReport, type SourceReport } from '../../src/k8s/report.js';
+import { MAX_REPORT_BYTES, parseReport, reportEnvelopeBytes, type SourceReport } from '../../src/k8s/report.js';
 import { Correlator } from '../../src/operator/correlator.js';
 import { renderCilium, renderNetworkPolicy } from '../../src/operator/outputs.js';
 import { matchesSelector, resolveNodePolicies, type Candidate, type NodeLabels } from '../../src/operator/selection.js';
@@ -77,6 +78,30 @@ describe('cluster-wide correlation', () => {
     assert.equal(c.size, 3);
     assert.equal(c.evicted, 8);
   });
+  test('a source over 10,000 ports on 3 nodes keeps a bounded list of touches, and still passes the largest trigger', () => {
+    const c = new Correlator(10);
+    const trigger = { count: 255, windowMs: 60_000 };
+    const ports = Array.from({ length: 10_000 }, (_, i) => i + 1);
+    let last;
+    for (const node of ['n1', 'n2', 'n3'])
+      for (let i = 0; i < ports.length; i += 256) last = c.observe(node, 'p', report('192.0.2.1', ports.slice(i, i + 256)), trigger, 1000);
+    assert.ok(last!.activity.touches.size <= 256, `${last!.activity.touches.size} touches kept for one source`);
+    assert.equal(last!.triggered, true);
+    // Touches expire oldest first as new ones come: one probe a minute later counts alone.
+    assert.equal(c.observe('n1', 'p', report('192.0.2.1', [1], 62_000), trigger, 62_000).activity.touches.size, 1);
+  });
+});
+
+describe('watch retry backoff', () => {
+  test('doubles from 0.5 s, never waits more than 15 s, jitter keeps half to all of it', () => {
+    assert.equal(watchBackoffMs(0, 0.999999), 500);
+    assert.equal(watchBackoffMs(0, 0), 250);
+    assert.equal(watchBackoffMs(3, 0.999999), 4000);
+    for (let failures = 0; failures < 100; failures++)
+      for (const r of [0, 0.5, 0.999999]) assert.ok(watchBackoffMs(failures, r) <= 15_000 && watchBackoffMs(failures, r) >= 250);
+    assert.equal(watchBackoffMs(10, 0.999999), 15_000);
+    assert.equal(watchBackoffMs(10, 0), 7_500);
+  });
 });
 
 describe('report format', () => {
@@ -121,16 +146,33 @@ describe('report queue', () => {
     q.add('192.0.2.3', { protocol: 'udp', port: 53, type: 'udp', time: 1 }, true, false);
     assert.equal(q.size, 2);
     assert.equal(q.dropped, 1);
-    const batch = q.take();
+    const batch = q.take(MAX_REPORT_BYTES);
     assert.deepEqual(batch.map((b) => b.source), ['192.0.2.2', '192.0.2.3']);
     assert.equal(batch[0]!.blocked, true);
     q.putBack(batch);
     assert.equal(q.size, 2);
   });
+  test('a forged sweep (1,000 sources, 15 ports each) is taken in reports under the 1 MiB limit, none lost', () => {
+    const q = new ReportQueue(5000);
+    const node = 'a-node-name-of-some-length';
+    for (let i = 0; i < 1000; i++)
+      for (let p = 0; p < 15; p++)
+        q.add(`2001:db8:ffff:ffff:ffff:ffff:${(i >> 8).toString(16)}:${(i & 255).toString(16)}`, { protocol: 'tcp', port: 60000 + p, type: 'syn', time: 1_700_000_000_000 + i }, false, false);
+    const sent = new Set<string>();
+    let reports = 0;
+    while (q.size > 0) {
+      const body = JSON.stringify({ node, policy: 'default', sources: q.take(MAX_REPORT_BYTES - reportEnvelopeBytes(node, 'default')) });
+      assert.ok(Buffer.byteLength(body) <= MAX_REPORT_BYTES, `report ${reports} is ${Buffer.byteLength(body)} bytes`);
+      for (const s of parseReport(body).sources) sent.add(s.source);
+      reports++;
+    }
+    assert.equal(sent.size, 1000);
+    assert.ok(reports >= 2);
+  });
   test('one source with a thousand ports keeps a bounded list', () => {
     const q = new ReportQueue(10);
     for (let port = 1; port <= 1000; port++) q.add('192.0.2.1', { protocol: 'tcp', port, type: 'syn', time: port }, false, false);
-    const [r] = q.take();
+    const [r] = q.take(MAX_REPORT_BYTES);
     assert.equal(r!.count, 1000);
     assert.equal(r!.probes.length, 256);
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { IpTrie } from '../../src/engine/ip-trie.js';
-import { formatIp, normalizeIp, parseCidr, parseIp } from '../../src/net/ip.js';
+import { cidrCovers, formatIp, normalizeIp, parseCidr, parseIp } from '../../src/net/ip.js';
 
 test('addresses normalize to canonical text', () => {
   assert.equal(normalizeIp('::ffff:198.18.0.1'), '198.18.0.1');
@@ -75,4 +75,17 @@ test('the trie agrees with a linear scan on random lists', () => {
     ),
     { numRuns: 500 },
   );
+});
+
+test('a CIDR covers the longer prefixes inside it, and nothing else', () => {
+  const c = (text: string) => parseCidr(text)!;
+  assert.equal(cidrCovers(c('10.0.0.0/8'), c('10.1.0.0/16')), true);
+  assert.equal(cidrCovers(c('10.0.0.0/8'), c('10.1.2.3')), true);
+  assert.equal(cidrCovers(c('10.1.0.0/16'), c('10.0.0.0/8')), false);
+  assert.equal(cidrCovers(c('10.0.0.0/8'), c('10.0.0.0/8')), false);
+  assert.equal(cidrCovers(c('10.0.0.0/8'), c('11.0.0.0/16')), false);
+  assert.equal(cidrCovers(c('0.0.0.0/0'), c('192.0.2.0/24')), true);
+  assert.equal(cidrCovers(c('2001:db8::/32'), c('2001:db8:1::/48')), true);
+  assert.equal(cidrCovers(c('2001:db8::/32'), c('10.0.0.0/16')), false);
+  assert.equal(cidrCovers(c('10.0.0.1/31'), c('10.0.0.0/32')), true);
 });

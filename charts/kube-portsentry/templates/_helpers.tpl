@@ -100,9 +100,10 @@ per render and remembered, so the Secret and the pods' checksum annotations agre
 {{- toJson .kpsTlsData -}}
 {{- end -}}
 
-{{/* Pod annotation that restarts the pods when the generated CA changes. */}}
+{{/* Pod annotation that restarts the pods when the generated CA changes (a Secret of the
+user's or of cert-manager is reloaded live instead). */}}
 {{- define "kps.tlsChecksum" -}}
-{{- if not .Values.operator.tls.existingSecret -}}
+{{- if not (or .Values.operator.tls.existingSecret .Values.operator.tls.certManager.enabled) -}}
 checksum/report-ca: {{ index (include "kps.operator.tlsData" . | fromJson) "ca.crt" | sha256sum }}
 {{- end -}}
 {{- end -}}

@@ -3,21 +3,35 @@
 // while any owner wants it, for as long as the longest of them. Each kernel entry is
 // tagged with the owner that placed it, so after a restart the agent can tell a stale
 // cluster entry (removed: its BlockedHost may be gone) from a local one (left to expire).
-import { parseCidr, type Family } from '../../net/ip.js';
+//
+// Every kernel entry has a timeout, at most maxEntryLifetimeMs (24 h) away and renewed by
+// reconcile, so nothing written here outlives the agent by more than that. A CIDR inside
+// another wanted CIDR stays out of the kernel (interval sets refuse overlaps) until the
+// outer one is released.
+import { cidrCovers, parseCidr, type Cidr, type Family } from '../../net/ip.js';
 import { ADD_MANY_MAX, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 
 export type Owner = 'local' | 'cluster';
 
 interface Wanted {
   family: Family;
+  /** Set for a CIDR (an interval-set element), which may cover or be covered by another. */
+  net?: Cidr;
   /** Owner -> until (epoch ms, Infinity for no expiry). */
   owners: Map<Owner, number>;
-  /** What the kernel was last given: until and tag. */
+  /** What the kernel was last given: its expiry (epoch ms) and tag. */
   placed?: { until: number; tag: Owner };
 }
 
 /** A kernel timeout this much shorter than wanted is renewed (remove and add again). */
 const RENEW_SLACK_MS = 5_000;
+/** The longest kernel timeout given: entries without an expiry are renewed within it. */
+export const MAX_ENTRY_LIFETIME_MS = 24 * 3_600_000;
+
+export interface BlockSetOptions {
+  /** The longest timeout a kernel entry gets (MAX_ENTRY_LIFETIME_MS); reconcile renews it past half. */
+  maxEntryLifetimeMs?: number;
+}
 
 interface Pending {
   w: Wanted;
@@ -31,11 +45,17 @@ export class BlockSet {
   /** Addresses whose kernel entry may be out of date, and the update that will take them. */
   private readonly dirty = new Set<string>();
   private nextFlush: Promise<void> | null = null;
+  /** Wanted CIDRs (not single addresses), for the overlap checks. */
+  private readonly nets = new Set<string>();
+  private readonly lifetimeMs: number;
 
   constructor(
     readonly firewall: Firewall,
     private readonly onError: (err: unknown, address: string) => void,
-  ) {}
+    options: BlockSetOptions = {},
+  ) {
+    this.lifetimeMs = options.maxEntryLifetimeMs ?? MAX_ENTRY_LIFETIME_MS;
+  }
 
   get size(): number {
     return this.wanted.size;
@@ -62,9 +82,11 @@ export class BlockSet {
   claim(owner: Owner, address: string, until: number): Promise<void> {
     let w = this.wanted.get(address);
     if (!w) {
-      const family = parseCidr(address)?.family;
-      if (!family) return Promise.reject(new Error(`not an address: ${address}`));
-      this.wanted.set(address, (w = { family, owners: new Map() }));
+      const cidr = parseCidr(address);
+      if (!cidr) return Promise.reject(new Error(`not an address: ${address}`));
+      const net = cidr.prefix < (cidr.family === 4 ? 32 : 128) ? cidr : undefined;
+      this.wanted.set(address, (w = { family: cidr.family, owners: new Map(), ...(net ? { net } : {}) }));
+      if (net) this.nets.add(address);
     }
     // The agent re-claims every BlockedHost each second: an unchanged claim costs nothing.
     if (w.placed && w.owners.get(owner) === until) return Promise.resolve();
@@ -95,9 +117,11 @@ export class BlockSet {
 
   private async flush(addresses: string[]): Promise<void> {
     const adds: Pending[] = [];
-    for (const address of addresses) {
+    // prepare() may add CIDRs a released one held: they go in this same update.
+    const queue = new Set(addresses);
+    for (const address of queue) {
       try {
-        const add = await this.prepare(address);
+        const add = await this.prepare(address, queue);
         if (add) adds.push(add);
       } catch (err) {
         this.onError(err, address);
@@ -125,14 +149,42 @@ export class BlockSet {
     }
   }
 
+  /** Another wanted CIDR that holds all of this one, if any. */
+  private coverOf(w: Wanted): string | undefined {
+    if (!w.net) return undefined;
+    for (const other of this.nets) if (cidrCovers(this.wanted.get(other)!.net!, w.net)) return other;
+    return undefined;
+  }
+
+  /** Wanted CIDRs inside this one. */
+  private inside(w: Wanted): string[] {
+    if (!w.net) return [];
+    return [...this.nets].filter((other) => cidrCovers(w.net!, this.wanted.get(other)!.net!));
+  }
+
   /** Removes what must go for one address; returns the addition it still needs, if any. */
-  private async prepare(address: string): Promise<Pending | null> {
+  private async prepare(address: string, queue: Set<string>): Promise<Pending | null> {
     const w = this.wanted.get(address);
     if (!w) return null;
     if (w.owners.size === 0) {
       this.wanted.delete(address);
+      this.nets.delete(address);
       if (w.placed) await this.firewall.remove(address, w.family);
+      // CIDRs this one held go to the kernel themselves now.
+      for (const other of this.inside(w)) queue.add(other);
       return null;
+    }
+    if (this.coverOf(w)) {
+      // Enforced by the CIDR around it; the kernel would refuse it as an overlap.
+      if (w.placed) await this.firewall.remove(address, w.family);
+      w.placed = undefined;
+      return null;
+    }
+    for (const other of this.inside(w)) {
+      const o = this.wanted.get(other)!;
+      if (!o.placed) continue;
+      await this.firewall.remove(other, o.family);
+      o.placed = undefined;
     }
     let until = 0;
     let tag: Owner = 'local';
@@ -140,16 +192,23 @@ export class BlockSet {
       if (u > until) until = u;
       if (owner === 'cluster') tag = 'cluster';
     }
+    const now = Date.now();
     const placed = w.placed;
-    if (placed && placed.tag === tag && (placed.until === until || Math.abs(placed.until - until) <= RENEW_SLACK_MS)) return null;
+    if (placed && placed.tag === tag) {
+      // Within the lifetime the kernel holds the wanted expiry; beyond it, a timeout renewed past half.
+      const fine =
+        until <= now + this.lifetimeMs ? Math.abs(placed.until - until) <= RENEW_SLACK_MS : placed.until >= now + this.lifetimeMs / 2 && placed.until !== Infinity;
+      if (fine) return null;
+    }
     // A timeout cannot be changed in place: take the entry out and put it back.
     if (placed) {
       await this.firewall.remove(address, w.family);
       w.placed = undefined;
     }
-    const ms = until === Infinity ? Infinity : until - Date.now();
+    const kernelUntil = Math.min(until, now + this.lifetimeMs);
+    const ms = kernelUntil - now;
     if (ms <= 0) return null;
-    return { w, add: { address, family: w.family, timeoutMs: ms, tag }, placed: { until, tag } };
+    return { w, add: { address, family: w.family, timeoutMs: ms, tag }, placed: { until: kernelUntil, tag } };
   }
 
   /**
@@ -190,7 +249,8 @@ export class BlockSet {
     // Missing and mis-timed entries go through the normal path.
     await Promise.all(
       [...this.wanted.keys()].map((a) => {
-        if (!this.wanted.get(a)!.placed) added++;
+        const w = this.wanted.get(a)!;
+        if (!w.placed && !this.coverOf(w)) added++;
         return this.sync(a);
       }),
     );

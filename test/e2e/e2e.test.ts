@@ -1,0 +1,409 @@
+// The product on a real cluster, driven as a cluster admin would: the image built from the
+// Dockerfile, the chart installed by Helm, pods started by real kubelets and containerd,
+// tokens projected by the kubelet, the operator found through CoreDNS, scans from a host
+// outside the cluster, Prometheus scraping over the network. The cluster is brought up for
+// this file and removed after it (KPS_E2E_REUSE=1 uses one left up by `npm run e2e:up`).
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { runProgram } from '../../src/respond/run-program.js';
+import { CHART } from '../helpers/helm.js';
+import { hasTool } from '../helpers/prereq.js';
+import { attach, down, leftovers, up, type Cluster } from './cluster.js';
+import {
+  AGENT, NAMESPACE, OPERATOR, RELEASE, agentPods, containerPid, eventually, forgedSyn, nmapConnect, nodeBlocked, operatorPods, pods, procStatus, reach,
+} from './driver.js';
+import { CONTROL_PLANE, DNS_SERVICE_IP, GATEWAY, NODES, SCANNER, UPSTREAM_DNS } from './layout.js';
+import { prometheusApi, query, startPrometheus } from './monitor.js';
+
+const TOOLS = ['containerd', 'runc', 'ctr', 'buildah', 'podman', 'mmdebstrap', 'go', 'gcc', 'openssl', 'nft', 'nmap', 'hping3', 'prometheus'];
+const NET_ADMIN_AND_RAW = (1n << 12n) | (1n << 13n);
+const [NODE1, NODE2] = [NODES[0]!, NODES[1]!];
+const TRIPWIRES = [1524, 2000, 4000, 6667, 12345];
+const WORKLOAD_NS = 'e2e-workload';
+const NODE_PORT = 30080;
+
+type BlockedHost = { metadata: { name: string }; spec: { address: string; source: string }; status?: { reportingNodes?: string[] } };
+type Lease = { spec: { holderIdentity?: string } };
+
+const blockingPolicy = (name: string, priority: number, tcp: object) => ({
+  apiVersion: 'kube-portsentry.io/v1alpha1',
+  kind: 'PortSentryPolicy',
+  metadata: { name },
+  spec: { priority, tcp, udp: { mode: 'off' }, response: { tcp: 'block', scope: 'cluster', duration: '30m' } },
+});
+
+// A web server pinned to node 2, behind a NodePort: what the scanner must lose once blocked.
+const workload = (image: string) => [
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: WORKLOAD_NS } },
+  {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'web', namespace: WORKLOAD_NS },
+    spec: {
+      selector: { matchLabels: { app: 'web' } },
+      template: {
+        metadata: { labels: { app: 'web' } },
+        spec: {
+          nodeSelector: { 'kubernetes.io/hostname': NODE2.name },
+          containers: [
+            {
+              name: 'web',
+              image,
+              imagePullPolicy: 'Never',
+              command: ['node', '-e', "require('node:http').createServer((q, s) => s.end('ok')).listen(8080)"],
+              ports: [{ containerPort: 8080 }],
+              readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+            },
+          ],
+        },
+      },
+    },
+  },
+  {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'web', namespace: WORKLOAD_NS },
+    spec: { type: 'NodePort', selector: { app: 'web' }, ports: [{ port: 8080, targetPort: 8080, nodePort: NODE_PORT }] },
+  },
+];
+
+function missing(): string[] {
+  const out = process.getuid?.() === 0 ? [] : ['root'];
+  return out.concat(TOOLS.filter((t) => !hasTool(t)));
+}
+
+describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concurrency: false }, () => {
+  const why = missing();
+  if (why.length > 0 && process.env.CI === 'true') throw new Error(`prerequisite missing under CI: ${why.join(', ')}`);
+  const reuse = process.env.KPS_E2E_REUSE === '1';
+  let cluster: Cluster;
+  let image: string;
+  let webPodIp: string;
+  const skip = (t: { skip(msg: string): void }) => {
+    if (why.length === 0) return false;
+    t.skip(`needs ${why.join(', ')}`);
+    return true;
+  };
+  const apply = (objects: object[]) => cluster.kubectl(['apply', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n') });
+  const bhFor = async (address: string) =>
+    (await cluster.json<{ items: BlockedHost[] }>(['get', 'blockedhosts'])).items.find((b) => b.spec.address === address);
+
+  before(async () => {
+    if (why.length > 0) {
+      process.stdout.write(`# skipping the real-cluster suite: needs ${why.join(', ')}\n`);
+      return;
+    }
+    const started = Date.now();
+    cluster = reuse ? await attach() : await up();
+    process.stdout.write(`# cluster ${reuse ? 'attached' : 'up'} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    image = (await readFile(join(cluster.images, 'images.txt'), 'utf8')).split('\n').find((l) => l.includes('/kube-portsentry:'))!.split(' ')[0]!;
+  });
+
+  after(async () => {
+    if (why.length > 0 || reuse) return;
+    await down();
+    assert.deepEqual(await leftovers(), []);
+  });
+
+  test('install: helm install, one Ready agent per node, two operators with one leader, the default policy Ready', async (t) => {
+    if (skip(t)) return;
+    await cluster.kubectl(['create', 'namespace', NAMESPACE]);
+    await cluster.kubectl(['label', 'namespace', NAMESPACE, 'pod-security.kubernetes.io/enforce=privileged']);
+    // The image is in every node's containerd already (no registry): never pull it.
+    await cluster.helm(['install', RELEASE, CHART, '--namespace', NAMESPACE, '--set', 'image.pullPolicy=Never']);
+    await cluster.kubectl(['-n', NAMESPACE, 'rollout', 'status', `daemonset/${AGENT}`, '--timeout=180s'], { timeoutMs: 200_000 });
+    await cluster.kubectl(['-n', NAMESPACE, 'rollout', 'status', `deployment/${OPERATOR}`, '--timeout=180s'], { timeoutMs: 200_000 });
+
+    const agents = await agentPods(cluster);
+    assert.deepEqual(agents.map((p) => p.spec.nodeName).sort(), NODES.map((n) => n.name));
+    const operators = await operatorPods(cluster);
+    assert.equal(operators.length, 2);
+    assert.notEqual(operators[0]!.spec.nodeName, operators[1]!.spec.nodeName, 'the two replicas spread over the two nodes');
+    const leader = await eventually('a leader', 60_000, async () => {
+      const lease = await cluster.json<Lease>(['-n', NAMESPACE, 'get', 'lease', 'kube-portsentry-operator']);
+      return operators.find((p) => p.metadata.name === lease.spec.holderIdentity);
+    });
+    assert.ok(leader);
+
+    const policy = await eventually('the default policy Ready on both nodes', 60_000, async () => {
+      const p = await cluster.json<{ status?: { matchedNodes?: number; conditions?: { type: string; status: string }[] } }>([
+        'get', 'portsentrypolicy', `${RELEASE}-kube-portsentry-default`,
+      ]);
+      return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && p.status.matchedNodes === 2 ? p : undefined;
+    });
+    assert.ok(policy);
+  });
+
+  test('the runtime enforces the securityContext: capabilities, user, read-only root, seccomp', async (t) => {
+    if (skip(t)) return;
+    for (const pod of await agentPods(cluster)) {
+      const s = await procStatus(await containerPid(cluster, pod, 'agent'));
+      assert.equal(s.capEff, NET_ADMIN_AND_RAW, `${pod.metadata.name}: effective capabilities are NET_ADMIN and NET_RAW only`);
+      assert.equal(s.capBnd, NET_ADMIN_AND_RAW, `${pod.metadata.name}: nothing else in the bounding set`);
+      assert.equal(s.uid, 0);
+      assert.equal(s.noNewPrivs, true);
+      assert.equal(s.seccomp, 2, 'seccomp in filter mode');
+    }
+    for (const pod of await operatorPods(cluster)) {
+      const s = await procStatus(await containerPid(cluster, pod, 'operator'));
+      assert.equal(s.capEff, 0n, `${pod.metadata.name}: no capabilities`);
+      assert.equal(s.capBnd, 0n);
+      assert.equal(s.uid, 10001);
+      assert.equal(s.noNewPrivs, true);
+      assert.equal(s.seccomp, 2);
+    }
+    for (const [pod, container] of [[(await agentPods(cluster))[0]!, 'agent'], [(await operatorPods(cluster))[0]!, 'operator']] as const) {
+      await assert.rejects(
+        cluster.kubectl(['-n', NAMESPACE, 'exec', pod.metadata.name, '-c', container, '--', 'sh', '-c', 'echo x > /probe']),
+        /Read-only file system/,
+        `${container}: the root filesystem is read-only`,
+      );
+    }
+  });
+
+  test('tokens from the kubelet: pod-bound, audience kube-portsentry; a token of node 1 cannot report for node 2', async (t) => {
+    if (skip(t)) return;
+    const agent = (await agentPods(cluster)).find((p) => p.spec.nodeName === NODE1.name)!;
+    const token = (await cluster.kubectl(['-n', NAMESPACE, 'exec', agent.metadata.name, '--', 'cat', '/var/run/kube-portsentry/token/token'])).stdout.trim();
+    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as {
+      aud: string[];
+      exp: number;
+      iat: number;
+      'kubernetes.io': { pod: { name: string; uid: string }; node?: { name: string }; serviceaccount: { name: string } };
+    };
+    assert.deepEqual(claims.aud, ['kube-portsentry']);
+    assert.equal(claims['kubernetes.io'].pod.name, agent.metadata.name);
+    assert.equal(claims['kubernetes.io'].pod.uid, agent.metadata.uid);
+    assert.equal(claims['kubernetes.io'].node?.name, NODE1.name);
+    assert.equal(claims['kubernetes.io'].serviceaccount.name, AGENT);
+    assert.equal(claims.exp - claims.iat, 3600);
+
+    // From node 1's network, with node 1's token, to the operator's Service: a report for
+    // node 1 is accepted, the same report for node 2 refused.
+    const ca = (await cluster.kubectl(['-n', NAMESPACE, 'get', 'secret', `${OPERATOR}-tls`, '-o', 'jsonpath={.data.ca\\.crt}'])).stdout;
+    const serviceIp = (await cluster.kubectl(['-n', NAMESPACE, 'get', 'service', OPERATOR, '-o', 'jsonpath={.spec.clusterIP}'])).stdout;
+    const post = async (node: string): Promise<number> => {
+      const body = JSON.stringify({ node, policy: `${RELEASE}-kube-portsentry-default`, sources: [] });
+      const script = `
+        const req = require('node:https').request({ host: ${JSON.stringify(serviceIp)}, port: 8443, path: '/v1/reports', method: 'POST',
+          servername: ${JSON.stringify(`${OPERATOR}.${NAMESPACE}.svc`)}, ca: Buffer.from(${JSON.stringify(ca)}, 'base64'),
+          headers: { authorization: 'Bearer ' + process.argv[1], 'content-type': 'application/json' } },
+          (res) => { res.resume(); console.log(res.statusCode); });
+        req.on('error', (e) => { console.log(0); });
+        req.end(${JSON.stringify(body)});`;
+      const { stdout } = await runProgram(['ip', 'netns', 'exec', NODE1.ns, process.execPath, '-e', script, token], { timeoutMs: 30_000 });
+      return Number(stdout.trim());
+    };
+    // The Service may pick the replica that is not leading (503); ask until the leader answers.
+    const answer = (node: string) => eventually(`the leader's answer for ${node}`, 30_000, async () => {
+      const code = await post(node);
+      return code === 503 || code === 0 ? undefined : code;
+    });
+    assert.equal(await answer(NODE1.name), 200);
+    assert.equal(await answer(NODE2.name), 403);
+  });
+
+  test('metrics: Prometheus scrapes every agent and operator over the network and evaluates the chart rules', async (t) => {
+    if (skip(t)) return;
+    // The rules as the chart renders them for this release, the burst threshold tuned so
+    // that the suite's one scan is a burst.
+    const { stdout } = await cluster.helm([
+      'template', RELEASE, CHART, '--namespace', NAMESPACE, '--set', 'prometheusRule.enabled=true',
+      '--set', 'prometheusRule.scanBurstThreshold=0', '--show-only', 'templates/prometheusrule.yaml',
+    ]);
+    const groups = (parse(stdout) as { spec: { groups: unknown[] } }).spec.groups;
+    await startPrometheus(
+      { agents: NODES.map((n) => n.ip), operators: (await operatorPods(cluster)).map((p) => p.status.podIP!) },
+      groups,
+    );
+    await eventually('every target up', 60_000, async () => {
+      const up = await query('up');
+      return up.result.length === 4 && up.result.every((r) => r.value[1] === '1') ? true : undefined;
+    });
+    assert.equal((await query('count(portsentry_agent_info)')).result[0]?.value[1], '2');
+    await eventually('one leader', 30_000, async () => ((await query('sum(portsentry_leader)')).result[0]?.value[1] === '1' ? true : undefined));
+    // Every query of the dashboard evaluates (Grafana's variables as Grafana would fill them).
+    const dashboard = JSON.parse(await readFile(join(CHART, 'files', 'dashboards', 'kube-portsentry.json'), 'utf8')) as {
+      panels: { targets?: { expr: string }[] }[];
+    };
+    const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((x) => x.expr));
+    assert.ok(exprs.length > 5);
+    for (const expr of exprs) {
+      const concrete = expr.replace(/\$node/g, '.*').replace(/\$__range/g, '5m').replace(/\$__rate_interval/g, '1m').replace(/\$__interval/g, '15s');
+      await query(concrete);
+    }
+    const rules = await prometheusApi<{ groups: { rules: { health: string; name: string }[] }[] }>('/api/v1/rules');
+    for (const r of rules.groups.flatMap((g) => g.rules)) assert.equal(r.health, 'ok', `rule ${r.name} evaluates`);
+  });
+
+  test('detection to block: a connect scan of node 1 blocks the scanner everywhere, before kube-proxy; deleting the BlockedHost lifts it', async (t) => {
+    if (skip(t)) return;
+    await apply(workload(image));
+    await cluster.kubectl(['-n', WORKLOAD_NS, 'rollout', 'status', 'deployment/web', '--timeout=120s'], { timeoutMs: 150_000 });
+    const [web] = await pods(cluster, WORKLOAD_NS, 'app=web');
+    webPodIp = web!.status.podIP!;
+    assert.equal(web!.spec.nodeName, NODE2.name);
+    // Before: both answer the scanner (once kube-proxy has programmed the new Service).
+    await eventually('the NodePort on node 2 answers the scanner', 30_000, async () => (await reach(NODE2.ip, NODE_PORT)) === 'open');
+    assert.equal(await reach(webPodIp, 8080), 'open', 'the pod on node 2 answers the scanner');
+
+    await apply([blockingPolicy('e2e-edge', 10, { mode: 'bind', ports: TRIPWIRES })]);
+    await eventually('the policy on both agents', 60_000, async () => {
+      const p = await cluster.json<{ status?: { conditions?: { type: string; status: string }[]; matchedNodes?: number } }>(['get', 'psp', 'e2e-edge']);
+      const ready = p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && p.status.matchedNodes === 2;
+      // Bind mode: the tripwires listen once the agent applied the policy.
+      return ready && (await reach(NODE1.ip, TRIPWIRES[0]!)) === 'open' ? true : undefined;
+    });
+    await nmapConnect(NODE1.ip, TRIPWIRES);
+    const bh = await eventually('a BlockedHost for the scanner', 30_000, () => bhFor(SCANNER.ip));
+    assert.equal(bh.spec.source, 'detected');
+    const { stdout: table } = await cluster.kubectl(['get', 'blockedhosts']);
+    assert.match(table, new RegExp(SCANNER.ip.replace(/\./g, '\\.')));
+    for (const node of NODES) await eventually(`${node.name} drops the scanner`, 30_000, async () => (await nodeBlocked(node)).has(SCANNER.ip));
+    // Dropped in the raw prerouting hook, before kube-proxy's DNAT: the NodePort and the pod
+    // on the node that saw no scan are out of the scanner's reach.
+    assert.equal(await reach(NODE2.ip, NODE_PORT), 'timeout');
+    assert.equal(await reach(webPodIp, 8080), 'timeout');
+
+    await cluster.kubectl(['delete', 'blockedhost', bh.metadata.name]);
+    for (const node of NODES) await eventually(`${node.name} lets the scanner in again`, 30_000, async () => !(await nodeBlocked(node)).has(SCANNER.ip));
+    assert.equal(await reach(NODE2.ip, NODE_PORT), 'open');
+    assert.equal(await reach(webPodIp, 8080), 'open');
+  });
+  test('alerts: Prometheus fires the scan-burst alert after the scan', async (t) => {
+    if (skip(t)) return;
+    await eventually('PortSentryScanBurst firing', 60_000, async () => {
+      const r = await query('ALERTS{alertname="PortSentryScanBurst",alertstate="firing"}');
+      return r.result.length > 0 ? true : undefined;
+    });
+  });
+
+  test('protected addresses: forged scans from a node, a pod, the DNS Service, the API server, the gateway or the upstream resolver block nothing', async (t) => {
+    if (skip(t)) return;
+    await apply([blockingPolicy('e2e-stealth', 20, { mode: 'stealth', ports: TRIPWIRES })]);
+    await eventually('the stealth policy on both agents', 60_000, async () => {
+      const p = await cluster.json<{ status?: { conditions?: { type: string; status: string; observedGeneration?: number }[]; matchedNodes?: number } }>(['get', 'psp', 'e2e-stealth']);
+      return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && p.status.matchedNodes === 2 ? true : undefined;
+    });
+    const coredns = (await pods(cluster, 'kube-system', 'k8s-app=kube-dns'))[0]!;
+    const protectedSources = {
+      'node 2': NODE2.ip,
+      'pod on node 2': webPodIp,
+      'CoreDNS pod': coredns.status.podIP!,
+      'cluster DNS Service': DNS_SERVICE_IP,
+      'API server': CONTROL_PLANE.ip,
+      'default gateway': GATEWAY,
+      "node's upstream resolver": UPSTREAM_DNS,
+    };
+    const control = '198.18.8.77';
+    // The policy reached the agents once a forged probe from an unprotected source is
+    // blocked; the protected sources go first, so they were judged before it.
+    await eventually('a forged control probe blocked on node 1', 60_000, async () => {
+      for (const source of Object.values(protectedSources)) for (const port of TRIPWIRES.slice(0, 2)) await forgedSyn(source, NODE1.ip, port);
+      await forgedSyn(control, NODE1.ip, TRIPWIRES[0]!);
+      return (await nodeBlocked(NODE1)).has(control);
+    });
+    for (const port of TRIPWIRES.slice(0, 2)) for (const source of Object.values(protectedSources)) await forgedSyn(source, NODE2.ip, port);
+    await forgedSyn(control, NODE2.ip, TRIPWIRES[0]!);
+    await eventually('the control probe blocked on node 2', 30_000, async () => (await nodeBlocked(NODE2)).has(control));
+    for (const node of NODES) {
+      const blocked = await nodeBlocked(node);
+      for (const [what, address] of Object.entries(protectedSources)) assert.ok(!blocked.has(address), `${node.name} blocked the ${what} (${address})`);
+    }
+    for (const [what, address] of Object.entries(protectedSources)) assert.equal(await bhFor(address), undefined, `a BlockedHost for the ${what}`);
+  });
+
+  test('DNS as the kubelet gives it: the agents find the operator through CoreDNS', async (t) => {
+    if (skip(t)) return;
+    // Node 2 has something to report too: one forged probe from a fresh source (the stealth
+    // policy of the previous test is in force).
+    await eventually('a probe reported from node 2', 30_000, async () => {
+      await forgedSyn('198.18.8.78', NODE2.ip, TRIPWIRES[0]!);
+      return (await nodeBlocked(NODE2)).has('198.18.8.78');
+    });
+    const agent = (await agentPods(cluster))[0]!;
+    const resolv = (await cluster.kubectl(['-n', NAMESPACE, 'exec', agent.metadata.name, '--', 'cat', '/etc/resolv.conf'])).stdout;
+    assert.match(resolv, new RegExp(`^nameserver ${DNS_SERVICE_IP.replace(/\./g, '\\.')}$`, 'm'));
+    assert.match(resolv, new RegExp(`^search ${NAMESPACE}\\.svc\\.cluster\\.local`, 'm'));
+    // CoreDNS logs each query it answers: both agents (each has reported by now) had the
+    // operator's Service name answered, through the pod's search path.
+    const logs = () => cluster.kubectl(['-n', 'kube-system', 'logs', 'deployment/coredns']).then((r) => r.stdout);
+    for (const node of NODES) {
+      // A node reaches a pod on its own bridge from the bridge's address, others from its own.
+      const { spec } = await cluster.json<{ spec: { podCIDR: string } }>(['get', 'node', node.name]);
+      const bridge = spec.podCIDR.replace(/\.0\/\d+$/, '.1');
+      const from = [node.ip, bridge].map((a) => a.replace(/\./g, '\\.')).join('|');
+      const answered = new RegExp(`(${from}):\\d+ - \\d+ "A IN ${OPERATOR}\\.${NAMESPACE}\\.svc\\.cluster\\.local\\. [^"]*" NOERROR`);
+      await eventually(`${node.name} had the operator's name answered by CoreDNS`, 30_000, async () => answered.test(await logs()));
+    }
+  });
+
+  test('lifecycle: an agent pod deleted while a block is in force: the block stays in the kernel, the new pod takes over', async (t) => {
+    if (skip(t)) return;
+    await apply([{ apiVersion: 'kube-portsentry.io/v1alpha1', kind: 'BlockedHost', metadata: { name: 'e2e-scanner' }, spec: { address: SCANNER.ip, source: 'manual', reason: 'e2e' } }]);
+    for (const node of NODES) await eventually(`${node.name} drops the scanner`, 30_000, async () => (await nodeBlocked(node)).has(SCANNER.ip));
+    const old = (await agentPods(cluster)).find((p) => p.spec.nodeName === NODE2.name)!;
+    await cluster.kubectl(['-n', NAMESPACE, 'delete', 'pod', old.metadata.name, '--wait=false']);
+    // Until the new pod is Ready, and after: still blocked, still out of reach.
+    let samples = 0;
+    await eventually('a new Ready agent on node 2', 120_000, async () => {
+      assert.ok((await nodeBlocked(NODE2)).has(SCANNER.ip), 'the block stayed in the kernel');
+      assert.equal(await reach(NODE2.ip, NODE_PORT, 500), 'timeout');
+      samples++;
+      const now = (await agentPods(cluster)).find((p) => p.spec.nodeName === NODE2.name);
+      return now && now.metadata.name !== old.metadata.name && now.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    });
+    assert.ok(samples > 1);
+    assert.ok((await nodeBlocked(NODE2)).has(SCANNER.ip));
+    // The new pod enforces: a BlockedHost made now reaches node 2.
+    await apply([{ apiVersion: 'kube-portsentry.io/v1alpha1', kind: 'BlockedHost', metadata: { name: 'e2e-after-restart' }, spec: { address: '198.18.8.201', source: 'manual', reason: 'e2e' } }]);
+    await eventually('the new agent enforces a new BlockedHost', 30_000, async () => (await nodeBlocked(NODE2)).has('198.18.8.201'));
+  });
+
+  test('lifecycle: deleting the leader pod fails over, and the new leader acts', async (t) => {
+    if (skip(t)) return;
+    const lease = async () => (await cluster.json<Lease>(['-n', NAMESPACE, 'get', 'lease', 'kube-portsentry-operator'])).spec.holderIdentity;
+    const leader = (await lease())!;
+    const started = Date.now();
+    await cluster.kubectl(['-n', NAMESPACE, 'delete', 'pod', leader, '--wait=false']);
+    const next = await eventually('another leader', 90_000, async () => {
+      const holder = await lease();
+      return holder && holder !== leader && (await operatorPods(cluster)).some((p) => p.metadata.name === holder) ? holder : undefined;
+    });
+    process.stdout.write(`# leader ${leader} -> ${next} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    // A policy edit is reconciled by the new leader: its status catches up with the edit.
+    await cluster.kubectl(['patch', 'psp', 'e2e-stealth', '--type=merge', '-p', JSON.stringify({ spec: { tcp: { ports: [...TRIPWIRES, 7777] } } })]);
+    await eventually('the edit reconciled', 60_000, async () => {
+      const p = await cluster.json<{ metadata: { generation: number }; status?: { conditions?: { type: string; status: string; observedGeneration?: number }[] } }>(['get', 'psp', 'e2e-stealth']);
+      return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True' && c.observedGeneration === p.metadata.generation);
+    });
+  });
+
+  test('lifecycle: helm upgrade of a value rolls both components without losing a block', async (t) => {
+    if (skip(t)) return;
+    const before = new Set([...(await agentPods(cluster)), ...(await operatorPods(cluster))].map((p) => p.metadata.name));
+    await cluster.helm(['upgrade', RELEASE, CHART, '--namespace', NAMESPACE, '--reuse-values', '--set', 'agent.logLevel=debug', '--set', 'operator.logLevel=debug']);
+    const rollouts = Promise.all([
+      cluster.kubectl(['-n', NAMESPACE, 'rollout', 'status', `daemonset/${AGENT}`, '--timeout=300s'], { timeoutMs: 320_000 }),
+      cluster.kubectl(['-n', NAMESPACE, 'rollout', 'status', `deployment/${OPERATOR}`, '--timeout=300s'], { timeoutMs: 320_000 }),
+    ]);
+    let done = false;
+    void rollouts.then(() => (done = true), () => (done = true));
+    let samples = 0;
+    while (!done) {
+      for (const node of NODES) assert.ok((await nodeBlocked(node)).has(SCANNER.ip), `${node.name} kept the block during the rollout`);
+      samples++;
+    }
+    await rollouts;
+    assert.ok(samples > 1, 'sampled during the rollout');
+    const after = [...(await agentPods(cluster)), ...(await operatorPods(cluster))];
+    assert.equal(after.length, 4);
+    for (const p of after) assert.ok(!before.has(p.metadata.name), `${p.metadata.name} was replaced`);
+    for (const node of NODES) assert.ok((await nodeBlocked(node)).has(SCANNER.ip));
+    assert.equal(await reach(NODE2.ip, NODE_PORT), 'timeout');
+  });
+
+});
