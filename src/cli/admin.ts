@@ -11,6 +11,7 @@ import { Metrics } from '../metrics/metrics.js';
 import type { PolicyDocument } from '../policy/types.js';
 import { holdLock } from '../respond/file-lock.js';
 import { DEFAULT_INSTANCE, firewallNames, instanceProblem } from '../respond/firewall/owner.js';
+import { NftablesFirewall } from '../respond/firewall/nftables.js';
 import { selectFirewall } from '../respond/firewall/select.js';
 import { removeOwnedState, type Removed } from '../respond/owned-state.js';
 import { Responder } from '../respond/responder.js';
@@ -195,9 +196,18 @@ export async function statusCommand(args: string[]): Promise<number> {
     out(p.json ? JSON.stringify({ running: true, status: reply.status, blocks: (reply.blocks as BlockEntry[]).map(asJson) }, null, 2) : statusText(reply.status as SentryStatus, reply.blocks as BlockEntry[]));
     return 0;
   }
-  const blocks = await new RecordFile(statePaths(p.policy.spec.files, p.stateDir).record).load();
-  if (p.json) out(JSON.stringify({ running: false, blocks: blocks.map(asJson) }, null, 2));
-  else out(`kube-portsentry: not running (no sentry on ${p.socket})\nblocks in its record: ${blocks.length}${blocks.length ? `\n${blocksTable(blocks).replace(/^/gm, '  ')}` : ''}`);
+  const paths = statePaths(p.policy.spec.files, p.stateDir);
+  const blocks = await new RecordFile(paths.record).load();
+  // What the kernel holds meanwhile: the table stays while the sentry is down.
+  const names = firewallNames({ kind: 'standalone', stateDir: paths.dir });
+  const table = new NftablesFirewall('nft', names.table, names);
+  const kernel = await Promise.all([table.list(4), table.list(6)]).then(
+    ([v4, v6]) => v4.length + v6.length,
+    () => null,
+  );
+  const inKernel = kernel === null ? `no nftables table inet ${names.table}` : `${kernel} entries in nftables table inet ${names.table}`;
+  if (p.json) out(JSON.stringify({ running: false, blocks: blocks.map(asJson), kernelEntries: kernel }, null, 2));
+  else out(`kube-portsentry: not running (no sentry on ${p.socket})\nkernel: ${inKernel}\nblocks in its record: ${blocks.length}${blocks.length ? `\n${blocksTable(blocks).replace(/^/gm, '  ')}` : ''}`);
   // As an init script's status: 3 for a service that is not running.
   return 3;
 }

@@ -142,7 +142,7 @@ spec:
     assert.match(down.stdout, /198\.18\.9\.0\/24 +manual/);
     const stopped = await admin('status');
     assert.equal(stopped.code, 3);
-    assert.match(stopped.stdout, /^kube-portsentry: not running/);
+    assert.match(stopped.stdout, /^kube-portsentry: not running .*\nkernel: 3 entries in nftables table inet kube_portsentry\nblocks in its record: 3\n/);
     const offline = await admin('block', '198.18.0.50', '--duration', '1h');
     assert.equal(offline.code, 0, offline.stderr);
     assert.match(offline.stdout, /recorded for its next start/);
