@@ -51,10 +51,6 @@ export class HostBlocks {
     return [...this.entries.values()].sort((a, b) => a.since - b.since);
   }
 
-  get(address: string): BlockEntry | undefined {
-    return this.entries.get(address);
-  }
-
   get size(): number {
     return this.entries.size;
   }
