@@ -39,5 +39,6 @@ test('instance names are Helm release names; another owner\'s objects are refuse
   checkOwner('table', undefined, 'kube-portsentry standalone /s'); // made before owners were marked: adopted
   checkOwner('table', 'kube-portsentry standalone /s', 'kube-portsentry standalone /s');
   assert.throws(() => checkOwner('nftables table inet kube_portsentry', 'kube-portsentry standalone /other', 'kube-portsentry standalone /s'), (err: Error) =>
-    err instanceof OwnershipError && /nftables table inet kube_portsentry belongs to "kube-portsentry standalone \/other", not to "kube-portsentry standalone \/s"/.test(err.message));
+    err instanceof OwnershipError && /nftables table inet kube_portsentry belongs to "kube-portsentry standalone \/other", not to "kube-portsentry standalone \/s": refusing .* \(stop that sentry, or remove its state with: kube-portsentry flush --state-dir \/other\)$/.test(err.message));
+  assert.throws(() => checkOwner('t', 'kube-portsentry agent kps', 'kube-portsentry standalone /s'), /kube-portsentry cleanup --instance kps\)$/);
 });

@@ -80,7 +80,12 @@ export class OwnershipError extends Error {
  */
 export function checkOwner(what: string, found: string | undefined, ours: string): void {
   if (found === undefined || found === ours) return;
-  throw new OwnershipError(
-    `${what} belongs to "${found}", not to "${ours}": refusing to take it over or remove it (stop that owner, or run its own flush or cleanup)`,
-  );
+  const standalone = /^kube-portsentry standalone (.+)$/.exec(found);
+  const agent = /^kube-portsentry agent (\S+)$/.exec(found);
+  const remedy = standalone
+    ? `stop that sentry, or remove its state with: kube-portsentry flush --state-dir ${standalone[1]}`
+    : agent
+      ? `remove that agent, then its state with: kube-portsentry cleanup --instance ${agent[1]}`
+      : 'stop that owner and remove its state';
+  throw new OwnershipError(`${what} belongs to "${found}", not to "${ours}": refusing to take it over or remove it (${remedy})`);
 }
