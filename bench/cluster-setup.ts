@@ -45,6 +45,8 @@ spec:
   response:
     tcp: block
     scope: cluster
+    # Measures propagation: one node's stealth detection counts cluster-wide.
+    unverifiedClusterBlocks: true
     duration: 1h
     maxBlocksPerMinute: 100000
 `;
@@ -175,6 +177,8 @@ export class BenchCluster {
     this.operatorArgs = [
       '--namespace', NS, '--kubeconfig', cp.kubeconfig, '--listen-address', `127.0.0.1:${reports}`,
       '--tls-cert', cert, '--tls-key', key, '--metrics-address', `127.0.0.1:${this.operatorMetricsPort}`, '--lease-duration', '3s',
+      // One token (bound to no pod) serves every agent of the bench.
+      '--allow-unbound-tokens',
     ];
     await cluster.forwardLoopback([Number(new URL(cp.url).port), reports]);
     this.agentArgs = [

@@ -32,6 +32,13 @@ async function version(): Promise<string> {
 
 const list = (text: string | undefined): string[] => (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 
+/** --allowed-commands: absolute paths of programs, as policies name them. */
+function commandList(text: string | undefined): string[] {
+  const programs = list(text);
+  for (const p of programs) if (!p.startsWith('/')) throw new UsageError(`--allowed-commands: ${JSON.stringify(p)} is not an absolute path`);
+  return programs;
+}
+
 function durationFlag(name: string, text: string): number {
   const ms = parseDuration(text);
   if (ms === null || ms <= 0) throw new UsageError(`--${name} must be a duration like 100ms or 15s, got ${JSON.stringify(text)}`);
@@ -91,6 +98,8 @@ async function agentCommand(args: string[]): Promise<number> {
       firewall: { type: 'string', default: 'auto' },
       instance: { type: 'string', default: DEFAULT_INSTANCE },
       'service-cidr': { type: 'string' },
+      'allowed-commands': { type: 'string' },
+      'node-resolv-conf': { type: 'string', default: '/etc/resolv.conf' },
       'report-interval': { type: 'string', default: '100ms' },
       'report-queue': { type: 'string', default: '10000' },
       'metrics-address': { type: 'string' },
@@ -130,6 +139,8 @@ async function agentCommand(args: string[]): Promise<number> {
     firewall,
     routeMark: { metric: names.routeMetric },
     serviceCidrs: list(values['service-cidr']),
+    allowedCommands: commandList(values['allowed-commands']),
+    nodeResolvConfs: list(values['node-resolv-conf']),
     reportIntervalMs: durationFlag('report-interval', values['report-interval']!),
     reportQueueCapacity: queue,
     logger,
@@ -156,6 +167,8 @@ async function operatorCommand(args: string[]): Promise<number> {
       cilium: { type: 'boolean', default: false },
       'service-cidr': { type: 'string' },
       'max-tracked-sources': { type: 'string', default: '100000' },
+      'allow-unbound-tokens': { type: 'boolean', default: false },
+      'allowed-commands': { type: 'string' },
       kubeconfig: { type: 'string' },
       'metrics-address': { type: 'string' },
       ...LOG_OPTIONS,
@@ -191,6 +204,8 @@ async function operatorCommand(args: string[]): Promise<number> {
     cilium: values.cilium!,
     serviceCidrs: list(values['service-cidr']),
     maxTrackedSources: maxTracked,
+    allowUnboundTokens: values['allow-unbound-tokens']!,
+    allowedCommands: commandList(values['allowed-commands']),
     logger,
     metrics,
   });

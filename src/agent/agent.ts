@@ -9,6 +9,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { PolicyDocument, PolicySpec } from '../policy/types.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
 import { API_VERSION, KIND } from '../policy/spec-schema.js';
+import { describeDisallowed, disallowedPrograms } from '../policy/commands.js';
 import { BlockSet } from '../respond/firewall/block-set.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
 import type { RouteMark } from '../respond/route.js';
@@ -17,9 +18,12 @@ import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/informer.js';
 import { canonicalAddress, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
-import { ProtectedSet, readDnsServers, readGateways } from '../k8s/protected.js';
+import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../cluster/protected-set.js';
+import { MAX_HOST_ADDRESSES, type ReportedHost } from '../k8s/report.js';
+import { readHostFacts, type HostFacts } from './host-facts.js';
 import { ReportQueue } from './report-queue.js';
 import { Reporter } from './reporter.js';
+import { serviceAwareLookup } from './service-address.js';
 
 export interface AgentOptions {
   kube: Kube;
@@ -32,6 +36,13 @@ export interface AgentOptions {
   /** How this instance marks the blackhole routes a policy's response.route adds. */
   routeMark?: RouteMark;
   serviceCidrs: string[];
+  /**
+   * The node's resolv.conf files (--node-resolv-conf): their nameservers are never blocked.
+   * The agent's pod has the node's own (dnsPolicy Default: the kubelet's resolv.conf).
+   */
+  nodeResolvConfs: string[];
+  /** Programs a policy may run here (--allowed-commands); none unless the admin allows some. */
+  allowedCommands: string[];
   reportIntervalMs: number;
   reportQueueCapacity: number;
   logger: Logger;
@@ -60,8 +71,9 @@ export class Agent {
   private detectionOff: string | null = null;
   private startFailures = 0;
   private startRetry: NodeJS.Timeout | undefined;
-  private guard = new ProtectedSet({ nodes: [], podCidrs: [], serviceCidrs: [], apiServer: [], gateways: [], dns: [] });
-  private hostFacts = { gateways: [] as string[], dns: [] as string[] };
+  private guard = new ProtectedSet(emptyFacts());
+  private hostFacts: HostFacts = { gateways: [], dns: [], addresses: [] };
+  private reportedHost: ReportedHost = { gateways: [], dns: [], addresses: [] };
   private refused = new Set<string>();
   /** What each BlockedHost in force asks of this node, by name; and the names per address. */
   private readonly clusterBlocks = new Map<string, { address: string; until: number }>();
@@ -133,9 +145,11 @@ export class Agent {
       urls: this.o.operatorUrls,
       ...(this.o.operatorCaFile ? { caFile: this.o.operatorCaFile } : {}),
       tokenFile: this.o.tokenFile,
+      lookup: serviceAwareLookup(this.o.kube, this.log),
       node,
       policy: () => this.effective?.policy ?? null,
       detectionOff: () => this.detectionOff,
+      host: () => this.reportedHost,
       queue: this.queue,
       intervalMs: this.o.reportIntervalMs,
       logger: this.log,
@@ -172,11 +186,17 @@ export class Agent {
   }
 
   private async readHostFacts(): Promise<void> {
-    this.hostFacts = { gateways: await readGateways(), dns: await readDnsServers() };
+    this.hostFacts = await readHostFacts(this.o.nodeResolvConfs);
+    // What the operator needs to be told: not what it protects anyway (link-local addresses,
+    // one per interface on some CNIs), and no more than a report may carry.
+    const tell = (list: string[]) => list.filter((a) => !isAlwaysProtected(a)).slice(0, MAX_HOST_ADDRESSES);
+    const { gateways, dns, addresses } = this.hostFacts;
+    this.reportedHost = { gateways: tell(gateways), dns: tell(dns), addresses: tell(addresses) };
   }
 
   private async updateProtected(): Promise<void> {
-    this.guard = new ProtectedSet({ ...this.facts.facts(), ...this.hostFacts });
+    const { gateways, dns, addresses } = this.hostFacts;
+    this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses: addresses });
     this.sentry?.setProtected(this.guard.all());
     this.recheckAll = true;
   }
@@ -277,6 +297,12 @@ export class Agent {
     const r = validateSpec(effective.spec, 'spec');
     if (!r.ok) {
       this.log.error({ policy: effective.policy, problems: formatProblems(r.problems) }, 'effective policy rejected; keeping the current one');
+      return;
+    }
+    // Whoever can write the ConfigMap or a policy must not choose what runs as root here.
+    const refused = disallowedPrograms(r.value, this.o.allowedCommands);
+    if (refused.length) {
+      this.log.error({ policy: effective.policy, problems: describeDisallowed(refused), allowed: this.o.allowedCommands }, 'effective policy rejected: it runs commands this node does not allow (--allowed-commands); keeping the current one');
       return;
     }
     this.effective = { ...effective, spec: r.value };

@@ -5,9 +5,10 @@
 import { readFile } from 'node:fs/promises';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { MAX_REPORT_BYTES, REPORT_PATH, reportEnvelopeBytes, type Report } from '../k8s/report.js';
+import { MAX_REPORT_BYTES, REPORT_PATH, reportEnvelopeBytes, type Report, type ReportedHost } from '../k8s/report.js';
 import type { ReportQueue } from './report-queue.js';
 
 export interface ReporterOptions {
@@ -15,10 +16,14 @@ export interface ReporterOptions {
   /** PEM CA bundle that signs the operator's serving certificate; read again before each report, as it may be rotated. */
   caFile?: string;
   tokenFile: string;
+  /** How the operator URLs' host names are resolved (default: the system resolver). */
+  lookup?: LookupFunction;
   node: string;
   policy: () => string | null;
   /** Why detection is off on this node, or null: sent on change, and every 30 s while off. */
   detectionOff?: () => string | null;
+  /** The node's facts the operator must protect too: sent with every report, and alone once a minute. */
+  host?: () => ReportedHost;
   queue: ReportQueue;
   intervalMs: number;
   logger: Logger;
@@ -32,6 +37,8 @@ const MAX_BACKOFF_MS = 10_000;
 const STATE_REFRESH_MS = 30_000;
 /** A batch is never cut below this by 413s; one source alone always goes. */
 const MIN_REPORT_BYTES = 16 * 1024;
+/** A report with no sources goes out this often, so the operator keeps the node's facts. */
+const HOST_FACTS_MS = 60_000;
 
 export class Reporter {
   private timer: NodeJS.Timeout | undefined;
@@ -41,17 +48,24 @@ export class Reporter {
   private urlIndex = 0;
   private httpsAgent: HttpsAgent;
   private ca: string | undefined;
-  private readonly httpAgent = new HttpAgent({ keepAlive: true });
+  private readonly httpAgent: HttpAgent;
   private stopped = false;
   /** Body size aimed at: halved when the operator answers 413, grown back as reports go through. */
   private budgetBytes: number;
   /** The detection state the operator acknowledged last, and when. */
   private sentOff: string | null = null;
   private sentOffAt = 0;
+  /** The host facts the operator last acknowledged, and when. */
+  private hostSent = { text: '', at: 0 };
 
   constructor(private readonly o: ReporterOptions) {
     this.budgetBytes = o.maxReportBytes ?? MAX_REPORT_BYTES;
-    this.httpsAgent = new HttpsAgent({ keepAlive: true });
+    this.httpsAgent = new HttpsAgent({ keepAlive: true, ...this.lookup() });
+    this.httpAgent = new HttpAgent({ keepAlive: true, ...this.lookup() });
+  }
+
+  private lookup(): { lookup?: LookupFunction } {
+    return this.o.lookup ? { lookup: this.o.lookup } : {};
   }
 
   start(): void {
@@ -72,13 +86,17 @@ export class Reporter {
     metrics.reportQueue.set(queue.size);
     const off = this.o.detectionOff?.() ?? null;
     const stateDue = off !== this.sentOff || (off !== null && Date.now() - this.sentOffAt > STATE_REFRESH_MS);
-    if (this.sending || (queue.size === 0 && !stateDue) || (!final && Date.now() < this.nextAt)) return;
+    const host = this.o.host?.();
+    const hostText = host ? JSON.stringify(host) : '';
+    const hostDue = !!host && (hostText !== this.hostSent.text || Date.now() - this.hostSent.at >= HOST_FACTS_MS);
+    if (this.sending || (queue.size === 0 && !stateDue && !hostDue) || (!final && Date.now() < this.nextAt)) return;
     const policy = this.o.policy();
-    if (!policy) return;
+    if (!policy && queue.size) return;
     this.sending = true;
-    const envelope = reportEnvelopeBytes(this.o.node, policy) + (off ? Buffer.byteLength(JSON.stringify({ detectionOff: off })) : 0);
+    const extras = { ...(off ? { detectionOff: off } : {}), ...(host ? { host } : {}) };
+    const envelope = reportEnvelopeBytes(this.o.node, policy) + Buffer.byteLength(JSON.stringify(extras));
     const batch = queue.take(this.budgetBytes - envelope);
-    const report: Report = { node: this.o.node, policy, sources: batch, ...(off ? { detectionOff: off } : {}) };
+    const report: Report = { node: this.o.node, policy, sources: batch, ...extras };
     const url = this.o.urls[this.urlIndex % this.o.urls.length]!;
     try {
       const token = (await readFile(this.o.tokenFile, 'utf8')).trim();
@@ -88,6 +106,7 @@ export class Reporter {
       if (status === 200) {
         metrics.reportsSent.inc({ result: 'ok' });
         [this.sentOff, this.sentOffAt] = [off, Date.now()];
+        if (host) this.hostSent = { text: hostText, at: Date.now() };
         this.backoffMs = 0;
         this.nextAt = 0;
         this.budgetBytes = Math.min(this.o.maxReportBytes ?? MAX_REPORT_BYTES, this.budgetBytes * 2);
@@ -127,7 +146,7 @@ export class Reporter {
     if (this.ca !== undefined) this.o.logger.info({ caFile: this.o.caFile }, 'operator CA changed; trusting the new one');
     this.ca = ca;
     this.httpsAgent.destroy();
-    this.httpsAgent = new HttpsAgent({ keepAlive: true, ca });
+    this.httpsAgent = new HttpsAgent({ keepAlive: true, ca, ...this.lookup() });
   }
 
   private retryLater(why: string, url: string, firstMs?: number): void {

@@ -23,6 +23,8 @@ import type { Probe } from './probe.js';
 export const NFLOG_GROUP = 27504;
 export const PREFIX_BLOCKED = 'kube-portsentry: blocked';
 export const PREFIX_RATE_LIMITED = 'kube-portsentry: rate-limited';
+/** A probe whose source would not route back by the interface it came in on. */
+export const PREFIX_SPOOFED = 'kube-portsentry: spoofed';
 
 // linux/netfilter/nfnetlink_log.h
 const NFNL_SUBSYS_ULOG = 4;
@@ -43,6 +45,8 @@ export interface KernelOptions {
   /** The mode of each protocol the rules trap. */
   modes: Partial<Record<Protocol, 'stealth' | 'advanced'>>;
   onProbe: (probe: Probe) => void;
+  /** A probe the rules found forged (failed the reverse-path check): never a detection. */
+  onSpoofed: (probe: Probe) => void;
   /** Log messages the kernel could not deliver (the socket's queue was full). */
   onLoss?: () => void;
 }
@@ -89,10 +93,14 @@ export class KernelDetector {
       const payload = attrs.get(NFULA_PAYLOAD);
       const prefix = attrs.get(NFULA_PREFIX);
       const text = prefix ? data.toString('latin1', prefix[0], prefix[1]).replace(/\0+$/, '') : '';
-      if (!payload || (text !== PREFIX_BLOCKED && text !== PREFIX_RATE_LIMITED)) continue;
+      if (!payload || (text !== PREFIX_BLOCKED && text !== PREFIX_RATE_LIMITED && text !== PREFIX_SPOOFED)) continue;
       const probe = this.probeOf(data, payload[0], payload[1] - payload[0], family === NFPROTO_IPV6 ? 6 : family === NFPROTO_IPV4 ? 4 : 0);
       if (!probe) {
         this.unreadable++;
+        continue;
+      }
+      if (text === PREFIX_SPOOFED) {
+        this.options.onSpoofed(probe);
         continue;
       }
       probe.blockedInKernel = text === PREFIX_BLOCKED;

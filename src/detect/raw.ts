@@ -45,6 +45,8 @@ export interface RawOptions {
   inUse: PortsInUse;
   /** True when an IPv4 destination (as uint32) is one of this host's addresses. */
   isLocal4: (address: number) => boolean;
+  /** True when the 16 bytes at `at` are one of this host's IPv6 addresses. */
+  isLocal6: (bytes: Buffer, at: number) => boolean;
   onProbe: (probe: Probe) => void;
 }
 
@@ -98,14 +100,16 @@ export class RawDetector {
   /** Probe records from the native reader, in a buffer reused for every call. */
   private onRecords(records: Buffer, count: number): void {
     const size = this.readers[0]?.recordSize ?? 0;
-    const { protocol, mode, isLocal4, onProbe } = this.options;
+    const { protocol, mode, isLocal4, isLocal6, onProbe } = this.options;
     const now = performance.now();
     for (let i = 0, at = 0; i < count; i++, at += size) {
       const family = records[at] === 6 ? 6 : 4;
       const flags = records[at + 1]!;
       const repeats = LE ? records.readUInt32LE(at + 4) : records.readUInt32BE(at + 4);
-      // Broadcast and multicast reach a raw socket too; only this host's addresses count.
-      if (family === 4 && !isLocal4(LE ? records.readUInt32LE(at + 8) : records.readUInt32BE(at + 8))) {
+      // Broadcast and multicast (ff02::1 reaches every node on the link) reach a raw socket
+      // too; only packets to this host's own addresses count.
+      const local = family === 4 ? isLocal4(LE ? records.readUInt32LE(at + 8) : records.readUInt32BE(at + 8)) : isLocal6(records, at + 36);
+      if (!local) {
         this.notLocal += repeats;
         continue;
       }
@@ -122,6 +126,8 @@ export class RawDetector {
         verified: false,
         repeats,
         receivedAt: now - (LE ? records.readUInt32LE(at + 12) : records.readUInt32BE(at + 12)) / 1000,
+        ifindex: LE ? records.readUInt32LE(at + 32) : records.readUInt32BE(at + 32),
+        destination: formatIpAt(records, at + 36, family),
       });
     }
   }

@@ -54,7 +54,7 @@ export type Decision =
   | { kind: 'counted'; distinct: number }
   | { kind: 'alert'; reason: AlertReason; distinct: number }
   | { kind: 'respond'; block: BlockRecord; distinct: number }
-  /** Already answered: blocked (`blocked`), or alerted within the window. */
+  /** Already answered: blocked (`blocked`), or alerted (for the policy, or a refused block) within the window. */
   | { kind: 'suppressed'; distinct: number; blocked?: boolean };
 
 export class Engine {
@@ -170,8 +170,13 @@ export class Engine {
       tracker.setTriggered(index);
       return { kind: 'alert', reason: 'unverified', distinct };
     }
-    // A refused block is retried by the source's next probe, once the bucket refills.
-    if (!this.limiter.take(probe.time)) return { kind: 'alert', reason: 'rate-limited', distinct };
+    // A refused block is retried by the source's next probe, once the bucket refills; the
+    // refusal is answered (logged, counted) once per window, not once per packet.
+    if (!this.limiter.take(probe.time)) {
+      if (tracker.isRateLimited(index)) return { kind: 'suppressed', distinct };
+      tracker.setRateLimited(index);
+      return { kind: 'alert', reason: 'rate-limited', distinct };
+    }
     tracker.setTriggered(index);
     const block: BlockRecord = {
       source: probe.source,

@@ -3,22 +3,25 @@ export class RateLimiter {
   private tokens: number;
   private last: number;
 
+  /** `burst`: tokens held at most (a minute's worth unless given). */
   constructor(
     private perMinute: number,
     now: number,
+    private burst = perMinute,
   ) {
-    this.tokens = perMinute;
+    this.tokens = burst;
     this.last = now;
   }
 
   configure(perMinute: number): void {
     this.perMinute = perMinute;
+    this.burst = perMinute;
     this.tokens = Math.min(this.tokens, perMinute);
   }
 
   take(now: number): boolean {
     // A clock stepping backwards adds nothing.
-    this.tokens = Math.min(this.perMinute, this.tokens + (Math.max(0, now - this.last) * this.perMinute) / 60_000);
+    this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.last) * this.perMinute) / 60_000);
     this.last = now;
     if (this.tokens < 1) return false;
     this.tokens -= 1;

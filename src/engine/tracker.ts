@@ -36,6 +36,7 @@ const TRIGGERED = 1 << 24;
 const V6 = 1 << 25;
 const CHECKED = 1 << 26;
 const ORDER_SHIFT = 27; // four bits: the order of its pool segment, 0 while it has none
+const RATE_LIMITED = 0x80000000; // its block was refused by the rate limit in this window
 
 const TYPES: readonly ProbeType[] = ['connect', 'udp', 'syn', 'fin', 'null', 'xmas', 'oddball'];
 function typeBit(type: ProbeType): number {
@@ -155,6 +156,15 @@ export class SourceTracker {
 
   setTriggered(index: number): void {
     this.word[index]! |= TRIGGERED;
+  }
+
+  /** Its block was refused by the rate limit within the window (already answered with an alert). */
+  isRateLimited(index: number): boolean {
+    return (this.word[index]! & RATE_LIMITED) !== 0;
+  }
+
+  setRateLimited(index: number): void {
+    this.word[index]! |= RATE_LIMITED;
   }
 
   /** Checked against the ignore lists in force (see uncheckAll). */

@@ -15,6 +15,7 @@ import {
   ServerConfiguration,
   setHeaderOptions,
   Watch,
+  type ConfigurationOptions,
   type HttpLibrary,
 } from '@kubernetes/client-node';
 import type { IncomingMessage } from 'node:http';
@@ -48,11 +49,13 @@ export function connect(kubeconfig?: string, observe?: RequestObserver): Kube {
   else kc.loadFromDefault();
   const server = kc.getCurrentCluster()?.server;
   if (!server) throw new Error(`${kubeconfig ?? 'the kubeconfig'} has no current cluster`);
-  // What kc.makeApiClient builds, with the HTTP library wrapped when requests are observed.
+  // What kc.makeApiClient builds, with a deadline on every request, and the HTTP library
+  // wrapped when requests are observed.
+  const http = new IsomorphicFetchHttpLibrary();
   const config = createConfiguration({
     baseServer: new ServerConfiguration(server, {}),
     authMethods: { default: kc },
-    ...(observe ? { httpApi: observedHttp(new IsomorphicFetchHttpLibrary(), observe) } : {}),
+    httpApi: withDeadline(observe ? observedHttp(http, observe) : http, REQUEST_TIMEOUT_MS),
   });
   return {
     kc,
@@ -64,6 +67,18 @@ export function connect(kubeconfig?: string, observe?: RequestObserver): Kube {
     discovery: new DiscoveryV1Api(config),
     watch: observe ? new ObservedWatch(kc, observe) : new Watch(kc),
     ...(observe ? { observe } : {}),
+  };
+}
+
+/** No API request waits longer than this unless its caller set a deadline of its own. */
+const REQUEST_TIMEOUT_MS = 60_000;
+
+function withDeadline(inner: HttpLibrary, timeoutMs: number): HttpLibrary {
+  return {
+    send(request) {
+      if (!request.getSignal()) request.setSignal(AbortSignal.timeout(timeoutMs));
+      return inner.send(request);
+    },
   };
 }
 
@@ -154,6 +169,19 @@ export function requestLabels(method: string, url: string): { verb: string; reso
 
 export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
+/** Per-call options that abort the request when `signal` fires (a deadline). */
+export function withSignal(signal: AbortSignal): ConfigurationOptions {
+  return {
+    middleware: [
+      {
+        pre: (context) => (context.setSignal(signal), new Observable(Promise.resolve(context))),
+        post: (context) => new Observable(Promise.resolve(context)),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  };
+}
+
 /** The HTTP status of a failed API call, if it got that far. */
 export function statusOf(err: unknown): number | undefined {
   if (err instanceof ApiException) return err.code;
@@ -223,6 +251,7 @@ export async function rawRequest(
         } else resolve({ status, body: parsed });
       });
     });
+    req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   }).then(
@@ -239,6 +268,7 @@ const PLURAL_OF: Record<string, string> = {
   NetworkPolicy: 'networkpolicies',
   GlobalNetworkSet: 'globalnetworksets',
   GlobalNetworkPolicy: 'globalnetworkpolicies',
+  Tier: 'tiers',
   CiliumClusterwideNetworkPolicy: 'ciliumclusterwidenetworkpolicies',
 };
 

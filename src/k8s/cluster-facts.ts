@@ -6,7 +6,7 @@ import type { Logger } from '../log/logger.js';
 import { normalizeIp, parseCidr } from '../net/ip.js';
 import type { Kube } from './client.js';
 import { Watched } from './informer.js';
-import type { ProtectedFacts } from './protected.js';
+import type { ProtectedFacts } from '../cluster/protected-set.js';
 
 export class ClusterFacts {
   readonly nodes: Watched<V1Node>;
@@ -59,7 +59,7 @@ export class ClusterFacts {
     this.apiEndpoints.stop();
   }
 
-  facts(): Omit<ProtectedFacts, 'gateways' | 'dns'> {
+  facts(): Omit<ProtectedFacts, 'gateways' | 'dns' | 'hostAddresses'> {
     const nodes: string[] = [];
     const podCidrs: string[] = [];
     for (const n of this.nodes.list()) {

@@ -79,9 +79,16 @@ function dnsName(prefix: string, text: string): string {
   return `${name.slice(0, 40).replace(/[.-]+$/, '')}-${hash}`;
 }
 
+const NODE_POLICY_PREFIX = 'kube-portsentry-node-';
+
 /** The ConfigMap that carries a node's effective policy. */
 export function nodePolicyConfigMapName(node: string): string {
-  return dnsName('kube-portsentry-node-', node);
+  return dnsName(NODE_POLICY_PREFIX, node);
+}
+
+/** A name the operator owns in its namespace: a node's policy ConfigMap, whoever made it. */
+export function isNodePolicyConfigMapName(name: string): boolean {
+  return name.startsWith(NODE_POLICY_PREFIX);
 }
 
 /** The BlockedHost the operator makes for an address: v4-198-51-100-7, v6-2001-db8--1-128. */

@@ -29,18 +29,30 @@ export interface SourceReport {
   blocked: boolean;
 }
 
+/** What the agent knows of its node that the operator must not block anywhere either. */
+export interface ReportedHost {
+  gateways: string[];
+  dns: string[];
+  addresses: string[];
+}
+
 export interface Report {
   node: string;
-  policy: string;
+  /** The policy in force on the node; null only in a report of no sources (a node without one). */
+  policy: string | null;
   sources: SourceReport[];
   /** Why the node's detection is off (its policy failed to start); absent while it runs. */
   detectionOff?: string;
+  /** The node's gateways, resolvers and interface addresses, as the agent last read them. */
+  host?: ReportedHost;
 }
 
 /** Bytes of a report's JSON besides its sources: what a batch of sources must leave room for. */
-export function reportEnvelopeBytes(node: string, policy: string): number {
+export function reportEnvelopeBytes(node: string, policy: string | null): number {
   return Buffer.byteLength(JSON.stringify({ node, policy, sources: [] }));
 }
+
+export const MAX_HOST_ADDRESSES = 256;
 
 /** Parses a report body; throws an Error whose message names the bad field. */
 export function parseReport(text: string): Report {
@@ -72,11 +84,24 @@ export function parseReport(text: string): Report {
   };
   const r = obj(doc, 'report');
   const TIME_MAX = 8.64e15;
+  const addresses = (v: unknown, path: string): string[] =>
+    list(v, path, MAX_HOST_ADDRESSES).map((a, i) => {
+      const ip = normalizeIp(str(a, `${path}[${i}]`, 64));
+      if (!ip) throw new Error(`${path}[${i}]: must be an IP address`);
+      return ip;
+    });
+  const sources = list(r.sources, 'sources', MAX_SOURCES_PER_REPORT);
+  let host: ReportedHost | undefined;
+  if (r.host !== undefined) {
+    const h = obj(r.host, 'host');
+    host = { gateways: addresses(h.gateways, 'host.gateways'), dns: addresses(h.dns, 'host.dns'), addresses: addresses(h.addresses, 'host.addresses') };
+  }
   return {
     node: str(r.node, 'node', 253),
-    policy: str(r.policy, 'policy', 253),
+    policy: sources.length === 0 && r.policy === null ? null : str(r.policy, 'policy', 253),
     ...(r.detectionOff === undefined ? {} : { detectionOff: str(r.detectionOff, 'detectionOff', 1024) }),
-    sources: list(r.sources, 'sources', MAX_SOURCES_PER_REPORT).map((raw, i) => {
+    ...(host ? { host } : {}),
+    sources: sources.map((raw, i) => {
       const at = `sources[${i}]`;
       const s = obj(raw, at);
       const source = normalizeIp(str(s.source, `${at}.source`, 64));

@@ -18,6 +18,12 @@ export class Metrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly spoofedProbes = new Counter({
+    name: 'portsentry_probes_spoofed_total',
+    help: 'Probes whose source would not route back out through the interface they came in on (forged: never counted or blocked), by protocol.',
+    labelNames: ['protocol'] as const,
+    registers: [this.registry],
+  });
   readonly scans = new Counter({
     name: 'portsentry_scans_detected_total',
     help: 'Sources that passed the scan trigger, by protocol of the triggering probe.',

@@ -11,7 +11,7 @@ export class OperatorMetrics {
   });
   readonly reportsReceived = new Counter({
     name: 'portsentry_reports_received_total',
-    help: 'Agent report requests, by result (ok, unauthenticated, forbidden, invalid, not-leader).',
+    help: 'Agent report requests, by result (ok, unauthenticated, forbidden, invalid, not-leader, throttled: token reviews over their budget, unavailable, error).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
@@ -44,6 +44,13 @@ export class OperatorMetrics {
     name: 'portsentry_cluster_scans_detected_total',
     help: 'Sources that passed a cluster-wide trigger, by protocol.',
     labelNames: ['protocol'] as const,
+    registers: [this.registry],
+  });
+
+  readonly uncorroborated = new Counter({
+    name: 'portsentry_cluster_blocks_uncorroborated_total',
+    help: 'Unverified detections kept to the node that saw them (no second node, no handshake, no opt-in), by policy.',
+    labelNames: ['policy'] as const,
     registers: [this.registry],
   });
 

@@ -17,7 +17,9 @@
 // UDP), u16 destination port, u32 count of identical packets, u32 IPv4 destination
 // (0 for IPv6), u32 microseconds since the (first) packet reached the host, as the
 // kernel stamped it (SO_TIMESTAMPNS), so a block's latency counts the time it waited in
-// the socket too; 16 bytes source address (IPv4 in the first 4).
+// the socket too; 16 bytes source address (IPv4 in the first 4); u32 index of the
+// interface the packet came in on and 16 bytes destination address (IP_PKTINFO and
+// IPV6_PKTINFO: an IPv6 raw socket never sees the IPv6 header), 0 when unknown.
 #define _GNU_SOURCE /* recvmmsg */
 #include <linux/filter.h>
 #include <netinet/in.h>
@@ -29,7 +31,7 @@
 
 #define BATCH 64
 #define CAPTURE 128
-#define RECORD 32
+#define RECORD 64
 #define MAX_BATCHES_PER_WAKEUP 16 /* then yield to the event loop */
 #define OUT_RECORDS (BATCH * MAX_BATCHES_PER_WAKEUP)
 #define BUSY 16         /* packets per drain from which the socket counts as busy */
@@ -71,7 +73,7 @@ typedef struct {
   struct sockaddr_storage names[BATCH];
   union {
     struct cmsghdr align;
-    uint8_t bytes[CMSG_SPACE(sizeof(struct timespec))];
+    uint8_t bytes[CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
   } control[BATCH];
   uint8_t packets[BATCH][CAPTURE];
 } reader_t;
@@ -128,6 +130,25 @@ static uint32_t age_us(struct msghdr *m, const struct timespec *now) {
   return 0;
 }
 
+/* The interface a packet came in on and its destination, from IP_PKTINFO or IPV6_PKTINFO. */
+static void packet_info(struct msghdr *m, uint32_t *ifindex, uint8_t dst[16]) {
+  *ifindex = 0;
+  memset(dst, 0, 16);
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      struct in_pktinfo info;
+      memcpy(&info, CMSG_DATA(c), sizeof info);
+      *ifindex = (uint32_t)info.ipi_ifindex;
+      memcpy(dst, &info.ipi_addr, 4);
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      struct in6_pktinfo info;
+      memcpy(&info, CMSG_DATA(c), sizeof info);
+      *ifindex = info.ipi6_ifindex;
+      memcpy(dst, &info.ipi6_addr, 16);
+    }
+  }
+}
+
 /* Reads what is queued; returns the number of packets. */
 static int drain(reader_t *r) {
   double *c = r->counters;
@@ -169,8 +190,11 @@ static int drain(reader_t *r) {
         memcpy(source, &((struct sockaddr_in6 *)&r->names[i])->sin6_addr, 16);
       else if (r->names[i].ss_family == AF_INET)
         memcpy(source, &((struct sockaddr_in *)&r->names[i])->sin_addr, 4);
+      uint32_t ifindex;
+      uint8_t dst[16];
+      packet_info(&r->msgs[i].msg_hdr, &ifindex, dst);
       if (last && last[1] == flags && *(uint16_t *)(last + 2) == port && *(uint32_t *)(last + 8) == dst4 &&
-          memcmp(last + 16, source, 16) == 0) {
+          memcmp(last + 16, source, 16) == 0 && *(uint32_t *)(last + 32) == ifindex && memcmp(last + 36, dst, 16) == 0) {
         (*(uint32_t *)(last + 4))++;
         continue;
       }
@@ -182,6 +206,8 @@ static int drain(reader_t *r) {
       *(uint32_t *)(last + 8) = dst4;
       *(uint32_t *)(last + 12) = age_us(&r->msgs[i].msg_hdr, &now);
       memcpy(last + 16, source, 16);
+      *(uint32_t *)(last + 32) = ifindex;
+      memcpy(last + 36, dst, 16);
     }
     if (n < BATCH) break;
   }
@@ -352,6 +378,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   int filtered = insns > 0 && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof fprog) == 0;
   int on = 1;
   setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+  /* Where each packet came in and what it was sent to: the reverse-path and local checks. */
+  if (family == 6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on);
+  else
+    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
 
   r->base.fd = fd;
   r->family = family == 6 ? 6 : 4;

@@ -135,24 +135,43 @@ export class NetlinkSocket {
     return errnos;
   }
 
+  /**
+   * One request, one answer (e.g. RTM_GETROUTE): `onAnswer` gets its payload; a kernel error
+   * is thrown as a NetlinkError.
+   */
+  query(part: Part, onAnswer: (data: Buffer, from: number, to: number) => void, timeoutMs = 2000): void {
+    this.exchange(part, 'netlink query', timeoutMs, (data, m) => {
+      onAnswer(data, m.from, m.to);
+      return true;
+    });
+  }
+
   /** A dump request: `onMessage` gets each answer's payload, until the kernel says done. */
   dump(part: Part, onMessage: (data: Buffer, from: number, to: number) => void, timeoutMs = 2000): void {
-    const { datagram, seqs } = this.frame([{ ...part, flags: part.flags | NLM_F_DUMP }]);
+    this.exchange({ ...part, flags: part.flags | NLM_F_DUMP }, 'netlink dump', timeoutMs, (data, m) => {
+      if (m.type === NLMSG_DONE) return true;
+      onMessage(data, m.from, m.to);
+      return false;
+    });
+  }
+
+  /** Sends one request and hands its answers to `onMessage` until it says done; errors are thrown. */
+  private exchange(part: Part, what: string, timeoutMs: number, onMessage: (data: Buffer, m: { type: number; from: number; to: number }) => boolean): void {
+    const { datagram, seqs } = this.frame([part]);
     this.socket.send(datagram);
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       // The kernel makes the next part of a dump as the previous one is read.
       const data = this.socket.receive(Math.max(0, Math.ceil(deadline - performance.now())));
-      if (data === null) throw new NetlinkError(-1, 'ETIMEDOUT', 'netlink dump', `not done within ${timeoutMs} ms`);
+      if (data === null) throw new NetlinkError(-1, 'ETIMEDOUT', what, `not done within ${timeoutMs} ms`);
       for (const m of messagesOf(data)) {
         if (m.seq !== seqs[0]) continue;
-        if (m.type === NLMSG_DONE) return;
         if (m.type === NLMSG_ERROR) {
           const errno = m.to - m.from >= 4 ? -readI32(data, m.from) : 0;
-          if (errno !== 0) throw new NetlinkError(errno, errnoName(errno), 'netlink dump');
+          if (errno !== 0) throw new NetlinkError(errno, errnoName(errno), what);
           continue;
         }
-        onMessage(data, m.from, m.to);
+        if (onMessage(data, m)) return;
       }
     }
   }

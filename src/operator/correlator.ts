@@ -37,6 +37,16 @@ export function portNames(a: SourceActivity): string[] {
   return [...a.ports].map((p) => (p >= 65536 ? `udp/${p - 65536}` : `tcp/${p}`));
 }
 
+/** The distinct nodes among a source's touches in the window. */
+export function nodesTouching(a: SourceActivity): number {
+  const nodes = new Set<number>();
+  for (const key of a.touches.keys()) nodes.add(Math.floor(key / TOUCH_NODE_STRIDE));
+  return nodes.size;
+}
+
+/** A touch key is nodeId * TOUCH_NODE_STRIDE + port (UDP ports + 65536). */
+const TOUCH_NODE_STRIDE = 131072;
+
 export class Correlator {
   private readonly sources = new Map<string, SourceActivity>();
   /** A small number per node name, for the touch keys. */
@@ -95,7 +105,7 @@ export class Correlator {
     if (nodeId === undefined) this.nodeIds.set(node, (nodeId = this.nodeIds.size));
     for (const p of r.probes) {
       const port = (p.protocol === 'udp' ? 65536 : 0) + p.port;
-      const key = nodeId * 131072 + port;
+      const key = nodeId * TOUCH_NODE_STRIDE + port;
       const seen = a.touches.get(key);
       a.touches.delete(key); // re-set below: Map order stays least recently touched first
       a.touches.set(key, seen === undefined ? p.time : Math.max(seen, p.time));

@@ -1,6 +1,6 @@
 // Kubernetes Events for what a cluster admin looks for with `kubectl describe`: scans and
-// blocks on the BlockedHost, detections on the Node. Cluster-scoped objects' events live
-// in the default namespace. Failures are logged, never fatal.
+// blocks on the BlockedHost. Cluster-scoped objects' events live in the default namespace.
+// Failures are logged, never fatal.
 import type { Logger } from '../log/logger.js';
 import { describeError, type Kube } from '../k8s/client.js';
 
@@ -19,7 +19,8 @@ export class EventRecorder {
     private readonly logger: Logger,
   ) {}
 
-  record(target: EventTarget, type: 'Normal' | 'Warning', reason: string, message: string): void {
+  /** `count`: how many occurrences the one Event stands for. */
+  record(target: EventTarget, type: 'Normal' | 'Warning', reason: string, message: string, count = 1): void {
     const now = new Date();
     void this.kube.core
       .createNamespacedEvent({
@@ -35,7 +36,7 @@ export class EventRecorder {
           reportingInstance: this.instance,
           firstTimestamp: now,
           lastTimestamp: now,
-          count: 1,
+          count,
         },
       })
       .catch((err: unknown) => this.logger.warn({ err: describeError(err), reason }, 'could not record event'));

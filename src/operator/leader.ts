@@ -2,9 +2,15 @@
 // every retry period; another replica takes over once it has watched the lease go unrenewed
 // for a whole lease duration (by its own clock, so clocks need not agree). Updates carry the
 // resourceVersion, so two candidates never both win.
+//
+// Leading is a deadline, not a flag: a renewal sent at t keeps the lease at least until
+// t + leaseDuration for everyone else, so the holder acts until t + leaseDuration minus a
+// third of it (room for clocks running at different rates), then steps down by a timer of
+// its own, whether or not its requests ever come back. Every lease request carries a
+// deadline no later than that.
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../log/logger.js';
-import { describeError, statusOf, type Kube } from '../k8s/client.js';
+import { describeError, statusOf, withSignal, type Kube } from '../k8s/client.js';
 
 /** Lease times are MicroTime: the API server wants six fractional digits. */
 function microTime(d: Date | string | undefined): Date {
@@ -26,19 +32,26 @@ export interface LeaderOptions {
 
 export class LeaderElector {
   private timer: NodeJS.Timeout | undefined;
+  private deadline: NodeJS.Timeout | undefined;
   private leading = false;
   private stopped = false;
   private observed: { holder: string; renew: string; at: number } | undefined;
-  private lastRenewed = 0;
+  /** Epoch ms until which this replica may act as leader. */
+  private actUntil = 0;
 
   constructor(private readonly o: LeaderOptions) {}
 
   get isLeader(): boolean {
-    return this.leading;
+    return this.leading && Date.now() < this.actUntil;
   }
 
   private get retryMs(): number {
     return Math.max(200, Math.floor(this.o.leaseDurationMs / 4));
+  }
+
+  /** How long a leader may act after sending a renewal the API server accepted. */
+  private get actMs(): number {
+    return this.o.leaseDurationMs - Math.floor(this.o.leaseDurationMs / 3);
   }
 
   start(): void {
@@ -50,27 +63,26 @@ export class LeaderElector {
   }
 
   private async tick(): Promise<void> {
+    const sentAt = Date.now();
+    // A leader's renewal may take until it must step down anyway; a candidate's, one retry period.
+    const budget = this.leading ? Math.max(1, this.actUntil - sentAt) : this.retryMs;
     try {
-      await this.tryAcquireOrRenew();
+      if (await this.tryAcquireOrRenew(AbortSignal.timeout(budget))) this.won(sentAt);
     } catch (err) {
       this.o.logger.warn({ err: describeError(err) }, 'lease update failed');
     }
-    // A leader that could not renew within two thirds of the lease steps down before
-    // anyone else may take over.
-    if (this.leading && Date.now() - this.lastRenewed > (this.o.leaseDurationMs * 2) / 3) {
-      this.leading = false;
-      this.o.logger.error('leadership lost: lease not renewed in time');
-      this.o.onLost();
-    }
+    this.checkDeadline();
     this.schedule();
   }
 
-  private async tryAcquireOrRenew(): Promise<void> {
+  /** Whether this replica holds the lease now (acquired or renewed). */
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
     const { kube, namespace, name, identity } = this.o;
+    const options = withSignal(signal);
     const now = new Date();
     let lease: V1Lease | undefined;
     try {
-      lease = await kube.coordination.readNamespacedLease({ name, namespace });
+      lease = await kube.coordination.readNamespacedLease({ name, namespace }, options);
     } catch (err) {
       if (statusOf(err) !== 404) throw err;
     }
@@ -80,47 +92,63 @@ export class LeaderElector {
       renewTime: microTime(now),
     };
     if (!lease) {
-      await kube.coordination.createNamespacedLease({
-        namespace,
-        body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } },
-      });
-      this.won();
-      return;
+      await kube.coordination.createNamespacedLease(
+        { namespace, body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: microTime(now), leaseTransitions: 0 } } },
+        options,
+      );
+      return true;
     }
     const holder = lease.spec?.holderIdentity ?? '';
     const renew = String(lease.spec?.renewTime ?? '');
     if (!this.observed || this.observed.holder !== holder || this.observed.renew !== renew)
       this.observed = { holder, renew, at: Date.now() };
     const expired = holder === '' || Date.now() - this.observed.at > this.o.leaseDurationMs;
-    if (holder !== identity && !expired) return;
+    if (holder !== identity && !expired) return false;
     const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === identity ? 0 : 1);
-    await kube.coordination.replaceNamespacedLease({
-      name,
-      namespace,
-      body: {
-        metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion },
-        spec: {
-          ...spec,
-          acquireTime: microTime(holder === identity ? lease.spec?.acquireTime : now),
-          leaseTransitions: transitions,
+    await kube.coordination.replaceNamespacedLease(
+      {
+        name,
+        namespace,
+        body: {
+          metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion },
+          spec: {
+            ...spec,
+            acquireTime: microTime(holder === identity ? lease.spec?.acquireTime : now),
+            leaseTransitions: transitions,
+          },
         },
       },
-    });
-    this.won();
+      options,
+    );
+    return true;
   }
 
-  private won(): void {
-    this.lastRenewed = Date.now();
+  /** A renewal sent at `sentAt` went through: act until sentAt + actMs. */
+  private won(sentAt: number): void {
+    if (this.stopped) return;
+    this.actUntil = sentAt + this.actMs;
+    clearTimeout(this.deadline);
+    this.deadline = setTimeout(() => this.checkDeadline(), Math.max(0, this.actUntil - Date.now()) + 1);
     if (this.leading) return;
     this.leading = true;
     this.o.logger.info({ identity: this.o.identity, lease: this.o.name }, 'became leader');
     this.o.onStarted();
   }
 
+  /** Steps down once the time to act is over (by the timer, even while a request hangs). */
+  private checkDeadline(): void {
+    if (!this.leading || Date.now() < this.actUntil) return;
+    this.leading = false;
+    clearTimeout(this.deadline);
+    this.o.logger.error('leadership lost: lease not renewed in time');
+    this.o.onLost();
+  }
+
   /** Stops, and hands the lease over at once if held. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.deadline);
     if (!this.leading) return;
     this.leading = false;
     const { kube, namespace, name } = this.o;

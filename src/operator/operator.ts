@@ -9,7 +9,9 @@ import type { OperatorMetrics } from '../metrics/operator-metrics.js';
 import { parseDuration } from '../policy/duration.js';
 import type { PolicySpec } from '../policy/types.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
+import { describeDisallowed, disallowedPrograms } from '../policy/commands.js';
 import { GROUP, VERSION } from '../k8s/api-schemas.js';
+import { decideClusterBlock } from '../cluster/block-decision.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { applyObject, custom, customPath, describeError, mergePatch, objectPath, PLURALS, rawRequest, statusOf, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/informer.js';
@@ -19,6 +21,7 @@ import {
   condition,
   LABEL_MANAGED_BY,
   MANAGED_BY,
+  isNodePolicyConfigMapName,
   nodePolicyConfigMapName,
   type BlockedHostObject,
   type BlockedHostStatus,
@@ -26,13 +29,14 @@ import {
   type EffectivePolicy,
   type PolicyObject,
 } from '../k8s/objects.js';
-import { ProtectedSet } from '../k8s/protected.js';
-import type { Report } from '../k8s/report.js';
-import { Correlator, portNames, type SourceActivity } from './correlator.js';
+import { ProtectedSet } from '../cluster/protected-set.js';
+import type { Report, ReportedHost } from '../k8s/report.js';
+import { Correlator, nodesTouching, portNames, type SourceActivity } from './correlator.js';
 import { EventRecorder } from './events.js';
 import { LeaderElector } from './leader.js';
-import { OUTPUT_NAME, renderCalico, renderCilium, renderNetworkPolicy } from './outputs.js';
-import { startReportServer, tokenReviewAuthenticator, type Authenticator } from './report-server.js';
+import { calicoObjectRefs, CILIUM_REF, OUTPUT_NAME, renderCalico, renderCilium, renderNetworkPolicy, type ObjectRef } from './outputs.js';
+import { startReportServer } from './report-server.js';
+import { tokenReviewAuthenticator, type Authenticator } from './token-authenticator.js';
 import { resolveNodePolicies, type Candidate } from './selection.js';
 
 export const NODE_ANNOTATION = 'kube-portsentry.io/node';
@@ -57,6 +61,10 @@ export interface OperatorOptions {
   maxTrackedSources: number;
   logger: Logger;
   metrics: OperatorMetrics;
+  /** Programs a policy may run on the nodes (the agents' --allowed-commands); others make it not Ready. */
+  allowedCommands?: string[];
+  /** Accept report tokens bound to no pod (see ReportServerOptions). */
+  allowUnboundTokens?: boolean;
   /** Tests may swap the TokenReview check. */
   authenticate?: Authenticator;
 }
@@ -111,12 +119,12 @@ export class Operator {
       onChange: () => this.onBlockedHosts(),
       onEvent: (type, bh) => this.indexBlockedHost(bh.metadata.name, type === 'delete' ? undefined : bh),
     });
-    const selector = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+    // Every ConfigMap of the namespace, not only labelled ones: the per-node names are ours,
+    // whoever wrote them, and anything else under those names is replaced or deleted.
     this.configMaps = new Watched<V1ConfigMap>({
       watch,
       path: `/api/v1/namespaces/${o.namespace}/configmaps`,
-      list: () => o.kube.core.listNamespacedConfigMap({ namespace: o.namespace, labelSelector: selector }),
-      labelSelector: selector,
+      list: () => o.kube.core.listNamespacedConfigMap({ namespace: o.namespace }),
       logger: o.logger,
       onChange: onPolicies,
     });
@@ -174,6 +182,7 @@ export class Operator {
       ...(this.o.tls ? { tls: this.o.tls } : {}),
       authenticate: this.o.authenticate ?? tokenReviewAuthenticator(this.kube, this.o.tokenAudience, this.log),
       allowedUser: `system:serviceaccount:${this.o.namespace}:${this.o.agentServiceAccount}`,
+      allowUnboundTokens: this.o.allowUnboundTokens ?? false,
       // Reports are only useful once the caches are there to act on them.
       isLeader: () => this.isLeader && this.ready() === null,
       accept: (r) => this.accept(r),
@@ -239,10 +248,31 @@ export class Operator {
     }
   }
 
-  /** Rebuilt only when the cluster facts change, not per report. */
+  /** Rebuilt only when the cluster facts or a node's own facts change, not per report. */
   private guard: ProtectedSet | undefined;
   private protectedSet(): ProtectedSet {
-    return (this.guard ??= new ProtectedSet({ ...this.facts.facts(), gateways: [], dns: [] }));
+    if (this.guard) return this.guard;
+    const gateways: string[] = [];
+    const dns: string[] = [];
+    const hostAddresses: string[] = [];
+    for (const [node, host] of this.nodeHosts) {
+      // A node that left the cluster takes its facts along.
+      if (this.facts.nodes.isSynced && !this.facts.nodes.get(node)) continue;
+      gateways.push(...host.gateways);
+      dns.push(...host.dns);
+      hostAddresses.push(...host.addresses);
+    }
+    return (this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses }));
+  }
+
+  /** Each node's gateways, resolvers and interface addresses, as its agent last reported them. */
+  private readonly nodeHosts = new Map<string, ReportedHost>();
+
+  private recordHost(node: string, host: ReportedHost): void {
+    const before = this.nodeHosts.get(node);
+    if (before && JSON.stringify(before) === JSON.stringify(host)) return;
+    this.nodeHosts.set(node, host);
+    this.guard = undefined;
   }
 
   // ---- policies -> nodes
@@ -250,11 +280,17 @@ export class Operator {
   private async reconcilePolicies(): Promise<void> {
     const candidates: Candidate[] = [];
     const valid = new Map<string, ValidPolicy>();
-    const problems = new Map<string, string>();
+    const problems = new Map<string, { reason: string; message: string }>();
     for (const p of this.policies.list()) {
       const r = validateSpec(p.spec ?? {}, 'spec');
       if (!r.ok) {
-        problems.set(p.metadata.name, formatProblems(r.problems));
+        problems.set(p.metadata.name, { reason: 'InvalidSpec', message: formatProblems(r.problems) });
+        continue;
+      }
+      // The agents refuse it too; saying so here puts the reason on the policy's status.
+      const refused = disallowedPrograms(r.value, this.o.allowedCommands ?? []);
+      if (refused.length) {
+        problems.set(p.metadata.name, { reason: 'CommandNotAllowed', message: describeDisallowed(refused) });
         continue;
       }
       const generation = p.metadata.generation ?? 0;
@@ -271,7 +307,13 @@ export class Operator {
     const mapping = resolveNodePolicies(candidates, nodes);
 
     // One ConfigMap per node with its effective policy; none for nodes no policy selects.
-    const existing = new Map(this.configMaps.list().map((cm) => [cm.metadata?.name ?? '', cm]));
+    // Any difference from what we would write (data, label, annotation) is drift, put right.
+    const existing = new Map(
+      this.configMaps
+        .list()
+        .filter((cm) => isNodePolicyConfigMapName(cm.metadata?.name ?? ''))
+        .map((cm) => [cm.metadata!.name!, cm]),
+    );
     const wanted = new Set<string>();
     for (const [node, policyName] of mapping) {
       const policy = valid.get(policyName)!;
@@ -280,7 +322,13 @@ export class Operator {
       const effective: EffectivePolicy = { policy: policy.name, generation: policy.generation, spec: policy.spec };
       const data = { 'policy.json': JSON.stringify(effective) };
       const current = existing.get(name);
-      if (current && current.data?.['policy.json'] === data['policy.json']) continue;
+      if (
+        current &&
+        JSON.stringify(current.data) === JSON.stringify(data) &&
+        current.metadata?.labels?.[LABEL_MANAGED_BY] === MANAGED_BY &&
+        current.metadata?.annotations?.[NODE_ANNOTATION] === node
+      )
+        continue;
       const body: V1ConfigMap = {
         metadata: {
           name,
@@ -291,8 +339,11 @@ export class Operator {
         },
         data,
       };
+      // A 409 (someone wrote it meanwhile) fails the pass; the retry sees it and replaces it.
       if (current) await this.kube.core.replaceNamespacedConfigMap({ name, namespace: this.o.namespace, body });
-      else await this.kube.core.createNamespacedConfigMap({ namespace: this.o.namespace, body }).catch(ignore(409));
+      else await this.kube.core.createNamespacedConfigMap({ namespace: this.o.namespace, body });
+      if (current?.data?.['policy.json'] === data['policy.json']) this.log.warn({ node, configMap: name }, 'node policy ConfigMap drifted; restored');
+      else if (current && current.metadata?.labels?.[LABEL_MANAGED_BY] !== MANAGED_BY) this.log.warn({ node, configMap: name }, 'node policy ConfigMap written by someone else; replaced');
       this.log.info({ node, policy: policy.name, generation: policy.generation }, 'effective policy published');
     }
     for (const name of existing.keys())
@@ -309,7 +360,7 @@ export class Operator {
       const problem = problems.get(name);
       const matched = counts.get(name) ?? 0;
       const ready = problem
-        ? condition('Ready', 'False', 'InvalidSpec', problem, generation, previous)
+        ? condition('Ready', 'False', problem.reason, problem.message, generation, previous)
         : matched > 0
           ? condition('Ready', 'True', 'Applied', `in force on ${matched} node(s)`, generation, previous)
           : condition('Ready', 'True', 'NoMatchingNodes', 'valid, but in force on no node (no node selected, or a higher priority policy wins)', generation, previous);
@@ -324,7 +375,7 @@ export class Operator {
       await this.kube.custom
         .patchClusterCustomObjectStatus({ ...custom(PLURALS.policies), name, body: { status } }, mergePatch)
         .catch(ignore(404));
-      if (problem) this.log.warn({ policy: name, problems: problem }, 'policy rejected');
+      if (problem) this.log.warn({ policy: name, reason: problem.reason, problems: problem.message }, 'policy rejected');
     }
   }
 
@@ -384,7 +435,9 @@ export class Operator {
   }
 
   private async accept(report: Report): Promise<void> {
+    if (report.host) this.recordHost(report.node, report.host);
     this.noteDetection(report);
+    if (report.policy === null) return;
     const policy = this.policyNamed(report.policy);
     if (!policy) {
       this.log.warn({ node: report.node, policy: report.policy }, 'report names an unknown or invalid policy; ignored');
@@ -405,15 +458,29 @@ export class Operator {
         this.updateStatusSoon(r.source, activity);
         continue;
       }
-      if (!triggered && !activity.blockedLocally) continue;
       const tcp = portNames(activity).some((p) => p.startsWith('tcp/'));
-      const action = tcp ? spec.response.tcp : spec.response.udp;
+      const decision = decideClusterBlock(
+        { triggered, blockedLocally: activity.blockedLocally, verified: activity.verified, nodes: nodesTouching(activity) },
+        { action: tcp ? spec.response.tcp : spec.response.udp, verifiedOnly: spec.response.verifiedOnly, unverifiedClusterBlocks: spec.response.unverifiedClusterBlocks },
+      );
+      if (decision.kind === 'none') continue;
       const summary = `${activity.touches.size} distinct probe(s) on ${activity.nodes.size} node(s): ${portNames(activity).slice(0, 10).join(', ')}`;
-      if (action !== 'block' || (spec.response.verifiedOnly && !activity.verified)) {
+      if (decision.kind === 'alert') {
         if (!activity.blockedLocally && this.alerted.get(r.source) !== activity.firstSeen) {
           this.alerted.set(r.source, activity.firstSeen);
           this.o.metrics.scans.inc({ protocol: tcp ? 'tcp' : 'udp' });
           this.log.warn({ source: r.source, policy: policy.name, nodes: [...activity.nodes] }, `cluster-wide scan detected (alert only): ${summary}`);
+        }
+        continue;
+      }
+      if (decision.kind === 'node-only') {
+        if (this.heldToNode.get(r.source) !== activity.firstSeen) {
+          this.heldToNode.set(r.source, activity.firstSeen);
+          this.o.metrics.uncorroborated.inc({ policy: policy.name });
+          this.log.info(
+            { source: r.source, policy: policy.name, nodes: [...activity.nodes] },
+            `unverified detection kept to the node that saw it: no handshake proves its source, and no second node reported it (${summary})`,
+          );
         }
         continue;
       }
@@ -431,12 +498,13 @@ export class Operator {
         continue;
       }
       this.o.metrics.scans.inc({ protocol: tcp ? 'tcp' : 'udp' });
-      const creation = this.createBlockedHost(activity, policy, summary);
+      const creation = this.createBlockedHost(activity, policy, `${summary}; ${decision.basis}`);
       this.creating.set(r.source, creation);
       this.runFor(r.source, () => creation.finally(() => this.creating.delete(r.source)));
       writes.push(creation);
     }
     if (this.alerted.size > 10_000) this.alerted.clear();
+    if (this.heldToNode.size > 10_000) this.heldToNode.clear();
     await Promise.all(writes);
   }
 
@@ -448,7 +516,7 @@ export class Operator {
 
   private noteDetection(report: Report): void {
     const before = this.detectionOff.get(report.node);
-    if (report.detectionOff) this.detectionOff.set(report.node, { policy: report.policy, why: report.detectionOff, at: Date.now() });
+    if (report.detectionOff && report.policy !== null) this.detectionOff.set(report.node, { policy: report.policy, why: report.detectionOff, at: Date.now() });
     else this.detectionOff.delete(report.node);
     if (before?.why !== report.detectionOff || before?.policy !== report.policy) this.markDirty('policies');
   }
@@ -478,6 +546,8 @@ export class Operator {
   private readonly creating = new Map<string, Promise<void>>();
 
   private readonly alerted = new Map<string, number>();
+  /** Sources kept to their node, by first seen: logged and counted once per activity. */
+  private readonly heldToNode = new Map<string, number>();
 
   private runFor(address: string, work: () => Promise<void>): void {
     const p = work()
@@ -521,15 +591,11 @@ export class Operator {
     await this.writeStatus(name, a);
     const target = { apiVersion: `${GROUP}/${VERSION}`, kind: 'BlockedHost', name, uid: created.metadata.uid };
     this.events.record(target, 'Warning', 'Blocked', `${a.source} blocked on every node until ${expiresAt}; ${reason}`);
-    for (const node of a.nodes) {
-      const n = this.facts.nodes.get(node);
-      this.events.record(
-        { apiVersion: 'v1', kind: 'Node', name: node, ...(n?.metadata?.uid ? { uid: n.metadata.uid } : {}) },
-        'Warning',
-        'ScanDetected',
-        `scan from ${a.source}: ${summary}; BlockedHost ${name}`,
-      );
-    }
+    // One Event for every reporting node together, its count the number of nodes (as the
+    // Kubernetes event recorder folds repeats): a scan of 1,000 nodes costs two writes.
+    const nodes = [...a.nodes].sort();
+    const listed = `${nodes.slice(0, 10).join(', ')}${nodes.length > 10 ? ` and ${nodes.length - 10} more` : ''}`;
+    this.events.record(target, 'Warning', 'ScanDetected', `scan from ${a.source} seen on ${nodes.length} node(s) (${listed}): ${summary}`, nodes.length);
   }
 
   private updateStatusSoon(address: string, a: SourceActivity): void {
@@ -573,6 +639,9 @@ export class Operator {
 
   // ---- outputs
 
+  /** The default-tier Calico policy of earlier versions is deleted once per run. */
+  private legacyCalicoRemoved = false;
+
   private async reconcileOutputs(): Promise<void> {
     const { networkPolicyNamespaces, calico, cilium } = this.o;
     if (!networkPolicyNamespaces.length && !calico && !cilium) return;
@@ -583,22 +652,36 @@ export class Operator {
       return !guard.reason(a) && !(bh.spec.expiresAt && Date.parse(bh.spec.expiresAt) <= now);
     });
     const apply = (obj: Record<string, unknown>) => applyObject(this.kube, obj as unknown as Parameters<typeof applyObject>[1]);
-    for (const ns of networkPolicyNamespaces) await apply(renderNetworkPolicy(ns, addresses));
+    const remove = (ref: ObjectRef) => rawRequest(this.kube, 'DELETE', objectPath(ref)).catch(ignore(404));
+    // Nothing blocked: no object at all, so no engine reads an empty list its own way.
     if (networkPolicyNamespaces.length) {
+      const wanted = new Set<string>();
+      for (const ns of networkPolicyNamespaces) {
+        const np = renderNetworkPolicy(ns, addresses);
+        if (np) {
+          await apply(np);
+          wanted.add(ns);
+        }
+      }
       const ours = await this.kube.networking.listNetworkPolicyForAllNamespaces({ labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}` });
       for (const np of ours.items)
-        if (np.metadata?.name === OUTPUT_NAME && !networkPolicyNamespaces.includes(np.metadata.namespace ?? ''))
+        if (np.metadata?.name === OUTPUT_NAME && !wanted.has(np.metadata.namespace ?? ''))
           await this.kube.networking
             .deleteNamespacedNetworkPolicy({ name: OUTPUT_NAME, namespace: np.metadata.namespace! })
             .catch(ignore(404));
     }
-    if (calico) for (const obj of renderCalico(addresses)) await apply(obj);
+    if (calico) {
+      const objects = renderCalico(addresses);
+      // The tier before what goes into it; deletions the other way round.
+      for (const obj of objects) await apply(obj);
+      if (!objects.length) for (const ref of calicoObjectRefs()) await remove(ref);
+      else if (!this.legacyCalicoRemoved) await remove(calicoObjectRefs()[1]!);
+      this.legacyCalicoRemoved = true;
+    }
     if (cilium) {
       const policy = renderCilium(addresses);
-      // An empty deny list must not exist at all: Cilium reads an empty peer list as "no peers",
-      // but removing the object is the unambiguous way to deny nothing.
-      if (addresses.length) await apply(policy);
-      else await rawRequest(this.kube, 'DELETE', objectPath(policy as unknown as Parameters<typeof objectPath>[0])).catch(ignore(404));
+      if (policy) await apply(policy);
+      else await remove(CILIUM_REF);
     }
     this.log.debug({ addresses: addresses.length }, 'network policy outputs applied');
   }

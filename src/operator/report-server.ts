@@ -1,7 +1,6 @@
 // The endpoint agents post detections to. Every request carries the agent's ServiceAccount
 // token (audience-bound); the API server vouches for it through a TokenReview. Bodies are
 // size-limited and parsed strictly; nothing changes state unless all checks pass.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -9,43 +8,8 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { Logger } from '../log/logger.js';
 import type { OperatorMetrics } from '../metrics/operator-metrics.js';
 import { parseListenAddress } from '../metrics/server.js';
-import { describeError, type Kube } from '../k8s/client.js';
 import { MAX_REPORT_BYTES, parseReport, REPORT_PATH, type Report } from '../k8s/report.js';
-
-export interface Identity {
-  username: string;
-  /** The node the token's pod runs on, when the token is bound to a pod. */
-  node?: string;
-}
-
-export type Authenticator = (token: string) => Promise<Identity | null>;
-
-const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name';
-const CACHE_MS = 60_000;
-
-/** TokenReview with the given audience; positive answers are cached a minute by token hash. */
-export function tokenReviewAuthenticator(kube: Kube, audience: string, logger: Logger): Authenticator {
-  const cache = new Map<string, { identity: Identity; until: number }>();
-  return async (token) => {
-    const key = createHash('sha256').update(token).digest('hex');
-    const hit = cache.get(key);
-    if (hit && hit.until > Date.now()) return hit.identity;
-    let review;
-    try {
-      review = await kube.auth.createTokenReview({ body: { spec: { token, audiences: [audience] } } });
-    } catch (err) {
-      logger.error({ err: describeError(err) }, 'TokenReview failed');
-      throw err;
-    }
-    const status = review.status;
-    if (!status?.authenticated || !status.user?.username || !(status.audiences ?? []).includes(audience)) return null;
-    const node = status.user.extra?.[NODE_NAME_EXTRA]?.[0];
-    const identity: Identity = { username: status.user.username, ...(node ? { node } : {}) };
-    if (cache.size > 10_000) cache.clear();
-    cache.set(key, { identity, until: Date.now() + CACHE_MS });
-    return identity;
-  };
-}
+import { ReviewThrottled, type Authenticator } from './token-authenticator.js';
 
 export interface ReportServerOptions {
   address: string;
@@ -55,6 +19,11 @@ export interface ReportServerOptions {
   authenticate: Authenticator;
   /** system:serviceaccount:NS:NAME allowed to report. */
   allowedUser: string;
+  /**
+   * Accept tokens bound to no pod (which could report for any node). Off unless asked for:
+   * tests use it; the chart never does.
+   */
+  allowUnboundTokens?: boolean;
   isLeader: () => boolean;
   /**
    * Takes a report in; resolves once the BlockedHosts it calls for are written, so a 200 means
@@ -112,11 +81,14 @@ export async function startReportServer(o: ReportServerOptions): Promise<Server>
       if (req.method !== 'POST') throw new HttpError(405, 'use POST', 'invalid');
       const auth = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
       if (!auth) throw new HttpError(401, 'a bearer token is required', 'unauthenticated');
-      const identity = await o.authenticate(auth[1]!).catch(() => {
+      const identity = await o.authenticate(auth[1]!).catch((err: unknown) => {
+        if (err instanceof ReviewThrottled) throw new HttpError(503, err.message, 'throttled');
         throw new HttpError(503, 'cannot verify tokens right now', 'unavailable');
       });
       if (!identity) throw new HttpError(401, 'token rejected', 'unauthenticated');
       if (identity.username !== o.allowedUser) throw new HttpError(403, `${identity.username} may not report`, 'forbidden');
+      // A token bound to no pod names no node, and could report for any.
+      if (!identity.node && !o.allowUnboundTokens) throw new HttpError(403, 'the token is not bound to a pod', 'forbidden');
       const body = await readBody(req);
       let report: Report;
       try {

@@ -303,6 +303,15 @@ export const specSchema: Schema = {
           description: 'Only sources proven by a completed TCP handshake may be blocked.',
           default: false,
         },
+        unverifiedClusterBlocks: {
+          type: 'boolean',
+          description:
+            'Cluster only. Let a detection that no handshake proves (stealth, advanced, UDP) become a cluster-wide block on the word of one node. ' +
+            'Off: it blocks on the node that saw it, and on every node only once two or more nodes report the source within the trigger window, ' +
+            'or a probe from it completes a handshake. On: one forged packet to one node (from a pod with NET_RAW, or anyone on the path) ' +
+            'blocks the forged address on every node.',
+          default: false,
+        },
         maxBlocksPerMinute: {
           type: 'integer',
           description: 'New blocks allowed per minute; beyond it scans are alerted and counted, not blocked.',

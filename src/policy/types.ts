@@ -57,6 +57,11 @@ export interface ResponseSpec {
   duration: string;
   /** Only detections whose source is proven (a completed TCP handshake) may block. */
   verifiedOnly: boolean;
+  /**
+   * Cluster only: a detection no handshake proves may become a cluster-wide block on one
+   * node's word. Off: only when two or more nodes report it, or a probe of it is verified.
+   */
+  unverifiedClusterBlocks: boolean;
   /** Circuit breaker: new blocks allowed per minute; more are alerted, counted, not blocked. */
   maxBlocksPerMinute: number;
   firewall: FirewallBackend;

@@ -2,10 +2,11 @@
 // responder. The agent (cluster mode) reuses the same parts.
 import { BindDetector, type BindReport } from '../detect/bind.js';
 import { detectedEntry, type BlockEntry } from '../blocks/entry.js';
-import { KernelDetector, NFLOG_GROUP, PREFIX_BLOCKED, PREFIX_RATE_LIMITED } from '../detect/kernel.js';
+import { KernelDetector, NFLOG_GROUP, PREFIX_BLOCKED, PREFIX_RATE_LIMITED, PREFIX_SPOOFED } from '../detect/kernel.js';
 import { PortsInUse } from '../detect/listening.js';
 import { classicMode, type Probe } from '../detect/probe.js';
 import { RawDetector, type RawStats } from '../detect/raw.js';
+import { KernelReversePath, type ReversePath } from '../detect/reverse-path.js';
 import { Engine, engineConfig, type BlockRecord, type Decision } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -97,6 +98,8 @@ export interface SentryOptions {
   flushOnExit?: boolean;
   /** Standalone: where the block record and lock files go, instead of next to the history file. */
   stateDir?: string;
+  /** The reverse-path check of unverified probes; the kernel's routing unless given. */
+  reversePath?: ReversePath;
 }
 
 /** A done action as a log field: "firewall nftables", "hosts-deny ALL: 198.18.0.1 : DENY". */
@@ -108,6 +111,10 @@ export class Sentry {
   private rawDetectors: { protocol: Protocol; detector: RawDetector; reported: RawStats }[] = [];
   private readonly inUse = new PortsInUse();
   private local4 = new Set<number>();
+  private local6: Buffer[] = [];
+  private readonly reversePath: ReversePath;
+  /** Interfaces already named in a log line about spoofed probes (one line each; 0 for the fast path). */
+  private readonly spoofedOn = new Set<number>();
   /** The kernel fast path, when on: its detector, the firewall holding its rules, what was last applied. */
   private kernel: { detector: KernelDetector; firewall: NftablesFirewall; protocols: Protocol[]; applied: string } | null = null;
   private kernelSync: Promise<void> | null = null;
@@ -133,6 +140,7 @@ export class Sentry {
   ) {
     this.engine = new Engine(engineConfig(policy.spec));
     this.debug = logger.isLevelEnabled('debug');
+    this.reversePath = options.reversePath ?? new KernelReversePath();
   }
 
   /** The engine's responses in force (the agent reports which sources it blocked). */
@@ -275,6 +283,7 @@ export class Sentry {
       watched,
       inUse: this.inUse,
       isLocal4: (address) => this.local4.has(address),
+      isLocal6: (bytes, at) => this.local6.some((a) => bytes.compare(a, 0, 16, at, at + 16) === 0),
       onProbe: (p) => this.onProbe(p),
     });
     const { families, errors, filtered } = detector.start();
@@ -297,11 +306,12 @@ export class Sentry {
       timeoutMs: engineConfig(spec).durationMs,
       perMinute: spec.response.maxBlocksPerMinute,
       group: NFLOG_GROUP,
-      prefixes: { blocked: PREFIX_BLOCKED, rateLimited: PREFIX_RATE_LIMITED },
+      prefixes: { blocked: PREFIX_BLOCKED, rateLimited: PREFIX_RATE_LIMITED, spoofed: PREFIX_SPOOFED },
     });
     const detector = new KernelDetector({
       modes: Object.fromEntries(protocols.map((p) => [p, spec[p].mode])),
       onProbe: (p) => this.onProbe(p),
+      onSpoofed: (p) => this.spoofed(p),
       onLoss: () => this.logger.warn('kernel fast path: log messages lost (the sources are blocked all the same)'),
     });
     detector.start();
@@ -363,11 +373,14 @@ export class Sentry {
     const addresses = hostAddresses();
     this.engine.setOwnAddresses(addresses);
     const local4 = new Set<number>();
+    const local6: Buffer[] = [];
     for (const a of addresses) {
       const ip = parseIp(a);
       if (ip?.family === 4) local4.add(((ip.bytes[0]! << 24) | (ip.bytes[1]! << 16) | (ip.bytes[2]! << 8) | ip.bytes[3]!) >>> 0);
+      else if (ip) local6.push(Buffer.from(ip.bytes));
     }
     this.local4 = local4;
+    this.local6 = local6;
   }
 
   /** Raw detectors count in plain numbers (cheap per packet); metrics get the deltas. */
@@ -387,6 +400,10 @@ export class Sentry {
   private onProbe(probe: Probe): void {
     // From the packet's arrival where the kernel stamped it: the wait in the socket counts.
     const seenAt = probe.receivedAt ?? performance.now();
+    if (probe.ifindex && !probe.verified && !this.reversePath.routesBack(probe.source, probe.destination, probe.ifindex)) {
+      this.spoofed(probe);
+      return;
+    }
     const decision = this.engine.observe(probe);
     this.metrics.countProbe(probe.protocol, probe.mode, probe.type, probe.repeats);
     if (decision.kind !== 'ignored') this.options.onProbe?.(probe, decision);
@@ -394,6 +411,17 @@ export class Sentry {
     // unless debug is on, and nothing to build for it; a blocked source is said once.
     if (decision.kind === 'suppressed' && !this.debug && !(decision.blocked && this.firstAlreadyBlocked(probe.source))) return;
     this.record(probe, decision, seenAt);
+  }
+
+  /** A probe that failed the reverse-path check: counted, never judged, logged once per interface. */
+  private spoofed(probe: Probe): void {
+    this.metrics.spoofedProbes.inc({ protocol: probe.protocol }, probe.repeats ?? 1);
+    const fields = { source: probe.source, destination: probe.destination, port: probe.port, protocol: probe.protocol, ifindex: probe.ifindex };
+    const on = probe.ifindex ?? 0; // 0: the kernel fast path, which names no interface
+    if (!this.spoofedOn.has(on)) {
+      this.spoofedOn.add(on);
+      this.logger.warn(fields, 'probe with a forged source (a reply would not leave by the interface it came in on): counted as spoofed, never blocked; further ones at debug level');
+    } else this.logger.debug(fields, 'probe with a forged source: counted as spoofed');
   }
 
   private record(probe: Probe, decision: Decision, seenAt: number): void {
@@ -531,6 +559,7 @@ export class Sentry {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.started = false;
+    this.reversePath.close();
     await Promise.all(this.detectors.map((d) => d.detector.stop()));
     for (const { detector } of this.rawDetectors) detector.stop();
     this.kernel?.detector.stop();

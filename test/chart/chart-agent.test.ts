@@ -20,6 +20,7 @@ import { SCANNER_V4, TARGET_V4, TestNet } from '../helpers/netns.js';
 import { prerequisites } from '../helpers/prereq.js';
 import { withPrivileges, type Privileges } from '../helpers/privilege.js';
 import { CLI } from '../helpers/sentry-process.js';
+import { podBoundToken } from '../helpers/tokens.js';
 
 const NS = 'kps-system';
 const RELEASE = 'kps';
@@ -103,7 +104,8 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
 
     const values = {
       defaultPolicy: {
-        spec: { tcp: { mode: 'stealth', ports: [1, 11, 79] }, udp: { mode: 'off' }, trigger: { count: 1 }, response: { tcp: 'block', scope: 'cluster', firewall: 'nftables' } },
+        // One node here: its stealth detection counts cluster-wide only with the opt-in.
+        spec: { tcp: { mode: 'stealth', ports: [1, 11, 79] }, udp: { mode: 'off' }, trigger: { count: 1 }, response: { tcp: 'block', scope: 'cluster', firewall: 'nftables', unverifiedClusterBlocks: true } },
       },
     };
     await withValuesFile(values, (file) => helm(['install', RELEASE, CHART, '--namespace', NS, '--create-namespace', '-f', file], { kubeconfig: cp.kubeconfig }));
@@ -114,7 +116,8 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
     // and the agent's projected token for audience kube-portsentry.
     const secret = await getJson<{ data: Record<string, string> }>(cp, ['-n', NS, 'secret', `${OPERATOR}-tls`]);
     for (const key of ['tls.crt', 'tls.key', 'ca.crt']) await writeFile(join(dir, key), Buffer.from(secret.data[key]!, 'base64'));
-    const reportToken = (await cp.kubectl(['-n', NS, 'create', 'token', AGENT, '--audience', 'kube-portsentry', '--duration', '1h'])).stdout.trim();
+    // The projected token as the kubelet makes it: bound to the agent's pod on this node.
+    const { token: reportToken } = await podBoundToken(cp, { namespace: NS, serviceAccount: AGENT, pod: `${AGENT}-test`, node: NODE });
     await writeFile(join(dir, 'token'), reportToken);
 
     // The API server listens on the host's loopback; the node namespace reaches it through

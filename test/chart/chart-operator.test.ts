@@ -15,6 +15,7 @@ import { after, describe, test } from 'node:test';
 import { nodePolicyConfigMapName } from '../../src/k8s/objects.js';
 import { OUTPUT_NAME } from '../../src/operator/outputs.js';
 import { CHART, helm, helmReady, withValuesFile } from '../helpers/helm.js';
+import { podBoundToken } from '../helpers/tokens.js';
 import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 import { CLI } from '../helpers/sentry-process.js';
 
@@ -79,7 +80,7 @@ describe('the operator with the chart\'s arguments and RBAC', { concurrency: fal
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test('runs as the chart\'s ServiceAccount: leads, reconciles the policy, publishes node policy, renders NetworkPolicy', async (t) => {
+  test('runs as the chart\'s ServiceAccount: leads, reconciles the policy, publishes node policy', async (t) => {
     const cp = env.cp;
     if (!cp) return t.skip(env.why);
     if (!helmReady(t)) return;
@@ -131,8 +132,7 @@ describe('the operator with the chart\'s arguments and RBAC', { concurrency: fal
     const leases = await getJson<{ items: { spec: { holderIdentity?: string } }[] }>(cp, ['-n', NS, 'leases']);
     assert.deepEqual(leases.items.map((l) => l.spec.holderIdentity), ['operator-0']);
 
-    // Policy status (portsentrypolicies/status), the node's ConfigMap (configmaps), the
-    // NetworkPolicy output (networkpolicies).
+    // Policy status (portsentrypolicies/status), the node's ConfigMap (configmaps).
     const ready = await until(
       'the default policy to be Ready',
       30_000,
@@ -144,7 +144,6 @@ describe('the operator with the chart\'s arguments and RBAC', { concurrency: fal
     );
     assert.equal(ready.matchedNodes, 1);
     await until('the node-a ConfigMap', 30_000, () => getJson(cp, ['-n', NS, 'configmap', nodePolicyConfigMapName('node-a')]), tail);
-    await until('the NetworkPolicy output', 30_000, () => getJson(cp, ['-n', 'default', 'networkpolicy', OUTPUT_NAME]), tail);
   });
 
   test('accepts a report from the chart\'s agent ServiceAccount only, over TLS the chart\'s CA verifies, and blocks cluster-wide', async (t) => {
@@ -186,8 +185,9 @@ describe('the operator with the chart\'s arguments and RBAC', { concurrency: fal
         req.on('error', reject);
         req.end(JSON.stringify(report));
       });
+    // As the kubelet gives them: bound to a pod on node-a.
     const token = async (sa: string, audience: string) =>
-      (await cp.kubectl(['-n', NS, 'create', 'token', sa, '--audience', audience, '--duration', '1h'])).stdout.trim();
+      (await podBoundToken(cp, { namespace: NS, serviceAccount: sa, pod: `${sa}-${audience}`.slice(0, 63), node: 'node-a', audience })).token;
 
     assert.equal((await post(await token(AGENT_SA, 'someone-else'))).status, 401, 'a token for another audience');
     assert.equal((await post(await token(OPERATOR, 'kube-portsentry'))).status, 403, 'a token of another ServiceAccount');
@@ -212,10 +212,12 @@ describe('the operator with the chart\'s arguments and RBAC', { concurrency: fal
       async () => {
         const events = await getJson<{ items: { reason: string; involvedObject: { kind: string } }[] }>(cp, ['-n', 'default', 'events']);
         const reasons = events.items.map((e) => `${e.involvedObject.kind}/${e.reason}`);
-        return reasons.includes('BlockedHost/Blocked') && reasons.includes('Node/ScanDetected') ? true : undefined;
+        return reasons.includes('BlockedHost/Blocked') && reasons.includes('BlockedHost/ScanDetected') ? true : undefined;
       },
       tail,
     );
+    // The NetworkPolicy output (networkpolicies), written once something is blocked.
+    await until('the NetworkPolicy output', 30_000, () => getJson(cp, ['-n', 'default', 'networkpolicy', OUTPUT_NAME]), tail);
   });
 
   test('deletes an expired BlockedHost, stops cleanly, and was never refused by the API server', async (t) => {

@@ -56,6 +56,7 @@ const OUTPUT_RULES = [
   `cilium.io/ciliumclusterwidenetworkpolicies: ${RW}`,
   `crd.projectcalico.org/globalnetworkpolicies: ${RW}`,
   `crd.projectcalico.org/globalnetworksets: ${RW}`,
+  `crd.projectcalico.org/tiers: ${RW}`,
   `networking.k8s.io/networkpolicies: ${RW}`,
 ].sort();
 
@@ -78,7 +79,7 @@ describe('chart', { concurrency: false }, () => {
     assert.deepEqual((ds.spec as { updateStrategy: unknown }).updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
     const pod = podSpec(ds);
     assert.equal(pod.hostNetwork, true);
-    assert.equal(pod.dnsPolicy, 'ClusterFirstWithHostNet');
+    assert.equal(pod.dnsPolicy, 'Default', 'the node\'s resolvers in the pod\'s resolv.conf');
     assert.equal(pod.priorityClassName, 'system-node-critical');
     assert.deepEqual(pod.tolerations, [{ operator: 'Exists' }]);
     assert.equal(pod.serviceAccountName, AGENT);
@@ -95,6 +96,7 @@ describe('chart', { concurrency: false }, () => {
       `--operator-url=https://${OPERATOR}.${NS}.svc:8443`,
       '--operator-ca=/var/run/kube-portsentry/ca/ca.crt',
       '--token-file=/var/run/kube-portsentry/token/token',
+      '--node-resolv-conf=/etc/resolv.conf',
       '--metrics-address=0.0.0.0:9109',
       '--log-level=info',
     ]);
@@ -215,6 +217,33 @@ describe('chart', { concurrency: false }, () => {
     assert.equal(agent.spec.selector['app.kubernetes.io/component'], 'agent');
   });
 
+  test('NetworkPolicy: every pod-network workload is selected by one; the operator admits reports and metrics only', async (t) => {
+    if (!helmReady(t)) return;
+    const { docs } = await renderChart();
+    type Np = { metadata: { namespace: string }; spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: { ports: { port: string }[]; from: Record<string, unknown>[] }[] } };
+    const policies = docs.filter((d) => d.kind === 'NetworkPolicy') as unknown as Np[];
+    // What CKV2_K8S_6 asks: no pod without a NetworkPolicy. The agent is host-network, where
+    // NetworkPolicy never applies.
+    for (const w of docs.filter((d) => ['Deployment', 'DaemonSet', 'StatefulSet'].includes(d.kind))) {
+      const pod = podSpec(w);
+      if (pod.hostNetwork) continue;
+      const labels = (w.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels;
+      const selected = policies.some((p) => p.metadata.namespace === w.metadata.namespace && Object.entries(p.spec.podSelector.matchLabels).every(([k, v]) => labels[k] === v));
+      assert.ok(selected, `${w.kind} ${w.metadata.name} has no NetworkPolicy`);
+    }
+    const np = find(docs, 'NetworkPolicy', OPERATOR) as unknown as Np;
+    assert.deepEqual(np.spec.policyTypes, ['Ingress']);
+    assert.deepEqual(np.spec.ingress.map((r) => r.ports.map((p) => p.port)), [['reports'], ['metrics']]);
+    assert.deepEqual(np.spec.ingress[0]!.from, [{ ipBlock: { cidr: '0.0.0.0/0' } }, { ipBlock: { cidr: '::/0' } }]);
+    assert.deepEqual(np.spec.ingress[1]!.from, [{ namespaceSelector: {} }]);
+    const narrowed = await renderChart({ operator: { networkPolicy: { reportSources: ['10.0.0.0/16'], metricsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }] } } });
+    const n = find(narrowed.docs, 'NetworkPolicy', OPERATOR) as unknown as Np;
+    assert.deepEqual(n.spec.ingress[0]!.from, [{ ipBlock: { cidr: '10.0.0.0/16' } }]);
+    assert.deepEqual(n.spec.ingress[1]!.from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
+    const off = await renderChart({ operator: { networkPolicy: { enabled: false } } });
+    assert.ok(!off.docs.some((d) => d.kind === 'NetworkPolicy'));
+  });
+
   test('RBAC: exactly the rules each component needs; output rules only when the output is on', async (t) => {
     if (!helmReady(t)) return;
     const plain = (await renderChart()).docs;
@@ -228,7 +257,8 @@ describe('chart', { concurrency: false }, () => {
       'kube-portsentry.io/blockedhosts: get,list,watch',
       'networking.k8s.io/servicecidrs: get,list,watch',
     ]);
-    assert.deepEqual(ruleLines(find(plain, 'Role', AGENT)), ['core/configmaps: get,list,watch']);
+    assert.deepEqual(ruleLines(find(plain, 'Role', AGENT)), ['core/configmaps: get,list,watch', 'core/services: get']);
+    assert.deepEqual((find(plain, 'Role', AGENT).rules as { resourceNames?: string[] }[])[1]!.resourceNames, [OPERATOR], 'the operator Service only');
     // In "default" only: the API server's EndpointSlices, and the operator's Events.
     const inDefault = (name: string) => {
       const role = find(plain, 'Role', name);
@@ -260,6 +290,12 @@ describe('chart', { concurrency: false }, () => {
     const flags = (await renderChart({ cluster: { serviceCidrs: ['10.96.0.0/16', 'fd00:10:96::/112'] }, agent: { firewall: 'iptables' } })).docs;
     assert.deepEqual(podSpec(find(flags, 'DaemonSet')).containers[0]!.args.slice(-2), ['--firewall=iptables', '--service-cidr=10.96.0.0/16,fd00:10:96::/112']);
     assert.deepEqual(podSpec(find(flags, 'Deployment')).containers[0]!.args.at(-1), '--service-cidr=10.96.0.0/16,fd00:10:96::/112');
+    // Commands: no flag unless enabled with programs; then the same allowlist to both.
+    for (const docs of [flags, (await renderChart({ agent: { commands: { enabled: true, allowed: [] } } })).docs, (await renderChart({ agent: { commands: { allowed: ['/bin/true'] } } })).docs])
+      for (const kind of ['DaemonSet', 'Deployment']) assert.ok(!podSpec(find(docs, kind)).containers[0]!.args.some((a) => a.startsWith('--allowed-commands')), kind);
+    const commands = (await renderChart({ agent: { commands: { enabled: true, allowed: ['/usr/local/bin/notify', '/bin/true'] } } })).docs;
+    for (const kind of ['DaemonSet', 'Deployment'])
+      assert.equal(podSpec(find(commands, kind)).containers[0]!.args.at(-1), '--allowed-commands=/usr/local/bin/notify,/bin/true', kind);
     // Each output alone adds its own rule only.
     const calicoOnly = (await renderChart({ outputs: { calico: { enabled: true } } })).docs;
     assert.deepEqual(

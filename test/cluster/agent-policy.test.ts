@@ -65,6 +65,8 @@ describe('agent policy lifecycle', { concurrency: false }, () => {
     cluster.startOperator([
       '--namespace', NS, '--identity', 'operator-0', '--kubeconfig', kubeconfig, '--listen-address', `127.0.0.1:${opPort}`,
       '--tls-cert', cert, '--tls-key', key, '--metrics-address', `127.0.0.1:${await freePort()}`, '--lease-duration', '3s',
+      // The agents' token comes from `kubectl create token`, bound to no pod.
+      '--allow-unbound-tokens',
     ]);
     await cluster.forwardLoopback([Number(new URL(cp.url).port), opPort]);
     const agentArgs = [

@@ -43,6 +43,9 @@ spec:
   response:
     tcp: block
     scope: cluster
+    # This suite tests propagation and faults: one node's stealth detection counts
+    # cluster-wide (test/cluster/trust.test.ts covers the default, which needs two nodes).
+    unverifiedClusterBlocks: true
     duration: 10m
 `;
 
@@ -92,6 +95,8 @@ describe('operator and three agents', { concurrency: false }, () => {
       '--listen-address', `127.0.0.1:${opPorts[i]}`, '--tls-cert', cert, '--tls-key', key,
       '--metrics-address', `127.0.0.1:${opMetrics[i]}`, '--lease-duration', '3s',
       '--network-policy-namespaces', 'default', '--log-level', 'debug',
+      // One token (from kubectl create token, bound to no pod) serves the three agents.
+      '--allow-unbound-tokens',
     ];
     cluster.startOperator(operatorArgs(0), OPERATOR_PRIVILEGES);
     cluster.startOperator(operatorArgs(1), OPERATOR_PRIVILEGES);
@@ -235,14 +240,14 @@ describe('operator and three agents', { concurrency: false }, () => {
     assert.equal(bh.spec.policy, 'e2e');
     await eventually('status with ports', async () => ((await bhFor(SCANNER))?.status?.ports?.length ?? 0) >= 3);
     for (const n of [n2, n3]) assert.equal(await cluster.connect(SCANNER, n.v4, SERVICE_PORT), 'timeout', `${n.name} still answers`);
-    // Events for kubectl describe: on the BlockedHost and on the node that saw the scan.
+    // Events for kubectl describe: on the BlockedHost, with the nodes that saw the scan.
     await eventually('Events', async () => {
       const events = JSON.parse((await cp.kubectl(['get', 'events', '-n', 'default', '-o', 'json'])).stdout) as {
         items: { reason: string; involvedObject: { kind: string; name: string } }[];
       };
       const on = (kind: string, name: string, reason: string) =>
         events.items.some((e) => e.involvedObject.kind === kind && e.involvedObject.name === name && e.reason === reason);
-      return on('BlockedHost', bh.metadata.name, 'Blocked') && on('Node', 'node-1', 'ScanDetected');
+      return on('BlockedHost', bh.metadata.name, 'Blocked') && on('BlockedHost', bh.metadata.name, 'ScanDetected');
     });
     // kubectl get blockedhosts shows it on its own.
     const table = (await cp.kubectl(['get', 'blockedhosts'])).stdout;
@@ -374,7 +379,7 @@ describe('operator and three agents', { concurrency: false }, () => {
         apiVersion: 'kube-portsentry.io/v1alpha1',
         kind: 'PortSentryPolicy',
         metadata: { name: 'limited' },
-        spec: { nodeSelector: { matchLabels: { nowhere: 'true' } }, response: { tcp: 'block', scope: 'cluster', maxBlocksPerMinute: 2 } },
+        spec: { nodeSelector: { matchLabels: { nowhere: 'true' } }, response: { tcp: 'block', scope: 'cluster', unverifiedClusterBlocks: true, maxBlocksPerMinute: 2 } },
       }),
     });
     const sources = Array.from({ length: 5 }, (_, i) => `198.18.1.${10 + i}`);

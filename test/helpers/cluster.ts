@@ -35,8 +35,18 @@ export const SCANNER = '198.18.0.1';
 /** Extra scanner addresses, one per scenario, so each starts from a clean slate. */
 export const scannerAddress = (i: number): string => `198.18.0.${i + 1}`;
 
+/** A pod-like namespace on a node: behind the node's bridge, as a CNI's bridge plugin puts pods. */
+export interface TestPod {
+  ns: string;
+  node: TestNode;
+  address: string;
+  /** The node's address on the bridge (the pod's gateway). */
+  gateway: string;
+}
+
 export class TestCluster {
   readonly nodes: TestNode[] = [];
+  readonly pods: TestPod[] = [];
   readonly operators: SentryProcess[] = [];
   private readonly children: ChildProcess[] = [];
   private readonly servers: Server[] = [];
@@ -82,6 +92,36 @@ export class TestCluster {
       throw err;
     }
     return c;
+  }
+
+  /**
+   * A pod-like namespace behind a bridge cni0 inside `node`'s namespace, on `cidr` (a /24:
+   * the node takes .1, the pod .2), with its default route through the node. The node does
+   * no reverse-path filtering of its own (rp_filter 0, as several CNIs require), so what a
+   * pod forges reaches the node's sockets.
+   */
+  async addPod(node: TestNode, cidr: string): Promise<TestPod> {
+    const base = cidr.replace(/\.0\/24$/, '');
+    const pod: TestPod = { ns: `${this.id}-p${this.pods.length + 1}`, node, address: `${base}.2`, gateway: `${base}.1` };
+    const ip = (...args: string[]) => runProgram(['ip', ...args]);
+    await ip('netns', 'add', pod.ns);
+    this.pods.push(pod);
+    await ip('-n', node.ns, 'link', 'add', 'cni0', 'type', 'bridge');
+    await ip('-n', node.ns, 'addr', 'add', `${pod.gateway}/24`, 'dev', 'cni0');
+    await ip('-n', node.ns, 'link', 'set', 'cni0', 'up');
+    await ip('-n', node.ns, 'link', 'add', 'vethpod', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.ns);
+    await ip('-n', node.ns, 'link', 'set', 'vethpod', 'master', 'cni0', 'up');
+    await ip('-n', pod.ns, 'link', 'set', 'lo', 'up');
+    await ip('-n', pod.ns, 'addr', 'add', `${pod.address}/24`, 'dev', 'eth0');
+    await ip('-n', pod.ns, 'link', 'set', 'eth0', 'up');
+    await ip('-n', pod.ns, 'route', 'add', 'default', 'via', pod.gateway);
+    for (const dev of ['all', 'default', 'eth0', 'cni0', 'vethpod'])
+      await this.exec(node.ns, ['sysctl', '-qw', `net.ipv4.conf.${dev}.rp_filter=0`]);
+    for (let i = 0; (await ip('-n', pod.ns, 'link', 'show', 'dev', 'eth0')).stdout.includes('NO-CARRIER'); i++) {
+      if (i > 100) throw new Error(`${pod.ns} has no carrier`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return pod;
   }
 
   /** Makes 127.0.0.1:port of the root namespace reachable on 127.0.0.1:port in every node. */
@@ -194,7 +234,7 @@ export class TestCluster {
   async destroy(): Promise<void> {
     for (const child of this.children) if (child.exitCode === null) child.kill('SIGKILL');
     for (const s of this.servers) s.close();
-    for (const ns of [this.scanner, ...this.nodes.map((n) => n.ns), this.lan]) await deleteNamespace(ns);
+    for (const ns of [...this.pods.map((p) => p.ns), this.scanner, ...this.nodes.map((n) => n.ns), this.lan]) await deleteNamespace(ns);
     await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -221,6 +221,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 export function useControlPlane(
   setup?: (cp: ControlPlane) => Promise<void>,
   options: ControlPlaneOptions = {},
+  /** Runs before the control plane stops (clients of it that must go first). */
+  teardown?: () => Promise<void>,
 ): {
   readonly cp: ControlPlane | undefined;
   readonly why: string | undefined;
@@ -238,6 +240,7 @@ export function useControlPlane(
     await setup?.(state.cp);
   });
   after(async () => {
+    if (state.cp) await teardown?.();
     await state.cp?.stop();
   });
   return state;

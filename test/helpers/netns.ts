@@ -10,6 +10,9 @@ export const SCANNER_V4 = '198.18.0.1';
 export const TARGET_V4 = '198.18.0.2';
 export const SCANNER_V6 = '2001:db8::1';
 export const TARGET_V6 = '2001:db8::2';
+/** The target's default gateway: an address on the link that nothing answers for. */
+export const GATEWAY_NOWHERE_V4 = '198.18.0.254';
+export const GATEWAY_NOWHERE_V6 = '2001:db8::fe';
 
 export class TestNet {
   private constructor(
@@ -34,6 +37,12 @@ export class TestNet {
         await ip('-n', ns, '-6', 'addr', 'add', `${v6}/64`, 'dev', dev, 'nodad');
         await ip('-n', ns, 'link', 'set', dev, 'up');
       }
+      // The target has a default route, as hosts do, to a gateway that does not exist: a
+      // probe from any source passes its reverse-path check (it would be answered by the
+      // interface it came in on), and answers to forged sources stop at the unanswered
+      // neighbour lookup, never leaving the target.
+      await ip('-n', net.target, 'route', 'add', 'default', 'via', GATEWAY_NOWHERE_V4, 'dev', `${id}b`);
+      await ip('-n', net.target, '-6', 'route', 'add', 'default', 'via', GATEWAY_NOWHERE_V6, 'dev', `${id}b`);
       // Until both ends have carrier the interfaces are not RUNNING, and a sentry started
       // then would not yet count their addresses as its own.
       for (const [ns, dev] of [[net.scanner, `${id}a`], [net.target, `${id}b`]] as const) {

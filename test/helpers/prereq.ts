@@ -6,15 +6,20 @@ import { delimiter, join } from 'node:path';
 import type { TestContext } from 'node:test';
 
 export function hasTool(tool: string): boolean {
+  return toolPath(tool) !== null;
+}
+
+/** Where `tool` is on the PATH (or in the sbin directories), for programs that need a full path. */
+export function toolPath(tool: string): string | null {
   for (const dir of (process.env.PATH ?? '').split(delimiter).concat(['/usr/sbin', '/sbin'])) {
     try {
       accessSync(join(dir, tool), constants.X_OK);
-      return true;
+      return join(dir, tool);
     } catch {
       // keep looking
     }
   }
-  return false;
+  return null;
 }
 
 function hasModule(name: string): boolean {

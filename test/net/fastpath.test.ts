@@ -5,12 +5,14 @@ import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6 } from '../helpers/netns.js';
 import { useTestHosts } from '../helpers/suite.js';
 
 const SERVICE_PORT = 8080;
 const TOOLS = ['ip', 'nmap', 'hping3', 'nft'];
+const FLOOD = fileURLToPath(new URL('../helpers/spoof-flood.js', import.meta.url));
 
 const policy = (spec: string) => `apiVersion: kube-portsentry.io/v1alpha1
 kind: PortSentryPolicy
@@ -118,4 +120,32 @@ describe('kernel fast path', { concurrency: false }, () => {
     assert.deepEqual(sentry.lines.filter((l) => l.msg.startsWith('attackalert:')), []);
     assert.doesNotMatch(await nft('list', 'set', 'inet', 'kube_portsentry', 'blocked4'), /elements/);
   });
+
+  test('during a flood of forged sources beyond maxBlocksPerMinute, a real scanner is still dropped at its first packet', async (t) => {
+    if (!ready(t)) return;
+    await hosts.start({
+      args: await policyArgs(`  tcp: {mode: stealth, ports: [1, 11]}
+  udp: {mode: "off"}
+  response: {tcp: block, firewall: nftables, kernelFastPath: true, maxBlocksPerMinute: 60}
+`),
+    });
+    // 300 forged sources, each sending again and again (5 s at 3,000 packets a second):
+    // five times more sources than the limit, and packets all the time.
+    const flood = hosts.net.exec(hosts.net.scanner, [process.execPath, FLOOD, '--target', TARGET_V4, '--port', '1', '--count', '300', '--rounds', '50', '--rate', '3000']);
+    await new Promise((r) => setTimeout(r, 2500));
+    const answered = await hping('-S', '-p', '11');
+    const inSet = async () => (await nft('list', 'set', 'inet', 'kube_portsentry', 'blocked4')).includes(`${SCANNER_V4} `);
+    let blocked = await inSet();
+    for (let i = 0; !blocked && i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      blocked = await inSet();
+    }
+    await flood;
+    const forged = ((await nft('list', 'set', 'inet', 'kube_portsentry', 'blocked4')).match(/198\.19\.\d+\.\d+/g) ?? []).length;
+    t.diagnostic(`scanner's first SYN answered: ${answered}; scanner in the set: ${blocked}; forged sources in the set: ${forged}`);
+    assert.equal(answered, 0, 'the scanner\'s first packet got an answer');
+    assert.ok(blocked, 'the scanner is not in the blocked set');
+    assert.ok(forged <= 60 + 10, `${forged} forged sources blocked, beyond the limit`);
+  });
 });
+

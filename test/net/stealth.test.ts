@@ -2,12 +2,14 @@
 // IPv4 and IPv6.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
 import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6 } from '../helpers/netns.js';
 import { useTestHosts } from '../helpers/suite.js';
 import { SentryProcess, type LogLine } from '../helpers/sentry-process.js';
 
 const TOOLS = ['ip', 'nmap', 'hping3', 'nft'];
+const FORGE = fileURLToPath(new URL('../helpers/forge-syn.js', import.meta.url));
 const SERVICE_PORT = 8080;
 
 const header = `apiVersion: kube-portsentry.io/v1alpha1
@@ -86,6 +88,22 @@ describe('stealth and advanced modes with real scanners', { concurrency: false }
       assert.match(afterBlock, family === 'IPv4' ? /2\/tcp\s+filtered/ : /0 hosts up/, 'blocked: no answer at all');
     });
   }
+
+  test('IPv6: a forged SYN to ff02::1 (every node on the link) is not a probe; the same SYN to this host is', async (t) => {
+    if (!ready(t)) return;
+    const sentry = await hosts.start(header + watchOnly);
+    const forged = '2001:db8::77';
+    const dev = /^\d+: ([^:@]+)/.exec((await hosts.net.exec(hosts.net.scanner, ['ip', '-o', 'link', 'show', 'type', 'veth'])).stdout)![1]!;
+    const forge = (target: string) =>
+      hosts.net.exec(hosts.net.scanner, [process.execPath, FORGE, '--source', forged, '--target', target, '--port', '1', '--interface', dev]);
+    await forge('ff02::1');
+    await forge('ff02::1');
+    await settle();
+    assert.deepEqual(probes(sentry).filter((l) => l.source === forged), [], 'a SYN to the all-nodes group counted as a probe of this host');
+    // The control: the same forged SYN to this host's own address is one.
+    await forge(TARGET_V6);
+    await sentry.waitFor((l) => l.msg.startsWith('attackalert:') && l.source === forged);
+  });
 
   test('hping3 oddball flag sets are detected and labelled with their flags', async (t) => {
     if (!ready(t)) return;

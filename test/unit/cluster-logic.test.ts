@@ -8,7 +8,7 @@ import { ReportQueue } from '../../src/agent/report-queue.js';
 import { watchBackoffMs } from '../../src/k8s/backoff.js';
 import { requestLabels } from '../../src/k8s/client.js';
 import { blockedHostName, canonicalAddress, nodePolicyConfigMapName } from '../../src/k8s/objects.js';
-import { ProtectedSet, emptyFacts } from '../../src/k8s/protected.js';
+import { ProtectedSet, emptyFacts } from '../../src/cluster/protected-set.js';
 import { MAX_REPORT_BYTES, parseReport, reportEnvelopeBytes, type SourceReport } from '../../src/k8s/report.js';
 import { Correlator } from '../../src/operator/correlator.js';
 import { renderCilium, renderNetworkPolicy } from '../../src/operator/outputs.js';
@@ -198,7 +198,7 @@ describe('names and protected addresses', () => {
     assert.equal(p.reason('10.0.0.5'), 'nodes');
     assert.equal(p.reason('10.244.3.4'), 'podCidrs');
     assert.equal(p.reason('10.0.0.0/8'), 'nodes');
-    assert.equal(p.reason('0.0.0.0/0'), 'nodes');
+    assert.equal(p.reason('0.0.0.0/0'), 'cloud-metadata', 'everything contains an always-protected range first');
     assert.equal(p.reason('2001:db8::/64'), 'dns');
     assert.equal(p.reason('192.0.2.1'), null);
   });

@@ -35,6 +35,8 @@ interface ModelState {
   types: Set<ProbeType>;
   total: number;
   triggered: boolean;
+  /** A block refused by the rate limit was answered in this window. */
+  rateLimited: boolean;
 }
 
 /** The reference: what the tracker did before it was compact, one object and Map per source. */
@@ -58,7 +60,7 @@ class ModelTracker {
     let s = this.states.get(p.source);
     if (s && p.time - s.lastSeen > this.windowMs) s = undefined;
     this.states.delete(p.source);
-    s ??= { firstSeen: p.time, lastSeen: p.time, probes: new Map(), types: new Set(), total: 0, triggered: false };
+    s ??= { firstSeen: p.time, lastSeen: p.time, probes: new Map(), types: new Set(), total: 0, triggered: false, rateLimited: false };
     this.states.set(p.source, s);
     s.lastSeen = p.time;
     s.total += p.repeats ?? 1;
@@ -127,7 +129,11 @@ class ModelEngine {
       s.triggered = true;
       return { kind: 'alert', reason: action === 'alert' ? 'policy' : 'unverified', distinct };
     }
-    if (!this.limiter.take(p.time)) return { kind: 'alert', reason: 'rate-limited', distinct };
+    if (!this.limiter.take(p.time)) {
+      if (s.rateLimited) return { kind: 'suppressed', distinct };
+      s.rateLimited = true;
+      return { kind: 'alert', reason: 'rate-limited', distinct };
+    }
     s.triggered = true;
     const block: BlockRecord = {
       source: p.source,

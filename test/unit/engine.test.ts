@@ -72,7 +72,19 @@ test('the block rate limiter caps new blocks per minute and refills', () => {
   assert.deepEqual(kinds, ['respond', 'respond', 'respond', 'alert', 'alert']);
   // 20 s later one token is back: the refused source is blocked on its next probe.
   assert.equal(e.observe(probe('198.18.1.3', 80, { time: 20_000 })).kind, 'respond');
-  assert.equal(e.observe(probe('198.18.1.4', 80, { time: 20_000 })).kind, 'alert');
+  assert.equal(e.observe(probe('198.18.1.4', 80, { time: 20_000 })).kind, 'suppressed', 'refused again: already answered');
+});
+
+test('a source refused by the block rate limit is answered once per window, and blocked once a token is back', () => {
+  const e = new Engine(config({ maxBlocksPerMinute: 1 }), 0);
+  assert.equal(e.observe(probe('198.18.1.1', 79, { time: 0 })).kind, 'respond');
+  const first = e.observe(probe('198.18.1.2', 79, { time: 0 }));
+  assert.deepEqual([first.kind, first.kind === 'alert' && first.reason], ['alert', 'rate-limited']);
+  // Its later probes while the bucket is empty: no second alert (no log lines, no counts).
+  const later = [80, 81, 79, 82].map((port, i) => e.observe(probe('198.18.1.2', port, { time: 1000 + i })).kind);
+  assert.deepEqual(later, ['suppressed', 'suppressed', 'suppressed', 'suppressed']);
+  // 60 s later the token is back: its next probe is blocked.
+  assert.equal(e.observe(probe('198.18.1.2', 83, { time: 60_000 })).kind, 'respond');
 });
 
 test('blocks expire after their duration, and the source must trip the trigger again', () => {

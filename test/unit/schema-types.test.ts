@@ -25,6 +25,7 @@ const complete: PolicySpec = {
     scope: 'node',
     duration: '2h',
     verifiedOnly: true,
+    unverifiedClusterBlocks: true,
     maxBlocksPerMinute: 10,
     firewall: 'iptables',
     kernelFastPath: false,

@@ -107,3 +107,10 @@ user's or of cert-manager is reloaded live instead). */}}
 checksum/report-ca: {{ index (include "kps.operator.tlsData" . | fromJson) "ca.crt" | sha256sum }}
 {{- end -}}
 {{- end -}}
+
+{{/* --allowed-commands for agent and operator, when the chart's admin enabled commands. */}}
+{{- define "kps.allowedCommandsArg" -}}
+{{- if and .Values.agent.commands.enabled .Values.agent.commands.allowed -}}
+- --allowed-commands={{ join "," .Values.agent.commands.allowed }}
+{{- end -}}
+{{- end -}}

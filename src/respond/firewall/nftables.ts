@@ -103,9 +103,9 @@ export interface FastPathOptions {
   /** How long the kernel keeps a source it blocked. */
   timeoutMs: number;
   perMinute: number;
-  /** The nflog group, and the log prefixes of a block and of a probe over the rate. */
+  /** The nflog group, and the log prefixes of a block, of a probe over the rate, and of a forged one. */
   group: number;
-  prefixes: { blocked: string; rateLimited: string };
+  prefixes: { blocked: string; rateLimited: string; spoofed: string };
 }
 
 export class NftablesFirewall implements Firewall {
@@ -302,21 +302,33 @@ export class NftablesFirewall implements Firewall {
   /**
    * The kernel fast path (response.kernelFastPath): after the blocked-set drops, packets to
    * this host from sources not ignored that hit a tripwire port (TCP without ACK or RST,
-   * or UDP) put their source in the blocked set, are logged to nflog `group` and dropped,
-   * up to `perMinute` new blocks; beyond that they are only logged. The tripwire ports and
-   * ignored addresses start empty: setTripwirePorts and setIgnored fill them.
+   * or UDP) are dropped, whatever else happens to them: a tripwire port answers nothing.
+   * A packet whose source would not route back out by the interface it came in on (fib, as
+   * rp_filter) is forged: logged as spoofed, never blocked. Otherwise its source goes into
+   * the blocked set, up to `perMinute` new blocks (the circuit breaker), and the packet is
+   * logged to nflog `group`. A source refused by the limit is remembered for a minute, and
+   * its further packets are dropped without touching the limit or the log: a flood from many
+   * forged sources spends each source's share once, and a scanner arriving later still finds
+   * the budget the limit refills. Logs of refusals and spoofed packets are capped at 100 a
+   * second. The tripwire ports and ignored addresses start empty: setTripwirePorts and
+   * setIgnored fill them.
    */
   async enableFastPath(options: FastPathOptions): Promise<void> {
     const t = `inet ${this.table}`;
     const timeout = `${timeoutSeconds(options.timeoutMs)}s`;
     const log = (prefix: string) => `log group ${options.group} prefix ${JSON.stringify(prefix)}`;
+    const refused = (v: 4 | 6) => `add set ${t} trap_refused${v} { type ipv${v}_addr; flags dynamic, timeout; timeout 60s; size ${HOST_SET_SIZE}; }`;
     const lines = [
       `add set ${t} tripwire_tcp { type inet_service; flags interval; auto-merge; }`,
       `add set ${t} tripwire_udp { type inet_service; flags interval; auto-merge; }`,
       `add set ${t} ignore4 { type ipv4_addr; flags interval; auto-merge; }`,
       `add set ${t} ignore6 { type ipv6_addr; flags interval; auto-merge; }`,
+      refused(4),
+      refused(6),
       `add chain ${t} trap`,
       `add chain ${t} trap_block`,
+      `add chain ${t} trap_refused`,
+      `add chain ${t} trap_spoofed`,
       // The port first: ordinary traffic pays one set lookup, not the route lookup below.
       ...(options.protocols.includes('tcp') ? [`add rule ${t} prerouting tcp dport @tripwire_tcp tcp flags & (ack | rst) == 0 jump trap`] : []),
       ...(options.protocols.includes('udp') ? [`add rule ${t} prerouting udp dport @tripwire_udp jump trap`] : []),
@@ -324,12 +336,22 @@ export class NftablesFirewall implements Firewall {
       `add rule ${t} trap fib daddr type != local return`,
       `add rule ${t} trap ip saddr @ignore4 return`,
       `add rule ${t} trap ip6 saddr @ignore6 return`,
+      `add rule ${t} trap fib saddr . iif oif missing goto trap_spoofed`,
+      // Refused within the minute: dropped, and nothing spent on it.
+      `add rule ${t} trap ip saddr @trap_refused4 counter drop`,
+      `add rule ${t} trap ip6 saddr @trap_refused6 counter drop`,
       // The circuit breaker of response.maxBlocksPerMinute, in the kernel.
       `add rule ${t} trap limit rate ${options.perMinute}/minute burst ${options.perMinute} packets goto trap_block`,
-      `add rule ${t} trap limit rate 100/second ${log(options.prefixes.rateLimited)}`,
+      `add rule ${t} trap goto trap_refused`,
       `add rule ${t} trap_block meta nfproto ipv4 add @blocked4 { ip saddr timeout ${timeout} }`,
       `add rule ${t} trap_block meta nfproto ipv6 add @blocked6 { ip6 saddr timeout ${timeout} }`,
       `add rule ${t} trap_block ${log(options.prefixes.blocked)} counter drop`,
+      `add rule ${t} trap_refused meta nfproto ipv4 add @trap_refused4 { ip saddr }`,
+      `add rule ${t} trap_refused meta nfproto ipv6 add @trap_refused6 { ip6 saddr }`,
+      `add rule ${t} trap_refused limit rate 100/second ${log(options.prefixes.rateLimited)}`,
+      `add rule ${t} trap_refused counter drop`,
+      `add rule ${t} trap_spoofed limit rate 100/second ${log(options.prefixes.spoofed)}`,
+      `add rule ${t} trap_spoofed counter drop`,
       '',
     ];
     await this.run(lines.join('\n'));

@@ -1,0 +1,44 @@
+// What the agent reads about its node (it runs in the node's network namespace): default
+// gateways, resolvers from the node's resolv.conf files, and its interfaces' addresses.
+import { readFile } from 'node:fs/promises';
+import { formatIp, parseCidr } from '../net/ip.js';
+import { hostAddresses } from '../sentry/host-addresses.js';
+
+export interface HostFacts {
+  gateways: string[];
+  dns: string[];
+  addresses: string[];
+}
+
+export async function readHostFacts(resolvConfs: readonly string[]): Promise<HostFacts> {
+  const dns = new Set<string>();
+  for (const file of resolvConfs) for (const a of await readDnsServers(file)) dns.add(a);
+  return { gateways: await readGateways(), dns: [...dns], addresses: hostAddresses() };
+}
+
+/** Default gateways from /proc/net/route and /proc/net/ipv6_route. */
+export async function readGateways(root = '/proc/net'): Promise<string[]> {
+  const out: string[] = [];
+  const v4 = await readFile(`${root}/route`, 'utf8').catch(() => '');
+  for (const line of v4.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 3 || f[1] !== '00000000' || f[2] === '00000000') continue;
+    const n = parseInt(f[2]!, 16); // little-endian on the machines we run on
+    out.push([n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join('.'));
+  }
+  const v6 = await readFile(`${root}/ipv6_route`, 'utf8').catch(() => '');
+  for (const line of v6.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5 || f[0] !== '0'.repeat(32) || f[1] !== '00' || /^0+$/.test(f[4]!)) continue;
+    out.push(formatIp(Uint8Array.from(Buffer.from(f[4]!, 'hex'))));
+  }
+  return out;
+}
+
+/** Nameservers of a resolv.conf; a file that is not there names none. */
+export async function readDnsServers(path: string): Promise<string[]> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)]
+    .map((m) => m[1]!.replace(/%.*$/, ''))
+    .filter((a) => parseCidr(a) !== null);
+}

@@ -1,0 +1,44 @@
+// The operator's address, for an agent whose pod has the node's own resolvers (dnsPolicy
+// Default, so that its resolv.conf names the node's upstream servers) and so cannot resolve
+// cluster Service names: a name <service>.<namespace>.svc[.<domain>] that the resolver
+// does not know is looked up as that Service's cluster IP in the API. TLS still checks the
+// name the URL gives.
+import { lookup as dnsLookup } from 'node:dns';
+import type { LookupFunction } from 'node:net';
+import type { Logger } from '../log/logger.js';
+import { describeError, type Kube } from '../k8s/client.js';
+
+const SERVICE_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.[a-z0-9.-]+)?\.?$/;
+const CACHE_MS = 60_000;
+
+export function serviceAwareLookup(kube: Kube, logger: Logger): LookupFunction {
+  const cache = new Map<string, { address: string; until: number }>();
+  const clusterIp = async (name: string, namespace: string): Promise<string | null> => {
+    const key = `${namespace}/${name}`;
+    const hit = cache.get(key);
+    if (hit && hit.until > Date.now()) return hit.address;
+    const service = await kube.core.readNamespacedService({ name, namespace });
+    const address = service.spec?.clusterIP;
+    if (!address || address === 'None') return null;
+    cache.set(key, { address, until: Date.now() + CACHE_MS });
+    return address;
+  };
+  return (hostname, options, callback) => {
+    dnsLookup(hostname, options, (err, address, family) => {
+      const m = err ? SERVICE_NAME.exec(hostname) : null;
+      if (!m) return (callback as (...args: unknown[]) => void)(err, address, family);
+      clusterIp(m[1]!, m[3]!).then(
+        (ip) => {
+          if (!ip) return callback(err, '', 0);
+          const fam = ip.includes(':') ? 6 : 4;
+          if (options.all) (callback as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: ip, family: fam }]);
+          else callback(null, ip, fam);
+        },
+        (apiErr: unknown) => {
+          logger.warn({ host: hostname, err: describeError(apiErr) }, 'cannot look the operator Service up in the API');
+          callback(err, '', 0);
+        },
+      );
+    });
+  };
+}
