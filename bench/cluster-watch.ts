@@ -5,8 +5,11 @@
 // subscribed (a sentinel element it added came back), then "<ns> <set> <address>" lines.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { NFT_TABLE } from '../src/respond/firewall/nftables.js';
+import { DEFAULT_INSTANCE, firewallNames } from '../src/respond/firewall/owner.js';
 import { runProgram } from '../src/respond/run-program.js';
+
+/** The agents' nftables table (they run with the default instance). */
+const NFT_TABLE = firewallNames({ kind: 'agent', instance: DEFAULT_INSTANCE }).table;
 
 /** Never a probe source or a BlockedHost of the bench; it lives one second in the set. */
 const SENTINEL = '198.19.255.254';

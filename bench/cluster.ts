@@ -18,7 +18,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { TestNode } from '../test/helpers/cluster.js';
 import { blockedHostName } from '../src/k8s/objects.js';
-import { NFT_TABLE } from '../src/respond/firewall/nftables.js';
+import { DEFAULT_INSTANCE, firewallNames } from '../src/respond/firewall/owner.js';
 import {
   AGENT_METRICS,
   BenchCluster,
@@ -33,6 +33,9 @@ import {
   type SetWatcher,
 } from './cluster-setup.js';
 import { formatTable, progress, type Figure } from './harness.js';
+
+/** The agents' nftables table (they run with the default instance). */
+const NFT_TABLE = firewallNames({ kind: 'agent', instance: DEFAULT_INSTANCE }).table;
 
 const USAGE = `usage: node dist/bench/cluster.js [--quick] [--sources N] [--blocked-hosts N] [--scale-sources N] [--out FILE]
   --quick            fewer sources (30) and BlockedHosts (1,000)

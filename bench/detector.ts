@@ -88,7 +88,7 @@ async function sentryRun(net: TestNet, seconds: number, intervalUs: number): Pro
   // Alert only: one source floods a tripwire port; after its first probe every packet is
   // parsed, looked up and counted against the already-alerted source.
   writeFileSync(file, POLICY('  tcp: {mode: stealth, ports: [1]}\n  udp: {mode: "off"}\n  response: {tcp: alert, firewall: none}\n'));
-  const sentry = await SentryProcess.start(net, { args: ['--policy', file, '--log-level', 'info', '--metrics-address', '127.0.0.1:9109'] });
+  const sentry = await SentryProcess.start(net, { args: ['--policy', file, '--log-level', 'info', '--metrics-address', '127.0.0.1:9109'] }, ['--flush-on-exit']);
   const pid = pidOf(sentry.child);
   const drops0 = await rawDrops(net);
   const packets0 = await metric(net, 'portsentry_packets_inspected_total');
@@ -112,7 +112,7 @@ async function latencyRun(net: TestNet, sources: number): Promise<number[]> {
     file,
     POLICY('  tcp: {mode: stealth, ports: [1]}\n  udp: {mode: "off"}\n  response: {tcp: block, firewall: nftables, maxBlocksPerMinute: 100000}\n'),
   );
-  const sentry = await SentryProcess.start(net, { args: ['--policy', file] });
+  const sentry = await SentryProcess.start(net, { args: ['--policy', file] }, ['--flush-on-exit']);
   // One SYN from each of many sources in the test range, 20 ms apart, from one process.
   await net.exec(net.scanner, [process.execPath, SYN_SENDER, '--target', TARGET_V4, '--count', String(sources)], { timeoutMs: 600_000 });
   await new Promise((r) => setTimeout(r, 500));

@@ -55,7 +55,7 @@ spec:
 async function startSentry(net: TestNet, fast: boolean): Promise<SentryProcess> {
   const file = `/tmp/kps-bench-fastpath-${fast}.yaml`;
   writeFileSync(file, policy(fast));
-  return SentryProcess.start(net, { args: ['--policy', file, '--log-level', 'info'] });
+  return SentryProcess.start(net, { args: ['--policy', file, '--log-level', 'info'] }, ['--flush-on-exit']);
 }
 
 /** The drop counters of the blocked set's rule and of the fast path's trap (0 without one). */

@@ -220,7 +220,7 @@ async function ourRun(net: TestNet, mode: 'stealth' | 'advanced', seconds: numbe
   const dir = await mkdtemp(join(tmpdir(), 'kps-bench-ours-'));
   const file = join(dir, 'policy.yaml');
   await writeFile(file, ourPolicy(WATCHED, mode));
-  const sentry = await SentryProcess.start(net, { args: ['--policy', file, '--metrics-address', '127.0.0.1:9109'] });
+  const sentry = await SentryProcess.start(net, { args: ['--policy', file, '--metrics-address', '127.0.0.1:9109'] }, ['--flush-on-exit']);
   try {
     const packets0 = await metric(net, 'portsentry_packets_inspected_total');
     const run = await measured(net, sentry.child.pid!, seconds);

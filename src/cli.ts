@@ -1,143 +1,33 @@
 #!/usr/bin/env node
-// kube-portsentry command line: the standalone sentry and the policy tools.
+// kube-portsentry command line: the standalone sentry and its admin commands, the cluster's
+// agent and operator, and the policy tools.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { allCrds } from './k8s/crds.js';
-import { LOG_LEVELS, createLogger, type LogLevel } from './log/logger.js';
+import { createLogger } from './log/logger.js';
 import { Metrics } from './metrics/metrics.js';
 import { startMetricsServer } from './metrics/server.js';
 import { renderPolicyYaml } from './policy/yaml.js';
-import { loadClassicFile } from './policy/classic-load.js';
+import { loadClassicFile, loadDebianDefaults } from './policy/classic-load.js';
 import { PolicyError, defaultPolicy, loadPolicyFile } from './policy/load.js';
-import type { PolicyDocument } from './policy/types.js';
-import { Sentry } from './sentry/sentry.js';
 import { parseDuration } from './policy/duration.js';
+import { AdminError, blockCommand, blocksCommand, cleanupCommand, flushCommand, statusCommand, unblockCommand } from './cli/admin.js';
+import { LOG_OPTIONS, logOptions } from './cli/log-options.js';
+import { splitClassicFlags } from './cli/policy-source.js';
+import { runCommand } from './cli/run.js';
+import { USAGE, UsageError, usageOf, wantsHelp } from './cli/usage.js';
+import { ControlSocketError } from './sentry/control-socket.js';
+import { RecordError } from './blocks/entry.js';
+import { DEFAULT_INSTANCE, OwnershipError, firewallNames, instanceProblem } from './respond/firewall/owner.js';
 import { selectFirewall } from './respond/firewall/select.js';
 import type { HealthSource } from './metrics/server.js';
 import type { Registry } from 'prom-client';
 
-const USAGE = `Usage:
-  kube-portsentry run [--policy FILE.yaml | --config portsentry.conf [-tcp|-stcp|-atcp] [-udp|-sudp|-audp]]
-                      [--log-level LEVEL] [--metrics-address HOST:PORT]
-      Run the standalone sentry. With neither --policy nor --config, the bundled default
-      policy (classic PortSentry defaults) is used.
-  kube-portsentry agent --node-name NAME --namespace NS --operator-url URL[,URL...]
-                        [--operator-ca FILE] [--token-file FILE] [--kubeconfig FILE]
-                        [--firewall auto|nftables|iptables] [--service-cidr CIDR[,CIDR...]]
-                        [--allowed-commands PATH[,PATH...]] [--node-resolv-conf FILE[,FILE...]]
-                        [--report-interval 100ms] [--metrics-address HOST:PORT] [--log-level LEVEL]
-      Run the node agent (DaemonSet): policy from the operator, BlockedHosts enforced in the
-      node firewall, detections reported. NODE_NAME and POD_NAMESPACE are the defaults.
-      A policy that runs a program (response.command, route.command, unblockCommand) not in
-      --allowed-commands is refused: by default none is allowed. The nameservers of the
-      --node-resolv-conf files (default /etc/resolv.conf: in the agent's pod, with dnsPolicy
-      Default, the kubelet's copy of the node's) are never blocked; a file that is not there
-      names none.
-  kube-portsentry operator --namespace NS --identity NAME [--listen-address 0.0.0.0:8443]
-                        [--tls-cert FILE --tls-key FILE] [--agent-service-account NAME]
-                        [--token-audience AUD] [--lease-name NAME] [--lease-duration 15s]
-                        [--network-policy-namespaces NS[,NS...]] [--calico] [--cilium]
-                        [--service-cidr CIDR[,...]] [--allow-unbound-tokens]
-                        [--allowed-commands PATH[,PATH...]] [--kubeconfig FILE]
-                        [--metrics-address HOST:PORT] [--log-level LEVEL]
-      Run the operator (Deployment, leader-elected). POD_NAMESPACE and POD_NAME are the defaults.
-      Report tokens must be bound to a pod (which names its node); --allow-unbound-tokens
-      also accepts tokens bound to none, which may report for any node (tests only).
-  kube-portsentry convert portsentry.conf [-tcp|-stcp|-atcp] [-udp|-sudp|-audp]
-      Print the YAML policy equivalent to a classic PortSentry configuration.
-  kube-portsentry validate FILE.yaml
-      Check a policy file and print every problem.
-  kube-portsentry default-policy
-      Print the bundled default policy.
-  kube-portsentry crds [--out DIR]
-      Print the CustomResourceDefinitions (kubectl apply -f -), or write one file each.
-  kube-portsentry --version | --help
-`;
-
-class UsageError extends Error {}
-
-const CLASSIC_FLAGS = ['-tcp', '-udp', '-stcp', '-sudp', '-atcp', '-audp'];
-
-/** Splits the classic single-dash mode flags from the rest, which parseArgs reads. */
-function splitClassicFlags(args: string[]): { classic: string[]; rest: string[] } {
-  return {
-    classic: args.filter((a) => CLASSIC_FLAGS.includes(a)),
-    rest: args.filter((a) => !CLASSIC_FLAGS.includes(a)),
-  };
-}
-
 async function version(): Promise<string> {
   const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
-}
-
-async function loadPolicy(values: { policy?: string; config?: string }, classic: string[]): Promise<PolicyDocument> {
-  if (values.policy && values.config) throw new UsageError('give --policy or --config, not both');
-  if (classic.length && !values.config) throw new UsageError(`${classic.join(' ')}: classic mode flags go with --config`);
-  if (values.config) {
-    const { policy, warnings } = await loadClassicFile(values.config, classic);
-    for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
-    return policy;
-  }
-  if (values.policy) return loadPolicyFile(values.policy);
-  return defaultPolicy();
-}
-
-async function run(args: string[]): Promise<number> {
-  const { classic, rest } = splitClassicFlags(args);
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      policy: { type: 'string' },
-      config: { type: 'string' },
-      'log-level': { type: 'string', default: 'info' },
-      'metrics-address': { type: 'string' },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  const level = values['log-level'] as LogLevel;
-  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
-  const policy = await loadPolicy(values, classic);
-  const logger = createLogger(level);
-  const metrics = new Metrics();
-  const sentry = new Sentry(policy, logger, metrics);
-
-  let stopping: Promise<void> | undefined;
-  const stop = (signal: string): Promise<void> =>
-    (stopping ??= (async () => {
-      logger.info({ signal }, 'stopping');
-      await sentry.stop();
-      server?.close();
-    })());
-  let server: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
-  const done = new Promise<number>((resolve) => {
-    for (const signal of ['SIGINT', 'SIGTERM'] as const)
-      process.once(signal, () => void stop(signal).then(() => resolve(0), () => resolve(1)));
-  });
-  try {
-    await sentry.start();
-  } catch (err) {
-    logger.fatal({ err: (err as Error).message }, 'cannot start');
-    await sentry.stop().catch(() => undefined);
-    return 1;
-  }
-  if (values['metrics-address']) {
-    server = await startMetricsServer(values['metrics-address'], metrics.registry, {
-      health: () => null,
-      ready: () => (sentry.ready ? null : 'not ready'),
-    });
-    logger.info({ address: values['metrics-address'] }, 'serving /metrics, /healthz, /readyz');
-  }
-  return done;
-}
-
-function logLevel(text: string | undefined): LogLevel {
-  const level = (text ?? 'info') as LogLevel;
-  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
-  return level;
 }
 
 const list = (text: string | undefined): string[] => (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
@@ -206,13 +96,14 @@ async function agentCommand(args: string[]): Promise<number> {
       'token-file': { type: 'string', default: '/var/run/secrets/kubernetes.io/serviceaccount/token' },
       kubeconfig: { type: 'string' },
       firewall: { type: 'string', default: 'auto' },
+      instance: { type: 'string', default: DEFAULT_INSTANCE },
       'service-cidr': { type: 'string' },
       'allowed-commands': { type: 'string' },
       'node-resolv-conf': { type: 'string', default: '/etc/resolv.conf' },
       'report-interval': { type: 'string', default: '100ms' },
       'report-queue': { type: 'string', default: '10000' },
       'metrics-address': { type: 'string' },
-      'log-level': { type: 'string', default: 'info' },
+      ...LOG_OPTIONS,
     },
     strict: true,
     allowPositionals: false,
@@ -228,9 +119,13 @@ async function agentCommand(args: string[]): Promise<number> {
   if (!['auto', 'nftables', 'iptables'].includes(backend)) throw new UsageError('--firewall must be auto, nftables or iptables');
   const queue = Number(values['report-queue']);
   if (!Number.isInteger(queue) || queue < 1) throw new UsageError('--report-queue must be a positive integer');
-  const logger = createLogger(logLevel(values['log-level']), 'kube-portsentry-agent').child({ node });
+  const { level, format } = logOptions(values);
+  const logger = createLogger(level, 'kube-portsentry-agent', format).child({ node });
   const metrics = new Metrics();
-  const firewall = await selectFirewall(backend as 'auto' | 'nftables' | 'iptables');
+  const instanceError = instanceProblem(values.instance!);
+  if (instanceError) throw new UsageError(`--${instanceError}`);
+  const names = firewallNames({ kind: 'agent', instance: values.instance! });
+  const firewall = await selectFirewall(backend as 'auto' | 'nftables' | 'iptables', names);
   if (!firewall) throw new UsageError('no firewall backend (nft or iptables+ipset) found');
   // Loaded here, not at the top: the Kubernetes client costs the standalone sentry ~60 MB of RSS.
   const [{ Agent }, { connect }] = await Promise.all([import('./agent/agent.js'), import('./k8s/client.js')]);
@@ -242,6 +137,7 @@ async function agentCommand(args: string[]): Promise<number> {
     ...(values['operator-ca'] ? { operatorCaFile: values['operator-ca'] } : {}),
     tokenFile: values['token-file']!,
     firewall,
+    routeMark: { metric: names.routeMetric },
     serviceCidrs: list(values['service-cidr']),
     allowedCommands: commandList(values['allowed-commands']),
     nodeResolvConfs: list(values['node-resolv-conf']),
@@ -275,7 +171,7 @@ async function operatorCommand(args: string[]): Promise<number> {
       'allowed-commands': { type: 'string' },
       kubeconfig: { type: 'string' },
       'metrics-address': { type: 'string' },
-      'log-level': { type: 'string', default: 'info' },
+      ...LOG_OPTIONS,
     },
     strict: true,
     allowPositionals: false,
@@ -285,7 +181,8 @@ async function operatorCommand(args: string[]): Promise<number> {
   if (!!values['tls-cert'] !== !!values['tls-key']) throw new UsageError('--tls-cert and --tls-key go together');
   const maxTracked = Number(values['max-tracked-sources']);
   if (!Number.isInteger(maxTracked) || maxTracked < 1) throw new UsageError('--max-tracked-sources must be a positive integer');
-  const logger = createLogger(logLevel(values['log-level']), 'kube-portsentry-operator').child({ identity: values.identity });
+  const { level, format } = logOptions(values);
+  const logger = createLogger(level, 'kube-portsentry-operator', format).child({ identity: values.identity });
   const [{ Operator }, { OperatorMetrics }, { connect }] = await Promise.all([
     import('./operator/operator.js'),
     import('./metrics/operator-metrics.js'),
@@ -317,9 +214,16 @@ async function operatorCommand(args: string[]): Promise<number> {
 
 async function convert(args: string[]): Promise<number> {
   const { classic, rest } = splitClassicFlags(args);
-  const { positionals } = parseArgs({ args: rest, options: {}, allowPositionals: true, strict: true });
+  const { positionals, values } = parseArgs({ args: rest, options: { defaults: { type: 'string' } }, allowPositionals: true, strict: true });
   if (positionals.length !== 1) throw new UsageError('convert takes one classic configuration file');
-  const { policy, warnings } = await loadClassicFile(positionals[0]!, classic);
+  if (values.defaults && classic.length) throw new UsageError(`give the classic mode flags (${classic.join(' ')}) or --defaults, not both`);
+  let flags = classic;
+  if (values.defaults) {
+    const defaults = await loadDebianDefaults(values.defaults);
+    for (const w of defaults.warnings) process.stderr.write(`warning: ${w}\n`);
+    flags = defaults.flags;
+  }
+  const { policy, warnings } = await loadClassicFile(positionals[0]!, flags);
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   process.stdout.write(
     renderPolicyYaml(policy, [
@@ -354,12 +258,26 @@ async function crdsCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  run: runCommand,
+  blocks: blocksCommand,
+  block: blockCommand,
+  unblock: unblockCommand,
+  status: statusCommand,
+  flush: flushCommand,
+  cleanup: cleanupCommand,
+};
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   try {
+    if (command && usageOf(command) !== 'Usage:\n' && wantsHelp(args)) {
+      process.stdout.write(usageOf(command));
+      return 0;
+    }
+    const handler = command ? COMMANDS[command] : undefined;
+    if (handler) return await handler(args);
     switch (command) {
-      case 'run':
-        return await run(args);
       case 'agent':
         return await agentCommand(args);
       case 'operator':
@@ -390,8 +308,13 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`kube-portsentry: ${(err as Error).message}\n\n${USAGE}`);
+      const usage = command && usageOf(command) !== 'Usage:\n' ? usageOf(command) : USAGE;
+      process.stderr.write(`kube-portsentry: ${(err as Error).message}\n\n${usage}`);
       return 2;
+    }
+    if (err instanceof AdminError || err instanceof ControlSocketError || err instanceof RecordError || err instanceof OwnershipError) {
+      process.stderr.write(`kube-portsentry: ${(err as Error).message}\n`);
+      return 1;
     }
     process.stderr.write(`kube-portsentry: ${(err as Error).stack ?? String(err)}\n`);
     return 1;
@@ -401,4 +324,4 @@ export async function main(argv: string[]): Promise<number> {
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
 // Long-lived components may leave idle keep-alive sockets behind; once stopped, leave.
-if (['agent', 'operator'].includes(process.argv[2] ?? '')) process.exit(code);
+if (['run', 'agent', 'operator'].includes(process.argv[2] ?? '')) process.exit(code);

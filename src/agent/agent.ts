@@ -12,6 +12,7 @@ import { API_VERSION, KIND } from '../policy/spec-schema.js';
 import { describeDisallowed, disallowedPrograms } from '../policy/commands.js';
 import { BlockSet } from '../respond/firewall/block-set.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
+import type { RouteMark } from '../respond/route.js';
 import { Sentry } from '../sentry/sentry.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
@@ -32,6 +33,8 @@ export interface AgentOptions {
   operatorCaFile?: string;
   tokenFile: string;
   firewall: Firewall;
+  /** How this instance marks the blackhole routes a policy's response.route adds. */
+  routeMark?: RouteMark;
   serviceCidrs: string[];
   /**
    * The node's resolv.conf files (--node-resolv-conf): their nameservers are never blocked.
@@ -316,6 +319,7 @@ export class Agent {
         this.sentry = new Sentry(doc, this.log, this.o.metrics, {
           firewall: this.blockSet.view('local'),
           onProbe: (probe, decision) => this.onProbe(probe, decision),
+          ...(this.o.routeMark ? { routeMark: this.o.routeMark } : {}),
         });
         this.sentry.setProtected(this.guard.all());
         await this.sentry.start();

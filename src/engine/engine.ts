@@ -54,14 +54,16 @@ export type Decision =
   | { kind: 'counted'; distinct: number }
   | { kind: 'alert'; reason: AlertReason; distinct: number }
   | { kind: 'respond'; block: BlockRecord; distinct: number }
-  /** Already answered: blocked, or alerted (for the policy, or a refused block) within the window. */
-  | { kind: 'suppressed'; distinct: number };
+  /** Already answered: blocked (`blocked`), or alerted (for the policy, or a refused block) within the window. */
+  | { kind: 'suppressed'; distinct: number; blocked?: boolean };
 
 export class Engine {
   private config: EngineConfig;
   private ignore: IpTrie;
   private own = new Set<string>();
   private protectedTrie = new IpTrie();
+  /** Blocks in force that the engine did not decide (manual ones): their sources are already answered. */
+  private held = new IpTrie();
   private readonly tracker: SourceTracker;
   private readonly limiter: RateLimiter;
   private readonly active = new Map<string, BlockRecord>();
@@ -96,6 +98,31 @@ export class Engine {
     this.tracker.uncheckAll();
   }
 
+  /**
+   * Addresses and CIDRs blocked by other means than the engine's decision (a manual block,
+   * one restored without its probe): their probes are answered as from a blocked source.
+   */
+  setHeld(cidrs: Iterable<string>): void {
+    this.held = new IpTrie(cidrs);
+    this.tracker.uncheckAll();
+  }
+
+  /** Takes back a block the engine decided before (a restart restoring its record). */
+  restore(block: BlockRecord): void {
+    this.active.set(block.source, block);
+  }
+
+  /**
+   * Lifts the engine's block of `source`, if any, and forgets what the source did, so its
+   * next probe is judged afresh (an admin's unblock).
+   */
+  release(source: string): BlockRecord | undefined {
+    const block = this.active.get(source);
+    this.active.delete(source);
+    this.tracker.forget(source);
+    return block;
+  }
+
   get trackedSources(): number {
     return this.tracker.size;
   }
@@ -124,11 +151,13 @@ export class Engine {
       const bytes = tracker.foundBytes();
       if (this.ignore.hasBytes(bytes)) return { kind: 'ignored', reason: 'ignore-list' };
       if (this.protectedTrie.size && this.protectedTrie.hasBytes(bytes)) return { kind: 'ignored', reason: 'protected' };
+      // Never marked checked: a held source is looked up again until its block is lifted.
+      if (this.held.size && this.held.hasBytes(bytes)) return { kind: 'suppressed', distinct: 0, blocked: true };
     }
     const index = tracker.record(probe, found);
     tracker.setChecked(index);
     const distinct = tracker.distinct(index);
-    if (this.active.has(probe.source)) return { kind: 'suppressed', distinct };
+    if (this.active.has(probe.source)) return { kind: 'suppressed', distinct, blocked: true };
     if (distinct <= this.config.triggerCount) return { kind: 'counted', distinct };
     if (tracker.isTriggered(index)) return { kind: 'suppressed', distinct };
 

@@ -1,12 +1,6 @@
 #!/bin/sh
-# Builds the native addons (npm's install step). node-gyp downloads Node's headers unless
-# told where they are; offline machines have them beside the node binary, so point it there.
+# Builds the native addons (npm's install step, also of `npm install -g kube-portsentry`)
+# against the local Node headers; nothing is downloaded.
 set -e
-if [ -z "${npm_config_nodedir:-}" ]; then
-  nodedir="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
-  if [ -f "$nodedir/include/node/node_api.h" ]; then
-    npm_config_nodedir="$nodedir"
-    export npm_config_nodedir
-  fi
-fi
+. "$(dirname "$0")/nodedir.sh"
 exec node-gyp rebuild

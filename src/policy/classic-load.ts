@@ -1,7 +1,7 @@
 // Reading a classic portsentry.conf and the ignore file it names (the file I/O around
 // the pure converter in classic.ts).
 import { readFile } from 'node:fs/promises';
-import { ClassicConfError, classicToPolicy, parseClassicConf, parseClassicModeFlags, parseIgnoreFile } from './classic.js';
+import { ClassicConfError, classicToPolicy, parseClassicConf, parseClassicModeFlags, parseDebianDefaults, parseIgnoreFile } from './classic.js';
 import type { PolicyDocument } from './types.js';
 
 export async function loadClassicFile(
@@ -33,4 +33,15 @@ export async function loadClassicFile(
     if (ignoreText !== undefined) ignoreEntries = parseIgnoreFile(ignoreText, ignore.value);
   }
   return classicToPolicy(conf, { modes, ignoreEntries, ignoreFileMissing });
+}
+
+/** The classic mode flags Debian's /etc/default/portsentry stands for (see parseDebianDefaults). */
+export async function loadDebianDefaults(file: string): Promise<{ flags: string[]; warnings: string[] }> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ClassicConfError([{ file, line: 0, key: '', message: `cannot read: ${(err as Error).message}` }]);
+  }
+  return parseDebianDefaults(text, file);
 }

@@ -420,6 +420,33 @@ export function parseClassicModeFlags(args: string[]): { tcp: DetectMode; udp: D
   };
 }
 
+/**
+ * Debian's /etc/default/portsentry, as its init script read it: TCP_MODE (tcp, stcp, atcp)
+ * and UDP_MODE (udp, sudp, audp), each empty for "not started". Returns the classic mode
+ * flags they stand for; other keys are warnings, bad values problems with their line.
+ */
+export function parseDebianDefaults(text: string, file: string): { flags: string[]; warnings: string[] } {
+  const allowed: Record<string, string[]> = { TCP_MODE: ['tcp', 'stcp', 'atcp'], UDP_MODE: ['udp', 'sudp', 'audp'] };
+  const values: Record<string, string> = {};
+  const warnings: string[] = [];
+  const problems: ClassicProblem[] = [];
+  text.split(/\r\n|\n|\r/).forEach((raw, index) => {
+    const body = raw.trim().replace(/^export\s+/, '');
+    if (!body || body.startsWith('#')) return;
+    const r = parseLine(body);
+    const line = index + 1;
+    if (r.error !== undefined || r.value === undefined) return problems.push({ file, line, key: r.key, message: r.error ?? 'cannot be read' });
+    const choices = allowed[r.key];
+    if (!choices) return warnings.push(`${file}:${line}: ${r.key}: not read (only TCP_MODE and UDP_MODE are)`);
+    if (r.value !== '' && !choices.includes(r.value)) return problems.push({ file, line, key: r.key, message: `must be one of ${choices.join(', ')}, or empty` });
+    values[r.key] = r.value;
+  });
+  const flags = ['TCP_MODE', 'UDP_MODE'].filter((k) => values[k]).map((k) => `-${values[k]}`);
+  if (!problems.length && !flags.length) problems.push({ file, line: 0, key: 'TCP_MODE', message: 'neither TCP_MODE nor UDP_MODE is set: nothing would run' });
+  if (problems.length) throw new ClassicConfError(problems);
+  return { flags, warnings };
+}
+
 // ---------------------------------------------------------------------------------------
 // Conversion
 

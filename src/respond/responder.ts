@@ -2,18 +2,21 @@
 // Every action is attempted on its own; a failure is logged and counted and never stops
 // the others or the sentry.
 import { reverse } from 'node:dns/promises';
-import { classicMode } from '../detect/probe.js';
+import { mkdir, open } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { classicMode, type ClassicMode } from '../detect/probe.js';
 import type { BlockRecord } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { parseIp, type Family } from '../net/ip.js';
+import { parseCidr, type Family } from '../net/ip.js';
 import type { FilesSpec, ResponseSpec } from '../policy/types.js';
 import { appendLine, blockedFileFor, classicBlockLine, resetBlockedFiles } from './classic-files.js';
 import type { Firewall } from './firewall/firewall.js';
 import { addHostsDenyLine, removeHostsDenyLine } from './hosts-deny.js';
-import { addBlackholeRoute, removeBlackholeRoute } from './route.js';
+import { hostsDenyLine } from './hosts-deny-lines.js';
+import { addBlackholeRoute, removeBlackholeRoute, type RouteMark } from './route.js';
 import { runProgram } from './run-program.js';
-import { substitute, substituteArgv, type Substitution } from './substitute.js';
+import { substituteArgv, type Substitution } from './substitute.js';
 
 /** A host name fit for a log or history line; anything else (newlines, spaces) is dropped. */
 const SAFE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
@@ -30,13 +33,44 @@ export async function resolveName(address: string, timeoutMs = 2000): Promise<st
   }
 }
 
+/**
+ * A block as its actions need it: the address (or CIDR), until when (null: until lifted),
+ * the tag its kernel entry carries, and for a detection the port and mode commands use.
+ */
+export interface Blocked {
+  address: string;
+  until: number | null;
+  tag: 'detected' | 'manual';
+  probe?: { port: number; mode: ClassicMode };
+}
+
+/** The blocking actions (firewall set, route, hosts.deny line) one call carries out. */
+export interface BlockActions {
+  firewall?: boolean;
+  route?: boolean;
+  hostsDeny?: boolean;
+}
+
+/** What was done, in PortSentry's words where it had them (classic log lines). */
+export interface Done {
+  action: 'firewall' | 'route' | 'hosts-deny' | 'command';
+  /** The route, hosts.deny line or command, as carried out. */
+  detail: string;
+}
+
 export interface ResponderOptions {
   response: ResponseSpec;
   files: FilesSpec;
   firewall: Firewall | null;
   logger: Logger;
   metrics: Metrics;
+  /** How the owner marks its blackhole routes. */
+  routeMark: RouteMark;
+  /** Where hosts.deny's lock file goes (a directory the sentry may write). */
+  lockDir?: string;
 }
+
+const ALL: Required<BlockActions> = { firewall: true, route: true, hostsDeny: true };
 
 export class Responder {
   private response: ResponseSpec;
@@ -45,7 +79,7 @@ export class Responder {
   private readonly logger: Logger;
   private readonly metrics: Metrics;
 
-  constructor(options: ResponderOptions) {
+  constructor(private readonly options: ResponderOptions) {
     this.response = options.response;
     this.files = options.files;
     this.firewall = options.firewall;
@@ -58,62 +92,98 @@ export class Responder {
     this.files = files;
   }
 
+  /** The blocked files start empty; the history file exists from the start, so fail2ban can follow it. */
   async start(): Promise<void> {
-    if (this.firewall) {
-      await this.firewall.setup();
-      this.logger.info({ firewall: this.firewall.name }, 'node firewall ready');
-    }
     if (this.files.blocked) await this.attempt('blocked-file', () => resetBlockedFiles(this.files.blocked));
+    const history = this.files.history;
+    if (history)
+      await this.attempt('history', async () => {
+        await mkdir(dirname(history), { recursive: true });
+        await (await open(history, 'a', 0o640)).close();
+      });
   }
 
-  async stop(): Promise<void> {
-    if (this.firewall) await this.attempt('firewall', () => this.firewall!.teardown());
+  /** The hosts.deny line of a block, or null when hosts.deny is off or the line cannot be made for it. */
+  hostsDenyLineOf(b: Pick<Blocked, 'address' | 'probe'>): string | null {
+    const spec = this.response.hostsDeny;
+    if (!spec.enabled) return null;
+    try {
+      return hostsDenyLine(spec.line, { address: b.address, ...(b.probe ? { port: b.probe.port, mode: b.probe.mode } : {}) });
+    } catch {
+      return null;
+    }
   }
 
-  /** Starts a response (block or command only) against `block.source`. */
-  async respond(block: BlockRecord): Promise<void> {
-    const family = parseIp(block.source)?.family ?? 4;
-    const values: Substitution = { target: block.source, port: block.port, mode: classicMode(block.protocol, block.mode) };
+  /** True when the policy's route action is the built-in blackhole route, which can be reconciled. */
+  get builtInRoutes(): boolean {
+    return this.response.route.enabled && this.response.route.command.length === 0;
+  }
+
+  /** Starts a detection's response (block or command only) against `block.source`. */
+  async respond(block: BlockRecord): Promise<Done[]> {
+    const mode = classicMode(block.protocol, block.mode);
+    const values: Substitution = { target: block.source, port: block.port, mode };
     const r = this.response;
+    const done: Done[] = [];
     const command = async (): Promise<void> => {
-      if (r.command.length) await this.attempt('command', () => runProgram(substituteArgv(r.command, values)));
+      if (!r.command.length) return;
+      const argv = substituteArgv(r.command, values);
+      if (await this.attempt('command', () => runProgram(argv))) done.push({ action: 'command', detail: argv.join(' ') });
     };
     if (block.action === 'command') {
       await command();
     } else {
       if (r.runCommandFirst) await command();
-      const timeoutMs = block.until - Date.now();
-      const firewall = this.firewall;
-      if (firewall) await this.attempt('firewall', () => firewall.add(block.source, family, timeoutMs));
-      if (r.route.enabled)
-        await this.attempt('route', () =>
-          r.route.command.length
-            ? runProgram(substituteArgv(r.route.command, values))
-            : addBlackholeRoute(block.source, family),
-        );
-      if (r.hostsDeny.enabled)
-        await this.attempt('hosts-deny', () => addHostsDenyLine(r.hostsDeny.path, substitute(r.hostsDeny.line, values)));
+      done.push(...(await this.block({ address: block.source, until: block.until, tag: 'detected', probe: { port: block.port, mode } })));
+      if (r.route.enabled && r.route.command.length) {
+        const argv = substituteArgv(r.route.command, values);
+        if (await this.attempt('route', () => runProgram(argv))) done.push({ action: 'route', detail: argv.join(' ') });
+      }
       if (!r.runCommandFirst) await command();
     }
     await this.writeClassicFiles(block);
+    return done;
   }
 
-  /** Lifts what `respond` set up that can be undone; at shutdown the set goes with its table. */
-  async lift(block: BlockRecord, options: { keepFirewall?: boolean } = {}): Promise<void> {
-    const family: Family = parseIp(block.source)?.family ?? 4;
-    const values: Substitution = { target: block.source, port: block.port, mode: classicMode(block.protocol, block.mode) };
-    const r = this.response;
-    if (block.action === 'block') {
-      const firewall = this.firewall;
-      if (firewall && !options.keepFirewall)
-        await this.attempt('firewall', () => firewall.remove(block.source, family));
-      if (r.route.enabled && r.route.command.length === 0)
-        await this.attempt('route', () => removeBlackholeRoute(block.source, family));
-      if (r.hostsDeny.enabled)
-        await this.attempt('hosts-deny', () => removeHostsDenyLine(r.hostsDeny.path, substitute(r.hostsDeny.line, values)));
+  /** The blocking actions for `b` (all by default; a reconcile puts back only what is missing). */
+  async block(b: Blocked, which: BlockActions = ALL): Promise<Done[]> {
+    const family = familyOf(b.address);
+    const done: Done[] = [];
+    const firewall = this.firewall;
+    if (firewall && which.firewall) {
+      const timeoutMs = b.until === null ? Infinity : b.until - Date.now();
+      if (timeoutMs > 0 && (await this.attempt('firewall', () => firewall.add(b.address, family, timeoutMs, b.tag))))
+        done.push({ action: 'firewall', detail: firewall.name });
     }
-    if (r.unblockCommand.length)
-      await this.attempt('unblock-command', () => runProgram(substituteArgv(r.unblockCommand, values)));
+    if (this.builtInRoutes && which.route && (await this.attempt('route', () => addBlackholeRoute(b.address, family, this.options.routeMark))))
+      done.push({ action: 'route', detail: `ip route replace blackhole ${b.address}` });
+    const line = which.hostsDeny ? this.hostsDenyLineOf(b) : null;
+    if (line !== null && (await this.attempt('hosts-deny', () => addHostsDenyLine(this.response.hostsDeny.path, line, this.lockOptions))))
+      done.push({ action: 'hosts-deny', detail: line });
+    return done;
+  }
+
+  /** Lifts what `respond` or `block` set up that can be undone; at shutdown the set may stay. */
+  async lift(b: Blocked, options: { keepFirewall?: boolean } = {}): Promise<void> {
+    const family = familyOf(b.address);
+    const firewall = this.firewall;
+    if (firewall && !options.keepFirewall) await this.attempt('firewall', () => firewall.remove(b.address, family));
+    if (this.builtInRoutes) await this.attempt('route', () => removeBlackholeRoute(b.address, family, this.options.routeMark));
+    const line = this.hostsDenyLineOf(b);
+    if (line !== null) await this.attempt('hosts-deny', () => removeHostsDenyLine(this.response.hostsDeny.path, line, this.lockOptions));
+    await this.runUnblockCommand(b);
+  }
+
+  /** The policy's unblock command, for a detection (it takes the probe's port and mode: a manual block has none). */
+  async runUnblockCommand(b: Blocked): Promise<void> {
+    const r = this.response;
+    if (!r.unblockCommand.length || !b.probe) return;
+    const values: Substitution = { target: b.address, port: b.probe.port, mode: b.probe.mode };
+    await this.attempt('unblock-command', () => runProgram(substituteArgv(r.unblockCommand, values)));
+  }
+
+  private get lockOptions(): { lockDir?: string } {
+    return this.options.lockDir ? { lockDir: this.options.lockDir } : {};
   }
 
   private async writeClassicFiles(block: BlockRecord): Promise<void> {
@@ -136,4 +206,12 @@ export class Responder {
       return false;
     }
   }
+}
+
+/** The family of an address or CIDR (blocks are checked before they get here). */
+export const familyOf = (address: string): Family => parseCidr(address)?.family ?? 4;
+
+/** A detection's block in the shape the actions take. */
+export function blockedOf(block: BlockRecord): Blocked {
+  return { address: block.source, until: block.until, tag: 'detected', probe: { port: block.port, mode: classicMode(block.protocol, block.mode) } };
 }

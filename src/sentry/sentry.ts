@@ -1,12 +1,13 @@
 // The standalone sentry: detectors feed the engine, the engine's decisions drive the
 // responder. The agent (cluster mode) reuses the same parts.
-import { BindDetector } from '../detect/bind.js';
+import { BindDetector, type BindReport } from '../detect/bind.js';
+import { detectedEntry, type BlockEntry } from '../blocks/entry.js';
 import { KernelDetector, NFLOG_GROUP, PREFIX_BLOCKED, PREFIX_RATE_LIMITED, PREFIX_SPOOFED } from '../detect/kernel.js';
 import { PortsInUse } from '../detect/listening.js';
-import type { Probe } from '../detect/probe.js';
+import { classicMode, type Probe } from '../detect/probe.js';
 import { RawDetector, type RawStats } from '../detect/raw.js';
 import { KernelReversePath, type ReversePath } from '../detect/reverse-path.js';
-import { Engine, engineConfig, type Decision } from '../engine/engine.js';
+import { Engine, engineConfig, type BlockRecord, type Decision } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { expandPorts } from '../policy/ports.js';
@@ -14,26 +15,63 @@ import type { PolicyDocument, Protocol } from '../policy/types.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
 import { NftablesFirewall, portRanges } from '../respond/firewall/nftables.js';
 import { selectFirewall } from '../respond/firewall/select.js';
-import { Responder } from '../respond/responder.js';
+import { DEFAULT_INSTANCE, firewallNames } from '../respond/firewall/owner.js';
+import { Responder, blockedOf, type Done } from '../respond/responder.js';
+import type { RouteMark } from '../respond/route.js';
+import { HostBlocks } from './host-blocks.js';
+import { statePaths } from './state-paths.js';
 import { formatCidr, parseCidr, parseIp } from '../net/ip.js';
 import { hostAddresses } from './host-addresses.js';
 
 const HOUSEKEEPING_MS = 1000;
 
 const STEALTH_NAMES: Record<string, string> = {
-  syn: 'SYN/Normal scan',
-  fin: 'FIN scan',
-  null: 'NULL scan',
-  xmas: 'XMAS scan',
+  syn: 'TCP SYN/Normal scan',
+  fin: 'TCP FIN scan',
+  null: 'TCP NULL scan',
+  xmas: 'TCP XMAS scan',
 };
+
+/** PortSentry's name for what the probe was ("TCP SYN/Normal scan", "Connect"). */
+function scanName(p: Pick<Probe, 'mode' | 'protocol' | 'type' | 'flags'>): string {
+  if (p.mode === 'bind') return 'Connect';
+  if (p.protocol === 'udp') return 'UDP scan';
+  return STEALTH_NAMES[p.type] ?? `Unknown Type: TCP Packet Flags: ${p.flags}`;
+}
 
 /** Classic attackalert wording, so log watchers written for PortSentry still match. */
 function alertText(p: Probe): string {
-  const from = `from host: ${p.source}/${p.source} to ${p.protocol.toUpperCase()} port: ${p.port}`;
-  if (p.mode === 'bind') return `attackalert: Connect ${from}`;
-  if (p.protocol === 'udp') return `attackalert: UDP scan ${from}`;
-  const name = STEALTH_NAMES[p.type] ?? `Unknown Type: TCP Packet Flags: ${p.flags}`;
-  return `attackalert: ${name} ${from}`;
+  return `attackalert: ${scanName(p)} from host: ${p.source}/${p.source} to ${p.protocol.toUpperCase()} port: ${p.port}`;
+}
+
+/** Sources whose "already blocked" line was written, at most this many at once (a forged flood from a blocked network). */
+const ALREADY_LOGGED_MAX = 10_000;
+/** Detections kept for `status`. */
+const RECENT_MAX = 20;
+
+/** A detection as `status` shows it. */
+export interface RecentDetection {
+  time: number;
+  source: string;
+  protocol: Protocol;
+  port: number;
+  scan: string;
+  decision: 'alert' | 'respond';
+  action?: string;
+}
+
+export interface SentryStatus {
+  policy: string;
+  firewall: string;
+  modes: Record<Protocol, string>;
+  /** Ports watched, by protocol (advanced mode: how many). */
+  watched: Record<Protocol, number[] | number>;
+  /** Ports of the policy skipped as used by a real service. */
+  inUse: Record<Protocol, number[]>;
+  kernelFastPath: Protocol[];
+  trackedSources: number;
+  blocks: number;
+  recent: RecentDetection[];
 }
 
 /** Ports a protocol's mode watches: the tripwire list, or everything below the advanced limit. */
@@ -54,9 +92,18 @@ export interface SentryOptions {
   firewall?: Firewall | null;
   /** Sees every probe not ignored, with the engine's decision (the agent reports them). */
   onProbe?: (probe: Probe, decision: Decision) => void;
+  /** How the caller's routes are marked (the agent's instance); the standalone sentry's own otherwise. */
+  routeMark?: RouteMark;
+  /** Standalone: remove everything the sentry owns when it stops (by default blocks stay in place). */
+  flushOnExit?: boolean;
+  /** Standalone: where the block record and lock files go, instead of next to the history file. */
+  stateDir?: string;
   /** The reverse-path check of unverified probes; the kernel's routing unless given. */
   reversePath?: ReversePath;
 }
+
+/** A done action as a log field: "firewall nftables", "hosts-deny ALL: 198.18.0.1 : DENY". */
+const doneText = (d: Done): string => `${d.action} ${d.detail}`;
 
 export class Sentry {
   private readonly engine: Engine;
@@ -72,6 +119,12 @@ export class Sentry {
   private kernel: { detector: KernelDetector; firewall: NftablesFirewall; protocols: Protocol[]; applied: string } | null = null;
   private kernelSync: Promise<void> | null = null;
   private responder!: Responder;
+  /** The standalone sentry's blocks, kept across restarts (null in the agent, which shares its node set). */
+  private host: HostBlocks | null = null;
+  private firewallName = 'none';
+  private readonly bindReports: Partial<Record<Protocol, BindReport>> = {};
+  private readonly alreadyLogged = new Set<string>();
+  private readonly recent: RecentDetection[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly pending = new Set<Promise<void>>();
   private started = false;
@@ -146,7 +199,10 @@ export class Sentry {
     const raw = (['tcp', 'udp'] as const).some((p) => spec[p].mode === 'stealth' || spec[p].mode === 'advanced');
     if (raw) await this.inUse.refresh();
     const shared = this.options.firewall !== undefined;
-    const firewall = shared ? this.options.firewall! : await selectFirewall(spec.response.firewall);
+    const paths = statePaths(spec.files, this.options.stateDir);
+    const names = firewallNames(shared ? { kind: 'agent', instance: DEFAULT_INSTANCE } : { kind: 'standalone', stateDir: paths.dir });
+    const firewall = shared ? this.options.firewall! : await selectFirewall(spec.response.firewall, names);
+    this.firewallName = firewall?.name ?? 'none';
     // The fast path takes over the raw-socket protocols whose action is block. The agent's
     // shared node set does not carry its rules yet: there the raw-socket path runs.
     if (spec.response.kernelFastPath && shared)
@@ -162,8 +218,27 @@ export class Sentry {
       firewall,
       logger: this.logger,
       metrics: this.metrics,
+      routeMark: this.options.routeMark ?? { metric: names.routeMetric },
+      lockDir: paths.dir,
     });
     await this.responder.start();
+    if (!shared) {
+      this.host = new HostBlocks({ response: spec.response, paths, names, firewall, responder: this.responder, engine: this.engine, logger: this.logger, metrics: this.metrics });
+      const plan = await this.host.start();
+      this.logger.info(
+        {
+          record: paths.record,
+          kept: plan.keep.length - plan.adopted.length,
+          adopted: plan.adopted.map((e) => e.address),
+          lifted: plan.lifted.length,
+          restored: { kernel: plan.kernel.add.length, routes: plan.routes.add.length, hostsDeny: plan.hostsDeny.add.length },
+          removed: { kernel: plan.kernel.remove.map((k) => k.address), routes: plan.routes.remove, hostsDeny: plan.hostsDeny.remove },
+        },
+        'blocks from the record reconciled',
+      );
+      for (const e of plan.lifted) this.logger.info({ source: e.address, until: new Date(e.until!).toISOString() }, 'block expired while the sentry was stopped: lifted');
+      this.metrics.blockedHosts.set(this.host.size);
+    }
     if (fast.length) await this.startKernel(firewall as NftablesFirewall, fast);
 
     for (const protocol of ['tcp', 'udp'] as const) if (!fast.includes(protocol)) await this.startProtocol(protocol);
@@ -185,6 +260,7 @@ export class Sentry {
       onProbe: (p) => this.onProbe(p),
     });
     const report = await detector.start();
+    this.bindReports[protocol] = report;
     this.detectors.push({ protocol, detector });
     this.metrics.watchedPorts.set({ protocol, mode: 'bind' }, report.bound.length);
     if (report.inUse.length)
@@ -332,8 +408,8 @@ export class Sentry {
     this.metrics.countProbe(probe.protocol, probe.mode, probe.type, probe.repeats);
     if (decision.kind !== 'ignored') this.options.onProbe?.(probe, decision);
     // Under a flood most probes come from a source already answered: nothing to log
-    // unless debug is on, and nothing to build for it.
-    if (decision.kind === 'suppressed' && !this.debug) return;
+    // unless debug is on, and nothing to build for it; a blocked source is said once.
+    if (decision.kind === 'suppressed' && !this.debug && !(decision.blocked && this.firstAlreadyBlocked(probe.source))) return;
     this.record(probe, decision, seenAt);
   }
 
@@ -358,19 +434,39 @@ export class Sentry {
     // The response goes first and its lines are written on the next turn: building and
     // writing them took a third of a millisecond, cold, between a probe and its block.
     const block = decision.block;
+    const ports = this.ports(probe.source);
     this.track(
-      this.responder.respond(block).then(() => {
+      this.responder.respond(block).then(async (done) => {
         const latencyMs = performance.now() - seenAt;
         // A kernel block was in place before the sentry heard of it: not a user-space latency.
-        if (probe.blockedInKernel) this.logger.info({ source: block.source, action: block.action, latencyMs, blockedInKernel: true }, 'response in place');
-        else {
-          this.metrics.blockLatency.observe(latencyMs / 1000);
-          this.logger.info({ source: block.source, action: block.action, latencyMs }, 'response in place');
+        if (!probe.blockedInKernel) this.metrics.blockLatency.observe(latencyMs / 1000);
+        if (this.host && block.action === 'block') {
+          await this.host.recordDetection(this.entryOf(block, ports));
+          this.metrics.blockedHosts.set(this.host.size);
         }
+        this.logger.info(
+          { source: block.source, action: block.action, latencyMs, ...(probe.blockedInKernel ? { blockedInKernel: true } : {}), done: done.map(doneText) },
+          'response in place',
+        );
       }),
     );
-    const ports = this.ports(probe.source);
     setImmediate(() => this.log(probe, decision, ports));
+  }
+
+  private entryOf(block: BlockRecord, ports: string[]): BlockEntry {
+    const types = [...(this.engine.sourceState(block.source)?.types ?? [block.type])];
+    const reason = block.mode === 'bind' ? `${block.protocol.toUpperCase()} connect` : scanName(block);
+    return detectedEntry(block, reason, ports, types, classicMode(block.protocol, block.mode));
+  }
+
+  /** PortSentry said "already blocked" for every probe; here once per source and block, within a bound. */
+  private firstAlreadyBlocked(source: string): boolean {
+    return this.alreadyLogged.size < ALREADY_LOGGED_MAX && !this.alreadyLogged.has(source);
+  }
+
+  private remember(probe: Probe, decision: 'alert' | 'respond', action?: string): void {
+    this.recent.push({ time: probe.time, source: probe.source, protocol: probe.protocol, port: probe.port, scan: scanName(probe), decision, ...(action ? { action } : {}) });
+    if (this.recent.length > RECENT_MAX) this.recent.shift();
   }
 
   /** The lines for one probe; `judged` holds the source's ports as they were when it was judged. */
@@ -391,19 +487,26 @@ export class Sentry {
       this.logger.debug({ ...fields, reason: decision.reason }, 'probe from ignored source');
       return;
     }
+    if (decision.kind === 'suppressed' && decision.blocked && this.firstAlreadyBlocked(probe.source)) {
+      this.alreadyLogged.add(probe.source);
+      this.logger.info(fields, `attackalert: Host: ${probe.source}/${probe.source} is already blocked Ignoring`);
+      return;
+    }
     // Probes from a source already answered are routine under a flood: debug only.
     const level = decision.kind === 'suppressed' ? 'debug' : 'info';
     this.logger[level]({ ...fields, distinct: decision.distinct }, alertText(probe));
     if (decision.kind === 'alert') {
+      this.remember(probe, 'alert');
       this.metrics.scans.inc({ protocol: probe.protocol });
       this.metrics.alerts.inc({ reason: decision.reason });
       this.logger.warn({ ...fields, reason: decision.reason, ports: judged ?? this.ports(probe.source) }, 'scan detected');
     } else if (decision.kind === 'respond') {
       const block = decision.block;
       const ports = judged ?? this.ports(probe.source);
+      this.remember(probe, 'respond', block.action);
       this.metrics.scans.inc({ protocol: probe.protocol });
       this.metrics.blocks.inc({ scope: 'node', action: block.action });
-      this.metrics.blockedHosts.set(this.engine.blocks.size);
+      if (!this.host) this.metrics.blockedHosts.set(this.engine.blocks.size);
       this.logger.warn(
         { ...fields, action: block.action, until: new Date(block.until).toISOString(), ports },
         block.action === 'block' ? 'scan detected: blocking' : 'scan detected: running command',
@@ -426,12 +529,27 @@ export class Sentry {
     if (this.kernel) void this.inUse.refresh().then(() => this.syncKernel());
     else if (this.rawDetectors.length) void this.inUse.refresh();
     this.reportRawStats();
-    for (const block of this.engine.expire(Date.now())) {
+    const now = Date.now();
+    const expired = this.engine.expire(now);
+    for (const block of expired) {
+      this.alreadyLogged.delete(block.source);
+      if (block.action === 'command') this.track(this.responder.runUnblockCommand(blockedOf(block)));
+      else if (!this.host) this.track(this.responder.lift(blockedOf(block)));
+      else continue;
       this.metrics.unblocks.inc({ reason: 'expired' });
       this.logger.info({ source: block.source, action: block.action }, 'block expired: lifting');
-      this.track(this.responder.lift(block));
     }
-    this.metrics.blockedHosts.set(this.engine.blocks.size);
+    if (this.host)
+      this.track(
+        this.host.expire(now, expired).then((lifted) => {
+          for (const e of lifted) {
+            this.alreadyLogged.delete(e.address);
+            this.metrics.unblocks.inc({ reason: 'expired' });
+            this.logger.info({ source: e.address, action: 'block', origin: e.origin }, 'block expired: lifting');
+          }
+        }),
+      );
+    this.metrics.blockedHosts.set(this.host ? this.host.size : this.engine.blocks.size);
     this.metrics.trackedSources.set(this.engine.trackedSources);
     const evicted = this.engine.evictedSources;
     if (evicted > this.evictedReported) this.metrics.evictedSources.inc(evicted - this.evictedReported);
@@ -448,15 +566,89 @@ export class Sentry {
     this.reportRawStats();
     await Promise.all(this.pending);
     if (!this.responder) return;
-    for (const block of this.engine.liftAll()) {
-      this.metrics.unblocks.inc({ reason: 'shutdown' });
-      await this.responder.lift(block, { keepFirewall: true });
-    }
-    if (this.options.firewall !== undefined) {
+    if (!this.host) {
+      for (const block of this.engine.liftAll()) {
+        this.metrics.unblocks.inc({ reason: 'shutdown' });
+        await this.responder.lift(blockedOf(block), { keepFirewall: true });
+      }
       this.logger.info('sentry stopped; the node firewall set is left to its owner');
       return;
     }
-    await this.responder.stop();
-    this.logger.info('sentry stopped; firewall entries removed');
+    if (this.options.flushOnExit) {
+      const count = this.host.size;
+      const removed = await this.host.flush();
+      this.metrics.unblocks.inc({ reason: 'shutdown' }, count);
+      this.logger.info({ lifted: count, ...removed }, 'sentry stopped; everything it owned removed (--flush-on-exit)');
+      return;
+    }
+    await this.host.record.settled();
+    this.logger.info({ blocks: this.host.size }, 'sentry stopped; blocks left in place (the next start keeps them)');
+  }
+
+  /** The standalone sentry's blocks in force (empty in the agent). */
+  blocksInForce(): BlockEntry[] {
+    return this.host?.list() ?? [];
+  }
+
+  /** An admin's block, checked by the caller. */
+  async block(address: string, until: number | null, reason: string): Promise<BlockEntry> {
+    if (!this.host) throw new Error('admin blocks are for the standalone sentry');
+    const entry = await this.host.block(address, until, reason);
+    this.metrics.blocks.inc({ scope: 'node', action: 'manual' });
+    this.metrics.blockedHosts.set(this.host.size);
+    this.logger.warn({ source: address, reason, until: until === null ? null : new Date(until).toISOString(), origin: 'manual' }, 'blocked by an admin');
+    return entry;
+  }
+
+  /** Lifts a block of exactly `address` and resets the source's trigger state. */
+  async unblock(address: string): Promise<BlockEntry | null> {
+    if (!this.host) throw new Error('admin unblocks are for the standalone sentry');
+    const entry = await this.host.unblock(address);
+    if (address.includes('/')) this.alreadyLogged.clear();
+    else this.alreadyLogged.delete(address);
+    if (entry) {
+      this.metrics.unblocks.inc({ reason: 'admin' });
+      this.metrics.blockedHosts.set(this.host.size);
+    }
+    this.logger.info({ source: address, lifted: entry !== null }, entry ? 'unblocked by an admin' : 'unblock: not blocked; its trigger state reset');
+    return entry;
+  }
+
+  /** The host's own addresses and the policy's ignore list: never blocked. */
+  neverBlocked(): { own: string[]; ignore: string[] } {
+    return { own: hostAddresses(), ignore: this.policy.spec.ignore };
+  }
+
+  status(): SentryStatus {
+    const spec = this.policy.spec;
+    const watched = {} as SentryStatus['watched'];
+    const inUse = {} as SentryStatus['inUse'];
+    for (const protocol of ['tcp', 'udp'] as const) {
+      const mode = spec[protocol].mode;
+      const bind = this.bindReports[protocol];
+      if (mode === 'bind' && bind) {
+        watched[protocol] = bind.bound;
+        inUse[protocol] = bind.inUse;
+        continue;
+      }
+      const ports = mode === 'off' ? new Uint8Array(65536) : watchedPorts(spec[protocol]);
+      const busy = this.inUse[protocol];
+      const skipped: number[] = [];
+      const open: number[] = [];
+      for (let port = 1; port < 65536; port++) if (ports[port]) (busy[port] ? skipped : open).push(port);
+      watched[protocol] = mode === 'advanced' ? open.length : open;
+      inUse[protocol] = skipped;
+    }
+    return {
+      policy: this.policy.metadata.name,
+      firewall: this.firewallName,
+      modes: { tcp: spec.tcp.mode, udp: spec.udp.mode },
+      watched,
+      inUse,
+      kernelFastPath: this.kernel?.protocols ?? [],
+      trackedSources: this.engine.trackedSources,
+      blocks: this.host?.size ?? this.engine.blocks.size,
+      recent: [...this.recent],
+    };
   }
 }

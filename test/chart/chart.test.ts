@@ -92,6 +92,7 @@ describe('chart', { concurrency: false }, () => {
       'agent',
       '--node-name=$(NODE_NAME)',
       '--namespace=$(POD_NAMESPACE)',
+      '--instance=kps',
       `--operator-url=https://${OPERATOR}.${NS}.svc:8443`,
       '--operator-ca=/var/run/kube-portsentry/ca/ca.crt',
       '--token-file=/var/run/kube-portsentry/token/token',

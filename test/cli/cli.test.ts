@@ -87,3 +87,48 @@ test('default-policy prints the bundled default, which validates', async () => {
   const file = await tempFile('default.yaml', r.stdout);
   assert.equal((await cli(['validate', file])).code, 0);
 });
+
+test('every command answers --help with its own usage and exits 0', async () => {
+  const commands = ['run', 'blocks', 'block', 'unblock', 'status', 'flush', 'cleanup', 'agent', 'operator', 'convert', 'validate', 'default-policy', 'crds'];
+  for (const command of commands) {
+    for (const flag of ['--help', '-h']) {
+      const r = await cli([command, flag]);
+      assert.equal(r.code, 0, `${command} ${flag}: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^Usage:\\n  kube-portsentry ${command}\\b`), `${command} ${flag}`);
+      assert.equal(r.stderr, '');
+    }
+  }
+  const top = await cli(['--help']);
+  for (const command of commands) assert.match(top.stdout, new RegExp(`kube-portsentry ${command}\\b`));
+  assert.match(top.stdout, /COMMAND --help/);
+});
+
+test('bad arguments name the problem and show that command\'s usage; bad log options are refused', async () => {
+  const r = await cli(['agent', '--frob']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /Unknown option '--frob'/);
+  assert.match(r.stderr, /Usage:\n {2}kube-portsentry agent /);
+  assert.doesNotMatch(r.stderr, /kube-portsentry operator/);
+  assert.match((await cli(['run', '--log-format', 'xml'])).stderr, /--log-format must be one of json, text, classic/);
+  assert.match((await cli(['agent', '--node-name', 'n', '--namespace', 'ns', '--operator-url', 'https://o', '--instance', 'Bad_Name'])).stderr, /--instance "Bad_Name" must be a Helm release name/);
+  const cleanup = await cli(['cleanup', '--instance', 'a b']);
+  assert.equal(cleanup.code, 2);
+  assert.match(cleanup.stderr, /must be a Helm release name/);
+});
+
+test('--defaults: Debian\'s /etc/default/portsentry picks the classic modes, as its init script did', async () => {
+  const conf = await tempFile('portsentry.conf', 'TCP_PORTS="1,11"\nUDP_PORTS="7"\n');
+  const defaults = await tempFile('portsentry', '# /etc/default/portsentry\nTCP_MODE="atcp"\nUDP_MODE="sudp"\nOTHER="x"\n');
+  const r = await cli(['convert', conf, '--defaults', defaults]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /tcp:\n {4}mode: advanced/);
+  assert.match(r.stdout, /udp:\n {4}mode: stealth/);
+  assert.match(r.stderr, new RegExp(`warning: ${defaults}:4: OTHER: not read \\(only TCP_MODE and UDP_MODE are\\)`));
+  const both = await cli(['convert', conf, '-tcp', '--defaults', defaults]);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /give the classic mode flags \(-tcp\) or --defaults, not both/);
+  const none = await tempFile('portsentry', 'TCP_MODE=""\nUDP_MODE=""\n');
+  const empty = await cli(['convert', conf, '--defaults', none]);
+  assert.equal(empty.code, 2);
+  assert.match(empty.stderr, /neither TCP_MODE nor UDP_MODE is set: nothing would run/);
+});

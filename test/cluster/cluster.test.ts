@@ -7,7 +7,7 @@ import { createSign } from 'node:crypto';
 import { chmod, chown, copyFile, readFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, test } from 'node:test';
-import { eventually, prepareAgentApi, scannerAddress, SCANNER, selfSignedCertificate, TestCluster, type TestNode } from '../helpers/cluster.js';
+import { AGENT_TABLE, eventually, prepareAgentApi, scannerAddress, SCANNER, selfSignedCertificate, TestCluster, type TestNode } from '../helpers/cluster.js';
 import { freePort, useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
 import { missingPrerequisites } from '../helpers/prereq.js';
 import { capabilityMask, privilegesOf, type Privileges } from '../helpers/privilege.js';
@@ -439,7 +439,7 @@ describe('operator and three agents', { concurrency: false }, () => {
     await cp.kubectl(['apply', '-f', '-'], {
       input: JSON.stringify({ apiVersion: 'kube-portsentry.io/v1alpha1', kind: 'BlockedHost', metadata: { name: 'while-down' }, spec: { address: '2001:db8::99' } }),
     });
-    await cluster.exec(n3.ns, ['nft', 'add', 'element', 'inet', 'kube_portsentry', 'blocked4', '{ 198.18.0.250 comment "cluster" }']);
+    await cluster.exec(n3.ns, ['nft', 'add', 'element', 'inet', AGENT_TABLE, 'blocked4', '{ 198.18.0.250 comment "cluster" }']);
     // The blocks stayed in the kernel while the agent was down.
     assert.ok((await cluster.nodeSet(n3)).has(SCANNER));
     await cluster.startAgent(n3, agentArgs, AGENT_PRIVILEGES);

@@ -109,7 +109,7 @@ describe('fuzz: packet parsers', { concurrency: false }, () => {
 
     for (const family of [4, 6] as const) {
       test(`IPv${family}: mutated TCP and UDP segments are each counted once, by reason or as a probe, as packet.ts predicts`, async (t) => {
-        if (!prerequisites(t, { root: true, tools: ['ip'] })) return;
+        if (!prerequisites(t, { root: true, tools: ['ip'], modules: ['raw-socket'] })) return;
         // The kernel writes the IP header (AF_INET raw socket); the transport bytes are ours.
         const segments = fc.sample(
           fc.tuple(fc.constantFrom(IPPROTO_TCP, IPPROTO_UDP), fc.oneof(mutatedBytes(CORPUS.slice(6)), fc.uint8Array({ minLength: 1, maxLength: 60 }))),

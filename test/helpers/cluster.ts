@@ -14,6 +14,10 @@ import type { ControlPlane } from './control-plane.js';
 import { connectFrom, deleteNamespace, type ConnectResult } from './netns.js';
 import { withPrivileges, type Privileges } from './privilege.js';
 import { CLI, SentryProcess } from './sentry-process.js';
+import { DEFAULT_INSTANCE, firewallNames } from '../../src/respond/firewall/owner.js';
+
+/** The agents' nftables table: they run with the default instance. */
+export const AGENT_TABLE = firewallNames({ kind: 'agent', instance: DEFAULT_INSTANCE }).table;
 
 const FORWARDER = fileURLToPath(new URL('./loopback-forwarder.js', import.meta.url));
 
@@ -202,7 +206,7 @@ export class TestCluster {
   async nodeSet(node: TestNode): Promise<Map<string, string | undefined>> {
     const out = new Map<string, string | undefined>();
     for (const set of ['blocked4', 'blocked6']) {
-      const r = await this.exec(node.ns, ['nft', '-j', 'list', 'set', 'inet', 'kube_portsentry', set]).catch(() => null);
+      const r = await this.exec(node.ns, ['nft', '-j', 'list', 'set', 'inet', AGENT_TABLE, set]).catch(() => null);
       if (!r) continue;
       const doc = JSON.parse(r.stdout) as { nftables: { set?: { elem?: unknown[] } }[] };
       for (const item of doc.nftables)

@@ -58,6 +58,14 @@ export class TestNet {
     return net;
   }
 
+  /** One more address for the scanner (a second source), on its end of the veth pair. */
+  async addScannerAddress(address: string): Promise<void> {
+    const { stdout } = await runProgram(['ip', '-n', this.scanner, '-o', '-4', 'addr', 'show']);
+    const dev = new RegExp(`^\\d+: (\\S+)\\s+inet ${SCANNER_V4.replaceAll('.', '\\.')}/`, 'm').exec(stdout)?.[1];
+    if (!dev) throw new Error(`no device with ${SCANNER_V4} in ${this.scanner}`);
+    await runProgram(['ip', '-n', this.scanner, 'addr', 'add', `${address}/24`, 'dev', dev]);
+  }
+
   exec(ns: string, argv: string[], options: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
     return runProgram(['ip', 'netns', 'exec', ns, ...argv], { timeoutMs: options.timeoutMs ?? 60_000 });
   }

@@ -17,6 +17,10 @@ export class SentryProcess {
   private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   readonly exited: Promise<number | null>;
 
+  /** Its files directory (--state-dir) and control socket, of its own unless the test gave them. */
+  stateDir = '';
+  socket = '';
+
   private constructor(readonly child: ChildProcess) {
     let buffer = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -45,17 +49,36 @@ export class SentryProcess {
     return new SentryProcess(child);
   }
 
-  /** Starts the sentry in the target namespace with a YAML policy (or raw CLI arguments). */
-  static async start(net: TestNet, policy: string | { args: string[] }): Promise<SentryProcess> {
+  /**
+   * Starts the sentry in the target namespace with a YAML policy (or raw CLI arguments). Each
+   * gets a files directory and a control socket of its own (the host's defaults are shared by
+   * every test), unless the arguments name them.
+   */
+  static async start(
+    net: TestNet,
+    policy: string | { args: string[] },
+    extra: string[] = [],
+    options: { ownStateDir?: boolean; command?: string[] } = {},
+  ): Promise<SentryProcess> {
+    const dir = await mkdtemp(join(tmpdir(), 'kps-sentry-'));
     let args: string[];
     if (typeof policy === 'string') {
-      const dir = await mkdtemp(join(tmpdir(), 'kps-policy-'));
       const file = join(dir, 'policy.yaml');
       await writeFile(file, policy);
       args = ['run', '--policy', file];
     } else args = ['run', ...policy.args];
-    const proc = new SentryProcess(net.spawn(net.target, [process.execPath, CLI, ...args, '--log-level', 'debug']));
+    const own = (flag: string, value: string): string[] => (args.includes(flag) ? [] : [flag, value]);
+    // ownStateDir false: the files directory is the one the policy's files name (next to the history file).
+    const stateArgs = [...(options.ownStateDir === false ? [] : own('--state-dir', join(dir, 'state'))), ...own('--socket', join(dir, 'control.sock'))];
+    args.push(...stateArgs, ...extra);
+    // `command`: another kube-portsentry than this checkout's (an installed package's).
+    const command = options.command ?? [process.execPath, CLI];
+    const proc = new SentryProcess(net.spawn(net.target, [...command, ...args, '--log-level', 'debug', '--log-format', 'json']));
+    proc.stateDir = args.includes('--state-dir') ? args[args.indexOf('--state-dir') + 1]! : '';
+    proc.socket = args[args.indexOf('--socket') + 1]!;
     await proc.waitFor((l) => l.msg === 'sentry ready', 15_000);
+    // Admin commands need the control socket, set up right after.
+    await proc.waitFor((l) => l.msg === 'admin commands answered on the control socket' || l.msg === 'control socket unavailable', 5_000);
     return proc;
   }
 
@@ -94,4 +117,16 @@ export class SentryProcess {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
     return this.exited;
   }
+}
+
+/** Runs an admin command (`blocks`, `block`, ...) in `ns`, as root there would: its exit code and output. */
+export function adminIn(net: TestNet, ns: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = net.spawn(ns, [process.execPath, CLI, ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
 }

@@ -1,5 +1,7 @@
 // Shared setup for network suites: one pair of test hosts with a real service on the
 // target, and at most one sentry at a time, stopped after each test even when it failed.
+// The tests share the hosts, so each sentry removes what it owned when it stops
+// (--flush-on-exit): the next test starts from a clean kernel.
 import type { ChildProcess } from 'node:child_process';
 import { after, afterEach, before, type TestContext } from 'node:test';
 import { TestNet } from './netns.js';
@@ -15,7 +17,7 @@ export interface HostsSuite {
   stop(): Promise<number | null | undefined>;
 }
 
-export function useTestHosts(options: { tools: string[]; servicePort: number }): HostsSuite {
+export function useTestHosts(options: { tools: string[]; modules?: string[]; servicePort: number }): HostsSuite {
   let net: TestNet | undefined;
   let service: ChildProcess | undefined;
   let sentry: SentryProcess | undefined;
@@ -39,10 +41,10 @@ export function useTestHosts(options: { tools: string[]; servicePort: number }):
       if (!net) throw new Error('test hosts were not created (not root?)');
       return net;
     },
-    ready: (t) => prerequisites(t, { root: true, tools: options.tools }),
+    ready: (t) => prerequisites(t, { root: true, tools: options.tools, ...(options.modules ? { modules: options.modules } : {}) }),
     start: async (policy) => {
       await stop();
-      sentry = await SentryProcess.start(net!, policy);
+      sentry = await SentryProcess.start(net!, policy, ['--flush-on-exit']);
       return sentry;
     },
     stop,

@@ -38,7 +38,7 @@ function metric(text: string, name: string, labels = ''): number {
 }
 
 describe('abuse', { concurrency: false }, () => {
-  const hosts = useTestHosts({ tools: TOOLS, servicePort: 8080 });
+  const hosts = useTestHosts({ tools: TOOLS, modules: ['raw-socket'], servicePort: 8080 });
   const ready = (t: TestContext) => hosts.ready(t);
   let dir: string;
   let targetDev: string;
@@ -88,7 +88,11 @@ describe('abuse', { concurrency: false }, () => {
     // retained. With the old space capped at 80 MB, memory held per source would end the
     // process (about 35 MB for 60,000 tracked sources on top of a 40 MB heap).
     const sentry = SentryProcess.attach(
-      hosts.net.spawn(hosts.net.target, ['env', `NODE_OPTIONS=--max-old-space-size=${OLD_SPACE_MB}`, process.execPath, CLI, 'run', '--policy', file, '--metrics-address', METRICS]),
+      hosts.net.spawn(hosts.net.target, [
+        'env', `NODE_OPTIONS=--max-old-space-size=${OLD_SPACE_MB}`, process.execPath, CLI, 'run', '--policy', file, '--metrics-address', METRICS,
+        // Files and socket of its own, and nothing left for the next test's sentry.
+        '--state-dir', join(dir, 'flood-state'), '--socket', join(dir, 'flood.sock'), '--flush-on-exit',
+      ]),
     );
     await sentry.waitFor((l) => l.msg === 'sentry ready', 15_000);
     const baseline = await scrape();

@@ -59,7 +59,7 @@ describe('kernel fast path', { concurrency: false }, () => {
     assert.match(await nft('list', 'set', 'inet', 'kube_portsentry', 'blocked4'), new RegExp(`elements = \\{ ${SCANNER_V4.replaceAll('.', '\\.')} timeout 1h`));
     assert.match(await nft('list', 'chain', 'inet', 'kube_portsentry', 'trap_block'), /counter packets 1 /, 'blocked at its first packet');
     const alert = await sentry.waitFor((l) => l.msg.startsWith('attackalert:'));
-    assert.equal(alert.msg, `attackalert: SYN/Normal scan from host: ${SCANNER_V4}/${SCANNER_V4} to TCP port: 1`);
+    assert.equal(alert.msg, `attackalert: TCP SYN/Normal scan from host: ${SCANNER_V4}/${SCANNER_V4} to TCP port: 1`);
     assert.deepEqual([alert.type, alert.mode, alert.blockedInKernel, alert.verified], ['syn', 'stealth', true, false]);
     await sentry.waitFor((l) => l.msg === 'scan detected: blocking' && l.source === SCANNER_V4);
     await sentry.waitFor((l) => l.msg === 'response in place' && l.blockedInKernel === true);
@@ -69,7 +69,7 @@ describe('kernel fast path', { concurrency: false }, () => {
     assert.match(m, /^portsentry_scans_detected_total\{protocol="tcp"\} 1$/m);
     assert.match(m, /^portsentry_blocks_total\{scope="node",action="block"\} 1$/m);
     assert.equal(await hosts.stop(), 0);
-    assert.doesNotMatch(await nft('list', 'tables'), /kube_portsentry/, 'shutdown removes the table and its rules');
+    assert.doesNotMatch(await nft('list', 'tables'), /kube_portsentry/, 'shutdown with --flush-on-exit removes the table and its rules');
   });
 
   test('IPv6 nmap -sS and UDP are trapped the same way', async (t) => {

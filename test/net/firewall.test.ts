@@ -8,6 +8,8 @@ import { prerequisites } from '../helpers/prereq.js';
 const NFT = new URL('../../src/respond/firewall/nftables.js', import.meta.url).href;
 const IPT = new URL('../../src/respond/firewall/iptables.js', import.meta.url).href;
 const BLOCK_SET = new URL('../../src/respond/firewall/block-set.js', import.meta.url).href;
+const OWNER = new URL('../../src/respond/firewall/owner.js', import.meta.url).href;
+const OWNED = new URL('../../src/respond/owned-state.js', import.meta.url).href;
 
 describe('firewall sets changed by netlink', { concurrency: false }, () => {
   let net: TestNet | undefined;
@@ -293,5 +295,95 @@ describe('firewall sets changed by netlink', { concurrency: false }, () => {
     assert.match(String(r.injection), /not an IPv4 address or CIDR: "198\.18\.7\.7 timeout 1"/);
     assert.match(String(r.badTag), /bad firewall tag "a b"/);
     assert.match(String(r.badCidr), /ipset add 10\.0\.0\.0\/0: IPSET_ERR \d+ \(invalid CIDR\)/);
+  });
+
+  test('owners: the standalone sentry and two agent releases on one node never set up or remove each other\'s nftables table', async (t) => {
+    if (!prerequisites(t, { root: true, tools: ['ip', 'nft'] })) return;
+    const r = await inTarget(`
+      import { NftablesFirewall } from ${JSON.stringify(NFT)};
+      import { firewallNames } from ${JSON.stringify(OWNER)};
+      import { removeOwnedState } from ${JSON.stringify(OWNED)};
+      import { execFileSync } from 'node:child_process';
+      const out = {};
+      const error = async (fn) => { try { await fn(); return null; } catch (e) { return e.message; } };
+      const fw = (names) => new NftablesFirewall('nft', names.table, names);
+      const standalone = firewallNames({ kind: 'standalone', stateDir: '/var/lib/kube-portsentry' });
+      const a = firewallNames({ kind: 'agent', instance: 'kps' });
+      const b = firewallNames({ kind: 'agent', instance: 'other' });
+      await fw(a).setup({ keepEntries: true });
+      await fw(a).add('198.18.0.10', 4, 60_000, 'cluster');
+      await fw(b).setup({ keepEntries: true });
+      await fw(b).add('198.18.0.11', 4, 60_000, 'cluster');
+      // The standalone sentry's start (a fresh table, as before this change, and a kept one) and flush.
+      await fw(standalone).setup();
+      await fw(standalone).add('198.18.0.12', 4, 60_000, 'detected');
+      await fw(standalone).setup({ keepEntries: true });
+      out.standalone = (await fw(standalone).list(4)).map((e) => e.address);
+      await removeOwnedState({ names: standalone });
+      const inet = () => execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' }).trim().split('\\n').filter((l) => l.includes(' inet '));
+      out.afterFlush = inet();
+      out.a = (await fw(a).list(4)).map((e) => e.address);
+      // An agent restart (setup keeping entries) leaves the other release alone too.
+      await fw(a).setup({ keepEntries: true });
+      out.b = (await fw(b).list(4)).map((e) => e.address);
+      await removeOwnedState({ names: a });
+      out.afterCleanup = inet();
+      // A table of our name that another owner marked is refused, not taken over nor removed.
+      execFileSync('nft', ['add table inet kube_portsentry { comment "kube-portsentry standalone /srv/other" ; }']);
+      out.setup = await error(() => fw(standalone).setup({ keepEntries: true }));
+      out.teardown = await error(() => fw(standalone).teardown());
+      out.stillThere = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' }).includes('kube_portsentry\\n');
+      execFileSync('nft', ['delete table inet kube_portsentry']);
+      // One made before owners were marked is adopted.
+      execFileSync('nft', ['add table inet kube_portsentry']);
+      out.legacy = await error(() => fw(standalone).setup({ keepEntries: true }));
+      await fw(standalone).teardown();
+      await fw(b).teardown();
+      console.log(JSON.stringify(out));`);
+    assert.deepEqual(r.standalone, ['198.18.0.12'], 'a restart keeps the entries');
+    assert.deepEqual(r.afterFlush, ['table inet kube_portsentry_agent_kps', 'table inet kube_portsentry_agent_other']);
+    assert.deepEqual(r.a, ['198.18.0.10']);
+    assert.deepEqual(r.b, ['198.18.0.11']);
+    assert.deepEqual(r.afterCleanup, ['table inet kube_portsentry_agent_other']);
+    assert.match(String(r.setup), /nftables table inet kube_portsentry belongs to "kube-portsentry standalone \/srv\/other", not to "kube-portsentry standalone \/var\/lib\/kube-portsentry": refusing/);
+    assert.match(String(r.teardown), /belongs to "kube-portsentry standalone \/srv\/other"/);
+    assert.equal(r.stillThere, true);
+    assert.equal(r.legacy, null);
+  });
+
+  test('owners: iptables chains and ipsets of the standalone sentry and an agent release coexist; a cleanup takes only its own', async (t) => {
+    if (!prerequisites(t, { root: true, tools: ['ip', 'ipset', 'iptables'] })) return;
+    const r = await inTarget(`
+      import { IptablesFirewall } from ${JSON.stringify(IPT)};
+      import { firewallNames } from ${JSON.stringify(OWNER)};
+      import { removeOwnedState } from ${JSON.stringify(OWNED)};
+      import { execFileSync } from 'node:child_process';
+      const out = {};
+      const sh = (...a) => execFileSync(a[0], a.slice(1), { encoding: 'utf8' });
+      const standalone = firewallNames({ kind: 'standalone', stateDir: '/var/lib/kube-portsentry' });
+      const agent = firewallNames({ kind: 'agent', instance: 'kps' });
+      const s = new IptablesFirewall(standalone);
+      const a = new IptablesFirewall(agent);
+      await a.setup({ keepEntries: true });
+      await a.add('198.18.0.10', 4, 60_000, 'cluster');
+      await s.setup();
+      await s.add('198.18.0.12', 4, 60_000, 'detected');
+      await s.setup({ keepEntries: true });
+      out.jumps = sh('iptables', '-t', 'raw', '-S', 'PREROUTING').trim().split('\\n').slice(1);
+      out.kept = (await s.list(4)).map((e) => e.address);
+      await removeOwnedState({ names: standalone });
+      out.sets = sh('ipset', 'list', '-n').trim().split('\\n').sort();
+      out.agent = (await a.list(4)).map((e) => e.address);
+      await removeOwnedState({ names: agent });
+      out.after = [sh('ipset', 'list', '-n').trim(), sh('iptables', '-t', 'raw', '-S', 'PREROUTING').trim()];
+      console.log(JSON.stringify(out));`);
+    assert.deepEqual(r.jumps, [
+      '-A PREROUTING -m comment --comment "kube-portsentry standalone /var/lib/kube-portsentry" -j KUBE-PORTSENTRY',
+      '-A PREROUTING -m comment --comment "kube-portsentry agent kps" -j KPS-kps',
+    ], 'one jump each, a restart adds none');
+    assert.deepEqual(r.kept, ['198.18.0.12']);
+    assert.deepEqual(r.sets, ['kps-kps-v4', 'kps-kps-v6']);
+    assert.deepEqual(r.agent, ['198.18.0.10']);
+    assert.deepEqual(r.after, ['', '-P PREROUTING ACCEPT']);
   });
 });

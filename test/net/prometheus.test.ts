@@ -71,7 +71,7 @@ test('Prometheus scrapes the sentry, sees the nmap scan, and the chart\'s scan-b
   await writeFile(
     join(dir!, 'policy.yaml'),
     'apiVersion: kube-portsentry.io/v1alpha1\nkind: PortSentryPolicy\nmetadata:\n  name: scrape\nspec:\n' +
-      '  tcp:\n    mode: bind\n    ports: [1, 79, 111, 6667]\n  udp:\n    mode: "off"\n  response:\n    tcp: alert\n',
+      '  tcp:\n    mode: bind\n    ports: [1, 79, 111, 6667]\n  udp:\n    mode: "off"\n  response:\n    tcp: alert\n  files: {history: "", blocked: ""}\n',
   );
 
   const sentry = await SentryProcess.start(n, { args: ['--policy', join(dir!, 'policy.yaml'), '--metrics-address', METRICS] });

@@ -93,7 +93,7 @@ describe('native raw reader', { concurrency: false }, () => {
 
   for (const family of [4, 6] as const) {
     test(`IPv${family}: the kernel filter keeps replies and unwatched ports out; probes and malformed packets get through`, async (t) => {
-      if (!prerequisites(t, { root: true, tools: ['ip'] })) return;
+      if (!prerequisites(t, { root: true, tools: ['ip'], modules: ['raw-socket'] })) return;
       const r = await run(family, '[1, 11]', segments);
       assert.equal(r.filtered, true);
       assert.deepEqual(r.probes, { [`1 ${SYN}`]: 50, [`11 ${FIN}`]: 1 });
@@ -108,7 +108,7 @@ describe('native raw reader', { concurrency: false }, () => {
   }
 
   test('more watched ranges than a filter holds: no filter, the same outcome from user space', async (t) => {
-    if (!prerequisites(t, { root: true, tools: ['ip'] })) return;
+    if (!prerequisites(t, { root: true, tools: ['ip'], modules: ['raw-socket'] })) return;
     // Every odd port below 4000: 2000 ranges.
     const r = await run(4, 'Array.from({ length: 2000 }, (_, i) => 2 * i + 1)', segments);
     assert.equal(r.filtered, false);

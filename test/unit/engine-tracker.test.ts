@@ -121,7 +121,7 @@ class ModelEngine {
     if (this.ignore.has(p.source)) return { kind: 'ignored', reason: 'ignore-list' };
     const s = this.tracker.record(p);
     const distinct = s.probes.size;
-    if (this.active.has(p.source)) return { kind: 'suppressed', distinct };
+    if (this.active.has(p.source)) return { kind: 'suppressed', distinct, blocked: true };
     if (distinct <= this.config.triggerCount) return { kind: 'counted', distinct };
     if (s.triggered) return { kind: 'suppressed', distinct };
     const action = this.config.actions[p.protocol];

@@ -168,3 +168,36 @@ test('a flood of 1,000,000 spoofed sources against a cap of 10,000: bounded, evi
   assert.equal(e.blocks.get(scanner)?.port, 6);
   assert.equal(e.sourceState(scanner)?.probes.size, 256, 'its latest 256 ports are recorded');
 });
+
+test('a restored block is in force: its source is answered as blocked, and it expires at its time', () => {
+  const e = new Engine(config(), clock);
+  e.restore({ source: '198.18.0.9', action: 'block', protocol: 'tcp', port: 79, mode: 'bind', type: 'connect', verified: true, since: clock - 1000, until: clock + 5000 });
+  const d = e.observe(probe('198.18.0.9', 80));
+  assert.deepEqual([d.kind, d.kind === 'suppressed' && d.blocked], ['suppressed', true]);
+  assert.deepEqual(e.expire(clock + 4999), []);
+  assert.deepEqual(e.expire(clock + 5000).map((b) => b.source), ['198.18.0.9']);
+  assert.equal(e.observe(probe('198.18.0.9', 81, { time: clock + 6000 })).kind, 'respond');
+});
+
+test('release lifts the block and resets the trigger state: the next probe is judged afresh', () => {
+  const e = new Engine(config({ triggerCount: 1 }), clock);
+  e.observe(probe('198.18.0.9', 1));
+  assert.equal(e.observe(probe('198.18.0.9', 2)).kind, 'respond');
+  assert.equal(e.release('198.18.0.9')?.source, '198.18.0.9');
+  assert.equal(e.blocks.size, 0);
+  assert.equal(e.observe(probe('198.18.0.9', 3)).kind, 'counted', 'the ports probed before the unblock no longer count');
+  assert.equal(e.release('198.18.0.77'), undefined);
+});
+
+test('held addresses and networks (manual blocks) are answered as blocked, until released from the held set', () => {
+  const e = new Engine(config(), clock);
+  assert.equal(e.observe(probe('198.18.7.1', 1)).kind, 'respond');
+  e.setHeld(['198.18.9.0/24', '2001:db8::5']);
+  for (const source of ['198.18.9.200', '2001:db8::5']) {
+    const d = e.observe(probe(source, 1));
+    assert.deepEqual([d.kind, d.kind === 'suppressed' && d.blocked], ['suppressed', true], source);
+  }
+  assert.equal(e.blocks.size, 1, 'held sources are not the engine\'s blocks');
+  e.setHeld([]);
+  assert.equal(e.observe(probe('198.18.9.200', 1)).kind, 'respond');
+});

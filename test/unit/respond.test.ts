@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { classicBlockLine } from '../../src/respond/classic-files.js';
 import { parseNftSetJson } from '../../src/respond/firewall/nftables.js';
 import { parseIpsetList } from '../../src/respond/firewall/iptables.js';
-import { addHostsDenyLine, removeHostsDenyLine } from '../../src/respond/hosts-deny.js';
 import { runProgram } from '../../src/respond/run-program.js';
 import { SubstitutionError, substitute, substituteArgv } from '../../src/respond/substitute.js';
 
@@ -55,17 +54,6 @@ test('classic history line format (what fail2ban and logcheck match)', () => {
   );
   // fail2ban's portsentry filter: \/<HOST> Port\: [0-9]+ (TCP|UDP) Blocked$
   assert.match(classicBlockLine(t, '2001:db8::1', 'h', 7, 'udp').trimEnd(), /\/h Port: [0-9]+ (TCP|UDP) Blocked$/);
-});
-
-test('hosts.deny: add once, remove only our exact line', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'kps-hd-'));
-  const path = join(dir, 'hosts.deny');
-  await writeFile(path, '# site rules\nALL: 203.0.113.0/24');
-  await addHostsDenyLine(path, 'ALL: 198.18.0.9 : DENY');
-  await addHostsDenyLine(path, 'ALL: 198.18.0.9 : DENY');
-  assert.equal(await readFile(path, 'utf8'), '# site rules\nALL: 203.0.113.0/24\nALL: 198.18.0.9 : DENY\n');
-  await removeHostsDenyLine(path, 'ALL: 198.18.0.9 : DENY');
-  assert.equal(await readFile(path, 'utf8'), '# site rules\nALL: 203.0.113.0/24\n');
 });
 
 test('kernel set listings parse (nft JSON, ipset plain)', () => {

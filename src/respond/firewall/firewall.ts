@@ -15,6 +15,11 @@ export interface FirewallEntry {
 export interface SetupOptions {
   /** Keep the sets' current entries (an agent restarting keeps blocks in force). */
   keepEntries?: boolean;
+  /**
+   * With keepEntries: leave an existing table's rules alone too, only adding what is missing
+   * (an admin command while the sentry is stopped, whose fast-path rules stay in force).
+   */
+  keepRules?: boolean;
 }
 
 /** Additions per addMany call: one netlink datagram of about 50-100 KB. */

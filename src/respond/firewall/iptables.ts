@@ -6,6 +6,7 @@
 import { parseCidr, type Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
 import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
+import { checkOwner } from './owner.js';
 import {
   NETLINK_NETFILTER,
   NLA_F_NET_BYTEORDER,
@@ -58,11 +59,18 @@ interface Message {
 
 export const IPSET_PREFIX = 'kube-portsentry';
 export const IPT_CHAIN = 'KUBE-PORTSENTRY';
-const JUMP = ['PREROUTING', '-m', 'comment', '--comment', 'kube-portsentry', '-j', IPT_CHAIN];
+/** The jump's comment before owners were marked: taken as ours. */
+const LEGACY_COMMENT = 'kube-portsentry';
 
 const IPSET_MAX_TIMEOUT = 2_147_483;
-const setName = (family: Family): string => `${IPSET_PREFIX}-v${family}`;
 const iptables = (family: Family): string => (family === 4 ? 'iptables' : 'ip6tables');
+
+const sameRule = (a: string[], b: string[]): boolean => a.length === b.length && a.every((w, k) => w === b[k]);
+
+/** The words of one `iptables -S` line (double quotes group, as iptables prints a comment). */
+function words(line: string): string[] {
+  return [...line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((m) => (m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]!));
+}
 
 async function quietly(argv: string[]): Promise<boolean> {
   try {
@@ -78,29 +86,75 @@ export class IptablesFirewall implements Firewall {
   readonly name = 'iptables';
   private families: Family[] = [];
   private socket: NetlinkSocket | null = null;
+  private readonly names: { setPrefix: string; chain: string; comment: string };
+
+  /** The owner's set prefix, chain and comment (owner.ts); the standalone sentry's by default. */
+  constructor(names: { setPrefix: string; chain: string; comment: string } = { setPrefix: IPSET_PREFIX, chain: IPT_CHAIN, comment: LEGACY_COMMENT }) {
+    this.names = names;
+  }
+
+  private setName(family: Family): string {
+    return `${this.names.setPrefix}-v${family}`;
+  }
+
+  private get jump(): string[] {
+    return ['PREROUTING', '-m', 'comment', '--comment', this.names.comment, '-j', this.names.chain];
+  }
+
+  /** The jumps to our chain now in PREROUTING, as `iptables -D` arguments, after checking whose they are. */
+  private async jumps(family: Family): Promise<string[][]> {
+    let listing: string;
+    try {
+      listing = (await runProgram([iptables(family), '-w', '-t', 'raw', '-S', 'PREROUTING'])).stdout;
+    } catch (err) {
+      if (err instanceof ProgramError) return []; // no raw table for this family
+      throw err;
+    }
+    const found: string[][] = [];
+    for (const line of listing.split('\n')) {
+      const w = words(line);
+      if (w[0] !== '-A' || !w.includes('-j') || w[w.indexOf('-j') + 1] !== this.names.chain) continue;
+      const comment = w[w.indexOf('--comment') + 1];
+      checkOwner(`${iptables(family)} raw chain ${this.names.chain}`, w.includes('--comment') && comment !== LEGACY_COMMENT ? comment : undefined, this.names.comment);
+      found.push(w.slice(1));
+    }
+    return found;
+  }
 
   async setup(options: SetupOptions = {}): Promise<void> {
-    if (options.keepEntries) await this.removeRules();
-    else await this.teardown();
+    const jumps = { 4: await this.jumps(4), 6: await this.jumps(6) }; // refuses another owner's chain
+    if (!options.keepEntries) await this.teardown();
     this.families = [];
     for (const family of [4, 6] as const) {
       const ipt = iptables(family);
       await runProgram([
-        'ipset', 'create', setName(family), 'hash:net', 'family', family === 4 ? 'inet' : 'inet6',
+        'ipset', 'create', this.setName(family), 'hash:net', 'family', family === 4 ? 'inet' : 'inet6',
         'timeout', '0', 'maxelem', '1048576', 'comment', ...(options.keepEntries ? ['-exist'] : []),
       ]);
-      try {
-        await runProgram([ipt, '-w', '-t', 'raw', '-N', IPT_CHAIN]);
-      } catch (err) {
-        // A host without IPv6 has no ip6tables raw table: run IPv4 only.
-        if (family === 6) {
-          await quietly(['ipset', 'destroy', setName(family)]);
-          continue;
+      // Kept entries keep their rules in place: each is checked and added only when missing,
+      // so a restart never leaves a moment without the drop rule.
+      const kept = options.keepEntries && (await quietly([ipt, '-w', '-t', 'raw', '-S', this.names.chain]));
+      if (!kept) {
+        try {
+          await runProgram([ipt, '-w', '-t', 'raw', '-N', this.names.chain]);
+        } catch (err) {
+          // A host without IPv6 has no ip6tables raw table: run IPv4 only.
+          if (family === 6) {
+            await quietly(['ipset', 'destroy', this.setName(family)]);
+            continue;
+          }
+          throw err;
         }
-        throw err;
       }
-      await runProgram([ipt, '-w', '-t', 'raw', '-A', IPT_CHAIN, '-m', 'set', '--match-set', setName(family), 'src', '-j', 'DROP']);
-      await runProgram([ipt, '-w', '-t', 'raw', '-I', ...JUMP]);
+      const drop = [this.names.chain, '-m', 'set', '--match-set', this.setName(family), 'src', '-j', 'DROP'];
+      if (!kept || !(await quietly([ipt, '-w', '-t', 'raw', '-C', ...drop]))) await runProgram([ipt, '-w', '-t', 'raw', '-A', ...drop]);
+      if (!kept || !(await quietly([ipt, '-w', '-t', 'raw', '-C', ...this.jump]))) await runProgram([ipt, '-w', '-t', 'raw', '-I', ...this.jump]);
+      // Jumps other than one of ours (a crash's duplicates, an older version's) go.
+      let ours = false;
+      for (const rule of kept ? jumps[family] : []) {
+        if (!ours && sameRule(rule, this.jump)) ours = true;
+        else await quietly([ipt, '-w', '-t', 'raw', '-D', ...rule]);
+      }
       this.families.push(family);
     }
   }
@@ -148,7 +202,7 @@ export class IptablesFirewall implements Firewall {
         body: [
           nfgenmsg(AF_INET), // ipset's own tool sends AF_INET for either family
           attr(IPSET_ATTR_PROTOCOL, u8(IPSET_PROTOCOL)),
-          attr(IPSET_ATTR_SETNAME, cstring(setName(family))),
+          attr(IPSET_ATTR_SETNAME, cstring(this.setName(family))),
           nest(IPSET_ATTR_DATA, ...data),
         ],
       },
@@ -163,13 +217,13 @@ export class IptablesFirewall implements Firewall {
     if (failed < 0) return;
     const errno = errnos[failed]!;
     const { address, family } = messages[failed]!;
-    const why = errno === 2 ? `no set ${setName(family)} (setup not run, or destroyed by someone else)` : (IPSET_ERRORS[errno] ?? '');
+    const why = errno === 2 ? `no set ${this.setName(family)} (setup not run, or destroyed by someone else)` : (IPSET_ERRORS[errno] ?? '');
     throw new NetlinkError(errno, errno >= 4096 ? `IPSET_ERR ${errno}` : errnoName(errno), `ipset ${op} ${address}`, why);
   }
 
   async list(family: Family): Promise<FirewallEntry[]> {
     if (!this.families.includes(family)) return [];
-    const { stdout } = await runProgram(['ipset', 'list', setName(family), '-output', 'plain'], LISTING);
+    const { stdout } = await runProgram(['ipset', 'list', this.setName(family), '-output', 'plain'], LISTING);
     return parseIpsetList(stdout);
   }
 
@@ -177,18 +231,16 @@ export class IptablesFirewall implements Firewall {
     this.socket?.close();
     this.socket = null;
     await this.removeRules();
-    for (const family of [4, 6] as const) await quietly(['ipset', 'destroy', setName(family)]);
+    for (const family of [4, 6] as const) await quietly(['ipset', 'destroy', this.setName(family)]);
   }
 
-  /** Removes our chain and jumps, leaving the sets (and their entries). */
+  /** Removes our chain and every jump to it (duplicates left by a crash too), leaving the sets and their entries. */
   private async removeRules(): Promise<void> {
     for (const family of [4, 6] as const) {
       const ipt = iptables(family);
-      while (await quietly([ipt, '-w', '-t', 'raw', '-D', ...JUMP])) {
-        // remove every jump we inserted, even duplicates left by a crash
-      }
-      await quietly([ipt, '-w', '-t', 'raw', '-F', IPT_CHAIN]);
-      await quietly([ipt, '-w', '-t', 'raw', '-X', IPT_CHAIN]);
+      for (const rule of await this.jumps(family)) await quietly([ipt, '-w', '-t', 'raw', '-D', ...rule]);
+      await quietly([ipt, '-w', '-t', 'raw', '-F', this.names.chain]);
+      await quietly([ipt, '-w', '-t', 'raw', '-X', this.names.chain]);
     }
   }
 

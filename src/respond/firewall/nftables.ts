@@ -9,8 +9,9 @@
 // growing, and a rule can add to a hash set from the packet path. CIDRs go to interval
 // sets (blockednet4/blockednet6).
 import { parseCidr, type Family } from '../../net/ip.js';
-import { runProgram } from '../run-program.js';
+import { ProgramError, runProgram } from '../run-program.js';
 import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
+import { checkOwner } from './owner.js';
 import {
   NETLINK_NETFILTER,
   NLM_F_ACK,
@@ -28,6 +29,8 @@ import {
 } from '../../net/netlink.js';
 
 export const NFT_TABLE = 'kube_portsentry';
+/** The sets that hold blocks: kept when a restart sets the table up again. */
+const BLOCK_SETS = ['blocked4', 'blocked6', 'blockednet4', 'blockednet6'];
 const hostSet = (family: Family): string => (family === 4 ? 'blocked4' : 'blocked6');
 const netSet = (family: Family): string => (family === 4 ? 'blockednet4' : 'blockednet6');
 /** Like ipset's maxelem: a hash set needs a bound; a flood of forged sources hits the rate limit first. */
@@ -113,10 +116,36 @@ export class NftablesFirewall implements Firewall {
   constructor(
     private readonly nft = 'nft',
     private readonly table = NFT_TABLE,
+    /** The owner's comment on the table (owner.ts): a table marked by another owner is never taken over or removed. */
+    private readonly owner?: { comment: string },
   ) {}
 
   private run(script: string): Promise<unknown> {
     return runProgram([this.nft, '-f', '-'], { input: script });
+  }
+
+  /** The table as it is in the kernel (null: none): its owner comment, chains and sets, without set elements. */
+  private async existing(): Promise<{ comment?: string; chains: string[]; sets: string[] } | null> {
+    let text: string;
+    try {
+      text = (await runProgram([this.nft, '-t', 'list', 'table', 'inet', this.table])).stdout;
+    } catch (err) {
+      if (err instanceof ProgramError && /No such file or directory/.test(err.stderr)) return null;
+      throw err;
+    }
+    const comment = /^\tcomment "(.*)"$/m.exec(text)?.[1];
+    const names = (kind: string) => [...text.matchAll(new RegExp(`^\\t${kind} (\\S+) \\{`, 'gm'))].map((m) => m[1]!);
+    return { ...(comment !== undefined ? { comment } : {}), chains: names('chain'), sets: [...names('set'), ...names('map')] };
+  }
+
+  private async checkOwnership(): Promise<Awaited<ReturnType<NftablesFirewall['existing']>>> {
+    const found = await this.existing();
+    if (found && this.owner) checkOwner(`nftables table inet ${this.table}`, found.comment, this.owner.comment);
+    return found;
+  }
+
+  private get tableComment(): string {
+    return this.owner ? ` { comment ${JSON.stringify(this.owner.comment)}; }` : '';
   }
 
   async setup(options: SetupOptions = {}): Promise<void> {
@@ -132,16 +161,26 @@ export class NftablesFirewall implements Firewall {
       'ip saddr @blockednet4 counter drop',
       'ip6 saddr @blockednet6 counter drop',
     ];
+    const found = await this.checkOwnership();
+    if (options.keepEntries && options.keepRules && found?.chains.includes('prerouting')) {
+      const t = `inet ${this.table}`;
+      await this.run([...sets.map((set) => `add ${set.replace(/^set /, `set ${t} `)}`), ''].join('\n'));
+      return;
+    }
     if (options.keepEntries) {
-      // "add" leaves an existing table and its sets (with their elements) alone; the chain
-      // is flushed and its rules written again, all in one transaction.
+      // The block sets and their elements stay; every chain and every other set (the fast
+      // path's, which start may set up differently) is built again. One transaction: the
+      // drop rules are never missing, so a restart lets no blocked source through.
+      const t = `inet ${this.table}`;
       await this.run(
         [
-          `add table inet ${this.table}`,
-          ...sets.map((set) => `add ${set.replace(/^set /, `set inet ${this.table} `)}`),
-          `add chain inet ${this.table} prerouting { type filter hook prerouting priority raw; policy accept; }`,
-          `flush chain inet ${this.table} prerouting`,
-          ...rules.map((rule) => `add rule inet ${this.table} prerouting ${rule}`),
+          `add table ${t}${this.tableComment}`,
+          ...(found?.chains ?? []).map((chain) => `flush chain ${t} ${chain}`),
+          ...(found?.chains ?? []).map((chain) => `delete chain ${t} ${chain}`),
+          ...(found?.sets ?? []).filter((set) => !BLOCK_SETS.includes(set)).map((set) => `delete set ${t} ${set}`),
+          ...sets.map((set) => `add ${set.replace(/^set /, `set ${t} `)}`),
+          `add chain ${t} prerouting { type filter hook prerouting priority raw; policy accept; }`,
+          ...rules.map((rule) => `add rule ${t} prerouting ${rule}`),
           '',
         ].join('\n'),
       );
@@ -154,6 +193,7 @@ export class NftablesFirewall implements Firewall {
         `add table inet ${this.table}`,
         `delete table inet ${this.table}`,
         `table inet ${this.table} {`,
+        ...(this.owner ? [`  comment ${JSON.stringify(this.owner.comment)}`] : []),
         `  set blocked4 { type ipv4_addr; flags dynamic, timeout; size ${HOST_SET_SIZE}; }`,
         `  set blocked6 { type ipv6_addr; flags dynamic, timeout; size ${HOST_SET_SIZE}; }`,
         '  set blockednet4 { type ipv4_addr; flags interval, timeout; }',
@@ -337,7 +377,8 @@ export class NftablesFirewall implements Firewall {
   async teardown(): Promise<void> {
     this.socket?.close();
     this.socket = null;
-    await this.run(`add table inet ${this.table}\ndelete table inet ${this.table}\n`);
+    if (!(await this.checkOwnership())) return;
+    await this.run(`delete table inet ${this.table}\n`);
   }
 }
 
