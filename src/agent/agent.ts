@@ -80,6 +80,8 @@ export class Agent {
   private readonly namesByAddress = new Map<string, Map<string, number>>();
   /** BlockedHosts changed since the last enforce; `recheckAll` when every one must be looked at. */
   private readonly touched = new Set<string>();
+  /** Addresses whose BlockedHost was deleted since the last enforce(): the node's own block of them goes too. */
+  private readonly liftedAddresses = new Set<string>();
   private recheckAll = true;
   private work: Promise<void> = Promise.resolve();
   private timers: NodeJS.Timeout[] = [];
@@ -99,7 +101,11 @@ export class Agent {
       list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.blockedHosts)),
       logger: o.logger,
       onChange: () => this.serially(() => this.enforce()),
-      onEvent: (_type, bh) => this.touched.add(bh.metadata.name),
+      onEvent: (type, bh) => {
+        this.touched.add(bh.metadata.name);
+        const address = canonicalAddress(bh.spec?.address ?? '');
+        if (type === 'delete' && address) this.liftedAddresses.add(address);
+      },
     });
     const name = nodePolicyConfigMapName(o.node);
     this.policyMap = new Watched<V1ConfigMap>({
@@ -248,6 +254,10 @@ export class Agent {
       changes.push(this.blockSet.claim('cluster', address, until));
     }
     await Promise.all(changes);
+    // Deleting a BlockedHost unblocks its address everywhere, this node's own block included,
+    // unless another BlockedHost still blocks it.
+    for (const address of this.liftedAddresses) if (!this.namesByAddress.get(address)?.size) await this.sentry?.release(address);
+    this.liftedAddresses.clear();
     const counts = this.blockSet.countByFamily();
     this.o.metrics.blocklistEntries.set({ family: '4' }, counts[4]);
     this.o.metrics.blocklistEntries.set({ family: '6' }, counts[6]);

@@ -44,7 +44,7 @@ export class Metrics {
   });
   readonly unblocks = new Counter({
     name: 'portsentry_unblocks_total',
-    help: 'Responses lifted, by reason (expired, shutdown).',
+    help: 'Responses lifted, by reason (expired, shutdown, admin: an unblock command, cluster: its BlockedHost deleted).',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

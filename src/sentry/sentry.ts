@@ -614,6 +614,24 @@ export class Sentry {
     return entry;
   }
 
+  /**
+   * The agent's counterpart of an admin's unblock: the cluster lifted `address` (its
+   * BlockedHost was deleted), so this node's own block of it goes too, and the source's
+   * next probe is judged afresh. Returns whether a block was lifted.
+   */
+  async release(address: string): Promise<boolean> {
+    if (this.host) throw new Error('the standalone sentry lifts blocks with unblock');
+    const block = this.engine.release(address);
+    this.alreadyLogged.delete(address);
+    if (!block) return false;
+    if (block.action === 'command') await this.responder.runUnblockCommand(blockedOf(block));
+    else await this.responder.lift(blockedOf(block));
+    this.metrics.unblocks.inc({ reason: 'cluster' });
+    this.metrics.blockedHosts.set(this.engine.blocks.size);
+    this.logger.info({ source: address, action: block.action }, 'its BlockedHost was deleted: lifting the node\'s own block too');
+    return true;
+  }
+
   /** The host's own addresses and the policy's ignore list: never blocked. */
   neverBlocked(): { own: string[]; ignore: string[] } {
     return { own: hostAddresses(), ignore: this.policy.spec.ignore };

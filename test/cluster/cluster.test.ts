@@ -279,6 +279,19 @@ describe('operator and three agents', { concurrency: false }, () => {
     });
     assert.equal(await cluster.connect(source, cluster.nodes[2]!.v4, SERVICE_PORT), 'open');
 
+    // A source that node 1's own trigger blocked as well: deleting its BlockedHost lifts node
+    // 1's own block too (the real-cluster suite found it left in place for the policy's duration).
+    const local = scannerAddress(6);
+    for (const port of [79, 11, 15]) await cluster.connect(local, cluster.nodes[0]!.v4, port, 500);
+    const localBh = await eventually('a BlockedHost for a source node 1 blocked itself', () => bhFor(local));
+    await blockedEverywhere(local);
+    await cp.kubectl(['delete', 'blockedhost', localBh.metadata.name]);
+    await eventually('unblocked everywhere, node 1 included', async () => {
+      for (const n of cluster.nodes) if ((await cluster.nodeSet(n)).has(local)) return false;
+      return true;
+    });
+    assert.equal(await cluster.connect(local, cluster.nodes[0]!.v4, SERVICE_PORT), 'open');
+
     const manual = scannerAddress(3);
     const expiresAt = new Date(Date.now() + 6000).toISOString().replace(/\.\d+Z$/, 'Z');
     await cp.kubectl(['apply', '-f', '-'], {
