@@ -1,8 +1,9 @@
 // The operator's address, for an agent whose pod has the node's own resolvers (dnsPolicy
 // Default, so that its resolv.conf names the node's upstream servers) and so cannot resolve
-// cluster Service names: a name <service>.<namespace>.svc[.<domain>] that the resolver
-// does not know is looked up as that Service's cluster IP in the API. TLS still checks the
-// name the URL gives.
+// cluster Service names: a name <service>.<namespace>.svc[.<domain>] is looked up as that
+// Service's cluster IP in the API, never asked of the node's resolvers (which cannot know
+// it, and may be slow or unreachable: the real cluster showed every report timing out
+// behind such a lookup). Other names resolve as usual. TLS still checks the name the URL gives.
 import { lookup as dnsLookup } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { Logger } from '../log/logger.js';
@@ -24,21 +25,19 @@ export function serviceAwareLookup(kube: Kube, logger: Logger): LookupFunction {
     return address;
   };
   return (hostname, options, callback) => {
-    dnsLookup(hostname, options, (err, address, family) => {
-      const m = err ? SERVICE_NAME.exec(hostname) : null;
-      if (!m) return (callback as (...args: unknown[]) => void)(err, address, family);
-      clusterIp(m[1]!, m[3]!).then(
-        (ip) => {
-          if (!ip) return callback(err, '', 0);
-          const fam = ip.includes(':') ? 6 : 4;
-          if (options.all) (callback as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: ip, family: fam }]);
-          else callback(null, ip, fam);
-        },
-        (apiErr: unknown) => {
-          logger.warn({ host: hostname, err: describeError(apiErr) }, 'cannot look the operator Service up in the API');
-          callback(err, '', 0);
-        },
-      );
-    });
+    const m = SERVICE_NAME.exec(hostname);
+    if (!m) return dnsLookup(hostname, options, callback as (err: NodeJS.ErrnoException | null, address: string | { address: string; family: number }[], family?: number) => void);
+    clusterIp(m[1]!, m[3]!).then(
+      (ip) => {
+        if (!ip) return callback(Object.assign(new Error(`${hostname}: the Service has no cluster IP`), { code: 'ENOTFOUND' }), '', 0);
+        const fam = ip.includes(':') ? 6 : 4;
+        if (options.all) (callback as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address: ip, family: fam }]);
+        else callback(null, ip, fam);
+      },
+      (apiErr: unknown) => {
+        logger.warn({ host: hostname, err: describeError(apiErr) }, 'cannot look the operator Service up in the API');
+        callback(Object.assign(new Error(`${hostname}: ${describeError(apiErr)}`), { code: 'EAI_AGAIN' }), '', 0);
+      },
+    );
   };
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { runProgram } from '../../src/respond/run-program.js';
-import { CHART } from '../helpers/helm.js';
+import { CHART, REPO } from '../helpers/helm.js';
 import { hasTool } from '../helpers/prereq.js';
 import { attach, down, leftovers, up, type Cluster } from './cluster.js';
 import {
@@ -408,6 +408,43 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
     for (const p of after) assert.ok(!before.has(p.metadata.name), `${p.metadata.name} was replaced`);
     for (const node of NODES) assert.ok((await nodeBlocked(node)).has(SCANNER.ip));
     assert.equal(await reach(NODE2.ip, NODE_PORT), 'timeout');
+  });
+
+  test('lifecycle: helm uninstall leaves on the nodes what the README says, cleanup removes it, and the CRDs follow crds.keep', async (t) => {
+    if (skip(t)) return;
+    await cluster.helm(['uninstall', RELEASE, '--namespace', NAMESPACE, '--wait']);
+    await eventually('no agent or operator pod left', 120_000, async () => (await agentPods(cluster)).length + (await operatorPods(cluster)).length === 0);
+    const table = `kube_portsentry_agent_${RELEASE}`;
+    for (const node of NODES) {
+      const { stdout: tables } = await runProgram(['ip', 'netns', 'exec', node.ns, 'nft', 'list', 'tables']);
+      const ours = tables.split('\n').filter((l) => l.includes('kube_portsentry'));
+      assert.deepEqual(ours, [`table inet ${table}`], `${node.name}: the release's table stays, nothing else of ours`);
+      // Every entry the agent wrote expires by itself within 24 h.
+      const { stdout } = await runProgram(['ip', 'netns', 'exec', node.ns, 'nft', '-j', 'list', 'table', 'inet', table], { maxOutputBytes: 64 << 20 });
+      const elems = (JSON.parse(stdout) as { nftables: { set?: { name: string; elem?: { elem?: { timeout?: number; expires?: number } }[] } }[] }).nftables
+        .flatMap((o) => o.set?.elem ?? []);
+      assert.ok(elems.length > 0, `${node.name}: blocks were in force at uninstall`);
+      for (const e of elems) {
+        assert.ok(e.elem && e.elem.timeout !== undefined && e.elem.timeout <= 86_400, `${node.name}: an entry without a timeout of at most 24 h: ${JSON.stringify(e)}`);
+      }
+      for (const family of ['-4', '-6']) {
+        const { stdout: routes } = await runProgram(['ip', '-n', node.ns, family, 'route', 'show', 'table', 'all', 'type', 'blackhole']);
+        assert.equal(routes.trim(), '', `${node.name}: no blackhole route`);
+      }
+      // The documented step, as root on the node: cleanup removes the release's state at once.
+      await runProgram(['ip', 'netns', 'exec', node.ns, process.execPath, join(REPO, 'dist/src/cli.js'), 'cleanup', '--instance', RELEASE], { timeoutMs: 60_000 });
+      const { stdout: after } = await runProgram(['ip', 'netns', 'exec', node.ns, 'nft', 'list', 'tables']);
+      assert.doesNotMatch(after, /kube_portsentry/, `${node.name}: cleanup removed the table`);
+      assert.match(after, /kube-proxy/, `${node.name}: and nothing of kube-proxy's`);
+    }
+    // crds.keep (default true): the CRDs stay, and with them the policies and BlockedHosts.
+    const crds = ['portsentrypolicies.kube-portsentry.io', 'blockedhosts.kube-portsentry.io'];
+    for (const crd of crds) await cluster.kubectl(['get', 'crd', crd]);
+    assert.ok(await bhFor(SCANNER.ip), 'the manual BlockedHost is still there');
+    // Installed with crds.keep=false, an uninstall takes the CRDs along.
+    await cluster.helm(['install', RELEASE, CHART, '--namespace', NAMESPACE, '--set', 'image.pullPolicy=Never', '--set', 'crds.keep=false', '--wait', '--timeout', '3m']);
+    await cluster.helm(['uninstall', RELEASE, '--namespace', NAMESPACE, '--wait']);
+    for (const crd of crds) await eventually(`${crd} deleted`, 60_000, async () => cluster.kubectl(['get', 'crd', crd]).then(() => false, () => true));
   });
 
 });
