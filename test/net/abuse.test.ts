@@ -298,9 +298,9 @@ describe('abuse', { concurrency: false }, () => {
       const lines = (await readFile(history, 'utf8')).split('\n').filter(Boolean);
       for (const [ip, name] of names) {
         assert.ok(queries.includes(ip.split('.').reverse().join('.') + '.in-addr.arpa'), `the sentry asked for ${ip}'s name`);
-        const line = lines.find((l) => l.includes(`Host: ${ip}/`));
+        const line = lines.find((l) => l.includes(`/${ip} Port: `));
         assert.ok(line, `a history line for ${ip}`);
-        assert.equal(line.split(' Host: ')[1]!.split(' ')[0], `${ip}/${name === 'scanner-ok.example' ? name : ip}`, `${JSON.stringify(name)} is not written, the address is`);
+        assert.equal(line.split(' Host: ')[1]!.split(' ')[0], `${name === 'scanner-ok.example' ? name : ip}/${ip}`, `${JSON.stringify(name)} is not written, the address is`);
       }
       assert.equal(lines.length, names.length, 'no line was split by a newline in a name');
       assert.equal(existsSync(marker), false, 'nothing was executed');
