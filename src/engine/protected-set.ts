@@ -1,10 +1,11 @@
-// Addresses a cluster must never block, whatever a policy, a forged packet or a manual
-// BlockedHost says: its nodes, pod and service CIDRs, the API server, the nodes' gateways,
-// resolvers and own interface addresses, and ranges no real scanner comes from or that
-// would cut a node off (loopback, link-local with the cloud metadata services, multicast,
-// unspecified, broadcast). A block of a CIDR that contains any of them is refused too.
-// Pure: the facts are read elsewhere (the agent reads its node's, the operator the cluster's).
-import { IpTrie } from '../engine/ip-trie.js';
+// Addresses a host or a cluster must never block, whatever a policy, a forged packet, an
+// admin or a manual BlockedHost says: ranges no real scanner comes from or that would cut a
+// host off (loopback, link-local with the cloud metadata services, multicast, unspecified,
+// broadcast), the host's gateways, resolvers and own interface addresses, and in a cluster
+// its nodes, pod and service CIDRs and the API server. A block of a CIDR that contains any
+// of them is refused too. Pure: the facts are read elsewhere (the standalone sentry reads
+// its host's, the agent its node's and the cluster's, the operator the cluster's).
+import { IpTrie } from './ip-trie.js';
 import { parseCidr } from '../net/ip.js';
 
 export interface ProtectedFacts {

@@ -6,7 +6,7 @@ import type { Logger } from '../log/logger.js';
 import { normalizeIp, parseCidr } from '../net/ip.js';
 import type { Kube } from './client.js';
 import { Watched } from './informer.js';
-import type { ProtectedFacts } from '../cluster/protected-set.js';
+import type { ProtectedFacts } from '../engine/protected-set.js';
 
 export class ClusterFacts {
   readonly nodes: Watched<V1Node>;

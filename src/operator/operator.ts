@@ -29,7 +29,7 @@ import {
   type EffectivePolicy,
   type PolicyObject,
 } from '../k8s/objects.js';
-import { ProtectedSet } from '../cluster/protected-set.js';
+import { ProtectedSet } from '../engine/protected-set.js';
 import type { Report, ReportedHost } from '../k8s/report.js';
 import { Correlator, nodesTouching, portNames, type SourceActivity } from './correlator.js';
 import { EventRecorder } from './events.js';

@@ -1,8 +1,13 @@
-// What the agent reads about its node (it runs in the node's network namespace): default
-// gateways, resolvers from the node's resolv.conf files, and its interfaces' addresses.
+// What a host (the standalone sentry's, or an agent's node: it runs in the node's network
+// namespace) must never block of its surroundings: default gateways, resolvers from its
+// resolv.conf files, and its interfaces' addresses.
 import { readFile } from 'node:fs/promises';
+import { emptyFacts, ProtectedSet } from '../engine/protected-set.js';
 import { formatIp, parseCidr } from '../net/ip.js';
-import { hostAddresses } from '../sentry/host-addresses.js';
+import { hostAddresses } from './host-addresses.js';
+
+/** A host's resolv.conf files: its own, and systemd-resolved's list of its upstream servers. */
+export const HOST_RESOLV_CONFS = ['/etc/resolv.conf', '/run/systemd/resolve/resolv.conf'];
 
 export interface HostFacts {
   gateways: string[];
@@ -14,6 +19,12 @@ export async function readHostFacts(resolvConfs: readonly string[]): Promise<Hos
   const dns = new Set<string>();
   for (const file of resolvConfs) for (const a of await readDnsServers(file)) dns.add(a);
   return { gateways: await readGateways(), dns: [...dns], addresses: hostAddresses() };
+}
+
+/** The always-protected ranges with the host's gateways, resolvers and addresses. */
+export async function hostProtectedSet(resolvConfs: readonly string[] = HOST_RESOLV_CONFS): Promise<ProtectedSet> {
+  const { gateways, dns, addresses } = await readHostFacts(resolvConfs);
+  return new ProtectedSet({ ...emptyFacts(), gateways, dns, hostAddresses: addresses });
 }
 
 /** Default gateways from /proc/net/route and /proc/net/ipv6_route. */

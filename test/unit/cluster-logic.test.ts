@@ -8,7 +8,7 @@ import { ReportQueue } from '../../src/agent/report-queue.js';
 import { watchBackoffMs } from '../../src/k8s/backoff.js';
 import { requestLabels } from '../../src/k8s/client.js';
 import { blockedHostName, canonicalAddress, nodePolicyConfigMapName } from '../../src/k8s/objects.js';
-import { ProtectedSet, emptyFacts } from '../../src/cluster/protected-set.js';
+import { ProtectedSet, emptyFacts } from '../../src/engine/protected-set.js';
 import { MAX_REPORT_BYTES, parseReport, reportEnvelopeBytes, type SourceReport } from '../../src/k8s/report.js';
 import { Correlator } from '../../src/operator/correlator.js';
 import { renderCilium, renderNetworkPolicy } from '../../src/operator/outputs.js';
