@@ -20,6 +20,8 @@ export interface SourceActivity {
   verified: boolean;
   /** Some agent already blocked it on its node. */
   blockedLocally: boolean;
+  /** Its cluster-wide block was refused by the block budget (it comes back as a returning source). */
+  refused: boolean;
 }
 
 export interface TriggerSettings {
@@ -86,6 +88,7 @@ export class Correlator {
         lastSeen: r.lastSeen,
         verified: false,
         blockedLocally: false,
+        refused: false,
       };
       this.sources.set(r.source, a);
       this.shrink();

@@ -3,7 +3,7 @@
 // acts (others answer reports with 503 so agents retry, and reach the leader).
 import type { Server } from 'node:http';
 import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
-import { RateLimiter } from '../engine/rate-limiter.js';
+import { BlockBudget } from '../engine/block-budget.js';
 import type { Logger } from '../log/logger.js';
 import type { OperatorMetrics } from '../metrics/operator-metrics.js';
 import { parseDuration } from '../policy/duration.js';
@@ -85,7 +85,7 @@ export class Operator {
   private readonly elector: LeaderElector;
   private readonly correlator: Correlator;
   private readonly events: EventRecorder;
-  private readonly limiters = new Map<string, RateLimiter>();
+  private readonly budgets = new Map<string, BlockBudget>();
   private valid = new Map<string, ValidPolicy>();
   /** The BlockedHosts by name, kept from the watch's events; the names holding each address. */
   private readonly index = new Map<string, IndexedBlockedHost>();
@@ -484,17 +484,20 @@ export class Operator {
         }
         continue;
       }
-      let limiter = this.limiters.get(policy.name);
-      if (!limiter) this.limiters.set(policy.name, (limiter = new RateLimiter(spec.response.maxBlocksPerMinute, now)));
-      limiter.configure(spec.response.maxBlocksPerMinute);
+      let budget = this.budgets.get(policy.name);
+      if (!budget) this.budgets.set(policy.name, (budget = new BlockBudget(spec.response.maxBlocksPerMinute, now)));
+      budget.configure(spec.response.maxBlocksPerMinute);
       const pending = this.creating.get(r.source);
       if (pending) {
         writes.push(pending);
         continue;
       }
-      if (!limiter.take(now)) {
+      // As on the nodes (block-budget.ts): a flood of one-shot sources spends only what
+      // first-seen sources may, never what a verified or a returning source needs.
+      if (!budget.take(now, decision.basis === 'verified' ? 'verified' : activity.refused ? 'returning' : 'first')) {
         this.o.metrics.blocksRateLimited.inc({ policy: policy.name });
-        this.log.warn({ source: r.source, policy: policy.name }, 'cluster block refused: maxBlocksPerMinute reached');
+        if (!activity.refused) this.log.warn({ source: r.source, policy: policy.name }, 'cluster block refused: maxBlocksPerMinute reached');
+        activity.refused = true;
         continue;
       }
       this.o.metrics.scans.inc({ protocol: tcp ? 'tcp' : 'udp' });

@@ -314,7 +314,9 @@ export const specSchema: Schema = {
         },
         maxBlocksPerMinute: {
           type: 'integer',
-          description: 'New blocks allowed per minute; beyond it scans are alerted and counted, not blocked.',
+          description:
+            'New blocks allowed per minute; beyond it scans are alerted and counted, not blocked. Sources proven by a handshake have a budget of this size of their own; ' +
+            'of the budget for the others, a source seen for the first time may spend only the upper half, the lower half is kept for sources that come back after a refusal.',
           minimum: 1,
           maximum: 100_000,
           default: 60,

@@ -306,10 +306,12 @@ export class NftablesFirewall implements Firewall {
    * A packet whose source would not route back out by the interface it came in on (fib, as
    * rp_filter) is forged: logged as spoofed, never blocked. Otherwise its source goes into
    * the blocked set, up to `perMinute` new blocks (the circuit breaker), and the packet is
-   * logged to nflog `group`. A source refused by the limit is remembered for a minute, and
-   * its further packets are dropped without touching the limit or the log: a flood from many
-   * forged sources spends each source's share once, and a scanner arriving later still finds
-   * the budget the limit refills. Logs of refusals and spoofed packets are capped at 100 a
+   * logged to nflog `group`. The budget has two halves (fastPathBudgets): one for sources
+   * seen for the first time, one for sources refused within the last minute that come back.
+   * A refused source is remembered for a minute; its further packets take the second half
+   * or are dropped without touching the log: a flood of one-shot forged sources (a new
+   * address with every packet) spends the first half only, and a scanner refused there is
+   * blocked at its next packet. Logs of refusals and spoofed packets are capped at 100 a
    * second. The tripwire ports and ignored addresses start empty: setTripwirePorts and
    * setIgnored fill them.
    */
@@ -318,6 +320,8 @@ export class NftablesFirewall implements Firewall {
     const timeout = `${timeoutSeconds(options.timeoutMs)}s`;
     const log = (prefix: string) => `log group ${options.group} prefix ${JSON.stringify(prefix)}`;
     const refused = (v: 4 | 6) => `add set ${t} trap_refused${v} { type ipv${v}_addr; flags dynamic, timeout; timeout 60s; size ${HOST_SET_SIZE}; }`;
+    const { first, returning } = fastPathBudgets(options.perMinute);
+    const limit = (perMinute: number) => `limit rate ${perMinute}/minute burst ${perMinute} packets`;
     const lines = [
       `add set ${t} tripwire_tcp { type inet_service; flags interval; auto-merge; }`,
       `add set ${t} tripwire_udp { type inet_service; flags interval; auto-merge; }`,
@@ -337,11 +341,13 @@ export class NftablesFirewall implements Firewall {
       `add rule ${t} trap ip saddr @ignore4 return`,
       `add rule ${t} trap ip6 saddr @ignore6 return`,
       `add rule ${t} trap fib saddr . iif oif missing goto trap_spoofed`,
-      // Refused within the minute: dropped, and nothing spent on it.
+      // Refused within the minute and back: the half of the budget kept for returning sources.
+      `add rule ${t} trap ip saddr @trap_refused4 ${limit(returning)} goto trap_block`,
+      `add rule ${t} trap ip6 saddr @trap_refused6 ${limit(returning)} goto trap_block`,
       `add rule ${t} trap ip saddr @trap_refused4 counter drop`,
       `add rule ${t} trap ip6 saddr @trap_refused6 counter drop`,
-      // The circuit breaker of response.maxBlocksPerMinute, in the kernel.
-      `add rule ${t} trap limit rate ${options.perMinute}/minute burst ${options.perMinute} packets goto trap_block`,
+      // The circuit breaker of response.maxBlocksPerMinute for first-seen sources, in the kernel.
+      `add rule ${t} trap ${limit(first)} goto trap_block`,
       `add rule ${t} trap goto trap_refused`,
       `add rule ${t} trap_block meta nfproto ipv4 add @blocked4 { ip saddr timeout ${timeout} }`,
       `add rule ${t} trap_block meta nfproto ipv6 add @blocked6 { ip6 saddr timeout ${timeout} }`,
@@ -380,6 +386,15 @@ export class NftablesFirewall implements Firewall {
     if (!(await this.checkOwnership())) return;
     await this.run(`delete table inet ${this.table}\n`);
   }
+}
+
+/**
+ * The fast path's halves of response.maxBlocksPerMinute (no handshake proves anything
+ * there): first-seen sources, and sources back after a refusal; each at least 1.
+ */
+export function fastPathBudgets(perMinute: number): { first: number; returning: number } {
+  const returning = Math.floor(perMinute / 2);
+  return { first: Math.max(1, perMinute - returning), returning: Math.max(1, returning) };
 }
 
 /** Ports marked 1 (indexed by port number) as nft elements: "79", "6000-6063". */
