@@ -108,7 +108,7 @@ export class Metrics {
   });
   readonly reportsDropped = new Counter({
     name: 'portsentry_reports_dropped_total',
-    help: 'Source reports dropped because the queue was full (oldest first).',
+    help: 'Source reports dropped because the queue was full (sources of one unverified probe first, oldest first).',
     registers: [this.registry],
   });
   readonly reportsSent = new Counter({
