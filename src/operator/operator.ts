@@ -12,6 +12,7 @@ import { formatProblems, validateSpec } from '../policy/validate.js';
 import { describeDisallowed, disallowedPrograms } from '../policy/commands.js';
 import { GROUP, VERSION } from '../k8s/api-schemas.js';
 import { decideClusterBlock } from '../cluster/block-decision.js';
+import { sharedHostFacts } from '../cluster/shared-host-facts.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { applyObject, custom, customPath, describeError, mergePatch, objectPath, PLURALS, rawRequest, statusOf, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/informer.js';
@@ -210,6 +211,7 @@ export class Operator {
   }
 
   private markDirty(what: 'policies' | 'outputs'): void {
+    if (what === 'policies') this.assigned = undefined;
     this.dirty[what] = true;
     setImmediate(() => void this.flush());
   }
@@ -252,17 +254,10 @@ export class Operator {
   private guard: ProtectedSet | undefined;
   private protectedSet(): ProtectedSet {
     if (this.guard) return this.guard;
-    const gateways: string[] = [];
-    const dns: string[] = [];
-    const hostAddresses: string[] = [];
-    for (const [node, host] of this.nodeHosts) {
-      // A node that left the cluster takes its facts along.
-      if (this.facts.nodes.isSynced && !this.facts.nodes.get(node)) continue;
-      gateways.push(...host.gateways);
-      dns.push(...host.dns);
-      hostAddresses.push(...host.addresses);
-    }
-    return (this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses }));
+    // A node that left the cluster takes its facts along.
+    const live = [...this.nodeHosts].filter(([node]) => !this.facts.nodes.isSynced || this.facts.nodes.get(node)).map(([, host]) => host);
+    const { gateways, dns, addresses } = sharedHostFacts(live);
+    return (this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses: addresses }));
   }
 
   /** Each node's gateways, resolvers and interface addresses, as its agent last reported them. */
@@ -277,7 +272,18 @@ export class Operator {
 
   // ---- policies -> nodes
 
-  private async reconcilePolicies(): Promise<void> {
+  /** Which policy each node runs, from the caches; dropped when policies or nodes change. */
+  private assigned: Map<string, string> | undefined;
+
+  /** The policy the operator gives `node` (its agent's reports are judged by it), if any. */
+  private policyOf(node: string): ValidPolicy | undefined {
+    this.assigned ??= this.resolvePolicies().mapping;
+    const name = this.assigned.get(node);
+    return name === undefined ? undefined : this.policyNamed(name);
+  }
+
+  /** The valid policies, the problems of the others, and which one each node runs. */
+  private resolvePolicies(): { valid: Map<string, ValidPolicy>; problems: Map<string, { reason: string; message: string }>; mapping: Map<string, string> } {
     const candidates: Candidate[] = [];
     const valid = new Map<string, ValidPolicy>();
     const problems = new Map<string, { reason: string; message: string }>();
@@ -302,9 +308,14 @@ export class Operator {
         selector: r.value.nodeSelector,
       });
     }
-    this.valid = valid;
     const nodes = this.facts.nodes.list().map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {} }));
-    const mapping = resolveNodePolicies(candidates, nodes);
+    return { valid, problems, mapping: resolveNodePolicies(candidates, nodes) };
+  }
+
+  private async reconcilePolicies(): Promise<void> {
+    const { valid, problems, mapping } = this.resolvePolicies();
+    this.valid = valid;
+    this.assigned = mapping;
 
     // One ConfigMap per node with its effective policy; none for nodes no policy selects.
     // Any difference from what we would write (data, label, annotation) is drift, put right.
@@ -436,12 +447,19 @@ export class Operator {
 
   private async accept(report: Report): Promise<void> {
     if (report.host) this.recordHost(report.node, report.host);
-    this.noteDetection(report);
-    if (report.policy === null) return;
-    const policy = this.policyNamed(report.policy);
+    // A report is judged by the policy the node runs, never by the one it names: an agent
+    // must not pick a policy of other nodes that blocks on less evidence. A node that has
+    // just changed policy names the old one for a moment: its probes count under the new.
+    const policy = this.policyOf(report.node);
+    this.noteDetection(report, policy?.name);
+    if (report.policy === null || report.sources.length === 0) return;
     if (!policy) {
-      this.log.warn({ node: report.node, policy: report.policy }, 'report names an unknown or invalid policy; ignored');
+      this.log.warn({ node: report.node, policy: report.policy }, 'report from a node no valid policy selects; its sources ignored');
       return;
+    }
+    if (report.policy !== policy.name && this.misnamed.get(report.node) !== report.policy) {
+      this.misnamed.set(report.node, report.policy);
+      this.log.warn({ node: report.node, named: report.policy, policy: policy.name }, 'report names another policy than its node\'s; judged by its node\'s');
     }
     const spec = policy.spec;
     if (spec.response.scope !== 'cluster') return;
@@ -460,8 +478,8 @@ export class Operator {
       }
       const tcp = portNames(activity).some((p) => p.startsWith('tcp/'));
       const decision = decideClusterBlock(
-        { triggered, blockedLocally: activity.blockedLocally, verified: activity.verified, nodes: nodesTouching(activity) },
-        { action: tcp ? spec.response.tcp : spec.response.udp, verifiedOnly: spec.response.verifiedOnly, unverifiedClusterBlocks: spec.response.unverifiedClusterBlocks },
+        { triggered, blockedLocally: activity.blockedLocally, verifiedNodes: activity.verifiedNodes.size, nodes: nodesTouching(activity) },
+        { action: tcp ? spec.response.tcp : spec.response.udp, verifiedOnly: spec.response.verifiedOnly, evidence: spec.response.clusterEvidence },
       );
       if (decision.kind === 'none') continue;
       const summary = `${activity.touches.size} distinct probe(s) on ${activity.nodes.size} node(s): ${portNames(activity).slice(0, 10).join(', ')}`;
@@ -517,9 +535,10 @@ export class Operator {
    */
   private readonly detectionOff = new Map<string, { policy: string; why: string; at: number }>();
 
-  private noteDetection(report: Report): void {
+  /** The node's word on its detection, for the policy it runs (`assigned`) only. */
+  private noteDetection(report: Report, assigned: string | undefined): void {
     const before = this.detectionOff.get(report.node);
-    if (report.detectionOff && report.policy !== null) this.detectionOff.set(report.node, { policy: report.policy, why: report.detectionOff, at: Date.now() });
+    if (report.detectionOff && report.policy !== null && report.policy === assigned) this.detectionOff.set(report.node, { policy: report.policy, why: report.detectionOff, at: Date.now() });
     else this.detectionOff.delete(report.node);
     if (before?.why !== report.detectionOff || before?.policy !== report.policy) this.markDirty('policies');
   }
@@ -549,6 +568,8 @@ export class Operator {
   private readonly creating = new Map<string, Promise<void>>();
 
   private readonly alerted = new Map<string, number>();
+  /** The policy each node last named other than its own (logged once per change). */
+  private readonly misnamed = new Map<string, string>();
   /** Sources kept to their node, by first seen: logged and counted once per activity. */
   private readonly heldToNode = new Map<string, number>();
 

@@ -303,14 +303,16 @@ export const specSchema: Schema = {
           description: 'Only sources proven by a completed TCP handshake may be blocked.',
           default: false,
         },
-        unverifiedClusterBlocks: {
-          type: 'boolean',
+        clusterEvidence: {
+          type: 'string',
           description:
-            'Cluster only. Let a detection that no handshake proves (stealth, advanced, UDP) become a cluster-wide block on the word of one node. ' +
-            'Off: it blocks on the node that saw it, and on every node only once two or more nodes report the source within the trigger window, ' +
-            'or a probe from it completes a handshake. On: one forged packet to one node (from a pod with NET_RAW, or anyone on the path) ' +
-            'blocks the forged address on every node.',
-          default: false,
+            'Cluster only. What makes a detection a block on every node; anything less blocks on the nodes whose own trigger fired. ' +
+            'verified: a completed TCP handshake seen on two or more nodes (no forged packet makes one, and no one node\'s word is enough). ' +
+            'corroborated: that, or two or more nodes reporting the source within the trigger window, handshake or not: anyone who can send forged packets ' +
+            'to two nodes (from the nodes\' network, or from upstream without source-address filtering) then blocks the forged address everywhere. ' +
+            'singleNode: one node\'s report: one forged packet to one node, or one compromised agent, blocks an address everywhere.',
+          enum: ['verified', 'corroborated', 'singleNode'],
+          default: 'verified',
         },
         maxBlocksPerMinute: {
           type: 'integer',

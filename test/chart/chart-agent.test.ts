@@ -105,7 +105,7 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
     const values = {
       defaultPolicy: {
         // One node here: its stealth detection counts cluster-wide only with the opt-in.
-        spec: { tcp: { mode: 'stealth', ports: [1, 11, 79] }, udp: { mode: 'off' }, trigger: { count: 1 }, response: { tcp: 'block', scope: 'cluster', firewall: 'nftables', unverifiedClusterBlocks: true } },
+        spec: { tcp: { mode: 'stealth', ports: [1, 11, 79] }, udp: { mode: 'off' }, trigger: { count: 1 }, response: { tcp: 'block', scope: 'cluster', firewall: 'nftables', clusterEvidence: 'singleNode' } },
       },
     };
     await withValuesFile(values, (file) => helm(['install', RELEASE, CHART, '--namespace', NS, '--create-namespace', '-f', file], { kubeconfig: cp.kubeconfig }));

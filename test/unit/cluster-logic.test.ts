@@ -109,6 +109,10 @@ describe('report format', () => {
   test('a valid report parses, addresses normalized', () => {
     assert.equal(parseReport(JSON.stringify(good)).sources[0]!.source, '2001:db8::1');
   });
+  test('a node\'s reason for its detection being off is one line of printable text', () => {
+    const text = 'boom\u001b[31m\r\nDetecting=True\u0000\u0085\u2028x\u007f';
+    assert.equal(parseReport(JSON.stringify({ ...good, detectionOff: text })).detectionOff, 'boom [31m  Detecting=True   x ');
+  });
   test('each bad field is named', () => {
     const bad: [unknown, RegExp][] = [
       ['not json', /not JSON/],
