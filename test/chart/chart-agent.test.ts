@@ -139,7 +139,8 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
     });
 
     // The Service name in the agent's --operator-url resolves to the node's loopback, where
-    // the operator listens (`ip netns exec` mounts /etc/netns/<ns>/hosts on /etc/hosts).
+    // the operator listens (`ip netns exec` mounts /etc/netns/<ns>/hosts on /etc/hosts); the
+    // agent looks the Service's ClusterIP up in the API, so that address is the node's too.
     const ds = await getJson<Pod>(cp, ['-n', NS, 'daemonset', AGENT]);
     const agentContainer = ds.spec.template.spec.containers[0]!;
     const agentChartArgs = agentContainer.args;
@@ -147,6 +148,8 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
     hostsDir = join('/etc/netns', n.target);
     await mkdir(hostsDir, { recursive: true });
     await writeFile(join(hostsDir, 'hosts'), `127.0.0.1 localhost\n127.0.0.1 ${operatorUrl.hostname}\n`);
+    const service = await getJson<{ spec: { clusterIP: string } }>(cp, ['-n', NS, 'service', operatorUrl.hostname.split('.')[0]!]);
+    await n.exec(n.target, ['ip', 'addr', 'add', `${service.spec.clusterIP}/32`, 'dev', 'lo']);
 
     const start = (
       name: string,
