@@ -36,6 +36,8 @@ export interface AgentOptions {
   /** How this instance marks the blackhole routes a policy's response.route adds. */
   routeMark?: RouteMark;
   serviceCidrs: string[];
+  /** The pod network's ranges (--pod-cidr), for CNIs that leave Node.spec.podCIDR empty. */
+  podCidrs: string[];
   /**
    * The node's resolv.conf files (--node-resolv-conf): their nameservers are never blocked.
    * The agent's pod has the node's own (dnsPolicy Default: the kubelet's resolv.conf).
@@ -94,7 +96,7 @@ export class Agent {
       this.log.error({ address, err: (err as Error).message }, 'node firewall update failed');
     });
     const watch = o.kube.watch;
-    this.facts = new ClusterFacts(o.kube, o.logger, () => this.serially(() => this.updateProtected()), o.serviceCidrs);
+    this.facts = new ClusterFacts(o.kube, o.logger, () => this.serially(() => this.updateProtected()), { serviceCidrs: o.serviceCidrs, podCidrs: o.podCidrs });
     this.blockedHosts = new Watched({
       watch,
       path: customPath(PLURALS.blockedHosts),

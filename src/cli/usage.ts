@@ -49,7 +49,8 @@ ${SOCKET_HELP}
   agent: `  kube-portsentry agent --node-name NAME --namespace NS --operator-url URL[,URL...]
                         [--instance RELEASE] [--operator-ca FILE] [--token-file FILE] [--kubeconfig FILE]
                         [--firewall auto|nftables|iptables] [--service-cidr CIDR[,CIDR...]]
-                        [--allowed-commands PATH[,PATH...]] [--node-resolv-conf FILE[,FILE...]]
+                        [--pod-cidr CIDR[,CIDR...]] [--allowed-commands PATH[,PATH...]]
+                        [--node-resolv-conf FILE[,FILE...]]
                         [--report-interval 100ms] [--metrics-address HOST:PORT]
                         [--log-level LEVEL] [--log-format json|text|classic]
       Run the node agent (DaemonSet): policy from the operator, BlockedHosts enforced in the
@@ -59,13 +60,14 @@ ${SOCKET_HELP}
       --allowed-commands is refused: by default none is allowed. The nameservers of the
       --node-resolv-conf files (default /etc/resolv.conf: in the agent's pod, with dnsPolicy
       Default, the kubelet's copy of the node's) are never blocked; a file that is not there
-      names none.
+      names none. Pod addresses are never blocked: the Nodes' podCIDRs, the running pods'
+      addresses, and the --pod-cidr ranges (for a CNI that leaves Node.spec.podCIDR empty).
 `,
   operator: `  kube-portsentry operator --namespace NS --identity NAME [--listen-address 0.0.0.0:8443]
                         [--tls-cert FILE --tls-key FILE] [--agent-service-account NAME]
                         [--token-audience AUD] [--lease-name NAME] [--lease-duration 15s]
                         [--network-policy-namespaces NS[,NS...]] [--calico] [--cilium]
-                        [--service-cidr CIDR[,...]] [--allow-unbound-tokens]
+                        [--service-cidr CIDR[,...]] [--pod-cidr CIDR[,...]] [--allow-unbound-tokens]
                         [--allowed-commands PATH[,PATH...]] [--kubeconfig FILE]
                         [--metrics-address HOST:PORT] [--log-level LEVEL] [--log-format json|text|classic]
       Run the operator (Deployment, leader-elected). POD_NAMESPACE and POD_NAME are the defaults.

@@ -59,6 +59,8 @@ export interface OperatorOptions {
   calico: boolean;
   cilium: boolean;
   serviceCidrs: string[];
+  /** The pod network's ranges (--pod-cidr), for CNIs that leave Node.spec.podCIDR empty. */
+  podCidrs?: string[];
   maxTrackedSources: number;
   logger: Logger;
   metrics: OperatorMetrics;
@@ -136,7 +138,15 @@ export class Operator {
         this.guard = undefined;
         onPolicies();
       },
-      o.serviceCidrs,
+      {
+        serviceCidrs: o.serviceCidrs,
+        podCidrs: o.podCidrs ?? [],
+        // Pods come and go: only the guard and what it filters (the outputs) follow them.
+        onPods: () => {
+          this.guard = undefined;
+          this.markDirty('outputs');
+        },
+      },
     );
     this.correlator = new Correlator(o.maxTrackedSources);
     this.events = new EventRecorder(o.kube, 'kube-portsentry-operator', o.identity, o.logger);

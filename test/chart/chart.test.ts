@@ -46,6 +46,7 @@ const RW = 'create,delete,get,list,patch,update,watch';
 const OPERATOR_CLUSTER_RULES = [
   'authentication.k8s.io/tokenreviews: create',
   'core/nodes: get,list,watch',
+  'core/pods: list,watch',
   `kube-portsentry.io/blockedhosts: ${RW}`,
   'kube-portsentry.io/blockedhosts/status: get,patch,update',
   'kube-portsentry.io/portsentrypolicies: get,list,watch',
@@ -254,6 +255,7 @@ describe('chart', { concurrency: false }, () => {
     ]);
     assert.deepEqual(ruleLines(find(plain, 'ClusterRole', AGENT)), [
       'core/nodes: get,list,watch',
+      'core/pods: list,watch',
       'kube-portsentry.io/blockedhosts: get,list,watch',
       'networking.k8s.io/servicecidrs: get,list,watch',
     ]);
@@ -286,10 +288,10 @@ describe('chart', { concurrency: false }, () => {
     assert.deepEqual(ruleLines(find(all, 'ClusterRole', OPERATOR)), [...OPERATOR_CLUSTER_RULES, ...OUTPUT_RULES].sort());
     const args = podSpec(find(all, 'Deployment', OPERATOR)).containers[0]!.args;
     assert.deepEqual(args.slice(-3), ['--network-policy-namespaces=default,web', '--calico', '--cilium']);
-    // Optional flags: service CIDRs to both, a fixed firewall to the agent.
-    const flags = (await renderChart({ cluster: { serviceCidrs: ['10.96.0.0/16', 'fd00:10:96::/112'] }, agent: { firewall: 'iptables' } })).docs;
-    assert.deepEqual(podSpec(find(flags, 'DaemonSet')).containers[0]!.args.slice(-2), ['--firewall=iptables', '--service-cidr=10.96.0.0/16,fd00:10:96::/112']);
-    assert.deepEqual(podSpec(find(flags, 'Deployment')).containers[0]!.args.at(-1), '--service-cidr=10.96.0.0/16,fd00:10:96::/112');
+    // Optional flags: service and pod CIDRs to both, a fixed firewall to the agent.
+    const flags = (await renderChart({ cluster: { serviceCidrs: ['10.96.0.0/16', 'fd00:10:96::/112'], podCidrs: ['192.168.0.0/16'] }, agent: { firewall: 'iptables' } })).docs;
+    assert.deepEqual(podSpec(find(flags, 'DaemonSet')).containers[0]!.args.slice(-3), ['--firewall=iptables', '--service-cidr=10.96.0.0/16,fd00:10:96::/112', '--pod-cidr=192.168.0.0/16']);
+    assert.deepEqual(podSpec(find(flags, 'Deployment')).containers[0]!.args.slice(-2), ['--service-cidr=10.96.0.0/16,fd00:10:96::/112', '--pod-cidr=192.168.0.0/16']);
     // Commands: no flag unless enabled with programs; then the same allowlist to both.
     for (const docs of [flags, (await renderChart({ agent: { commands: { enabled: true, allowed: [] } } })).docs, (await renderChart({ agent: { commands: { allowed: ['/bin/true'] } } })).docs])
       for (const kind of ['DaemonSet', 'Deployment']) assert.ok(!podSpec(find(docs, kind)).containers[0]!.args.some((a) => a.startsWith('--allowed-commands')), kind);
