@@ -37,6 +37,7 @@ import { EventRecorder } from './events.js';
 import { LeaderElector } from './leader.js';
 import { calicoObjectRefs, CILIUM_REF, OUTPUT_NAME, renderCalico, renderCilium, renderNetworkPolicy, type ObjectRef } from './outputs.js';
 import { startReportServer } from './report-server.js';
+import { apiServerKeys } from './api-server-keys.js';
 import { tokenReviewAuthenticator, type Authenticator } from './token-authenticator.js';
 import { resolveNodePolicies, type Candidate } from './selection.js';
 
@@ -172,6 +173,11 @@ export class Operator {
     });
   }
 
+  /** The agents' ServiceAccount, as tokens and TokenReviews name it. */
+  private get agentUser(): string {
+    return `system:serviceaccount:${this.o.namespace}:${this.o.agentServiceAccount}`;
+  }
+
   get isLeader(): boolean {
     return this.elector.isLeader;
   }
@@ -191,8 +197,10 @@ export class Operator {
     this.server = await startReportServer({
       address: this.o.listenAddress,
       ...(this.o.tls ? { tls: this.o.tls } : {}),
-      authenticate: this.o.authenticate ?? tokenReviewAuthenticator(this.kube, this.o.tokenAudience, this.log),
-      allowedUser: `system:serviceaccount:${this.o.namespace}:${this.o.agentServiceAccount}`,
+      authenticate:
+        this.o.authenticate ??
+        tokenReviewAuthenticator(this.kube, { audience: this.o.tokenAudience, subject: this.agentUser, keys: apiServerKeys(this.kube, this.log) }, this.log),
+      allowedUser: this.agentUser,
       allowUnboundTokens: this.o.allowUnboundTokens ?? false,
       // Reports are only useful once the caches are there to act on them.
       isLeader: () => this.isLeader && this.ready() === null,

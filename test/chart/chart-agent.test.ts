@@ -225,5 +225,7 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
     for (const [name, log] of [['operator', operatorLog], ['agent', agentLog]] as const) {
       assert.doesNotMatch(log.join(''), /forbidden|\b403\b/i, `the API server refused the ${name} something:\n${logs()}`);
     }
+    // With the chart's RBAC the operator reads the service-account keys: report tokens are checked locally first.
+    assert.match(operatorLog.join(''), /service-account signing keys read/);
   });
 });

@@ -35,15 +35,21 @@ type PodSpec = {
 };
 const podSpec = (m: Manifest) => (m.spec as { template: { spec: PodSpec } }).template.spec;
 
-type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
-/** Rules as "group/resource: verbs" lines, one per resource, sorted. */
+type Rule = { apiGroups?: string[]; resources?: string[]; nonResourceURLs?: string[]; verbs: string[] };
+/** Rules as "group/resource: verbs" (or "URL: verbs") lines, one per resource, sorted. */
 const ruleLines = (m: Manifest) =>
   (m.rules as Rule[])
-    .flatMap((r) => r.apiGroups.flatMap((g) => r.resources.map((res) => `${g || 'core'}/${res}: ${[...r.verbs].sort().join(',')}`)))
+    .flatMap((r) => {
+      const verbs = [...r.verbs].sort().join(',');
+      if (r.nonResourceURLs) return r.nonResourceURLs.map((url) => `${url}: ${verbs}`);
+      return (r.apiGroups ?? []).flatMap((g) => (r.resources ?? []).map((res) => `${g || 'core'}/${res}: ${verbs}`));
+    })
     .sort();
 
 const RW = 'create,delete,get,list,patch,update,watch';
 const OPERATOR_CLUSTER_RULES = [
+  '/.well-known/openid-configuration: get',
+  '/openid/v1/jwks: get',
   'authentication.k8s.io/tokenreviews: create',
   'core/nodes: get,list,watch',
   'core/pods: list,watch',
