@@ -33,11 +33,11 @@ async function version(): Promise<string> {
 
 const list = (text: string | undefined): string[] => (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 
-/** --allowed-commands: absolute paths of programs, as policies name them. */
-function commandList(text: string | undefined): string[] {
-  const programs = list(text);
-  for (const p of programs) if (!p.startsWith('/')) throw new UsageError(`--allowed-commands: ${JSON.stringify(p)} is not an absolute path`);
-  return programs;
+/** --allowed-commands, --allowed-hosts-deny: absolute paths, as policies name them. */
+function pathList(flag: string, text: string | undefined): string[] {
+  const paths = list(text);
+  for (const p of paths) if (!p.startsWith('/')) throw new UsageError(`--${flag}: ${JSON.stringify(p)} is not an absolute path`);
+  return paths;
 }
 
 /** --service-cidr, --pod-cidr: CIDRs, each checked. */
@@ -108,6 +108,7 @@ async function agentCommand(args: string[]): Promise<number> {
       'service-cidr': { type: 'string' },
       'pod-cidr': { type: 'string' },
       'allowed-commands': { type: 'string' },
+      'allowed-hosts-deny': { type: 'string' },
       'node-resolv-conf': { type: 'string', default: '/etc/resolv.conf' },
       'report-interval': { type: 'string', default: '100ms' },
       'report-queue': { type: 'string', default: '10000' },
@@ -149,7 +150,8 @@ async function agentCommand(args: string[]): Promise<number> {
     routeMark: { metric: names.routeMetric },
     serviceCidrs: cidrList('service-cidr', values['service-cidr']),
     podCidrs: cidrList('pod-cidr', values['pod-cidr']),
-    allowedCommands: commandList(values['allowed-commands']),
+    allowedCommands: pathList('allowed-commands', values['allowed-commands']),
+    allowedHostsDeny: pathList('allowed-hosts-deny', values['allowed-hosts-deny']),
     nodeResolvConfs: list(values['node-resolv-conf']),
     reportIntervalMs: durationFlag('report-interval', values['report-interval']!),
     reportQueueCapacity: queue,
@@ -180,6 +182,7 @@ async function operatorCommand(args: string[]): Promise<number> {
       'max-tracked-sources': { type: 'string', default: '100000' },
       'allow-unbound-tokens': { type: 'boolean', default: false },
       'allowed-commands': { type: 'string' },
+      'allowed-hosts-deny': { type: 'string' },
       kubeconfig: { type: 'string' },
       'metrics-address': { type: 'string' },
       ...LOG_OPTIONS,
@@ -217,7 +220,8 @@ async function operatorCommand(args: string[]): Promise<number> {
     podCidrs: cidrList('pod-cidr', values['pod-cidr']),
     maxTrackedSources: maxTracked,
     allowUnboundTokens: values['allow-unbound-tokens']!,
-    allowedCommands: commandList(values['allowed-commands']),
+    allowedCommands: pathList('allowed-commands', values['allowed-commands']),
+    allowedHostsDeny: pathList('allowed-hosts-deny', values['allowed-hosts-deny']),
     logger,
     metrics,
   });

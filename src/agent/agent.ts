@@ -9,7 +9,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { PolicyDocument, PolicySpec } from '../policy/types.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
 import { API_VERSION, KIND } from '../policy/spec-schema.js';
-import { describeDisallowed, disallowedPrograms } from '../policy/commands.js';
+import { describeRefusals, refusalsOf } from '../policy/node-allowances.js';
 import { BlockSet } from '../respond/firewall/block-set.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
 import type { RouteMark } from '../respond/route.js';
@@ -45,6 +45,8 @@ export interface AgentOptions {
   nodeResolvConfs: string[];
   /** Programs a policy may run here (--allowed-commands); none unless the admin allows some. */
   allowedCommands: string[];
+  /** hosts.deny files a policy may have written here (--allowed-hosts-deny); none unless the admin allows some. */
+  allowedHostsDeny: string[];
   reportIntervalMs: number;
   reportQueueCapacity: number;
   logger: Logger;
@@ -311,10 +313,13 @@ export class Agent {
       this.log.error({ policy: effective.policy, problems: formatProblems(r.problems) }, 'effective policy rejected; keeping the current one');
       return;
     }
-    // Whoever can write the ConfigMap or a policy must not choose what runs as root here.
-    const refused = disallowedPrograms(r.value, this.o.allowedCommands);
+    // Whoever can write the ConfigMap or a policy must not choose what root runs or writes here.
+    const refused = refusalsOf(r.value, { commands: this.o.allowedCommands, hostsDenyFiles: this.o.allowedHostsDeny });
     if (refused.length) {
-      this.log.error({ policy: effective.policy, problems: describeDisallowed(refused), allowed: this.o.allowedCommands }, 'effective policy rejected: it runs commands this node does not allow (--allowed-commands); keeping the current one');
+      this.log.error(
+        { policy: effective.policy, problems: describeRefusals(refused), allowed: { commands: this.o.allowedCommands, hostsDeny: this.o.allowedHostsDeny } },
+        'effective policy rejected: it runs commands or writes files this node does not allow (--allowed-commands, --allowed-hosts-deny); keeping the current one',
+      );
       return;
     }
     this.effective = { ...effective, spec: r.value };

@@ -9,7 +9,7 @@ import type { OperatorMetrics } from '../metrics/operator-metrics.js';
 import { parseDuration } from '../policy/duration.js';
 import type { PolicySpec } from '../policy/types.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
-import { describeDisallowed, disallowedPrograms } from '../policy/commands.js';
+import { describeRefusals, refusalReason, refusalsOf } from '../policy/node-allowances.js';
 import { GROUP, VERSION } from '../k8s/api-schemas.js';
 import { decideClusterBlock } from '../cluster/block-decision.js';
 import { sharedHostFacts } from '../cluster/shared-host-facts.js';
@@ -67,6 +67,8 @@ export interface OperatorOptions {
   metrics: OperatorMetrics;
   /** Programs a policy may run on the nodes (the agents' --allowed-commands); others make it not Ready. */
   allowedCommands?: string[];
+  /** hosts.deny files a policy may have the agents write (their --allowed-hosts-deny). */
+  allowedHostsDeny?: string[];
   /** Accept report tokens bound to no pod (see ReportServerOptions). */
   allowUnboundTokens?: boolean;
   /** Tests may swap the TokenReview check. */
@@ -312,9 +314,9 @@ export class Operator {
         continue;
       }
       // The agents refuse it too; saying so here puts the reason on the policy's status.
-      const refused = disallowedPrograms(r.value, this.o.allowedCommands ?? []);
+      const refused = refusalsOf(r.value, { commands: this.o.allowedCommands ?? [], hostsDenyFiles: this.o.allowedHostsDeny ?? [] });
       if (refused.length) {
-        problems.set(p.metadata.name, { reason: 'CommandNotAllowed', message: describeDisallowed(refused) });
+        problems.set(p.metadata.name, { reason: refusalReason(refused), message: describeRefusals(refused) });
         continue;
       }
       const generation = p.metadata.generation ?? 0;

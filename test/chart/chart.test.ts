@@ -304,6 +304,12 @@ describe('chart', { concurrency: false }, () => {
     const commands = (await renderChart({ agent: { commands: { enabled: true, allowed: ['/usr/local/bin/notify', '/bin/true'] } } })).docs;
     for (const kind of ['DaemonSet', 'Deployment'])
       assert.equal(podSpec(find(commands, kind)).containers[0]!.args.at(-1), '--allowed-commands=/usr/local/bin/notify,/bin/true', kind);
+    // hosts.deny files likewise: none unless enabled with paths.
+    for (const docs of [flags, (await renderChart({ agent: { hostsDeny: { allowed: ['/host/etc/hosts.deny'] } } })).docs])
+      for (const kind of ['DaemonSet', 'Deployment']) assert.ok(!podSpec(find(docs, kind)).containers[0]!.args.some((a) => a.startsWith('--allowed-hosts-deny')), kind);
+    const hostsDeny = (await renderChart({ agent: { hostsDeny: { enabled: true, allowed: ['/host/etc/hosts.deny'] } } })).docs;
+    for (const kind of ['DaemonSet', 'Deployment'])
+      assert.equal(podSpec(find(hostsDeny, kind)).containers[0]!.args.at(-1), '--allowed-hosts-deny=/host/etc/hosts.deny', kind);
     // Each output alone adds its own rule only.
     const calicoOnly = (await renderChart({ outputs: { calico: { enabled: true } } })).docs;
     assert.deepEqual(

@@ -91,6 +91,39 @@ describe('trust: the agent against planted policies', { concurrency: false }, ()
     await eventually('the allowed command ran', async () => existsSync(marker));
     await allowing.stop();
   });
+
+  test('a planted policy with a hosts.deny file: refused unless the node allows that file (--allowed-hosts-deny)', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const cp = state.cp!;
+    const node = cluster!.nodes[0]!;
+    // Any file the agent may write would do: the policy writer chooses what root appends to.
+    const target = `${marker}-hosts.deny`;
+    await plantPolicy(cp, node.name, {
+      tcp: { mode: 'stealth', ports: [11] },
+      udp: { mode: 'off' },
+      trigger: { count: 0 },
+      response: { tcp: 'block', scope: 'node', firewall: 'none', hostsDeny: { enabled: true, path: target, line: 'ALL: $TARGET$ : DENY' } },
+    });
+    const refusing = await cluster!.startAgent(node, agentArgs);
+    await refusing.waitFor((l) => l.msg.startsWith('effective policy rejected') || l.msg === 'effective policy in force', 15_000);
+    await probe(node, 11);
+    await new Promise((r) => setTimeout(r, 1500));
+    try {
+      assert.equal(existsSync(target), false, 'the planted policy had root write the file it named');
+      const rejected = refusing.find((l) => l.msg.startsWith('effective policy rejected'));
+      assert.ok(rejected, 'the agent says why it refused the policy');
+      assert.match(String(rejected.problems), /spec\.response\.hostsDeny\.path: ".*" is not an allowed hosts\.deny file/);
+    } finally {
+      await refusing.stop();
+    }
+    // The node's admin allowed that file: the same policy writes it.
+    const allowing = await cluster!.startAgent(node, [...agentArgs, '--allowed-hosts-deny', target]);
+    await allowing.waitFor((l) => l.msg === 'effective policy in force', 15_000);
+    await probe(node, 11);
+    await eventually('the allowed file written', async () => existsSync(target));
+    await allowing.stop();
+    await rm(target, { force: true });
+  });
 });
 
 /** containerd's default capability set: what any pod has unless its spec drops them. */
