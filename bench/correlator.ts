@@ -7,8 +7,8 @@
 // `npm run bench:correlator -- [--sources N] [--out FILE]` (node runs with --expose-gc).
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { SourceReport } from '../src/k8s/report.js';
-import { Correlator } from '../src/operator/correlator.js';
+import type { SourceReport } from '../src/cluster/report.js';
+import { Correlator } from '../src/cluster/correlator.js';
 import { formatTable, type Figure } from './harness.js';
 
 const { values } = parseArgs({ options: { sources: { type: 'string', default: '100000' }, out: { type: 'string' } } });

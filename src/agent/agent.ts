@@ -17,9 +17,11 @@ import { Sentry } from '../sentry/sentry.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/informer.js';
-import { canonicalAddress, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
-import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../engine/protected-set.js';
-import { MAX_HOST_ADDRESSES, type ReportedHost } from '../k8s/report.js';
+import { blockEntryOf, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
+import { canonicalAddress } from '../net/ip.js';
+import { BlockedHostIndex, type BlockEntry } from '../cluster/blocked-host-index.js';
+import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../cluster/protected-set.js';
+import { MAX_HOST_ADDRESSES, type ReportedHost } from '../cluster/report.js';
 import { readHostFacts, type HostFacts } from '../sentry/host-facts.js';
 import { ReportQueue } from './report-queue.js';
 import { Reporter } from './reporter.js';
@@ -79,9 +81,8 @@ export class Agent {
   private hostFacts: HostFacts = { gateways: [], dns: [], addresses: [] };
   private reportedHost: ReportedHost = { gateways: [], dns: [], addresses: [] };
   private refused = new Set<string>();
-  /** What each BlockedHost in force asks of this node, by name; and the names per address. */
-  private readonly clusterBlocks = new Map<string, { address: string; until: number }>();
-  private readonly namesByAddress = new Map<string, Map<string, number>>();
+  /** The BlockedHosts this node enforces (in force, not protected), by name and by address. */
+  private readonly clusterBlocks = new BlockedHostIndex();
   /** BlockedHosts changed since the last enforce; `recheckAll` when every one must be looked at. */
   private readonly touched = new Set<string>();
   /** Addresses whose BlockedHost was deleted since the last enforce(): the node's own block of them goes too. */
@@ -223,44 +224,26 @@ export class Agent {
     this.touched.clear();
     if (this.recheckAll) {
       this.recheckAll = false;
-      for (const name of this.clusterBlocks.keys()) names.add(name);
+      for (const name of this.clusterBlocks.names()) names.add(name);
       for (const bh of this.blockedHosts.list()) names.add(bh.metadata.name);
     }
     const addresses = new Set<string>();
-    const drop = (name: string) => {
-      const before = this.clusterBlocks.get(name);
-      if (!before) return;
-      this.clusterBlocks.delete(name);
-      this.namesByAddress.get(before.address)?.delete(name);
-      addresses.add(before.address);
+    const put = (name: string, entry: BlockEntry | undefined) => {
+      const before = this.clusterBlocks.set(name, entry);
+      if (before?.address) addresses.add(before.address);
+      if (entry?.address) addresses.add(entry.address);
     };
-    for (const name of names) {
-      drop(name);
-      const wanted = this.wanted(this.blockedHosts.get(name), now);
-      if (!wanted) continue;
-      this.clusterBlocks.set(name, wanted);
-      let byName = this.namesByAddress.get(wanted.address);
-      if (!byName) this.namesByAddress.set(wanted.address, (byName = new Map()));
-      byName.set(name, wanted.until);
-      addresses.add(wanted.address);
-    }
-    for (const [name, b] of this.clusterBlocks) if (b.until <= now) drop(name);
+    for (const name of names) put(name, this.wanted(this.blockedHosts.get(name), now));
+    for (const [name, b] of [...this.clusterBlocks.entries()]) if (b.expiresAt <= now) put(name, undefined);
     const changes: Promise<void>[] = [];
     for (const address of addresses) {
-      const byName = this.namesByAddress.get(address);
-      if (!byName?.size) {
-        this.namesByAddress.delete(address);
-        changes.push(this.blockSet.release('cluster', address));
-        continue;
-      }
-      let until = 0;
-      for (const u of byName.values()) until = Math.max(until, u);
-      changes.push(this.blockSet.claim('cluster', address, until));
+      if (!this.clusterBlocks.has(address)) changes.push(this.blockSet.release('cluster', address));
+      else changes.push(this.blockSet.claim('cluster', address, this.clusterBlocks.until(address)));
     }
     await Promise.all(changes);
     // Deleting a BlockedHost unblocks its address everywhere, this node's own block included,
     // unless another BlockedHost still blocks it.
-    for (const address of this.liftedAddresses) if (!this.namesByAddress.get(address)?.size) await this.sentry?.release(address);
+    for (const address of this.liftedAddresses) if (!this.clusterBlocks.has(address)) await this.sentry?.release(address);
     this.liftedAddresses.clear();
     const counts = this.blockSet.countByFamily();
     this.o.metrics.blocklistEntries.set({ family: '4' }, counts[4]);
@@ -268,12 +251,12 @@ export class Agent {
     this.o.metrics.blockedHosts.set(this.blockSet.size);
   }
 
-  /** The address and expiry a BlockedHost asks for, or nothing (gone, expired, protected). */
-  private wanted(bh: BlockedHostObject | undefined, now: number): { address: string; until: number } | undefined {
-    const address = canonicalAddress(bh?.spec?.address ?? '');
-    if (!bh || !address) return undefined;
-    const until = bh.spec.expiresAt ? Date.parse(bh.spec.expiresAt) : Infinity;
-    if (until <= now) return undefined;
+  /** What a BlockedHost asks of this node, or nothing (gone, expired, protected). */
+  private wanted(bh: BlockedHostObject | undefined, now: number): BlockEntry | undefined {
+    if (!bh) return undefined;
+    const entry = blockEntryOf(bh.spec);
+    const address = entry.address;
+    if (!address || entry.expiresAt <= now) return undefined;
     const why = this.guard.reason(address);
     if (why) {
       if (!this.refused.has(address)) {
@@ -283,7 +266,7 @@ export class Agent {
       }
       return undefined;
     }
-    return { address, until };
+    return entry;
   }
 
   private async applyPolicy(): Promise<void> {

@@ -4,7 +4,7 @@
 import type { Probe, ProbeType } from '../detect/probe.js';
 import { parseDuration } from '../policy/duration.js';
 import type { Action, PolicySpec, Protocol } from '../policy/types.js';
-import { IpTrie } from './ip-trie.js';
+import { IpTrie } from '../net/ip-trie.js';
 import { BlockBudget } from './block-budget.js';
 import { SourceTracker, type SourceState } from './tracker.js';
 

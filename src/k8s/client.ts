@@ -190,6 +190,14 @@ export function statusOf(err: unknown): number | undefined {
 }
 
 /** A short text for logs: the API's own message when there is one. */
+/** A catch handler that lets one HTTP status pass (a 404 of a delete) and throws the rest. */
+export function ignoreStatus(code: number) {
+  return (err: unknown): undefined => {
+    if (statusOf(err) === code) return undefined;
+    throw err;
+  };
+}
+
 export function describeError(err: unknown): string {
   if (err instanceof ApiException) {
     const body = typeof err.body === 'string' ? safeJson(err.body) : err.body;

@@ -22,7 +22,7 @@ import { HostBlocks } from './host-blocks.js';
 import { statePaths } from './state-paths.js';
 import { formatCidr, parseCidr, parseIp } from '../net/ip.js';
 import type { NeverBlocked } from '../blocks/target.js';
-import type { ProtectedSet } from '../engine/protected-set.js';
+import type { ProtectedSet } from '../cluster/protected-set.js';
 import { hostAddresses } from './host-addresses.js';
 import { HOST_RESOLV_CONFS, hostProtectedSet } from './host-facts.js';
 

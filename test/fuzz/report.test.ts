@@ -10,7 +10,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { MAX_REPORT_BYTES, REPORT_PATH, parseReport, type Report } from '../../src/k8s/report.js';
+import { MAX_REPORT_BYTES, REPORT_PATH, parseReport, type Report } from '../../src/cluster/report.js';
 import { OperatorMetrics } from '../../src/metrics/operator-metrics.js';
 import { startReportServer } from '../../src/operator/report-server.js';
 import { fuzz, mutatedText } from '../helpers/fuzz.js';

@@ -10,7 +10,7 @@ import { PassThrough } from 'node:stream';
 import { before, describe, test } from 'node:test';
 import { connect } from '../../src/k8s/client.js';
 import { ClusterFacts } from '../../src/k8s/cluster-facts.js';
-import { ProtectedSet, emptyFacts } from '../../src/engine/protected-set.js';
+import { ProtectedSet, emptyFacts } from '../../src/cluster/protected-set.js';
 import { createLogger } from '../../src/log/logger.js';
 import { eventually } from '../helpers/cluster.js';
 import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';

@@ -13,7 +13,7 @@ import { ReportQueue } from '../../src/agent/report-queue.js';
 import { Reporter } from '../../src/agent/reporter.js';
 import { connect, type Kube } from '../../src/k8s/client.js';
 import { Watched } from '../../src/k8s/informer.js';
-import type { Report } from '../../src/k8s/report.js';
+import type { Report } from '../../src/cluster/report.js';
 import { createLogger } from '../../src/log/logger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { OperatorMetrics } from '../../src/metrics/operator-metrics.js';

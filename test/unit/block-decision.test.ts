@@ -3,7 +3,7 @@
 // seen on two nodes, or what the policy accepts knowingly (two nodes' reports, or one's).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Correlator, nodesTouching } from '../../src/operator/correlator.js';
+import { Correlator, nodesTouching } from '../../src/cluster/correlator.js';
 import { decideClusterBlock, type ClusterEvidence, type ClusterResponse } from '../../src/cluster/block-decision.js';
 import { sharedHostFacts } from '../../src/cluster/shared-host-facts.js';
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { canonicalTarget, detectedEntry, engineBlock, parseRecord, renderRecord, RecordError, type BlockEntry } from '../../src/blocks/entry.js';
 import { ADOPTED_REASON, reconcile, type HostActions, type HostState } from '../../src/blocks/reconcile.js';
 import { blockRefusal, parseTarget } from '../../src/blocks/target.js';
-import { emptyFacts, ProtectedSet } from '../../src/engine/protected-set.js';
+import { emptyFacts, ProtectedSet } from '../../src/cluster/protected-set.js';
 
 const NOW = 1_800_000_000_000;
 const entry = (address: string, until: number | null, over: Partial<BlockEntry> = {}): BlockEntry => ({

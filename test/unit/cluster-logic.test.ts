@@ -7,12 +7,13 @@ import fc from 'fast-check';
 import { ReportQueue } from '../../src/agent/report-queue.js';
 import { watchBackoffMs } from '../../src/k8s/backoff.js';
 import { requestLabels } from '../../src/k8s/client.js';
-import { blockedHostName, canonicalAddress, nodePolicyConfigMapName } from '../../src/k8s/objects.js';
-import { ProtectedSet, emptyFacts } from '../../src/engine/protected-set.js';
-import { MAX_REPORT_BYTES, parseReport, reportEnvelopeBytes, type SourceReport } from '../../src/k8s/report.js';
-import { Correlator } from '../../src/operator/correlator.js';
+import { blockedHostName, nodePolicyConfigMapName } from '../../src/k8s/objects.js';
+import { canonicalAddress } from '../../src/net/ip.js';
+import { ProtectedSet, emptyFacts } from '../../src/cluster/protected-set.js';
+import { MAX_REPORT_BYTES, parseReport, reportEnvelopeBytes, type SourceReport } from '../../src/cluster/report.js';
+import { Correlator } from '../../src/cluster/correlator.js';
 import { renderCilium, renderNetworkPolicy } from '../../src/operator/outputs.js';
-import { matchesSelector, resolveNodePolicies, type Candidate, type NodeLabels } from '../../src/operator/selection.js';
+import { matchesSelector, resolveNodePolicies, type Candidate, type NodeLabels } from '../../src/cluster/policy-selection.js';
 
 describe('policy selection', () => {
   const labels = { zone: 'a', role: 'edge', gpu: '' };

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import type { Probe, ProbeType } from '../../src/detect/probe.js';
 import { AddressKey } from '../../src/engine/address-key.js';
 import { Engine, engineConfig, type BlockRecord, type Decision, type EngineConfig } from '../../src/engine/engine.js';
-import { IpTrie } from '../../src/engine/ip-trie.js';
+import { IpTrie } from '../../src/net/ip-trie.js';
 import { BlockBudget } from '../../src/engine/block-budget.js';
 import { MAX_RECORDED_PROBES, SourceTracker, type SourceState } from '../../src/engine/tracker.js';
 import { formatIp, parseIp } from '../../src/net/ip.js';

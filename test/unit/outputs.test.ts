@@ -4,7 +4,7 @@
 // changes how the engine treats it. With nothing blocked, nothing is written.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { IpTrie } from '../../src/engine/ip-trie.js';
+import { IpTrie } from '../../src/net/ip-trie.js';
 import { renderCalico, renderCilium, renderNetworkPolicy } from '../../src/operator/outputs.js';
 
 type Obj = { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec: Record<string, unknown> };

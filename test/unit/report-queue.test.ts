@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ReportQueue } from '../../src/agent/report-queue.js';
-import { MAX_REPORT_BYTES } from '../../src/k8s/report.js';
+import { MAX_REPORT_BYTES } from '../../src/cluster/report.js';
 import { formatIp } from '../../src/net/ip.js';
 
 const CAPACITY = 10_000; // the agent's default (--report-queue)

@@ -3,7 +3,7 @@
 // even when no single node's trigger is met. Pure: fed reports, returns what happened.
 // Bounded: sources (least recently seen forgotten first) and touches per source (enough
 // for the largest trigger); a report costs in proportion to its own probes.
-import type { SourceReport } from '../k8s/report.js';
+import type { SourceReport } from './report.js';
 
 export interface SourceActivity {
   source: string;

@@ -1,6 +1,6 @@
 // Longest-prefix membership for IPv4 and IPv6 CIDR lists. A lookup walks at most 32 or
 // 128 bits, whatever the number of entries.
-import { parseCidr, parseIp, type Cidr } from '../net/ip.js';
+import { parseCidr, parseIp, type Cidr } from './ip.js';
 
 interface Node {
   zero?: Node;

@@ -5,7 +5,7 @@
 // its nodes, pod CIDRs and running pods' addresses, service CIDRs and the API server. A
 // block of a CIDR that contains any of them is refused too. Pure: the facts are read elsewhere (the standalone sentry reads
 // its host's, the agent its node's and the cluster's, the operator the cluster's).
-import { IpTrie } from './ip-trie.js';
+import { IpTrie } from '../net/ip-trie.js';
 import { parseCidr } from '../net/ip.js';
 
 export interface ProtectedFacts {
