@@ -111,3 +111,11 @@ describe('network-policy outputs', () => {
     assert.equal(renderNetworkPolicy('web', []), null);
   });
 });
+
+test('outputs list the addresses as CIDRs by family', () => {
+  const np = renderNetworkPolicy('web', ['192.0.2.1', '2001:db8::1', '10.0.0.0/8']) as { spec: { ingress: { from: { ipBlock: { except: string[] } }[] }[] } };
+  assert.deepEqual(np.spec.ingress[0]!.from[0]!.ipBlock.except, ['10.0.0.0/8', '192.0.2.1/32']);
+  assert.deepEqual(np.spec.ingress[0]!.from[1]!.ipBlock.except, ['2001:db8::1/128']);
+  const cilium = renderCilium(['192.0.2.1']) as { spec: { ingressDeny: { fromCIDRSet: { cidr: string }[] }[] } };
+  assert.deepEqual(cilium.spec.ingressDeny[0]!.fromCIDRSet, [{ cidr: '192.0.2.1/32' }]);
+});
