@@ -2,6 +2,8 @@
 // baseline (the tracker's own figures, memory included, are in tracker-bench.ts).
 import type { Probe } from '../src/detect/probe.js';
 import { Engine, engineConfig, type Decision, type EngineConfig } from '../src/engine/engine.js';
+import { parseCidr } from '../src/net/ip.js';
+import { compileDocument } from '../src/policy/compiled.js';
 import { defaultPolicy } from '../src/policy/load.js';
 import { measure, progress, type Figure, type MeasureOptions } from './harness.js';
 
@@ -10,7 +12,7 @@ const T0 = Date.UTC(2025, 0, 1);
 
 /** The default policy with a trigger no run can reach: every probe is counted, never answered. */
 export function benchConfig(overrides: Partial<EngineConfig> = {}): EngineConfig {
-  return { ...engineConfig(defaultPolicy().spec), triggerCount: 1_000_000_000, ...overrides };
+  return { ...engineConfig(compileDocument(defaultPolicy())), triggerCount: 1_000_000_000, ...overrides };
 }
 
 /** Distinct IPv4 sources in 10.0.0.0/8 (not ignored by default), canonical text. */
@@ -223,7 +225,7 @@ export function engineThroughput(sizes: ThroughputSizes, opts: MeasureOptions): 
     for (let i = 0; i < sizes.ignoredProbes; i++)
       probes.push(probe(`127.${(i >>> 16) & 255}.${(i >>> 8) & 255}.${i & 255}`, 22 + (i % 1000)));
     const config = benchConfig({
-      ignore: [...defaultPolicy().spec.ignore, '10.0.0.0/8', '192.168.0.0/16', 'fd00::/8'],
+      ignore: [...defaultPolicy().spec.ignore, '10.0.0.0/8', '192.168.0.0/16', 'fd00::/8'].map((c) => parseCidr(c)!),
     });
     throughputScenario(
       {

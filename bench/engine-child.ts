@@ -3,6 +3,7 @@
 // collects garbage and prints its memory as JSON. Run under --expose-gc:
 //   node --expose-gc dist/bench/engine-child.js compact|old CAP N v4|mixed [bare]
 import { Engine, engineConfig } from '../src/engine/engine.js';
+import { compileDocument } from '../src/policy/compiled.js';
 import { defaultPolicy } from '../src/policy/load.js';
 import { OldSourceTracker } from './old-tracker.js';
 import { mixedAddress, type ChildReport } from './tracker-bench.js';
@@ -25,7 +26,7 @@ async function main(): Promise<number> {
   if (!bare) await import('../src/agent/agent.js');
   const time = Date.UTC(2025, 0, 1);
   // Counted, never answered: the trigger is out of reach.
-  const config = { ...engineConfig(defaultPolicy().spec), maxTrackedSources: cap, triggerCount: 1_000_000, ignore: [] };
+  const config = { ...engineConfig(compileDocument(defaultPolicy())), maxTrackedSources: cap, triggerCount: 1_000_000, ignore: [] };
   const engine = impl === 'compact' ? new Engine(config, time) : undefined;
   const old = impl === 'old' ? new OldSourceTracker(cap, config.windowMs) : undefined;
   for (let i = 0; i < count; i++) {

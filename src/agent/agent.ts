@@ -6,9 +6,8 @@ import type { Decision } from '../engine/engine.js';
 import type { Probe } from '../detect/probe.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { PolicyDocument, PolicySpec } from '../policy/types.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
-import { API_VERSION, KIND } from '../policy/spec-schema.js';
+import { compilePolicy } from '../policy/compiled.js';
 import { describeRefusals, refusalsOf } from '../policy/node-allowances.js';
 import { BlockSet } from '../respond/firewall/block-set.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
@@ -310,13 +309,12 @@ export class Agent {
     if (this.running === key) return;
     clearTimeout(this.startRetry);
     // Classic history files are for standalone hosts; the cluster has BlockedHosts and Events.
-    const spec: PolicySpec = { ...r.value, files: { history: '', blocked: '' } };
-    const doc: PolicyDocument = { apiVersion: API_VERSION, kind: KIND, metadata: { name: effective.policy }, spec };
+    const policy = compilePolicy(effective.policy, { ...r.value, files: { history: '', blocked: '' } });
     try {
       if (this.sentry) {
-        await this.sentry.reconfigure(doc);
+        await this.sentry.reconfigure(policy);
       } else {
-        this.sentry = new Sentry(doc, this.log, this.o.metrics, {
+        this.sentry = new Sentry(policy, this.log, this.o.metrics, {
           firewall: this.blockSet.view('local'),
           onProbe: (probe, decision) => this.onProbe(probe, decision),
           ...(this.o.routeMark ? { routeMark: this.o.routeMark } : {}),

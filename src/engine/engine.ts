@@ -2,8 +2,9 @@
 // source passes the trigger, answered with an alert or a response (block or command),
 // once per source while the response lasts.
 import type { Probe, ProbeType } from '../detect/probe.js';
-import { parseDuration } from '../policy/duration.js';
-import type { Action, PolicySpec, Protocol } from '../policy/types.js';
+import type { Cidr } from '../net/ip.js';
+import type { CompiledPolicy } from '../policy/compiled.js';
+import type { Action, Protocol } from '../policy/types.js';
 import { IpTrie } from '../net/ip-trie.js';
 import { BlockBudget } from './block-budget.js';
 import { SourceTracker, type SourceState } from './tracker.js';
@@ -16,19 +17,20 @@ export interface EngineConfig {
   durationMs: number;
   verifiedOnly: boolean;
   maxBlocksPerMinute: number;
-  ignore: readonly string[];
+  ignore: readonly Cidr[];
 }
 
-export function engineConfig(spec: PolicySpec): EngineConfig {
+export function engineConfig(policy: CompiledPolicy): EngineConfig {
+  const { spec } = policy;
   return {
     triggerCount: spec.trigger.count,
-    windowMs: parseDuration(spec.trigger.window)!,
+    windowMs: policy.windowMs,
     maxTrackedSources: spec.trigger.maxTrackedSources,
     actions: { tcp: spec.response.tcp, udp: spec.response.udp },
-    durationMs: parseDuration(spec.response.duration)!,
+    durationMs: policy.durationMs,
     verifiedOnly: spec.response.verifiedOnly,
     maxBlocksPerMinute: spec.response.maxBlocksPerMinute,
-    ignore: spec.ignore,
+    ignore: policy.ignore,
   };
 }
 
@@ -70,7 +72,7 @@ export class Engine {
 
   constructor(config: EngineConfig, now = Date.now()) {
     this.config = config;
-    this.ignore = new IpTrie(config.ignore);
+    this.ignore = IpTrie.of(config.ignore);
     this.tracker = new SourceTracker(config.maxTrackedSources, config.windowMs);
     this.budget = new BlockBudget(config.maxBlocksPerMinute, now);
   }
@@ -78,7 +80,7 @@ export class Engine {
   /** Applies a new policy without losing tracked sources or blocks in force. */
   reconfigure(config: EngineConfig): void {
     this.config = config;
-    this.ignore = new IpTrie(config.ignore);
+    this.ignore = IpTrie.of(config.ignore);
     this.tracker.uncheckAll();
     this.tracker.configure(config.maxTrackedSources, config.windowMs);
     this.budget.configure(config.maxBlocksPerMinute);

@@ -17,6 +17,12 @@ export class IpTrie {
     for (const c of cidrs) this.add(c);
   }
 
+  static of(cidrs: Iterable<Cidr>): IpTrie {
+    const trie = new IpTrie();
+    for (const c of cidrs) trie.addCidr(c);
+    return trie;
+  }
+
   get size(): number {
     return this.count;
   }

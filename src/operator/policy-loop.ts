@@ -73,7 +73,7 @@ export class PolicyLoop {
     const generation = object.metadata.generation ?? 0;
     const known = this.valid.get(name);
     if (known?.generation === generation) return known;
-    const r = compileSpec(object.spec ?? {}, 'spec');
+    const r = compileSpec(name, object.spec ?? {}, 'spec');
     return r.ok ? { name, generation, policy: r.value } : undefined;
   }
 
@@ -84,7 +84,7 @@ export class PolicyLoop {
     const valid = new Map<string, ValidPolicy>();
     const problems = new Map<string, { reason: string; message: string }>();
     for (const p of this.ctx.policies.list()) {
-      const r = compileSpec(p.spec ?? {}, 'spec');
+      const r = compileSpec(p.metadata.name, p.spec ?? {}, 'spec');
       if (!r.ok) {
         problems.set(p.metadata.name, { reason: 'InvalidSpec', message: formatProblems(r.problems) });
         continue;

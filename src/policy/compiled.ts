@@ -1,8 +1,9 @@
 // A policy as the code runs it: compiled once from a valid spec (durations in milliseconds,
 // port lists expanded), so that no use site parses a duration or a port list again.
+import { parseCidr, type Cidr } from '../net/ip.js';
 import { parseDuration } from './duration.js';
 import { expandPorts } from './ports.js';
-import type { PolicySpec, Protocol } from './types.js';
+import type { PolicyDocument, PolicySpec, Protocol } from './types.js';
 import { validateSpec, type Validated } from './validate.js';
 
 export interface CompiledProtocol {
@@ -13,8 +14,11 @@ export interface CompiledProtocol {
 }
 
 export interface CompiledPolicy {
+  readonly name: string;
   /** The spec it came from, as written (what the operator publishes to the nodes). */
   readonly spec: PolicySpec;
+  /** spec.ignore, parsed. */
+  readonly ignore: readonly Cidr[];
   readonly windowMs: number;
   readonly durationMs: number;
   readonly tcp: CompiledProtocol;
@@ -22,10 +26,16 @@ export interface CompiledPolicy {
 }
 
 /** Compiles a spec that passed validation; an Error names what was not valid. */
-export function compilePolicy(spec: PolicySpec): CompiledPolicy {
+export function compilePolicy(name: string, spec: PolicySpec): CompiledPolicy {
   const protocol = (p: Protocol): CompiledProtocol => ({ ports: expandPorts(spec[p].ports), exclude: expandPorts(spec[p].exclude) });
   return {
+    name,
     spec,
+    ignore: spec.ignore.map((text, i) => {
+      const cidr = parseCidr(text);
+      if (!cidr) throw new Error(`ignore[${i}]: ${JSON.stringify(text)} is not an address or CIDR`);
+      return cidr;
+    }),
     windowMs: duration(spec.trigger.window, 'trigger.window'),
     durationMs: duration(spec.response.duration, 'response.duration'),
     tcp: protocol('tcp'),
@@ -34,9 +44,14 @@ export function compilePolicy(spec: PolicySpec): CompiledPolicy {
 }
 
 /** Validates untrusted input and compiles it: the runtime form, or every problem. */
-export function compileSpec(input: unknown, path = 'spec'): Validated<CompiledPolicy> {
+export function compileSpec(name: string, input: unknown, path = 'spec'): Validated<CompiledPolicy> {
   const r = validateSpec(input, path);
-  return r.ok ? { ok: true, value: compilePolicy(r.value) } : r;
+  return r.ok ? { ok: true, value: compilePolicy(name, r.value) } : r;
+}
+
+/** A validated document, compiled. */
+export function compileDocument(doc: PolicyDocument): CompiledPolicy {
+  return compilePolicy(doc.metadata.name, doc.spec);
 }
 
 function duration(text: string, field: string): number {

@@ -10,8 +10,8 @@ import { KernelReversePath, type ReversePath } from '../detect/reverse-path.js';
 import { Engine, engineConfig, type BlockRecord, type Decision } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { expandPorts } from '../policy/ports.js';
-import type { PolicyDocument, Protocol } from '../policy/types.js';
+import type { CompiledPolicy, CompiledProtocol } from '../policy/compiled.js';
+import type { ProtocolSpec, Protocol } from '../policy/types.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
 import { NftablesFirewall, portRanges } from '../respond/firewall/nftables.js';
 import { selectFirewall } from '../respond/firewall/select.js';
@@ -80,12 +80,12 @@ export interface SentryStatus {
 }
 
 /** Ports a protocol's mode watches: the tripwire list, or everything below the advanced limit. */
-function watchedPorts(spec: PolicyDocument['spec'][Protocol]): Uint8Array {
+function watchedPorts(spec: ProtocolSpec, ports: CompiledProtocol): Uint8Array {
   const watched = new Uint8Array(65536);
   if (spec.mode === 'advanced') {
     watched.fill(1, 1, spec.advancedLimit);
-    for (const port of expandPorts(spec.exclude)) watched[port] = 0;
-  } else for (const port of expandPorts(spec.ports)) watched[port] = 1;
+    for (const port of ports.exclude) watched[port] = 0;
+  } else for (const port of ports.ports) watched[port] = 1;
   return watched;
 }
 
@@ -148,12 +148,12 @@ export class Sentry {
   private hostFactsAt = 0;
 
   constructor(
-    private policy: PolicyDocument,
+    private policy: CompiledPolicy,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     private readonly options: SentryOptions = {},
   ) {
-    this.engine = new Engine(engineConfig(policy.spec));
+    this.engine = new Engine(engineConfig(policy));
     this.debug = logger.isLevelEnabled('debug');
     this.reversePath = options.reversePath ?? new KernelReversePath();
   }
@@ -186,10 +186,10 @@ export class Sentry {
    * Applies a new policy in place: tracked sources and blocks in force are kept; detectors
    * restart only for a protocol whose watch settings changed.
    */
-  async reconfigure(policy: PolicyDocument): Promise<void> {
+  async reconfigure(policy: CompiledPolicy): Promise<void> {
     const before = this.policy.spec;
     this.policy = policy;
-    this.engine.reconfigure(engineConfig(policy.spec));
+    this.engine.reconfigure(engineConfig(policy));
     this.responder.reconfigure(policy.spec.response, policy.spec.files);
     for (const protocol of ['tcp', 'udp'] as const) {
       if (JSON.stringify(before[protocol]) === JSON.stringify(policy.spec[protocol])) continue;
@@ -197,7 +197,7 @@ export class Sentry {
       await this.stopProtocol(protocol);
       await this.startProtocol(protocol);
     }
-    this.logger.info({ policy: policy.metadata.name, tcp: policy.spec.tcp.mode, udp: policy.spec.udp.mode }, 'policy applied');
+    this.logger.info({ policy: policy.name, tcp: policy.spec.tcp.mode, udp: policy.spec.udp.mode }, 'policy applied');
   }
 
   private async startProtocol(protocol: Protocol): Promise<void> {
@@ -277,7 +277,7 @@ export class Sentry {
     this.timer.unref();
     this.started = true;
     this.logger.info(
-      { policy: this.policy.metadata.name, tcp: spec.tcp.mode, udp: spec.udp.mode, firewall: firewall?.name ?? 'none' },
+      { policy: this.policy.name, tcp: spec.tcp.mode, udp: spec.udp.mode, firewall: firewall?.name ?? 'none' },
       'sentry ready',
     );
   }
@@ -286,7 +286,7 @@ export class Sentry {
     const spec = this.policy.spec;
     const detector = new BindDetector({
       protocol,
-      ports: expandPorts(spec[protocol].ports),
+      ports: [...this.policy[protocol].ports],
       banner: protocol === 'tcp' ? spec.response.banner : '',
       onProbe: (p) => this.onProbe(p),
     });
@@ -307,7 +307,7 @@ export class Sentry {
   }
 
   private startRaw(protocol: Protocol, mode: 'stealth' | 'advanced'): void {
-    const watched = watchedPorts(this.policy.spec[protocol]);
+    const watched = watchedPorts(this.policy.spec[protocol], this.policy[protocol]);
     const detector = new RawDetector({
       protocol,
       mode,
@@ -325,7 +325,7 @@ export class Sentry {
     this.metrics.watchedPorts.set({ protocol, mode }, count);
     for (const e of errors) this.logger.warn({ protocol, error: e }, 'raw socket problem');
     this.logger.info(
-      { protocol, mode, families, kernelFilter: filtered, ports: mode === 'stealth' ? expandPorts(this.policy.spec[protocol].ports) : count },
+      { protocol, mode, families, kernelFilter: filtered, ports: mode === 'stealth' ? this.policy[protocol].ports : count },
       'watching ports',
     );
   }
@@ -334,7 +334,7 @@ export class Sentry {
     const spec = this.policy.spec;
     await firewall.enableFastPath({
       protocols,
-      timeoutMs: engineConfig(spec).durationMs,
+      timeoutMs: this.policy.durationMs,
       perMinute: spec.response.maxBlocksPerMinute,
       group: NFLOG_GROUP,
       prefixes: { blocked: PREFIX_BLOCKED, rateLimited: PREFIX_RATE_LIMITED, spoofed: PREFIX_SPOOFED },
@@ -350,12 +350,12 @@ export class Sentry {
     await this.syncKernel();
     for (const protocol of protocols) {
       const mode = spec[protocol].mode;
-      const watched = watchedPorts(spec[protocol]);
+      const watched = watchedPorts(spec[protocol], this.policy[protocol]);
       let count = 0;
       for (let port = 1; port < 65536; port++) count += watched[port]!;
       this.metrics.watchedPorts.set({ protocol, mode }, count);
       this.logger.info(
-        { protocol, mode, kernelFastPath: true, ports: mode === 'stealth' ? expandPorts(spec[protocol].ports) : count },
+        { protocol, mode, kernelFastPath: true, ports: mode === 'stealth' ? this.policy[protocol].ports : count },
         'watching ports',
       );
     }
@@ -378,15 +378,16 @@ export class Sentry {
     const spec = this.policy.spec;
     const ignored: Record<4 | 6, string[]> = { 4: [], 6: [] };
     const seen = new Set<string>();
-    for (const text of [...spec.ignore, ...hostAddresses(), ...this.protectedList]) {
-      const cidr = parseCidr(text);
-      const canonical = cidr && formatCidr(cidr);
-      if (!cidr || seen.has(canonical!)) continue;
-      seen.add(canonical!);
-      ignored[cidr.family].push(canonical!);
+    const parsed = [...hostAddresses(), ...this.protectedList].map((text) => parseCidr(text));
+    for (const cidr of [...this.policy.ignore, ...parsed]) {
+      if (!cidr) continue;
+      const canonical = formatCidr(cidr);
+      if (seen.has(canonical)) continue;
+      seen.add(canonical);
+      ignored[cidr.family].push(canonical);
     }
     const ports = kernel.protocols.map((protocol) => {
-      const watched = watchedPorts(spec[protocol]);
+      const watched = watchedPorts(spec[protocol], this.policy[protocol]);
       const inUse = this.inUse[protocol];
       for (let port = 0; port < 65536; port++) if (inUse[port]) watched[port] = 0;
       return { protocol, ranges: portRanges(watched) };
@@ -686,7 +687,7 @@ export class Sentry {
         inUse[protocol] = bind.inUse;
         continue;
       }
-      const ports = mode === 'off' ? new Uint8Array(65536) : watchedPorts(spec[protocol]);
+      const ports = mode === 'off' ? new Uint8Array(65536) : watchedPorts(spec[protocol], this.policy[protocol]);
       const busy = this.inUse[protocol];
       const skipped: number[] = [];
       const open: number[] = [];
@@ -695,7 +696,7 @@ export class Sentry {
       inUse[protocol] = skipped;
     }
     return {
-      policy: this.policy.metadata.name,
+      policy: this.policy.name,
       firewall: this.firewallName,
       modes: { tcp: spec.tcp.mode, udp: spec.udp.mode },
       watched,

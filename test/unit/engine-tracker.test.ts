@@ -9,7 +9,8 @@ import { Engine, engineConfig, type BlockRecord, type Decision, type EngineConfi
 import { IpTrie } from '../../src/net/ip-trie.js';
 import { BlockBudget } from '../../src/engine/block-budget.js';
 import { MAX_RECORDED_PROBES, SourceTracker, type SourceState } from '../../src/engine/tracker.js';
-import { formatIp, parseIp } from '../../src/net/ip.js';
+import { formatIp, parseCidr, parseIp } from '../../src/net/ip.js';
+import { compileDocument } from '../../src/policy/compiled.js';
 import { defaultPolicy } from '../../src/policy/load.js';
 
 // Canonical text, IPv4 and IPv6, edge values included.
@@ -105,13 +106,13 @@ class ModelEngine {
     now: number,
   ) {
     this.tracker = new ModelTracker(config.maxTrackedSources, config.windowMs);
-    this.ignore = new IpTrie(config.ignore);
+    this.ignore = IpTrie.of(config.ignore);
     this.budget = new BlockBudget(config.maxBlocksPerMinute, now);
   }
 
   reconfigure(config: EngineConfig): void {
     this.config = config;
-    this.ignore = new IpTrie(config.ignore);
+    this.ignore = IpTrie.of(config.ignore);
     this.tracker.configure(config.maxTrackedSources, config.windowMs);
     this.budget.configure(config.maxBlocksPerMinute);
   }
@@ -200,7 +201,7 @@ const ops = fc.array(
 type Settings = typeof settings extends fc.Arbitrary<infer S> ? S : never;
 function config(s: Settings): EngineConfig {
   const { tcp, udp, ...rest } = s;
-  return { ...engineConfig(defaultPolicy().spec), ...rest, actions: { tcp, udp } };
+  return { ...engineConfig(compileDocument(defaultPolicy())), ...rest, ignore: rest.ignore.map((c) => parseCidr(c)!), actions: { tcp, udp } };
 }
 
 /** A state in a form where the order of probes counts (and that of types does not). */

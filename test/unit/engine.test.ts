@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Probe } from '../../src/detect/probe.js';
 import { Engine, engineConfig, type EngineConfig } from '../../src/engine/engine.js';
-import { formatIp } from '../../src/net/ip.js';
+import { formatIp, parseCidr } from '../../src/net/ip.js';
+import { compileDocument } from '../../src/policy/compiled.js';
 import { defaultPolicy } from '../../src/policy/load.js';
 
 function config(over: Partial<EngineConfig> = {}): EngineConfig {
-  return { ...engineConfig(defaultPolicy().spec), ...over };
+  return { ...engineConfig(compileDocument(defaultPolicy())), ...over };
 }
 
 const clock = 1_000_000;
@@ -39,7 +40,7 @@ test('probes older than the window are forgotten', () => {
 });
 
 test('ignore list and own addresses, v4 and v6, are never counted', () => {
-  const e = new Engine(config({ ignore: ['198.18.0.0/24', '2001:db8:1::/48'] }), clock);
+  const e = new Engine(config({ ignore: ['198.18.0.0/24', '2001:db8:1::/48'].map((c) => parseCidr(c)!) }), clock);
   e.setOwnAddresses(['198.19.0.1', '2001:db8:9::1']);
   assert.deepEqual(e.observe(probe('198.18.0.200', 1)), { kind: 'ignored', reason: 'ignore-list' });
   assert.deepEqual(e.observe(probe('2001:db8:1::7', 1)), { kind: 'ignored', reason: 'ignore-list' });
