@@ -54,7 +54,7 @@ for (let first = 0; first < SOURCES; first += PER_REPORT) {
   const batch = Array.from({ length: Math.min(PER_REPORT, SOURCES - first) }, (_, i) => sourceReport(address(first + i), tripwire, now));
   for (const node of NODES) {
     const t0 = process.hrtime.bigint();
-    for (const r of batch) c.observe(node, 'default', r, trigger, now);
+    for (const r of batch) c.add(node, 'default', r, trigger, now);
     reportMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   now += 10;
@@ -77,11 +77,11 @@ figures.push(
 const heapBeforeWide = heapMiB();
 const wide = new Correlator(MAX_TRACKED);
 const all = Array.from({ length: 65535 }, (_, i) => i + 1);
-for (const node of NODES) for (let i = 0; i < all.length; i += 256) wide.observe(node, 'default', sourceReport('192.0.2.1', all.slice(i, i + 256), now), trigger, now);
+for (const node of NODES) for (let i = 0; i < all.length; i += 256) wide.add(node, 'default', sourceReport('192.0.2.1', all.slice(i, i + 256), now), trigger, now);
 const one: number[] = [];
 for (let i = 0; i < 200; i++) {
   const t0 = process.hrtime.bigint();
-  wide.observe(NODES[i % 3]!, 'default', sourceReport('192.0.2.1', [1 + (i % 1000)], now + i), trigger, now + i);
+  wide.add(NODES[i % 3]!, 'default', sourceReport('192.0.2.1', [1 + (i % 1000)], now + i), trigger, now + i);
   one.push(Number(process.hrtime.bigint() - t0) / 1e3);
 }
 figures.push({ id: 'wide-one-probe-p50', name: 'one-probe report of a source that touched every TCP port on 3 nodes, p50', value: percentile(one, 50), unit: 'us' });

@@ -1,10 +1,10 @@
-// Engine figures: observe() throughput for three traffic shapes against a plain Map
+// Engine figures: decide() throughput for three traffic shapes against a plain Map
 // baseline (the tracker's own figures, memory included, are in tracker-bench.ts).
-import type { Probe } from '../src/detect/probe.js';
+import type { Probe } from '../src/engine/probe.js';
 import { Engine, engineConfig, type Decision, type EngineConfig } from '../src/engine/engine.js';
 import { parseCidr } from '../src/net/ip.js';
 import { compileDocument } from '../src/policy/compiled.js';
-import { defaultPolicy } from '../src/policy/load.js';
+import { defaultPolicy } from '../src/policy/default.js';
 import { measure, progress, type Figure, type MeasureOptions } from './harness.js';
 
 /** A fixed clock: every probe lands inside the window, so nothing ages out mid-run. */
@@ -46,9 +46,9 @@ export interface EngineBenchResult {
 let observed = 0;
 let matched = 0;
 
-function observeRange(engine: Engine, probes: readonly Probe[], from: number, to: number, expected: Decision['kind']): void {
+function decideRange(engine: Engine, probes: readonly Probe[], from: number, to: number, expected: Decision['kind']): void {
   let m = 0;
-  for (let i = from; i < to; i++) if (engine.observe(probes[i]!).kind === expected) m++;
+  for (let i = from; i < to; i++) if (engine.decide(probes[i]!).kind === expected) m++;
   matched += m;
   observed += to - from;
 }
@@ -94,7 +94,7 @@ interface Scenario {
 function throughputScenario(s: Scenario, opts: MeasureOptions, result: EngineBenchResult): void {
   const { probes } = s;
   const chunk = Math.min(s.chunk ?? probes.length, probes.length);
-  progress(`observe: ${s.label} (${probes.length.toLocaleString('en-US')} prebuilt probes, ${chunk.toLocaleString('en-US')} per run)`);
+  progress(`decide: ${s.label} (${probes.length.toLocaleString('en-US')} prebuilt probes, ${chunk.toLocaleString('en-US')} per run)`);
   // The baseline map holds every key before timing, as the tracker holds its sources.
   const map = new Map<string, number>();
   mapRange(map, probes, 0, probes.length);
@@ -108,8 +108,8 @@ function throughputScenario(s: Scenario, opts: MeasureOptions, result: EngineBen
   observed = 0;
   matched = 0;
   const prefill = Math.min(s.prefill ?? 0, probes.length);
-  observeRange(engine, probes, 0, prefill, s.expected);
-  const run = streamRun(probes.length, chunk, prefill, (from, to) => observeRange(engine, probes, from, to, s.expected));
+  decideRange(engine, probes, 0, prefill, s.expected);
+  const run = streamRun(probes.length, chunk, prefill, (from, to) => decideRange(engine, probes, from, to, s.expected));
   const m = measure(() => {
     const n = run();
     maxTracked = Math.max(maxTracked, engine.trackedSources);
@@ -122,7 +122,7 @@ function throughputScenario(s: Scenario, opts: MeasureOptions, result: EngineBen
     result.warnings.push(`CAP EXCEEDED: ${s.label}: ${maxTracked} tracked, cap ${s.config.maxTrackedSources}`);
   }
 
-  const baseId = `observe.${s.key}.map`;
+  const baseId = `decide.${s.key}.map`;
   const extra = {
     ...s.extra,
     chunk,
@@ -136,8 +136,8 @@ function throughputScenario(s: Scenario, opts: MeasureOptions, result: EngineBen
   const baseExtra = { opsPerSample: base.opsPerSample, mapSize: map.size };
   result.figures.push(
     {
-      id: `observe.${s.key}.probesPerSec`,
-      name: `observe ${s.label}`,
+      id: `decide.${s.key}.probesPerSec`,
+      name: `decide ${s.label}`,
       value: 1e9 / m.nsPerOp,
       unit: 'probes/s',
       baseline: 'Map',
@@ -147,8 +147,8 @@ function throughputScenario(s: Scenario, opts: MeasureOptions, result: EngineBen
       extra,
     },
     {
-      id: `observe.${s.key}.nsPerProbe`,
-      name: `observe ${s.label}`,
+      id: `decide.${s.key}.nsPerProbe`,
+      name: `decide ${s.label}`,
       value: m.nsPerOp,
       unit: 'ns/probe',
       baseline: 'Map',

@@ -4,7 +4,7 @@
 //   node --expose-gc dist/bench/engine-child.js compact|old CAP N v4|mixed [bare]
 import { Engine, engineConfig } from '../src/engine/engine.js';
 import { compileDocument } from '../src/policy/compiled.js';
-import { defaultPolicy } from '../src/policy/load.js';
+import { defaultPolicy } from '../src/policy/default.js';
 import { OldSourceTracker } from './old-tracker.js';
 import { mixedAddress, type ChildReport } from './tracker-bench.js';
 
@@ -31,7 +31,7 @@ async function main(): Promise<number> {
   const old = impl === 'old' ? new OldSourceTracker(cap, config.windowMs) : undefined;
   for (let i = 0; i < count; i++) {
     const probe = { time, protocol: 'tcp', mode: 'stealth', source: mixedAddress(i, mix), port: 22 + (i % 1000), type: 'syn', verified: false } as const;
-    if (engine) engine.observe(probe);
+    if (engine) engine.decide(probe);
     else old!.record(probe);
   }
   gc();

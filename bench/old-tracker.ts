@@ -1,6 +1,6 @@
 // The tracker as it was before src/engine/tracker.ts became compact (one object, Map and Set
 // per source), kept only as the benchmark's baseline: its figures are measured in the same run.
-import type { Probe, ProbeType } from '../src/detect/probe.js';
+import type { Probe, ProbeType } from '../src/engine/probe.js';
 
 /** Ports recorded per source. */
 const MAX_RECORDED_PROBES = 256;

@@ -4,7 +4,7 @@
 // engine, as the agent would, against the same child with an empty one.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Probe } from '../src/detect/probe.js';
+import type { Probe } from '../src/engine/probe.js';
 import { AddressKey } from '../src/engine/address-key.js';
 import { SourceTracker } from '../src/engine/tracker.js';
 import { measure, progress, type Figure, type MeasureOptions } from './harness.js';

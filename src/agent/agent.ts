@@ -3,7 +3,7 @@
 // detections reported to the operator, and the cluster's own addresses protected.
 import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
 import type { Decision } from '../engine/engine.js';
-import type { Probe } from '../detect/probe.js';
+import type { Probe } from '../engine/probe.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
@@ -15,7 +15,7 @@ import type { RouteMark } from '../respond/route.js';
 import { Sentry } from '../sentry/sentry.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
-import { Watched } from '../k8s/informer.js';
+import { Watched } from '../k8s/watched.js';
 import { blockEntryOf, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
 import { canonicalAddress } from '../net/ip.js';
 import { BlockedHostIndex, type BlockEntry } from '../cluster/blocked-host-index.js';

@@ -1,6 +1,7 @@
 // The standalone sentry's block record (pure): one entry per block in force, what made it
 // and until when. The file form is checked field by field where it is read.
-import { CLASSIC_MODES, type ClassicMode, type ProbeType } from '../detect/probe.js';
+import type { ProbeType } from '../engine/probe.js';
+import { CLASSIC_MODES, type ClassicMode } from '../policy/classic-modes.js';
 import type { BlockRecord } from '../engine/engine.js';
 import { formatCidr, formatIp, parseCidr } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';

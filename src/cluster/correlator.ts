@@ -70,7 +70,7 @@ export class Correlator {
    * Adds one node's report of a source and returns its activity and whether the cluster-wide
    * trigger is now passed.
    */
-  observe(node: string, policy: string, r: SourceReport, trigger: TriggerSettings, now: number): { activity: SourceActivity; triggered: boolean } {
+  add(node: string, policy: string, r: SourceReport, trigger: TriggerSettings, now: number): { activity: SourceActivity; triggered: boolean } {
     let a = this.sources.get(r.source);
     if (a && now - a.lastSeen > trigger.windowMs) {
       this.sources.delete(r.source);

@@ -55,7 +55,7 @@ export class ReportJudge {
   judge(node: string, policy: JudgedPolicy, r: SourceReport, standing: (source: string) => Standing, guard: ProtectedSet, now: number): Verdict {
     const why = guard.reason(r.source);
     if (why) return { kind: 'protected', reason: why };
-    const { activity, triggered } = this.correlator.observe(node, policy.name, r, { count: policy.triggerCount, windowMs: policy.windowMs }, now);
+    const { activity, triggered } = this.correlator.add(node, policy.name, r, { count: policy.triggerCount, windowMs: policy.windowMs }, now);
     const state = standing(r.source);
     if (state === 'blocked') return { kind: 'blocked', activity };
     const ports = portNames(activity);

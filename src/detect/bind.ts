@@ -5,7 +5,7 @@ import { createSocket } from 'node:dgram';
 import { loadAddon } from '../native/addon.js';
 import { normalizeIp } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
-import type { Probe } from './probe.js';
+import type { Probe } from '../engine/probe.js';
 
 export interface BindOptions {
   protocol: Protocol;

@@ -17,7 +17,7 @@ import {
 } from '../net/netlink.js';
 import type { Protocol } from '../policy/types.js';
 import { FLAG_NAMES, IPPROTO_TCP, IPPROTO_UDP, classifyTcp, newParsed, parseIPv4, parseTransport } from './packet.js';
-import type { Probe } from './probe.js';
+import type { Probe } from '../engine/probe.js';
 
 /** The nflog group the rules log to (one listener per group and network namespace). */
 export const NFLOG_GROUP = 27504;

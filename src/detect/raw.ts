@@ -11,7 +11,7 @@ import { formatIpAt } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
 import type { PortsInUse } from './listening.js';
 import { DROP_REASONS, FLAG_NAMES, IPPROTO_TCP, IPPROTO_UDP, classifyTcp, type DropReason } from './packet.js';
-import type { Probe } from './probe.js';
+import type { Probe } from '../engine/probe.js';
 
 interface RawBatchReader {
   readonly recordSize: number;

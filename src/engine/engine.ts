@@ -1,7 +1,7 @@
 // The decision engine: pure logic, no I/O. Each probe is ignored, counted, or, once its
 // source passes the trigger, answered with an alert or a response (block or command),
 // once per source while the response lasts.
-import type { Probe, ProbeType } from '../detect/probe.js';
+import type { Probe, ProbeType } from './probe.js';
 import type { Cidr } from '../net/ip.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
 import type { Action, Protocol } from '../policy/types.js';
@@ -50,12 +50,15 @@ export interface BlockRecord {
 
 export type AlertReason = 'policy' | 'unverified' | 'rate-limited';
 
-/** `distinct`: the source's distinct probes in the window (Engine.sourceState has the rest). */
+/**
+ * `distinct`: the source's distinct probes in the window. An alert or a response carries
+ * what its log line and block entry need: the probes ("tcp/79", oldest first) and types.
+ */
 export type Decision =
   | { kind: 'ignored'; reason: 'ignore-list' | 'own-address' | 'protected' }
   | { kind: 'counted'; distinct: number }
-  | { kind: 'alert'; reason: AlertReason; distinct: number }
-  | { kind: 'respond'; block: BlockRecord; distinct: number }
+  | { kind: 'alert'; reason: AlertReason; distinct: number; ports: string[] }
+  | { kind: 'respond'; block: BlockRecord; distinct: number; ports: string[]; types: ProbeType[] }
   /** Already answered: blocked (`blocked`), or alerted (for the policy, or a refused block) within the window. */
   | { kind: 'suppressed'; distinct: number; blocked?: boolean };
 
@@ -142,7 +145,7 @@ export class Engine {
     return this.tracker.state(source);
   }
 
-  observe(probe: Probe): Decision {
+  decide(probe: Probe): Decision {
     const tracker = this.tracker;
     const found = tracker.find(probe.source);
     // A tracked source already checked against the lists in force is not looked up again
@@ -166,11 +169,11 @@ export class Engine {
     const action = this.config.actions[probe.protocol];
     if (action === 'alert') {
       tracker.setTriggered(index);
-      return { kind: 'alert', reason: 'policy', distinct };
+      return { kind: 'alert', reason: 'policy', distinct, ports: this.ports(index) };
     }
     if (this.config.verifiedOnly && !probe.verified) {
       tracker.setTriggered(index);
-      return { kind: 'alert', reason: 'unverified', distinct };
+      return { kind: 'alert', reason: 'unverified', distinct, ports: this.ports(index) };
     }
     // A refused block is retried by the source's next probe, which comes out of the part of
     // the budget kept for returning sources (block-budget.ts); the refusal is answered
@@ -182,7 +185,7 @@ export class Engine {
     if (probe.refusedInKernel || (!probe.blockedInKernel && !this.budget.take(probe.time, evidence))) {
       if (refusedBefore) return { kind: 'suppressed', distinct };
       tracker.setRateLimited(index);
-      return { kind: 'alert', reason: 'rate-limited', distinct };
+      return { kind: 'alert', reason: 'rate-limited', distinct, ports: this.ports(index) };
     }
     tracker.setTriggered(index);
     const block: BlockRecord = {
@@ -197,7 +200,11 @@ export class Engine {
       until: probe.time + this.config.durationMs,
     };
     this.active.set(probe.source, block);
-    return { kind: 'respond', block, distinct };
+    return { kind: 'respond', block, distinct, ports: this.ports(index), types: tracker.types(index) };
+  }
+
+  private ports(index: number): string[] {
+    return [...this.tracker.probeTimes(index).keys()];
   }
 
   /** Lifts responses whose time is up and forgets idle sources; returns what was lifted. */

@@ -6,7 +6,7 @@
 // address words, kept in a recency list linked by index. A source's only probe sits in
 // its flags word (its time is the source's last-seen time); more go to a bounded probe
 // pool, and when that pool is full the least recently seen sources are dropped to make room.
-import type { Probe, ProbeType } from '../detect/probe.js';
+import type { Probe, ProbeType } from './probe.js';
 import { AddressKey } from './address-key.js';
 import { MAX_ORDER, MIN_ORDER, ProbePool } from './probe-pool.js';
 
@@ -229,18 +229,8 @@ export class SourceTracker {
     const i = this.find(source);
     if (i < 0) return undefined;
     const w = this.word[i]!;
-    const probes = new Map<string, number>();
-    const n = this.distinctProbes[i]!;
-    const name = (k: number): string => `${k & UDP_BIT ? 'udp' : 'tcp'}/${k & 0xffff}`;
-    if (n === 1) probes.set(name(w & PROBE_MASK), this.epoch + this.last[i]!);
-    else {
-      const d = this.pool.data;
-      for (let e = this.seg[i]!, end = e + n; e < end; e++) probes.set(name(d[2 * e]!), this.epoch + d[2 * e + 1]!);
-    }
-    const types = new Set<ProbeType>();
-    TYPES.forEach((type, bit) => {
-      if (w & (1 << (TYPE_SHIFT + bit))) types.add(type);
-    });
+    const probes = this.probeTimes(i);
+    const types = new Set(this.types(i));
     const a = this.addr[i]!;
     const v = this.v6;
     const text = w & V6 ? this.key.format(6, v[4 * a]!, v[4 * a + 1]!, v[4 * a + 2]!, v[4 * a + 3]!) : this.key.format(4, a, 0, 0, 0);
@@ -253,6 +243,25 @@ export class SourceTracker {
       total: this.total[i]!,
       triggered: (w & TRIGGERED) !== 0,
     };
+  }
+
+  /** The distinct probes in the window ("tcp/79") with when each was last seen, oldest first. */
+  probeTimes(i: number): Map<string, number> {
+    const probes = new Map<string, number>();
+    const n = this.distinctProbes[i]!;
+    const name = (k: number): string => `${k & UDP_BIT ? 'udp' : 'tcp'}/${k & 0xffff}`;
+    if (n === 1) probes.set(name(this.word[i]! & PROBE_MASK), this.epoch + this.last[i]!);
+    else {
+      const d = this.pool.data;
+      for (let e = this.seg[i]!, end = e + n; e < end; e++) probes.set(name(d[2 * e]!), this.epoch + d[2 * e + 1]!);
+    }
+    return probes;
+  }
+
+  /** The probe types a source sent in the window. */
+  types(i: number): ProbeType[] {
+    const w = this.word[i]!;
+    return TYPES.filter((_, bit) => (w & (1 << (TYPE_SHIFT + bit))) !== 0);
   }
 
   /** A fresh state whose only probe is `key` at `t`, as the most recent source. */

@@ -33,7 +33,7 @@ export interface Kube {
   discovery: DiscoveryV1Api;
   /** Starts watches (the informers' ListWatch); counts them when requests are observed. */
   watch: Watch;
-  observe?: RequestObserver;
+  onRequest?: RequestObserver;
 }
 
 /** Told of every API request once its status is known: verb, resource, HTTP code or "error". */
@@ -41,9 +41,9 @@ export type RequestObserver = (verb: string, resource: string, code: string) => 
 
 /**
  * In-cluster when no kubeconfig is given and the service account is mounted, else the default
- * chain. With `observe`, every request any client of this Kube makes is reported to it.
+ * chain. With `onRequest`, every request any client of this Kube makes is reported to it.
  */
-export function connect(kubeconfig?: string, observe?: RequestObserver): Kube {
+export function connect(kubeconfig?: string, onRequest?: RequestObserver): Kube {
   const kc = new KubeConfig();
   if (kubeconfig) kc.loadFromFile(kubeconfig);
   else kc.loadFromDefault();
@@ -55,7 +55,7 @@ export function connect(kubeconfig?: string, observe?: RequestObserver): Kube {
   const config = createConfiguration({
     baseServer: new ServerConfiguration(server, {}),
     authMethods: { default: kc },
-    httpApi: withDeadline(observe ? observedHttp(http, observe) : http, REQUEST_TIMEOUT_MS),
+    httpApi: withDeadline(onRequest ? observedHttp(http, onRequest) : http, REQUEST_TIMEOUT_MS),
   });
   return {
     kc,
@@ -65,8 +65,8 @@ export function connect(kubeconfig?: string, observe?: RequestObserver): Kube {
     auth: new AuthenticationV1Api(config),
     networking: new NetworkingV1Api(config),
     discovery: new DiscoveryV1Api(config),
-    watch: observe ? new ObservedWatch(kc, observe) : new Watch(kc),
-    ...(observe ? { observe } : {}),
+    watch: onRequest ? new ObservedWatch(kc, onRequest) : new Watch(kc),
+    ...(onRequest ? { onRequest } : {}),
   };
 }
 
@@ -82,7 +82,7 @@ function withDeadline(inner: HttpLibrary, timeoutMs: number): HttpLibrary {
   };
 }
 
-function observedHttp(inner: HttpLibrary, observe: RequestObserver): HttpLibrary {
+function observedHttp(inner: HttpLibrary, onRequest: RequestObserver): HttpLibrary {
   return {
     send(request) {
       const { verb, resource } = requestLabels(request.getHttpMethod(), request.getUrl());
@@ -90,9 +90,9 @@ function observedHttp(inner: HttpLibrary, observe: RequestObserver): HttpLibrary
         .send(request)
         .toPromise()
         .then(
-          (response) => (observe(verb, resource, String(response.httpStatusCode)), response),
+          (response) => (onRequest(verb, resource, String(response.httpStatusCode)), response),
           (err: unknown) => {
-            observe(verb, resource, 'error');
+            onRequest(verb, resource, 'error');
             throw err;
           },
         );
@@ -104,7 +104,7 @@ function observedHttp(inner: HttpLibrary, observe: RequestObserver): HttpLibrary
 class ObservedWatch extends Watch {
   constructor(
     kc: KubeConfig,
-    private readonly observe: RequestObserver,
+    private readonly onRequest: RequestObserver,
   ) {
     super(kc);
   }
@@ -122,7 +122,7 @@ class ObservedWatch extends Watch {
       if (!failed && err) [failed, failure] = [true, err];
       done(err);
     });
-    this.observe('watch', requestLabels('GET', path).resource, failed ? codeOf(failure) : '200');
+    this.onRequest('watch', requestLabels('GET', path).resource, failed ? codeOf(failure) : '200');
     return controller;
   }
 }
@@ -236,7 +236,7 @@ export async function rawRequest(
   const server = kube.kc.getCurrentCluster()?.server;
   if (!server) throw new Error('kubeconfig has no current cluster');
   const url = new URL(path, server);
-  const observe = kube.observe;
+  const onRequest = kube.onRequest;
   const labels = requestLabels(method, url.href);
   const options: RequestOptions = { method, headers: { 'content-type': contentType, accept } };
   await kube.kc.applyToHTTPSOptions(options);
@@ -264,9 +264,9 @@ export async function rawRequest(
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   }).then(
-    (r) => (observe?.(labels.verb, labels.resource, String(r.status)), r),
+    (r) => (onRequest?.(labels.verb, labels.resource, String(r.status)), r),
     (err: unknown) => {
-      observe?.(labels.verb, labels.resource, codeOf(err));
+      onRequest?.(labels.verb, labels.resource, codeOf(err));
       throw err;
     },
   );

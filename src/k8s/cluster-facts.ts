@@ -9,7 +9,7 @@ import type { V1EndpointSlice, V1Node, V1Pod, V1ServiceCIDR } from '@kubernetes/
 import type { Logger } from '../log/logger.js';
 import { normalizeIp, parseCidr } from '../net/ip.js';
 import type { Kube } from './client.js';
-import { Watched } from './informer.js';
+import { Watched } from './watched.js';
 import type { ProtectedFacts } from '../cluster/protected-set.js';
 
 export interface ClusterFactsOptions {

@@ -7,7 +7,7 @@ import type { ReportedHost } from '../cluster/report.js';
 import { sharedHostFacts } from '../cluster/shared-host-facts.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
-import { Watched } from '../k8s/informer.js';
+import { Watched } from '../k8s/watched.js';
 import { blockEntryOf, type BlockedHostObject, type PolicyObject } from '../k8s/objects.js';
 import type { Logger } from '../log/logger.js';
 import type { OperatorMetrics } from '../metrics/operator-metrics.js';

@@ -4,7 +4,7 @@
 import { reverse } from 'node:dns/promises';
 import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { classicMode, type ClassicMode } from '../detect/probe.js';
+import { classicMode, type ClassicMode } from '../policy/classic-modes.js';
 import type { BlockRecord } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';

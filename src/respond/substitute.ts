@@ -1,7 +1,7 @@
 // $TARGET$ $PORT$ $MODE$ substitution for commands and hosts.deny lines. Only values that
 // were checked to be an address, a port number and a classic mode name are ever inserted:
 // a name from reverse DNS or any other text can never reach a command.
-import { CLASSIC_MODES, type ClassicMode } from '../detect/probe.js';
+import { CLASSIC_MODES, type ClassicMode } from '../policy/classic-modes.js';
 import { normalizeIp } from '../net/ip.js';
 
 export interface Substitution {

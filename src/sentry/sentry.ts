@@ -4,7 +4,8 @@ import { BindDetector, type BindReport } from '../detect/bind.js';
 import { detectedEntry, type BlockEntry } from '../blocks/entry.js';
 import { KernelDetector, NFLOG_GROUP, PREFIX_BLOCKED, PREFIX_RATE_LIMITED, PREFIX_SPOOFED } from '../detect/kernel.js';
 import { PortsInUse } from '../detect/listening.js';
-import { classicMode, type Probe } from '../detect/probe.js';
+import type { Probe, ProbeType } from '../engine/probe.js';
+import { classicMode } from '../policy/classic-modes.js';
 import { RawDetector, type RawStats } from '../detect/raw.js';
 import { KernelReversePath, type ReversePath } from '../detect/reverse-path.js';
 import { Engine, engineConfig, type BlockRecord, type Decision } from '../engine/engine.js';
@@ -440,13 +441,13 @@ export class Sentry {
       this.spoofed(probe);
       return;
     }
-    const decision = this.engine.observe(probe);
+    const decision = this.engine.decide(probe);
     this.metrics.countProbe(probe.protocol, probe.mode, probe.type, probe.repeats);
     if (decision.kind !== 'ignored') this.options.onProbe?.(probe, decision);
     // Under a flood most probes come from a source already answered: nothing to log
     // unless debug is on, and nothing to build for it; a blocked source is said once.
     if (decision.kind === 'suppressed' && !this.debug && !(decision.blocked && this.firstAlreadyBlocked(probe.source))) return;
-    this.record(probe, decision, seenAt);
+    this.handle(probe, decision, seenAt);
   }
 
   /** A probe that failed the reverse-path check: counted, never judged, logged once per interface. */
@@ -460,7 +461,8 @@ export class Sentry {
     } else this.logger.debug(fields, 'probe with a forged source: counted as spoofed');
   }
 
-  private record(probe: Probe, decision: Decision, seenAt: number): void {
+  /** Carries out a decision: its log line, and for a response, the responder's actions. */
+  private handle(probe: Probe, decision: Decision, seenAt: number): void {
     // The kernel blocked a source the engine ignores (the sets lag a change by a second): undo it.
     if (decision.kind === 'ignored' && probe.blockedInKernel && this.kernel) {
       const family = parseIp(probe.source)?.family ?? 4;
@@ -470,14 +472,13 @@ export class Sentry {
     // The response goes first and its lines are written on the next turn: building and
     // writing them took a third of a millisecond, cold, between a probe and its block.
     const block = decision.block;
-    const ports = this.ports(probe.source);
     this.track(
       this.responder.respond(block).then(async (done) => {
         const latencyMs = performance.now() - seenAt;
         // A kernel block was in place before the sentry heard of it: not a user-space latency.
         if (!probe.blockedInKernel) this.metrics.blockLatency.observe(latencyMs / 1000);
         if (this.host && block.action === 'block') {
-          await this.host.recordDetection(this.entryOf(block, ports));
+          await this.host.recordDetection(this.entryOf(block, decision.ports, decision.types));
           this.metrics.blockedHosts.set(this.host.size);
         }
         this.logger.info(
@@ -486,11 +487,10 @@ export class Sentry {
         );
       }),
     );
-    setImmediate(() => this.log(probe, decision, ports));
+    setImmediate(() => this.log(probe, decision));
   }
 
-  private entryOf(block: BlockRecord, ports: string[]): BlockEntry {
-    const types = [...(this.engine.sourceState(block.source)?.types ?? [block.type])];
+  private entryOf(block: BlockRecord, ports: string[], types: ProbeType[]): BlockEntry {
     const reason = block.mode === 'bind' ? `${block.protocol.toUpperCase()} connect` : scanName(block);
     return detectedEntry(block, reason, ports, types, classicMode(block.protocol, block.mode));
   }
@@ -505,8 +505,8 @@ export class Sentry {
     if (this.recent.length > RECENT_MAX) this.recent.shift();
   }
 
-  /** The lines for one probe; `judged` holds the source's ports as they were when it was judged. */
-  private log(probe: Probe, decision: Decision, judged?: string[]): void {
+  /** The lines for one probe. */
+  private log(probe: Probe, decision: Decision): void {
     const fields = {
       source: probe.source,
       port: probe.port,
@@ -535,10 +535,10 @@ export class Sentry {
       this.remember(probe, 'alert');
       this.metrics.scans.inc({ protocol: probe.protocol });
       this.metrics.alerts.inc({ reason: decision.reason });
-      this.logger.warn({ ...fields, reason: decision.reason, ports: judged ?? this.ports(probe.source) }, 'scan detected');
+      this.logger.warn({ ...fields, reason: decision.reason, ports: decision.ports }, 'scan detected');
     } else if (decision.kind === 'respond') {
       const block = decision.block;
-      const ports = judged ?? this.ports(probe.source);
+      const ports = decision.ports;
       this.remember(probe, 'respond', block.action);
       this.metrics.scans.inc({ protocol: probe.protocol });
       this.metrics.blocks.inc({ scope: 'node', action: block.action });
@@ -548,11 +548,6 @@ export class Sentry {
         block.action === 'block' ? 'scan detected: blocking' : 'scan detected: running command',
       );
     }
-  }
-
-  /** The source's distinct probes in the window ("tcp/79"), oldest first. */
-  private ports(source: string): string[] {
-    return [...(this.engine.sourceState(source)?.probes.keys() ?? [])];
   }
 
   private track(work: Promise<void>): void {

@@ -19,7 +19,7 @@ test('npm run bench -- --quick writes figures as JSON', async () => {
   );
   const doc = JSON.parse(await readFile(out, 'utf8')) as { figures: { name: string; value: number }[] };
   assert.ok(doc.figures.length > 10);
-  assert.ok(doc.figures.some((f) => /observe/.test(f.name) && f.value > 0));
+  assert.ok(doc.figures.some((f) => /decide/.test(f.name) && f.value > 0));
   assert.ok(doc.figures.every((f) => Number.isFinite(f.value)));
 });
 

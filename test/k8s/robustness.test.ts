@@ -12,7 +12,7 @@ import type { V1ConfigMap } from '@kubernetes/client-node';
 import { ReportQueue } from '../../src/agent/report-queue.js';
 import { Reporter } from '../../src/agent/reporter.js';
 import { connect, type Kube } from '../../src/k8s/client.js';
-import { Watched } from '../../src/k8s/informer.js';
+import { Watched } from '../../src/k8s/watched.js';
 import type { Report } from '../../src/cluster/report.js';
 import { createLogger } from '../../src/log/logger.js';
 import { Metrics } from '../../src/metrics/metrics.js';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import type { Probe, ProbeType } from '../../src/detect/probe.js';
+import type { Probe, ProbeType } from '../../src/engine/probe.js';
 import { AddressKey } from '../../src/engine/address-key.js';
 import { Engine, engineConfig, type BlockRecord, type Decision, type EngineConfig } from '../../src/engine/engine.js';
 import { IpTrie } from '../../src/net/ip-trie.js';
@@ -11,7 +11,7 @@ import { BlockBudget } from '../../src/engine/block-budget.js';
 import { MAX_RECORDED_PROBES, SourceTracker, type SourceState } from '../../src/engine/tracker.js';
 import { formatIp, parseCidr, parseIp } from '../../src/net/ip.js';
 import { compileDocument } from '../../src/policy/compiled.js';
-import { defaultPolicy } from '../../src/policy/load.js';
+import { defaultPolicy } from '../../src/policy/default.js';
 
 // Canonical text, IPv4 and IPv6, edge values included.
 const POOL = [
@@ -28,6 +28,9 @@ const POOL = [
   '1:2:3:4:5:6:7:8',
   '2001:db8:1:2:3:4:5:6',
 ];
+
+/** The order the tracker lists a source's probe types in. */
+const TYPE_ORDER: readonly ProbeType[] = ['connect', 'udp', 'syn', 'fin', 'null', 'xmas', 'oddball'];
 
 interface ModelState {
   firstSeen: number;
@@ -117,7 +120,7 @@ class ModelEngine {
     this.budget.configure(config.maxBlocksPerMinute);
   }
 
-  observe(p: Probe): Decision {
+  decide(p: Probe): Decision {
     if (this.own.has(p.source)) return { kind: 'ignored', reason: 'own-address' };
     if (this.ignore.has(p.source)) return { kind: 'ignored', reason: 'ignore-list' };
     const s = this.tracker.record(p);
@@ -128,13 +131,13 @@ class ModelEngine {
     const action = this.config.actions[p.protocol];
     if (action === 'alert' || (this.config.verifiedOnly && !p.verified)) {
       s.triggered = true;
-      return { kind: 'alert', reason: action === 'alert' ? 'policy' : 'unverified', distinct };
+      return { kind: 'alert', reason: action === 'alert' ? 'policy' : 'unverified', distinct, ports: [...s.probes.keys()] };
     }
     const evidence = p.verified ? 'verified' : s.rateLimited ? 'returning' : 'first';
     if (p.refusedInKernel || (!p.blockedInKernel && !this.budget.take(p.time, evidence))) {
       if (s.rateLimited) return { kind: 'suppressed', distinct };
       s.rateLimited = true;
-      return { kind: 'alert', reason: 'rate-limited', distinct };
+      return { kind: 'alert', reason: 'rate-limited', distinct, ports: [...s.probes.keys()] };
     }
     s.triggered = true;
     const block: BlockRecord = {
@@ -149,7 +152,7 @@ class ModelEngine {
       until: p.time + this.config.durationMs,
     };
     this.active.set(p.source, block);
-    return { kind: 'respond', block, distinct };
+    return { kind: 'respond', block, distinct, ports: [...s.probes.keys()], types: TYPE_ORDER.filter((t) => s.types.has(t)) };
   }
 
   expire(now: number): BlockRecord[] {
@@ -220,8 +223,8 @@ test('the engine with the compact tracker decides as the Map-based reference, pr
       const engine = new Engine(config(initial), now);
       const model = new ModelEngine(config(initial), now);
       const check = (p: Probe, step: number): void => {
-        const got = engine.observe(p);
-        assert.deepEqual(got, model.observe(p), `decision at step ${step} for ${p.source} ${p.protocol}/${p.port} at ${p.time}`);
+        const got = engine.decide(p);
+        assert.deepEqual(got, model.decide(p), `decision at step ${step} for ${p.source} ${p.protocol}/${p.port} at ${p.time}`);
         assert.equal(engine.trackedSources, model.tracker.states.size, `size at step ${step}`);
         assert.equal(engine.evictedSources, model.tracker.evicted, `evictions at step ${step}`);
         if (got.kind !== 'ignored') assert.deepEqual(comparable(engine.sourceState(p.source)), modelState(model.tracker.states.get(p.source), p.source), `state at step ${step}`);

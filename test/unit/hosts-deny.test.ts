@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { defaultPolicy } from '../../src/policy/load.js';
+import { defaultPolicy } from '../../src/policy/default.js';
 import { parseCidr } from '../../src/net/ip.js';
 import { addHostsDenyLine, removeHostsDenyLine } from '../../src/respond/hosts-deny.js';
 import { HOSTS_DENY_MARK, addOwnLine, hostsAccessPattern, hostsDenyLine, ownLines, removeOwnLines } from '../../src/respond/hosts-deny-lines.js';

@@ -1,4 +1,5 @@
-// What every detector reports: one packet or connection aimed at a watched port.
+// What every detector reports and the engine judges: one packet or connection aimed at a
+// watched port.
 import type { DetectMode, Protocol } from '../policy/types.js';
 
 /** connect: completed TCP handshake (bind mode); udp: a datagram; the rest: stealth TCP flag sets. */
@@ -30,13 +31,3 @@ export interface Probe {
   /** The address it was sent to (raw sockets). */
   destination?: string;
 }
-
-/** The classic mode names ($MODE$ in commands, file extensions of the blocked file). */
-export type ClassicMode = 'tcp' | 'udp' | 'stcp' | 'sudp' | 'atcp' | 'audp';
-
-export function classicMode(protocol: Protocol, mode: Exclude<DetectMode, 'off'>): ClassicMode {
-  const prefix = mode === 'stealth' ? 's' : mode === 'advanced' ? 'a' : '';
-  return `${prefix}${protocol}` as ClassicMode;
-}
-
-export const CLASSIC_MODES: readonly ClassicMode[] = ['tcp', 'udp', 'stcp', 'sudp', 'atcp', 'audp'];
