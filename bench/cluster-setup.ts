@@ -6,14 +6,14 @@
 // readings of metrics and RSS.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { TestCluster, type TestNode } from '../test/helpers/cluster.js';
-import { startControlPlane, type ControlPlane } from '../test/helpers/control-plane.js';
-import { hasTool } from '../test/helpers/prereq.js';
-import type { SentryProcess } from '../test/helpers/sentry-process.js';
+import { TestCluster, type TestNode } from '../support/cluster.js';
+import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { hasTool } from '../support/prereq.js';
+import type { SentryProcess } from '../support/sentry-process.js';
 import { runProgram } from '../src/respond/run-program.js';
+import { freePort } from '../support/free-port.js';
 
 export const NS = 'kube-portsentry';
 /** The API server's advertised address: protected, never a probe source. */
@@ -56,17 +56,6 @@ export function missingPrerequisites(): string[] {
   if (process.getuid?.() !== 0) out.push('root');
   for (const tool of ['nft', 'openssl', 'go', 'ip']) if (!hasTool(tool)) out.push(tool);
   return out;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Set additions on one node, as its watcher saw them. */

@@ -18,9 +18,8 @@ import {
   type ConfigurationOptions,
   type HttpLibrary,
 } from '@kubernetes/client-node';
-import type { IncomingMessage } from 'node:http';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { RequestOptions } from 'node:https';
+import { jsonRequest, type JsonAnswer } from '../net/json-request.js';
 import { GROUP, VERSION } from './api-schemas.js';
 
 export interface Kube {
@@ -240,29 +239,13 @@ export async function rawRequest(
   const labels = requestLabels(method, url.href);
   const options: RequestOptions = { method, headers: { 'content-type': contentType, accept } };
   await kube.kc.applyToHTTPSOptions(options);
-  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-    const req = request(url, options, (res: IncomingMessage) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        let parsed: unknown = text;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          // not JSON
-        }
-        const status = res.statusCode ?? 0;
-        if (status >= 400) {
-          const err = new Error(`HTTP ${status}: ${(parsed as { message?: string })?.message ?? text.slice(0, 200)}`) as Error & { code: number };
-          err.code = status;
-          reject(err);
-        } else resolve({ status, body: parsed });
-      });
-    });
-    req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
+  const failed = (r: JsonAnswer): Error => {
+    const text = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
+    return Object.assign(new Error(`HTTP ${r.status}: ${(r.body as { message?: string })?.message ?? text.slice(0, 200)}`), { code: r.status });
+  };
+  return jsonRequest(url, options, body, REQUEST_TIMEOUT_MS).then((r) => {
+    if (r.status >= 400) throw failed(r);
+    return r;
   }).then(
     (r) => (onRequest?.(labels.verb, labels.resource, String(r.status)), r),
     (err: unknown) => {

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { debianPortsentry } from '../helpers/debian-portsentry.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { debianPortsentry } from '../../support/debian-portsentry.js';
+import { prerequisites } from '../../support/prereq.js';
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 

@@ -4,7 +4,7 @@
 // Prometheus on the monitoring host.
 import { readFile } from 'node:fs/promises';
 import { runProgram } from '../../src/respond/run-program.js';
-import { connectFrom, type ConnectResult } from '../helpers/netns.js';
+import { connectFrom, type ConnectResult } from '../../support/netns.js';
 import type { Cluster } from './cluster.js';
 import { NODES, SCANNER, type NodeSpec } from './layout.js';
 

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { runProgram } from '../../src/respond/run-program.js';
-import { CHART, REPO } from '../helpers/helm.js';
-import { hasTool } from '../helpers/prereq.js';
+import { CHART, REPO } from '../../support/helm.js';
+import { hasTool } from '../../support/prereq.js';
 import { attach, down, leftovers, up, type Cluster } from './cluster.js';
 import {
   AGENT, NAMESPACE, OPERATOR, RELEASE, agentPods, containerPid, eventually, forgedSyn, nmapConnect, nodeBlocked, operatorPods, pods, procStatus, reach,

@@ -9,9 +9,9 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { nativeRaw } from '../../src/detect/raw.js';
 import { DROP_REASONS, IPPROTO_TCP, IPPROTO_UDP, newParsed, parseIPv4, parseIPv6, parseTransport, type DropReason } from '../../src/detect/packet.js';
-import { FUZZ_MS, FUZZ_SEED, fuzz, mutatedBytes } from '../helpers/fuzz.js';
-import { TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { FUZZ_MS, FUZZ_SEED, fuzz, mutatedBytes } from '../../support/fuzz.js';
+import { TestNet } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
 
 const RAW = new URL('../../src/detect/raw.js', import.meta.url).href;
 

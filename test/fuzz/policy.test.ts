@@ -13,7 +13,7 @@ import type { Schema } from '../../src/policy/schema.js';
 import { documentSchema } from '../../src/policy/spec-schema.js';
 import { validateDocument, validateSpec } from '../../src/policy/validate.js';
 import { renderPolicyYaml } from '../../src/policy/yaml.js';
-import { HOSTILE_TOKENS, fuzz, mutatedText } from '../helpers/fuzz.js';
+import { HOSTILE_TOKENS, fuzz, mutatedText } from '../../support/fuzz.js';
 
 const FILE = 'fuzz.yaml';
 const TOP = ['apiVersion', 'kind', 'metadata', 'spec'];

@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { MAX_REPORT_BYTES, REPORT_PATH, parseReport, type Report } from '../../src/cluster/report.js';
 import { OperatorMetrics } from '../../src/metrics/operator-metrics.js';
 import { startReportServer } from '../../src/operator/report-server.js';
-import { fuzz, mutatedText } from '../helpers/fuzz.js';
+import { fuzz, mutatedText } from '../../support/fuzz.js';
 
 const TOKEN = 'fuzz-token';
 const AGENT = 'system:serviceaccount:kube-portsentry:agent';

@@ -20,9 +20,9 @@ import { OperatorMetrics } from '../../src/metrics/operator-metrics.js';
 import { startReportServer } from '../../src/operator/report-server.js';
 import { apiServerKeys } from '../../src/operator/api-server-keys.js';
 import { tokenReviewAuthenticator } from '../../src/operator/token-authenticator.js';
-import { eventually, selfSignedCertificate } from '../helpers/cluster.js';
-import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { hasTool } from '../helpers/prereq.js';
+import { eventually, selfSignedCertificate } from '../../support/cluster.js';
+import { useControlPlane, type ControlPlane } from '../../support/control-plane.js';
+import { hasTool } from '../../support/prereq.js';
 
 const NS = 'kps-robust';
 const logger = createLogger('silent');

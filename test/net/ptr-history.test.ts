@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { runProgram } from '../../src/respond/run-program.js';
-import { deleteNamespace } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { deleteNamespace } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
 
 const SCANNER = '198.51.100.7';
 const RESPONDER = fileURLToPath(new URL('../../src/respond/responder.js', import.meta.url));

@@ -21,7 +21,7 @@ import { parsePolicyYaml } from '../../src/policy/load.js';
 import { DEBIAN_TCP_PORTS, DEBIAN_UDP_PORTS } from '../../src/policy/spec-schema.js';
 import type { DetectMode, PolicyDocument } from '../../src/policy/types.js';
 import { renderPolicyYaml } from '../../src/policy/yaml.js';
-import { debianPortsentry } from '../helpers/debian-portsentry.js';
+import { debianPortsentry } from '../../support/debian-portsentry.js';
 
 /** The repository root, found from this file whether it runs from src or compiled output. */
 function repoRoot(): string {

@@ -14,7 +14,7 @@ import { addHostsDenyLine, removeHostsDenyLine } from '../../src/respond/hosts-d
 import { HOSTS_DENY_MARK, addOwnLine, hostsAccessPattern, hostsDenyLine, ownLines, removeOwnLines } from '../../src/respond/hosts-deny-lines.js';
 import { runProgram } from '../../src/respond/run-program.js';
 import { SubstitutionError } from '../../src/respond/substitute.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { prerequisites } from '../../support/prereq.js';
 import { Responder, blockedOf } from '../../src/respond/responder.js';
 
 const MODULE = new URL('../../src/respond/hosts-deny.js', import.meta.url).href;

@@ -6,16 +6,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { Agent as HttpsAgent, request } from 'node:https';
-import { createServer } from 'node:net';
+import { Agent as HttpsAgent } from 'node:https';
+import { jsonRequest } from '../src/net/json-request.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
-import { runProgram } from '../../src/respond/run-program.js';
+import { runProgram } from '../src/respond/run-program.js';
 import { hasTool } from './prereq.js';
+import { freePort } from './free-port.js';
 
-const BUILD = fileURLToPath(new URL('../../../test/envtest/build.sh', import.meta.url));
+const BUILD = fileURLToPath(new URL('../../test/envtest/build.sh', import.meta.url));
 
 let binDir: Promise<string> | undefined;
 
@@ -23,18 +24,6 @@ let binDir: Promise<string> | undefined;
 export function controlPlaneBinaries(): Promise<string> {
   binDir ??= runProgram(['bash', BUILD], { timeoutMs: 30 * 60_000 }).then((r) => r.stdout.trim().split('\n').at(-1)!);
   return binDir;
-}
-
-/** A TCP port free on 127.0.0.1 right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 const live = new Set<ChildProcess>();
@@ -136,32 +125,16 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   // Verified requests share a keep-alive pool: benches write thousands of objects through it.
   const pool = new HttpsAgent({ keepAlive: true, maxSockets: 16 });
   const api = (method: string, path: string, body?: unknown, ca?: string) =>
-    new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-      const req = request(
-        `${url}${path}`,
-        {
-          method,
-          headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-          ...(ca ? { ca, agent: pool } : { rejectUnauthorized: false }),
-          timeout: 10_000,
-        },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8').on('data', (c: string) => (text += c));
-          res.on('end', () => {
-            let parsed: unknown = text;
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              // plain text (readyz)
-            }
-            resolve({ status: res.statusCode ?? 0, body: parsed });
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
+    jsonRequest(
+      new URL(`${url}${path}`),
+      {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        ...(ca ? { ca, agent: pool } : { rejectUnauthorized: false }),
+      },
+      body,
+      10_000,
+    );
 
   const ready = async (): Promise<void> => {
     const deadline = Date.now() + 60_000;

@@ -2,7 +2,7 @@
 // addresses of their own (198.18.0.0/24 and 2001:db8::/64, reserved for tests and
 // documentation). All test traffic stays inside these namespaces.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { runProgram } from '../../src/respond/run-program.js';
+import { runProgram } from '../src/respond/run-program.js';
 
 let counter = 0;
 

@@ -3,7 +3,7 @@
 // over, about `--rate` packets a second. The test range only: the target's answers to it
 // must go nowhere (see TestNet). Prints "sent N" when done.
 import { parseArgs } from 'node:util';
-import { openSynSender, synPacket } from '../../bench/raw-syn.js';
+import { openSynSender, synPacket } from './raw-syn.js';
 
 const { values } = parseArgs({
   options: {

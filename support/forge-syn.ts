@@ -1,8 +1,8 @@
 // Run in a test namespace: one TCP SYN from a forged --source to --target:--port (IPv4 or
 // IPv6; a multicast or link-local IPv6 target needs --interface). Test addresses only.
 import { parseArgs } from 'node:util';
-import { openSyn6Sender, openSynSender, synPacket, synPacket6 } from '../../bench/raw-syn.js';
-import { parseIp } from '../../src/net/ip.js';
+import { openSyn6Sender, openSynSender, synPacket, synPacket6 } from './raw-syn.js';
+import { parseIp } from '../src/net/ip.js';
 
 const { values } = parseArgs({ options: { source: { type: 'string' }, target: { type: 'string' }, port: { type: 'string', default: '1' }, interface: { type: 'string' } } });
 const { source, target } = values;

@@ -1,11 +1,12 @@
 // The operator in the test process, against the test control plane: for tests that drive
 // its report endpoint directly and read what it wrote to the API.
 import { request } from 'node:http';
-import { connect } from '../../src/k8s/client.js';
-import { createLogger } from '../../src/log/logger.js';
-import { OperatorMetrics } from '../../src/metrics/operator-metrics.js';
-import { Operator, type OperatorOptions } from '../../src/operator/operator.js';
-import { freePort, type ControlPlane } from './control-plane.js';
+import { connect } from '../src/k8s/client.js';
+import { createLogger } from '../src/log/logger.js';
+import { OperatorMetrics } from '../src/metrics/operator-metrics.js';
+import { Operator, type OperatorOptions } from '../src/operator/operator.js';
+import { freePort } from './free-port.js';
+import { type ControlPlane } from './control-plane.js';
 
 export const OPERATOR_NS = 'kube-portsentry';
 export const AGENT_USER = `system:serviceaccount:${OPERATOR_NS}:kube-portsentry-agent`;

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { parseAllDocuments, stringify } from 'yaml';
-import { runProgram } from '../../src/respond/run-program.js';
+import { runProgram } from '../src/respond/run-program.js';
 import { hasTool } from './prereq.js';
 
-export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const CHART = join(REPO, 'charts', 'kube-portsentry');
 const BUILD = join(REPO, 'test', 'helm', 'build.sh');
 

@@ -9,12 +9,12 @@ import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runProgram } from '../../src/respond/run-program.js';
+import { runProgram } from '../src/respond/run-program.js';
 import type { ControlPlane } from './control-plane.js';
 import { connectFrom, deleteNamespace, type ConnectResult } from './netns.js';
 import { withPrivileges, type Privileges } from './privilege.js';
 import { CLI, SentryProcess } from './sentry-process.js';
-import { DEFAULT_INSTANCE, firewallNames } from '../../src/respond/firewall/owner.js';
+import { DEFAULT_INSTANCE, firewallNames } from '../src/respond/firewall/owner.js';
 
 /** The agents' nftables table: they run with the default instance. */
 export const AGENT_TABLE = firewallNames({ kind: 'agent', instance: DEFAULT_INSTANCE }).table;
