@@ -10,7 +10,7 @@ import { loadAddon } from '../native/addon.js';
 import { formatIpAt } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
 import type { PortsInUse } from './listening.js';
-import { DROP_REASONS, FLAG_NAMES, IPPROTO_TCP, IPPROTO_UDP, classifyTcp, type DropReason } from './packet.js';
+import { DROP_REASONS, FLAG_NAMES, IPPROTO_TCP, IPPROTO_UDP, classifyTcp, type DropReason } from '../net/packet.js';
 import type { Probe } from '../engine/probe.js';
 
 interface RawBatchReader {

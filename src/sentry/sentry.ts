@@ -2,7 +2,6 @@
 // responder. The agent (cluster mode) reuses the same parts.
 import { BindDetector, type BindReport } from '../detect/bind.js';
 import { detectedEntry, type BlockEntry } from '../blocks/entry.js';
-import { KernelDetector, NFLOG_GROUP, PREFIX_BLOCKED, PREFIX_RATE_LIMITED, PREFIX_SPOOFED } from '../detect/kernel.js';
 import { PortsInUse } from '../detect/listening.js';
 import type { Probe, ProbeType } from '../engine/probe.js';
 import { classicMode } from '../policy/classic-modes.js';
@@ -14,14 +13,14 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { CompiledPolicy, CompiledProtocol } from '../policy/compiled.js';
 import type { ProtocolSpec, Protocol } from '../policy/types.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
-import { NftablesFirewall, portRanges } from '../respond/firewall/nftables.js';
+import type { FastPath, FastPathSettings, FastPathTargets } from '../respond/fast-path/fast-path.js';
 import { selectFirewall } from '../respond/firewall/select.js';
 import { DEFAULT_INSTANCE, firewallNames } from '../respond/firewall/owner.js';
 import { Responder, blockedOf, type Done } from '../respond/responder.js';
 import type { RouteMark } from '../respond/route.js';
 import { HostBlocks } from './host-blocks.js';
 import { statePaths } from './state-paths.js';
-import { formatCidr, parseCidr, parseIp } from '../net/ip.js';
+import { parseCidr, parseIp } from '../net/ip.js';
 import type { NeverBlocked } from '../blocks/target.js';
 import type { ProtectedSet } from '../cluster/protected-set.js';
 import { hostAddresses } from './host-addresses.js';
@@ -126,9 +125,8 @@ export class Sentry {
   private readonly reversePath: ReversePath;
   /** Interfaces already named in a log line about spoofed probes (one line each; 0 for the fast path). */
   private readonly spoofedOn = new Set<number>();
-  /** The kernel fast path, when on: its detector, the firewall holding its rules, what was last applied. */
-  private kernel: { detector: KernelDetector; firewall: NftablesFirewall; protocols: Protocol[]; applied: string } | null = null;
-  private kernelSync: Promise<void> | null = null;
+  /** The kernel fast path, when on (its backend's capability). */
+  private kernel: FastPath | null = null;
   private responder!: Responder;
   /** The standalone sentry's blocks, kept across restarts (null in the agent, which shares its node set). */
   private host: HostBlocks | null = null;
@@ -242,8 +240,8 @@ export class Sentry {
     const fast = spec.response.kernelFastPath && !shared
       ? (['tcp', 'udp'] as const).filter((p) => (spec[p].mode === 'stealth' || spec[p].mode === 'advanced') && spec.response[p] === 'block')
       : [];
-    if (fast.length && !(firewall instanceof NftablesFirewall))
-      throw new Error(`response.kernelFastPath needs nftables, and the firewall here is ${firewall?.name ?? 'none'}`);
+    const fastPath = fast.length ? firewall?.fastPath?.(this.fastPathSettings(fast)) : undefined;
+    if (fast.length && !fastPath) throw new Error(`response.kernelFastPath needs nftables, and the firewall here is ${firewall?.name ?? 'none'}`);
     this.responder = new Responder({
       response: spec.response,
       files: spec.files,
@@ -271,7 +269,7 @@ export class Sentry {
       for (const e of plan.lifted) this.logger.info({ source: e.address, until: new Date(e.until!).toISOString() }, 'block expired while the sentry was stopped: lifted');
       this.metrics.blockedHosts.set(this.host.size);
     }
-    if (fast.length) await this.startKernel(firewall as NftablesFirewall, fast);
+    if (fastPath) await this.startKernel(fastPath);
 
     for (const protocol of ['tcp', 'udp'] as const) if (!fast.includes(protocol)) await this.startProtocol(protocol);
     this.timer = setInterval(() => this.housekeeping(), HOUSEKEEPING_MS);
@@ -331,25 +329,24 @@ export class Sentry {
     );
   }
 
-  private async startKernel(firewall: NftablesFirewall, protocols: Protocol[]): Promise<void> {
+  private fastPathSettings(protocols: Protocol[]): FastPathSettings {
     const spec = this.policy.spec;
-    await firewall.enableFastPath({
-      protocols,
+    return {
+      modes: Object.fromEntries(protocols.map((p) => [p, spec[p].mode])),
       timeoutMs: this.policy.durationMs,
       perMinute: spec.response.maxBlocksPerMinute,
-      group: NFLOG_GROUP,
-      prefixes: { blocked: PREFIX_BLOCKED, rateLimited: PREFIX_RATE_LIMITED, spoofed: PREFIX_SPOOFED },
-    });
-    const detector = new KernelDetector({
-      modes: Object.fromEntries(protocols.map((p) => [p, spec[p].mode])),
       onProbe: (p) => this.onProbe(p),
       onSpoofed: (p) => this.spoofed(p),
       onLoss: () => this.logger.warn('kernel fast path: log messages lost (the sources are blocked all the same)'),
-    });
-    detector.start();
-    this.kernel = { detector, firewall, protocols, applied: '' };
+    };
+  }
+
+  private async startKernel(fastPath: FastPath): Promise<void> {
+    const spec = this.policy.spec;
+    await fastPath.start();
+    this.kernel = fastPath;
     await this.syncKernel();
-    for (const protocol of protocols) {
+    for (const protocol of fastPath.protocols) {
       const mode = spec[protocol].mode;
       const watched = watchedPorts(spec[protocol], this.policy[protocol]);
       let count = 0;
@@ -364,42 +361,26 @@ export class Sentry {
 
   /**
    * Brings the fast path's sets in line with the watched ports not in use and the ignored
-   * addresses (the policy's and this host's), when they changed. Ignored addresses go first,
-   * so no port is ever trapped before its exceptions are in place.
+   * addresses (the policy's, this host's and the protected ones).
    */
-  private syncKernel(): Promise<void> {
-    // One at a time: housekeeping comes every second, nft can be slower than that.
-    this.kernelSync ??= this.syncKernelSets().finally(() => (this.kernelSync = null));
-    return this.kernelSync;
-  }
-
-  private async syncKernelSets(): Promise<void> {
+  private async syncKernel(): Promise<void> {
     const kernel = this.kernel;
     if (!kernel) return;
     const spec = this.policy.spec;
-    const ignored: Record<4 | 6, string[]> = { 4: [], 6: [] };
-    const seen = new Set<string>();
-    const parsed = [...hostAddresses(), ...this.protectedList].map((text) => parseCidr(text));
-    for (const cidr of [...this.policy.ignore, ...parsed]) {
-      if (!cidr) continue;
-      const canonical = formatCidr(cidr);
-      if (seen.has(canonical)) continue;
-      seen.add(canonical);
-      ignored[cidr.family].push(canonical);
+    const ignored = [...this.policy.ignore];
+    for (const text of [...hostAddresses(), ...this.protectedList]) {
+      const cidr = parseCidr(text);
+      if (cidr) ignored.push(cidr);
     }
-    const ports = kernel.protocols.map((protocol) => {
+    const ports: FastPathTargets['ports'] = {};
+    for (const protocol of kernel.protocols) {
       const watched = watchedPorts(spec[protocol], this.policy[protocol]);
       const inUse = this.inUse[protocol];
       for (let port = 0; port < 65536; port++) if (inUse[port]) watched[port] = 0;
-      return { protocol, ranges: portRanges(watched) };
-    });
-    const key = JSON.stringify([ignored, ports]);
-    if (key === kernel.applied) return;
+      ports[protocol] = watched;
+    }
     try {
-      await kernel.firewall.setIgnored(4, ignored[4]);
-      await kernel.firewall.setIgnored(6, ignored[6]);
-      for (const { protocol, ranges } of ports) await kernel.firewall.setTripwirePorts(protocol, ranges);
-      kernel.applied = key;
+      await kernel.sync({ ports, ignored });
     } catch (err) {
       this.metrics.actionErrors.inc({ action: 'kernel-fast-path' });
       this.logger.error({ err: (err as Error).message }, 'kernel fast path: cannot update its sets');
@@ -465,8 +446,7 @@ export class Sentry {
   private handle(probe: Probe, decision: Decision, seenAt: number): void {
     // The kernel blocked a source the engine ignores (the sets lag a change by a second): undo it.
     if (decision.kind === 'ignored' && probe.blockedInKernel && this.kernel) {
-      const family = parseIp(probe.source)?.family ?? 4;
-      this.track(this.kernel.firewall.remove(probe.source, family).catch((err: Error) => this.logger.error({ err: err.message }, 'kernel fast path: cannot unblock')));
+      this.track(this.kernel.unblock(probe.source).catch((err: Error) => this.logger.error({ err: err.message }, 'kernel fast path: cannot unblock')));
     }
     if (decision.kind !== 'respond') return this.log(probe, decision);
     // The response goes first and its lines are written on the next turn: building and
@@ -595,7 +575,7 @@ export class Sentry {
     this.reversePath.close();
     await Promise.all(this.detectors.map((d) => d.detector.stop()));
     for (const { detector } of this.rawDetectors) detector.stop();
-    this.kernel?.detector.stop();
+    this.kernel?.stop();
     this.reportRawStats();
     await Promise.all(this.pending);
     if (!this.responder) return;
@@ -696,7 +676,7 @@ export class Sentry {
       modes: { tcp: spec.tcp.mode, udp: spec.udp.mode },
       watched,
       inUse,
-      kernelFastPath: this.kernel?.protocols ?? [],
+      kernelFastPath: [...(this.kernel?.protocols ?? [])],
       trackedSources: this.engine.trackedSources,
       blocks: this.host?.size ?? this.engine.blocks.size,
       recent: [...this.recent],

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { nativeRaw } from '../../src/detect/raw.js';
-import { DROP_REASONS, IPPROTO_TCP, IPPROTO_UDP, newParsed, parseIPv4, parseIPv6, parseTransport, type DropReason } from '../../src/detect/packet.js';
+import { DROP_REASONS, IPPROTO_TCP, IPPROTO_UDP, newParsed, parseIPv4, parseIPv6, parseTransport, type DropReason } from '../../src/net/packet.js';
 import { FUZZ_MS, FUZZ_SEED, fuzz, mutatedBytes } from '../../support/fuzz.js';
 import { TestNet } from '../../support/netns.js';
 import { prerequisites } from '../../support/prereq.js';

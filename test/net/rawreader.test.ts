@@ -8,7 +8,7 @@ import { TestNet } from '../../support/netns.js';
 import { prerequisites } from '../../support/prereq.js';
 
 const RAW = new URL('../../src/detect/raw.js', import.meta.url).href;
-const PACKET = new URL('../../src/detect/packet.js', import.meta.url).href;
+const PACKET = new URL('../../src/net/packet.js', import.meta.url).href;
 
 interface Outcome {
   filtered: boolean;

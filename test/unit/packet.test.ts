@@ -19,7 +19,7 @@ import {
   parseIPv4,
   parseIPv6,
   parseTransport,
-} from '../../src/detect/packet.js';
+} from '../../src/net/packet.js';
 
 function ipv4(proto: number, transport: number[], options: { ihl?: number; frag?: number; dst?: number[] } = {}): Uint8Array {
   const ihl = options.ihl ?? 5;

@@ -1,8 +1,8 @@
-// The kernel fast path's detector. nftables rules (src/respond/firewall/nftables.ts) drop
+// The kernel fast path's nflog reader. Its rules (nftables-fast-path.ts) drop
 // a probe to a tripwire port and put its source in the blocked set at that first packet,
 // then log the packet to an nflog group; this reads the group and reports each packet as
 // a probe, so the sentry logs, counts and completes the response as for any detection.
-import { formatIpAt } from '../net/ip.js';
+import { formatIpAt } from '../../net/ip.js';
 import {
   NETLINK_NETFILTER,
   NLM_F_ACK,
@@ -14,10 +14,10 @@ import {
   nfgenmsg,
   u32be,
   u8,
-} from '../net/netlink.js';
-import type { Protocol } from '../policy/types.js';
-import { FLAG_NAMES, IPPROTO_TCP, IPPROTO_UDP, classifyTcp, newParsed, parseIPv4, parseTransport } from './packet.js';
-import type { Probe } from '../engine/probe.js';
+} from '../../net/netlink.js';
+import type { Protocol } from '../../policy/types.js';
+import { FLAG_NAMES, IPPROTO_TCP, IPPROTO_UDP, classifyTcp, newParsed, parseIPv4, parseTransport } from '../../net/packet.js';
+import type { Probe } from '../../engine/probe.js';
 
 /** The nflog group the rules log to (one listener per group and network namespace). */
 export const NFLOG_GROUP = 27504;
