@@ -1,12 +1,8 @@
+// Policy files: loading, validation and the problems named with field path and line (src/policy/load.ts, validate.ts).
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { parseDuration } from '../../src/policy/duration.js';
 import { defaultPolicy } from '../../src/policy/default.js';
 import { PolicyError, parsePolicyYaml } from '../../src/policy/load.js';
-import { expandPorts, parsePortSpec } from '../../src/policy/ports.js';
-import { DEBIAN_TCP_PORTS, DEBIAN_UDP_PORTS } from '../../src/policy/spec-schema.js';
-import { validateDocument } from '../../src/policy/validate.js';
 
 const header = 'apiVersion: kube-portsentry.io/v1alpha1\nkind: PortSentryPolicy\nmetadata:\n  name: t\n';
 
@@ -20,39 +16,6 @@ function problemsOf(yaml: string): string[] {
   }
   return [];
 }
-
-test('durations', () => {
-  assert.equal(parseDuration('90s'), 90_000);
-  assert.equal(parseDuration('1h30m'), 5_400_000);
-  assert.equal(parseDuration('250ms'), 250);
-  for (const bad of ['', '1', '1d', '-1s', '1.5h', 'h']) assert.equal(parseDuration(bad), null, bad);
-});
-
-test('port specs: numbers, ranges, and what is wrong with a bad one', () => {
-  assert.deepEqual(parsePortSpec('6000-6003'), { from: 6000, to: 6003 });
-  assert.deepEqual(expandPorts([3, '1-2', 2, '5']), [1, 2, 3, 5]);
-  assert.match(parsePortSpec(0) as string, /between 1 and 65535/);
-  assert.match(parsePortSpec(65536) as string, /between 1 and 65535/);
-  assert.match(parsePortSpec('20-10') as string, /reversed/);
-  assert.match(parsePortSpec('http') as string, /not a port/);
-});
-
-test('the bundled default policy is the classic one, with Debian port lists', () => {
-  const spec = defaultPolicy().spec;
-  assert.deepEqual(spec.tcp.ports, DEBIAN_TCP_PORTS);
-  assert.deepEqual(spec.udp.ports, DEBIAN_UDP_PORTS);
-  assert.equal(spec.tcp.advancedLimit, 1024);
-  assert.deepEqual(spec.tcp.exclude, [113, 139]);
-  assert.deepEqual(spec.udp.exclude, [520, 138, 137, 67]);
-  assert.equal(spec.trigger.count, 0);
-  assert.equal(spec.tcp.mode, 'bind');
-  assert.ok(validateDocument(defaultPolicy()).ok);
-});
-
-test('policies/default.yaml is the bundled default', async () => {
-  const text = await readFile(new URL('../../../policies/default.yaml', import.meta.url), 'utf8');
-  assert.deepEqual(parsePolicyYaml(text, 'default.yaml'), defaultPolicy());
-});
 
 test('a minimal document gets every default', () => {
   const doc = parsePolicyYaml(header, 'p.yaml');

@@ -1,11 +1,8 @@
-// The standalone sentry's block record, its reconcile decision and the admin's targets:
-// pure rules, tested directly.
+// The reconcile decision at start (src/blocks/reconcile.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { canonicalTarget, detectedEntry, engineBlock, parseRecord, renderRecord, RecordError, type BlockEntry } from '../../src/blocks/entry.js';
+import type { BlockEntry } from '../../src/blocks/entry.js';
 import { ADOPTED_REASON, reconcile, type HostActions, type HostState } from '../../src/blocks/reconcile.js';
-import { blockRefusal, parseTarget } from '../../src/blocks/target.js';
-import { emptyFacts, ProtectedSet } from '../../src/cluster/protected-set.js';
 
 const NOW = 1_800_000_000_000;
 const entry = (address: string, until: number | null, over: Partial<BlockEntry> = {}): BlockEntry => ({
@@ -13,61 +10,6 @@ const entry = (address: string, until: number | null, over: Partial<BlockEntry> 
 });
 const none: HostState = { kernel: [], routes: [], hostsDeny: [] };
 const all: HostActions = { firewall: true, routes: true, hostsDenyLine: (e) => `ALL: ${e.address}` };
-
-test('record: written and read back, every field checked', () => {
-  const detected = detectedEntry(
-    { source: '198.18.0.1', action: 'block', protocol: 'tcp', port: 79, mode: 'stealth', type: 'syn', verified: false, since: NOW, until: NOW + 3_600_000 },
-    'TCP SYN/Normal scan', ['tcp/79', 'tcp/80'], ['syn'], 'stcp',
-  );
-  const entries = [detected, entry('2001:db8::/48', null, { reason: 'seen scanning' })];
-  assert.deepEqual(parseRecord(renderRecord(entries), 'f'), entries);
-  assert.deepEqual(engineBlock(detected), { source: '198.18.0.1', action: 'block', protocol: 'tcp', port: 79, mode: 'stealth', type: 'syn', verified: false, since: NOW, until: NOW + 3_600_000 });
-  assert.equal(engineBlock(entries[1]!), null, 'a network or a manual block is held, not the engine\'s');
-});
-
-test('record: a damaged file is refused with file and field', () => {
-  const bad = (blocks: unknown[]) => JSON.stringify({ version: 1, blocks });
-  const good = { address: '198.18.0.1', origin: 'manual', reason: '', ports: [], types: [], since: 1, until: null };
-  assert.throws(() => parseRecord('{', '/s/blocks.json'), /^RecordError: \/s\/blocks.json: not JSON/);
-  assert.throws(() => parseRecord('[]', 'f'), /f: not a block record/);
-  assert.throws(() => parseRecord(bad([{ ...good, address: 'x' }]), 'f'), /f: blocks\[0\]\.address: "x" is not an address or CIDR/);
-  assert.throws(() => parseRecord(bad([good, { ...good, address: '198.18.0.1/32' }]), 'f'), /blocks\[1\]\.address: 198.18.0.1 is recorded twice/);
-  assert.throws(() => parseRecord(bad([{ ...good, until: '1h' }]), 'f'), /blocks\[0\]\.until: must be a time/);
-  assert.throws(() => parseRecord(bad([{ ...good, origin: 'x' }]), 'f'), /blocks\[0\]\.origin/);
-  assert.throws(() => parseRecord(bad([{ ...good, probe: { protocol: 'tcp', port: 0 } }]), 'f'), /blocks\[0\]\.probe/);
-  assert.throws(() => parseRecord(bad([{ ...good, ports: ['tcp/79; rm'] }]), 'f'), RecordError);
-});
-
-test('targets: exact addresses and networks, clear errors, host bits named', () => {
-  assert.deepEqual(parseTarget('198.18.0.7'), { ok: true, address: '198.18.0.7' });
-  assert.deepEqual(parseTarget('198.18.0.7/32'), { ok: true, address: '198.18.0.7' });
-  assert.deepEqual(parseTarget('2001:DB8::0:7'), { ok: true, address: '2001:db8::7' });
-  assert.deepEqual(parseTarget('198.18.0.0/16'), { ok: true, address: '198.18.0.0/16' });
-  assert.deepEqual(parseTarget('198.18.3.4/16'), { ok: false, problem: '198.18.3.4/16 has host bits set: the network is 198.18.0.0/16' });
-  for (const bad of ['', 'host.example', '198.18.0.300', '198.18.0.0/33', '1.2.3.4; rm -rf /'])
-    assert.deepEqual(parseTarget(bad), { ok: false, problem: `${JSON.stringify(bad)} is not an IP address or CIDR` });
-  assert.equal(canonicalTarget('::ffff:198.18.0.1'), '198.18.0.1');
-});
-
-test('targets: the host\'s own addresses and the ignore list are never blocked', () => {
-  const never = { own: ['198.18.0.2', '2001:db8::2'], ignore: ['127.0.0.0/8', '192.0.2.0/24'] };
-  assert.equal(blockRefusal('198.18.0.9', never), null);
-  assert.match(blockRefusal('198.18.0.2', never)!, /an address of this host/);
-  assert.match(blockRefusal('198.18.0.0/24', never)!, /holds 198.18.0.2/);
-  assert.match(blockRefusal('127.0.0.1', never)!, /overlaps 127.0.0.0\/8/);
-  assert.match(blockRefusal('192.0.0.0/8', never)!, /overlaps 192.0.2.0\/24/);
-  assert.match(blockRefusal('0.0.0.0/0', never)!, /holds 198.18.0.2/);
-});
-
-test('targets: an admin cannot block the host\'s gateway, resolvers or an always-protected range either', () => {
-  const guard = new ProtectedSet({ ...emptyFacts(), gateways: ['198.18.0.254'], dns: ['198.18.0.53'] });
-  const never = { own: ['198.18.0.2'], ignore: [], protected: guard };
-  assert.equal(blockRefusal('198.18.0.9', never), null);
-  assert.equal(blockRefusal('198.18.0.254', never), '198.18.0.254 is protected (gateways)');
-  assert.equal(blockRefusal('198.18.0.53', never), '198.18.0.53 is protected (dns)');
-  assert.equal(blockRefusal('169.254.169.254', never), '169.254.169.254 is protected (cloud-metadata)');
-  assert.equal(blockRefusal('198.18.0.128/25', never), '198.18.0.128/25 is protected (gateways)');
-});
 
 test('reconcile: blocks in force stay with their time, missing pieces are put back', () => {
   const record = [entry('198.18.0.1', NOW + 600_000, { origin: 'detected' }), entry('198.18.9.0/24', null)];
