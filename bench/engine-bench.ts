@@ -2,6 +2,7 @@
 // baseline (the tracker's own figures, memory included, are in tracker-bench.ts).
 import type { Probe } from '../src/engine/probe.js';
 import { Engine, engineConfig, type Decision, type EngineConfig } from '../src/engine/engine.js';
+import { addressOf } from '../src/net/address.js';
 import { parseCidr } from '../src/net/ip.js';
 import { compileDocument } from '../src/policy/compiled.js';
 import { defaultPolicy } from '../src/policy/default.js';
@@ -21,7 +22,7 @@ export function sourceAddress(i: number): string {
 }
 
 function probe(source: string, port: number): Probe {
-  return { time: T0, protocol: 'tcp', mode: 'stealth', source, port, type: 'syn', flags: 'S', verified: false };
+  return { time: T0, protocol: 'tcp', mode: 'stealth', source: addressOf(source)!, port, type: 'syn', flags: 'S', verified: false };
 }
 
 export interface ThroughputSizes {
@@ -56,7 +57,7 @@ function decideRange(engine: Engine, probes: readonly Probe[], from: number, to:
 /** The baseline: what one Map lookup and update per probe costs, keyed the same way. */
 function mapRange(map: Map<string, number>, probes: readonly Probe[], from: number, to: number): void {
   for (let i = from; i < to; i++) {
-    const key = probes[i]!.source;
+    const key = probes[i]!.source.text;
     map.set(key, (map.get(key) ?? 0) + 1);
   }
 }

@@ -7,6 +7,7 @@ import { compileDocument } from '../src/policy/compiled.js';
 import { defaultPolicy } from '../src/policy/default.js';
 import { OldSourceTracker } from './old-tracker.js';
 import { mixedAddress, type ChildReport } from './tracker-bench.js';
+import { addressOf } from '../src/net/address.js';
 
 const USAGE = 'usage: node --expose-gc engine-child.js compact|old CAP N v4|mixed [bare]';
 
@@ -30,7 +31,7 @@ async function main(): Promise<number> {
   const engine = impl === 'compact' ? new Engine(config, time) : undefined;
   const old = impl === 'old' ? new OldSourceTracker(cap, config.windowMs) : undefined;
   for (let i = 0; i < count; i++) {
-    const probe = { time, protocol: 'tcp', mode: 'stealth', source: mixedAddress(i, mix), port: 22 + (i % 1000), type: 'syn', verified: false } as const;
+    const probe = { time, protocol: 'tcp', mode: 'stealth', source: addressOf(mixedAddress(i, mix))!, port: 22 + (i % 1000), type: 'syn', verified: false } as const;
     if (engine) engine.decide(probe);
     else old!.record(probe);
   }

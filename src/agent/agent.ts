@@ -342,7 +342,7 @@ export class Agent {
 
   private onProbe(probe: Probe, decision: Decision): void {
     if (this.effective?.spec.response.scope !== 'cluster') return;
-    const blocked = decision.kind === 'respond' ? decision.block.action === 'block' : (this.sentry?.isBlocked(probe.source) ?? false);
-    this.queue.add(probe.source, { protocol: probe.protocol, port: probe.port, type: probe.type, time: probe.time }, probe.verified, blocked);
+    const blocked = decision.kind === 'respond' ? decision.block.action === 'block' : (this.sentry?.isBlocked(probe.source.text) ?? false);
+    this.queue.add(probe.source.text, { protocol: probe.protocol, port: probe.port, type: probe.type, time: probe.time }, probe.verified, blocked);
   }
 }

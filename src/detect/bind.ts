@@ -3,7 +3,7 @@
 // so its source is real (verified); a UDP source can be forged.
 import { createSocket } from 'node:dgram';
 import { loadAddon } from '../native/addon.js';
-import { normalizeIp } from '../net/ip.js';
+import { addressOf } from '../net/address.js';
 import type { Protocol } from '../policy/types.js';
 import type { Probe } from '../engine/probe.js';
 
@@ -77,7 +77,7 @@ export class BindDetector {
   }
 
   private report(address: string | undefined, port: number): void {
-    const source = address ? normalizeIp(address) : null;
+    const source = address ? addressOf(address) : null;
     if (!source) return;
     const tcp = this.options.protocol === 'tcp';
     this.options.onProbe({

@@ -2,6 +2,7 @@
 // source passes the trigger, answered with an alert or a response (block or command),
 // once per source while the response lasts.
 import type { Probe, ProbeType } from './probe.js';
+import { addressOf, type Address } from '../net/address.js';
 import type { Cidr } from '../net/ip.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
 import type { Action, Protocol } from '../policy/types.js';
@@ -124,7 +125,8 @@ export class Engine {
   release(source: string): BlockRecord | undefined {
     const block = this.active.get(source);
     this.active.delete(source);
-    this.tracker.forget(source);
+    const address = addressOf(source);
+    if (address) this.tracker.forget(address);
     return block;
   }
 
@@ -141,7 +143,7 @@ export class Engine {
   }
 
   /** A copy of what is tracked about a source (for reports and logs), if it is tracked. */
-  sourceState(source: string): SourceState | undefined {
+  sourceState(source: Address): SourceState | undefined {
     return this.tracker.state(source);
   }
 
@@ -152,8 +154,8 @@ export class Engine {
     // (the trie walks cost more than the rest of a probe); the others are looked up by the
     // bytes find() parsed.
     if (found < 0 || !tracker.isChecked(found)) {
-      if (this.own.has(probe.source)) return { kind: 'ignored', reason: 'own-address' };
-      const bytes = tracker.foundBytes();
+      if (this.own.has(probe.source.text)) return { kind: 'ignored', reason: 'own-address' };
+      const bytes = probe.source.bytes;
       if (this.ignore.hasBytes(bytes)) return { kind: 'ignored', reason: 'ignore-list' };
       if (this.protectedTrie.size && this.protectedTrie.hasBytes(bytes)) return { kind: 'ignored', reason: 'protected' };
       // Never marked checked: a held source is looked up again until its block is lifted.
@@ -162,7 +164,7 @@ export class Engine {
     const index = tracker.record(probe, found);
     tracker.setChecked(index);
     const distinct = tracker.distinct(index);
-    if (this.active.has(probe.source)) return { kind: 'suppressed', distinct, blocked: true };
+    if (this.active.has(probe.source.text)) return { kind: 'suppressed', distinct, blocked: true };
     if (distinct <= this.config.triggerCount) return { kind: 'counted', distinct };
     if (tracker.isTriggered(index)) return { kind: 'suppressed', distinct };
 
@@ -189,7 +191,7 @@ export class Engine {
     }
     tracker.setTriggered(index);
     const block: BlockRecord = {
-      source: probe.source,
+      source: probe.source.text,
       action,
       protocol: probe.protocol,
       port: probe.port,
@@ -199,7 +201,7 @@ export class Engine {
       since: probe.time,
       until: probe.time + this.config.durationMs,
     };
-    this.active.set(probe.source, block);
+    this.active.set(block.source, block);
     return { kind: 'respond', block, distinct, ports: this.ports(index), types: tracker.types(index) };
   }
 
@@ -213,7 +215,8 @@ export class Engine {
     for (const [source, block] of this.active) {
       if (block.until > now) continue;
       this.active.delete(source);
-      this.tracker.forget(source); // a returning scanner has to trip the trigger again
+      const address = addressOf(source);
+      if (address) this.tracker.forget(address); // a returning scanner has to trip the trigger again
       lifted.push(block);
     }
     this.tracker.expire(now);

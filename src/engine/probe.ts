@@ -1,5 +1,6 @@
 // What every detector reports and the engine judges: one packet or connection aimed at a
 // watched port.
+import type { Address } from '../net/address.js';
 import type { DetectMode, Protocol } from '../policy/types.js';
 
 /** connect: completed TCP handshake (bind mode); udp: a datagram; the rest: stealth TCP flag sets. */
@@ -10,8 +11,8 @@ export interface Probe {
   time: number;
   protocol: Protocol;
   mode: Exclude<DetectMode, 'off'>;
-  /** Canonical source address (IPv4-mapped IPv6 already turned into IPv4). */
-  source: string;
+  /** The source address, parsed once by the reader (IPv4-mapped IPv6 already IPv4). */
+  source: Address;
   port: number;
   type: ProbeType;
   /** TCP flags as letters (e.g. "SF"), for stealth probes. */

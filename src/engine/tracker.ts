@@ -7,6 +7,7 @@
 // its flags word (its time is the source's last-seen time); more go to a bounded probe
 // pool, and when that pool is full the least recently seen sources are dropped to make room.
 import type { Probe, ProbeType } from './probe.js';
+import type { Address } from '../net/address.js';
 import { AddressKey } from './address-key.js';
 import { MAX_ORDER, MIN_ORDER, ProbePool } from './probe-pool.js';
 
@@ -134,15 +135,10 @@ export class SourceTracker {
     while (this.count > this.capacity) this.evictOldest();
   }
 
-  /** The index of a tracked source, or -1. Throws when `source` is not an IP address. */
-  find(source: string): number {
-    this.key.parse(source);
+  /** The index of a tracked source, or -1. */
+  find(source: Address): number {
+    this.key.load(source.bytes);
     return this.lookup();
-  }
-
-  /** The address of the last find() as bytes (reused buffer): the ignore tries take it without parsing again. */
-  foundBytes(): Uint8Array {
-    return this.key.parsedBytes();
   }
 
   /** Distinct probes in the window (capped at MAX_RECORDED_PROBES). */
@@ -186,7 +182,7 @@ export class SourceTracker {
    * forgotten. `found` is what find(probe.source) returned, when the caller just asked.
    */
   record(probe: Probe, found = this.find(probe.source)): number {
-    this.key.parse(probe.source);
+    this.key.load(probe.source.bytes);
     const t = this.offset(probe.time);
     let i = found;
     const key = (probe.protocol === 'udp' ? UDP_BIT : 0) | probe.port;
@@ -209,7 +205,7 @@ export class SourceTracker {
     return i;
   }
 
-  forget(source: string): void {
+  forget(source: Address): void {
     const i = this.find(source);
     if (i >= 0) this.remove(i);
   }
@@ -225,7 +221,7 @@ export class SourceTracker {
   }
 
   /** A copy of a tracked source's state. */
-  state(source: string): SourceState | undefined {
+  state(source: Address): SourceState | undefined {
     const i = this.find(source);
     if (i < 0) return undefined;
     const w = this.word[i]!;

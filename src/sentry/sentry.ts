@@ -46,7 +46,7 @@ function scanName(p: Pick<Probe, 'mode' | 'protocol' | 'type' | 'flags'>): strin
 
 /** Classic attackalert wording, so log watchers written for PortSentry still match. */
 function alertText(p: Probe): string {
-  return `attackalert: ${scanName(p)} from host: ${p.source}/${p.source} to ${p.protocol.toUpperCase()} port: ${p.port}`;
+  return `attackalert: ${scanName(p)} from host: ${p.source.text}/${p.source.text} to ${p.protocol.toUpperCase()} port: ${p.port}`;
 }
 
 /** Sources whose "already blocked" line was written, at most this many at once (a forged flood from a blocked network). */
@@ -418,7 +418,7 @@ export class Sentry {
   private onProbe(probe: Probe): void {
     // From the packet's arrival where the kernel stamped it: the wait in the socket counts.
     const seenAt = probe.receivedAt ?? performance.now();
-    if (probe.ifindex && !probe.verified && !this.reversePath.routesBack(probe.source, probe.destination, probe.ifindex)) {
+    if (probe.ifindex && !probe.verified && !this.reversePath.routesBack(probe.source.text, probe.destination, probe.ifindex)) {
       this.spoofed(probe);
       return;
     }
@@ -427,14 +427,14 @@ export class Sentry {
     if (decision.kind !== 'ignored') this.options.onProbe?.(probe, decision);
     // Under a flood most probes come from a source already answered: nothing to log
     // unless debug is on, and nothing to build for it; a blocked source is said once.
-    if (decision.kind === 'suppressed' && !this.debug && !(decision.blocked && this.firstAlreadyBlocked(probe.source))) return;
+    if (decision.kind === 'suppressed' && !this.debug && !(decision.blocked && this.firstAlreadyBlocked(probe.source.text))) return;
     this.handle(probe, decision, seenAt);
   }
 
   /** A probe that failed the reverse-path check: counted, never judged, logged once per interface. */
   private spoofed(probe: Probe): void {
     this.metrics.spoofedProbes.inc({ protocol: probe.protocol }, probe.repeats ?? 1);
-    const fields = { source: probe.source, destination: probe.destination, port: probe.port, protocol: probe.protocol, ifindex: probe.ifindex };
+    const fields = { source: probe.source.text, destination: probe.destination, port: probe.port, protocol: probe.protocol, ifindex: probe.ifindex };
     const on = probe.ifindex ?? 0; // 0: the kernel fast path, which names no interface
     if (!this.spoofedOn.has(on)) {
       this.spoofedOn.add(on);
@@ -446,7 +446,7 @@ export class Sentry {
   private handle(probe: Probe, decision: Decision, seenAt: number): void {
     // The kernel blocked a source the engine ignores (the sets lag a change by a second): undo it.
     if (decision.kind === 'ignored' && probe.blockedInKernel && this.kernel) {
-      this.track(this.kernel.unblock(probe.source).catch((err: Error) => this.logger.error({ err: err.message }, 'kernel fast path: cannot unblock')));
+      this.track(this.kernel.unblock(probe.source.text).catch((err: Error) => this.logger.error({ err: err.message }, 'kernel fast path: cannot unblock')));
     }
     if (decision.kind !== 'respond') return this.log(probe, decision);
     // The response goes first and its lines are written on the next turn: building and
@@ -481,14 +481,14 @@ export class Sentry {
   }
 
   private remember(probe: Probe, decision: 'alert' | 'respond', action?: string): void {
-    this.recent.push({ time: probe.time, source: probe.source, protocol: probe.protocol, port: probe.port, scan: scanName(probe), decision, ...(action ? { action } : {}) });
+    this.recent.push({ time: probe.time, source: probe.source.text, protocol: probe.protocol, port: probe.port, scan: scanName(probe), decision, ...(action ? { action } : {}) });
     if (this.recent.length > RECENT_MAX) this.recent.shift();
   }
 
   /** The lines for one probe. */
   private log(probe: Probe, decision: Decision): void {
     const fields = {
-      source: probe.source,
+      source: probe.source.text,
       port: probe.port,
       protocol: probe.protocol,
       mode: probe.mode,
@@ -503,9 +503,9 @@ export class Sentry {
       this.logger.debug({ ...fields, reason: decision.reason }, 'probe from ignored source');
       return;
     }
-    if (decision.kind === 'suppressed' && decision.blocked && this.firstAlreadyBlocked(probe.source)) {
-      this.alreadyLogged.add(probe.source);
-      this.logger.info(fields, `attackalert: Host: ${probe.source}/${probe.source} is already blocked Ignoring`);
+    if (decision.kind === 'suppressed' && decision.blocked && this.firstAlreadyBlocked(probe.source.text)) {
+      this.alreadyLogged.add(probe.source.text);
+      this.logger.info(fields, `attackalert: Host: ${probe.source.text}/${probe.source.text} is already blocked Ignoring`);
       return;
     }
     // Probes from a source already answered are routine under a flood: debug only.

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Probe } from '../../src/engine/probe.js';
 import { Engine, engineConfig, type EngineConfig } from '../../src/engine/engine.js';
+import { addressOf } from '../../src/net/address.js';
 import { formatIp, parseCidr } from '../../src/net/ip.js';
+
+const addr = (text: string) => addressOf(text)!;
 import { compileDocument } from '../../src/policy/compiled.js';
 import { defaultPolicy } from '../../src/policy/default.js';
 
@@ -12,7 +15,7 @@ function config(over: Partial<EngineConfig> = {}): EngineConfig {
 
 const clock = 1_000_000;
 function probe(source: string, port: number, over: Partial<Probe> = {}): Probe {
-  return { time: clock, protocol: 'tcp', mode: 'bind', source, port, type: 'connect', verified: true, ...over };
+  return { time: clock, protocol: 'tcp', mode: 'bind', source: addr(source), port, type: 'connect', verified: true, ...over };
 }
 
 test('trigger 0 blocks at the first probe, once per source while blocked', () => {
@@ -160,7 +163,7 @@ test('eviction drops the least recently seen source, not the first seen', () => 
   e.decide(probe('198.18.0.3', 1, { time: 4 })); // evicts .2
   const d1 = e.decide(probe('198.18.0.1', 3, { time: 5 }));
   assert.equal(d1.kind === 'counted' && d1.distinct, 3, '.1 kept its probes');
-  assert.deepEqual([...(e.sourceState('198.18.0.1')?.probes.keys() ?? [])], ['tcp/1', 'tcp/2', 'tcp/3']);
+  assert.deepEqual([...(e.sourceState(addr('198.18.0.1'))?.probes.keys() ?? [])], ['tcp/1', 'tcp/2', 'tcp/3']);
   const d2 = e.decide(probe('198.18.0.2', 2, { time: 6 }));
   assert.equal(d2.kind === 'counted' && d2.distinct, 1, '.2 was forgotten');
 });
@@ -184,9 +187,9 @@ test('a flood of 1,000,000 spoofed sources against a cap of 10,000: bounded, evi
       source = formatIp(v6);
     }
     if (source === scanner) continue;
-    const d = e.decide({ time: i, protocol: 'tcp', mode: 'stealth', source, port: 22, type: 'syn', flags: 'S', verified: false });
+    const d = e.decide({ time: i, protocol: 'tcp', mode: 'stealth', source: addr(source), port: 22, type: 'syn', flags: 'S', verified: false });
     if (d.kind !== 'counted') floodResponses++;
-    if (i % 1000 === 0) decisions.push(e.decide({ time: i, protocol: 'tcp', mode: 'stealth', source: scanner, port: 1 + i / 1000, type: 'syn', verified: false }).kind);
+    if (i % 1000 === 0) decisions.push(e.decide({ time: i, protocol: 'tcp', mode: 'stealth', source: addr(scanner), port: 1 + i / 1000, type: 'syn', verified: false }).kind);
     if (e.trackedSources > maxTracked) maxTracked = e.trackedSources;
   }
   assert.equal(maxTracked, cap, 'never more than the cap');
@@ -197,7 +200,7 @@ test('a flood of 1,000,000 spoofed sources against a cap of 10,000: bounded, evi
   assert.ok(decisions.slice(6).every((k) => k === 'suppressed'));
   assert.equal(e.blocks.size, 1);
   assert.equal(e.blocks.get(scanner)?.port, 6);
-  assert.equal(e.sourceState(scanner)?.probes.size, 256, 'its latest 256 ports are recorded');
+  assert.equal(e.sourceState(addr(scanner))?.probes.size, 256, 'its latest 256 ports are recorded');
 });
 
 test('a restored block is in force: its source is answered as blocked, and it expires at its time', () => {

@@ -2,7 +2,7 @@
 // a probe to a tripwire port and put its source in the blocked set at that first packet,
 // then log the packet to an nflog group; this reads the group and reports each packet as
 // a probe, so the sentry logs, counts and completes the response as for any detection.
-import { formatIpAt } from '../../net/ip.js';
+import { addressAt } from '../../net/address.js';
 import {
   NETLINK_NETFILTER,
   NLM_F_ACK,
@@ -139,7 +139,7 @@ export class KernelDetector {
       time: Date.now(),
       protocol,
       mode,
-      source: formatIpAt(buf, sourceAt, family),
+      source: addressAt(buf, sourceAt, family),
       port: p.destinationPort,
       // The rules trap only packets without ACK and RST, so a TCP one always classifies.
       type: protocol === 'tcp' ? (classifyTcp(p.flags) ?? 'oddball') : 'udp',
