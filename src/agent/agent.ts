@@ -16,12 +16,12 @@ import { Sentry } from '../sentry/sentry.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/watched.js';
-import { blockEntryOf, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
+import { nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
 import { canonicalAddress } from '../net/ip.js';
-import { BlockedHostIndex, type BlockEntry } from '../cluster/blocked-host-index.js';
 import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../cluster/protected-set.js';
 import { MAX_HOST_ADDRESSES, type ReportedHost } from '../cluster/report.js';
 import { readHostFacts, type HostFacts } from '../sentry/host-facts.js';
+import { ClusterBlocks } from './cluster-blocks.js';
 import { ReportQueue } from './report-queue.js';
 import { Reporter } from './reporter.js';
 import { serviceAwareLookup } from './service-address.js';
@@ -79,14 +79,7 @@ export class Agent {
   private guard = new ProtectedSet(emptyFacts());
   private hostFacts: HostFacts = { gateways: [], dns: [], addresses: [] };
   private reportedHost: ReportedHost = { gateways: [], dns: [], addresses: [] };
-  private refused = new Set<string>();
-  /** The BlockedHosts this node enforces (in force, not protected), by name and by address. */
-  private readonly clusterBlocks = new BlockedHostIndex();
-  /** BlockedHosts changed since the last enforce; `recheckAll` when every one must be looked at. */
-  private readonly touched = new Set<string>();
-  /** Addresses whose BlockedHost was deleted since the last enforce(): the node's own block of them goes too. */
-  private readonly liftedAddresses = new Set<string>();
-  private recheckAll = true;
+  private readonly clusterBlocks: ClusterBlocks;
   private work: Promise<void> = Promise.resolve();
   private timers: NodeJS.Timeout[] = [];
   private isReady = false;
@@ -97,6 +90,10 @@ export class Agent {
       o.metrics.actionErrors.inc({ action: 'firewall' });
       this.log.error({ address, err: (err as Error).message }, 'node firewall update failed');
     });
+    this.clusterBlocks = new ClusterBlocks(this.blockSet, (address, blockedHost, why) => {
+      o.metrics.protectedRefused.inc();
+      this.log.error({ address, blockedHost, protected: why }, 'refusing to block a protected address');
+    });
     const watch = o.kube.watch;
     this.facts = new ClusterFacts(o.kube, o.logger, () => this.serially(() => this.updateProtected()), { serviceCidrs: o.serviceCidrs, podCidrs: o.podCidrs });
     this.blockedHosts = new Watched({
@@ -105,11 +102,7 @@ export class Agent {
       list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.blockedHosts)),
       logger: o.logger,
       onChange: () => this.serially(() => this.enforce()),
-      onEvent: (type, bh) => {
-        this.touched.add(bh.metadata.name);
-        const address = canonicalAddress(bh.spec?.address ?? '');
-        if (type === 'delete' && address) this.liftedAddresses.add(address);
-      },
+      onEvent: (type, bh) => this.clusterBlocks.changed(bh.metadata.name, type === 'delete' ? canonicalAddress(bh.spec?.address ?? '') : undefined),
     });
     const name = nodePolicyConfigMapName(o.node);
     this.policyMap = new Watched<V1ConfigMap>({
@@ -208,64 +201,17 @@ export class Agent {
     const { gateways, dns, addresses } = this.hostFacts;
     this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses: addresses });
     this.sentry?.setProtected(this.guard.all());
-    this.recheckAll = true;
+    this.clusterBlocks.recheck();
   }
 
-  /**
-   * Makes the cluster part of the node set equal to the BlockedHosts in force. Only the
-   * BlockedHosts changed since the last pass are looked at (a detection costs the same with
-   * 10,000 in force as with none), all of them after the protected set changed, and those
-   * whose expiry came (their kernel entries time out by themselves) are forgotten.
-   */
+  /** Makes the cluster part of the node set equal to the BlockedHosts in force (cluster-blocks.ts). */
   private async enforce(): Promise<void> {
-    const now = Date.now();
-    const names = new Set(this.touched);
-    this.touched.clear();
-    if (this.recheckAll) {
-      this.recheckAll = false;
-      for (const name of this.clusterBlocks.names()) names.add(name);
-      for (const bh of this.blockedHosts.list()) names.add(bh.metadata.name);
-    }
-    const addresses = new Set<string>();
-    const put = (name: string, entry: BlockEntry | undefined) => {
-      const before = this.clusterBlocks.set(name, entry);
-      if (before?.address) addresses.add(before.address);
-      if (entry?.address) addresses.add(entry.address);
-    };
-    for (const name of names) put(name, this.wanted(this.blockedHosts.get(name), now));
-    for (const [name, b] of [...this.clusterBlocks.entries()]) if (b.expiresAt <= now) put(name, undefined);
-    const changes: Promise<void>[] = [];
-    for (const address of addresses) {
-      if (!this.clusterBlocks.has(address)) changes.push(this.blockSet.release('cluster', address));
-      else changes.push(this.blockSet.claim('cluster', address, this.clusterBlocks.until(address)));
-    }
-    await Promise.all(changes);
-    // Deleting a BlockedHost unblocks its address everywhere, this node's own block included,
-    // unless another BlockedHost still blocks it.
-    for (const address of this.liftedAddresses) if (!this.clusterBlocks.has(address)) await this.sentry?.release(address);
-    this.liftedAddresses.clear();
+    const lifted = await this.clusterBlocks.enforce(this.blockedHosts, this.guard, Date.now());
+    for (const address of lifted) await this.sentry?.release(address);
     const counts = this.blockSet.countByFamily();
     this.o.metrics.blocklistEntries.set({ family: '4' }, counts[4]);
     this.o.metrics.blocklistEntries.set({ family: '6' }, counts[6]);
     this.o.metrics.blockedHosts.set(this.blockSet.size);
-  }
-
-  /** What a BlockedHost asks of this node, or nothing (gone, expired, protected). */
-  private wanted(bh: BlockedHostObject | undefined, now: number): BlockEntry | undefined {
-    if (!bh) return undefined;
-    const entry = blockEntryOf(bh.spec);
-    const address = entry.address;
-    if (!address || entry.expiresAt <= now) return undefined;
-    const why = this.guard.reason(address);
-    if (why) {
-      if (!this.refused.has(address)) {
-        this.refused.add(address);
-        this.o.metrics.protectedRefused.inc();
-        this.log.error({ address, blockedHost: bh.metadata.name, protected: why }, 'refusing to block a protected address');
-      }
-      return undefined;
-    }
-    return entry;
   }
 
   private async applyPolicy(): Promise<void> {
