@@ -7,9 +7,9 @@
 // `npm run bench:correlator -- [--sources N] [--out FILE]` (node runs with --expose-gc).
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { SourceReport } from '../src/cluster/report.js';
 import { Correlator } from '../src/cluster/correlator.js';
 import { formatTable, type Figure } from './harness.js';
+import { sourceReport } from '../support/reports.js';
 
 const { values } = parseArgs({ options: { sources: { type: 'string', default: '100000' }, out: { type: 'string' } } });
 const SOURCES = Number(values.sources);
@@ -28,16 +28,6 @@ const heapMiB = (): number => {
 };
 
 const address = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-const sourceReport = (source: string, ports: number[], time: number): SourceReport => ({
-  source,
-  probes: ports.map((port) => ({ protocol: 'tcp', port, type: 'syn', time })),
-  count: ports.length,
-  firstSeen: time,
-  lastSeen: time,
-  verified: false,
-  blocked: false,
-});
-
 const percentile = (xs: number[], p: number): number => {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;

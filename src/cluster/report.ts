@@ -1,12 +1,13 @@
 // What an agent tells the operator: per source, the probes it saw since its last report.
 // The operator reads these from the network, so parsing is strict and bounded.
+import { PROBE_TYPES } from '../engine/probe.js';
 import { normalizeIp } from '../net/ip.js';
 
 export const REPORT_PATH = '/v1/reports';
 export const MAX_REPORT_BYTES = 1 << 20;
 export const MAX_SOURCES_PER_REPORT = 1000;
 export const MAX_PROBES_PER_SOURCE = 256;
-const PROBE_TYPES = new Set(['connect', 'udp', 'syn', 'fin', 'null', 'xmas', 'oddball']);
+const PROBE_TYPE_NAMES = new Set<string>(PROBE_TYPES);
 
 export interface ReportedProbe {
   protocol: 'tcp' | 'udp';
@@ -120,7 +121,7 @@ export function parseReport(text: string): Report {
           const protocol = p.protocol;
           if (protocol !== 'tcp' && protocol !== 'udp') throw new Error(`${pat}.protocol: must be tcp or udp`);
           const type = str(p.type, `${pat}.type`, 16);
-          if (!PROBE_TYPES.has(type)) throw new Error(`${pat}.type: unknown probe type ${JSON.stringify(type)}`);
+          if (!PROBE_TYPE_NAMES.has(type)) throw new Error(`${pat}.type: unknown probe type ${JSON.stringify(type)}`);
           return { protocol, port: int(p.port, `${pat}.port`, 1, 65535), type, time: int(p.time, `${pat}.time`, 0, TIME_MAX) };
         }),
         count: int(s.count, `${at}.count`, 0, Number.MAX_SAFE_INTEGER),

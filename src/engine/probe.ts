@@ -6,6 +6,9 @@ import type { DetectMode, Protocol } from '../policy/types.js';
 /** connect: completed TCP handshake (bind mode); udp: a datagram; the rest: stealth TCP flag sets. */
 export type ProbeType = 'connect' | 'udp' | 'syn' | 'fin' | 'null' | 'xmas' | 'oddball';
 
+/** Every probe type, in the order the tracker keeps them as bits. */
+export const PROBE_TYPES: readonly ProbeType[] = ['connect', 'udp', 'syn', 'fin', 'null', 'xmas', 'oddball'];
+
 export interface Probe {
   /** Milliseconds since the epoch. */
   time: number;

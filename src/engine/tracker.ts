@@ -6,7 +6,7 @@
 // address words, kept in a recency list linked by index. A source's only probe sits in
 // its flags word (its time is the source's last-seen time); more go to a bounded probe
 // pool, and when that pool is full the least recently seen sources are dropped to make room.
-import type { Probe, ProbeType } from './probe.js';
+import { PROBE_TYPES, type Probe, type ProbeType } from './probe.js';
 import type { Address } from '../net/address.js';
 import { AddressKey } from './address-key.js';
 import { MAX_ORDER, MIN_ORDER, ProbePool } from './probe-pool.js';
@@ -39,7 +39,7 @@ const CHECKED = 1 << 26;
 const ORDER_SHIFT = 27; // four bits: the order of its pool segment, 0 while it has none
 const RATE_LIMITED = 0x80000000; // its block was refused by the rate limit in this window
 
-const TYPES: readonly ProbeType[] = ['connect', 'udp', 'syn', 'fin', 'null', 'xmas', 'oddball'];
+const TYPES = PROBE_TYPES;
 function typeBit(type: ProbeType): number {
   switch (type) {
     case 'connect': return 1 << TYPE_SHIFT;

@@ -2,17 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Correlator, nodesTouching } from '../../src/cluster/correlator.js';
-import type { SourceReport } from '../../src/cluster/report.js';
+import { sourceReport } from '../../support/reports.js';
 
-const report = (source: string, ports: number[], time = 1000): SourceReport => ({
-  source,
-  probes: ports.map((port) => ({ protocol: 'tcp' as const, port, type: 'syn', time })),
-  count: ports.length,
-  firstSeen: time,
-  lastSeen: time,
-  verified: false,
-  blocked: false,
-});
+const report = sourceReport;
 
 describe('cluster-wide correlation', () => {
   test('one port on each of three nodes passes a trigger of 2; one node alone does not', () => {

@@ -2,17 +2,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { parseReport, type SourceReport } from '../../src/cluster/report.js';
+import { parseReport } from '../../src/cluster/report.js';
+import { sourceReport } from '../../support/reports.js';
 
-const report = (source: string, ports: number[], time = 1000): SourceReport => ({
-  source,
-  probes: ports.map((port) => ({ protocol: 'tcp' as const, port, type: 'syn', time })),
-  count: ports.length,
-  firstSeen: time,
-  lastSeen: time,
-  verified: false,
-  blocked: false,
-});
+const report = sourceReport;
 
 describe('report format', () => {
   const good = { node: 'n1', policy: 'p', sources: [report('2001:DB8::1', [22])] };

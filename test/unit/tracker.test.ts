@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import type { Probe, ProbeType } from '../../src/engine/probe.js';
+import { PROBE_TYPES, type Probe, type ProbeType } from '../../src/engine/probe.js';
 import { AddressKey } from '../../src/engine/address-key.js';
 import { Engine, engineConfig, type BlockRecord, type Decision, type EngineConfig } from '../../src/engine/engine.js';
 import { IpTrie } from '../../src/net/ip-trie.js';
@@ -31,9 +31,6 @@ const POOL = [
   '1:2:3:4:5:6:7:8',
   '2001:db8:1:2:3:4:5:6',
 ];
-
-/** The order the tracker lists a source's probe types in. */
-const TYPE_ORDER: readonly ProbeType[] = ['connect', 'udp', 'syn', 'fin', 'null', 'xmas', 'oddball'];
 
 interface ModelState {
   firstSeen: number;
@@ -155,7 +152,7 @@ class ModelEngine {
       until: p.time + this.config.durationMs,
     };
     this.active.set(p.source.text, block);
-    return { kind: 'respond', block, distinct, ports: [...s.probes.keys()], types: TYPE_ORDER.filter((t) => s.types.has(t)) };
+    return { kind: 'respond', block, distinct, ports: [...s.probes.keys()], types: PROBE_TYPES.filter((t) => s.types.has(t)) };
   }
 
   expire(now: number): BlockRecord[] {
