@@ -179,10 +179,10 @@ export class SourceTracker {
 
   /**
    * Records a probe and returns its source's index, with probes outside the window
-   * forgotten. `found` is what find(probe.source) returned, when the caller just asked.
+   * forgotten. `found` is what find(probe.source) returned, when the caller just asked
+   * (nothing else of the tracker in between: the address loaded by find() is used).
    */
   record(probe: Probe, found = this.find(probe.source)): number {
-    this.key.load(probe.source.bytes);
     const t = this.offset(probe.time);
     let i = found;
     const key = (probe.protocol === 'udp' ? UDP_BIT : 0) | probe.port;
