@@ -37,7 +37,8 @@ export function engineConfig(policy: CompiledPolicy): EngineConfig {
 
 /** A response in force against one source. */
 export interface BlockRecord {
-  source: string;
+  /** The probe's source, as it carried it. */
+  source: Address;
   action: 'block' | 'command';
   /** The probe that triggered it. */
   protocol: Protocol;
@@ -115,7 +116,7 @@ export class Engine {
 
   /** Takes back a block the engine decided before (a restart restoring its record). */
   restore(block: BlockRecord): void {
-    this.active.set(block.source, block);
+    this.active.set(block.source.text, block);
   }
 
   /**
@@ -125,7 +126,7 @@ export class Engine {
   release(source: string): BlockRecord | undefined {
     const block = this.active.get(source);
     this.active.delete(source);
-    const address = addressOf(source);
+    const address = block?.source ?? addressOf(source);
     if (address) this.tracker.forget(address);
     return block;
   }
@@ -191,7 +192,7 @@ export class Engine {
     }
     tracker.setTriggered(index);
     const block: BlockRecord = {
-      source: probe.source.text,
+      source: probe.source,
       action,
       protocol: probe.protocol,
       port: probe.port,
@@ -201,7 +202,7 @@ export class Engine {
       since: probe.time,
       until: probe.time + this.config.durationMs,
     };
-    this.active.set(block.source, block);
+    this.active.set(block.source.text, block);
     return { kind: 'respond', block, distinct, ports: this.ports(index), types: tracker.types(index) };
   }
 
@@ -215,8 +216,7 @@ export class Engine {
     for (const [source, block] of this.active) {
       if (block.until > now) continue;
       this.active.delete(source);
-      const address = addressOf(source);
-      if (address) this.tracker.forget(address); // a returning scanner has to trip the trigger again
+      this.tracker.forget(block.source); // a returning scanner has to trip the trigger again
       lifted.push(block);
     }
     this.tracker.expire(now);

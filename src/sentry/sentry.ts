@@ -462,7 +462,7 @@ export class Sentry {
           this.metrics.blockedHosts.set(this.host.size);
         }
         this.logger.info(
-          { source: block.source, action: block.action, latencyMs, ...(probe.blockedInKernel ? { blockedInKernel: true } : {}), done: done.map(doneText) },
+          { source: block.source.text, action: block.action, latencyMs, ...(probe.blockedInKernel ? { blockedInKernel: true } : {}), done: done.map(doneText) },
           'response in place',
         );
       }),
@@ -545,12 +545,12 @@ export class Sentry {
     const now = Date.now();
     const expired = this.engine.expire(now);
     for (const block of expired) {
-      this.alreadyLogged.delete(block.source);
+      this.alreadyLogged.delete(block.source.text);
       if (block.action === 'command') this.track(this.responder.runUnblockCommand(blockedOf(block)));
       else if (!this.host) this.track(this.responder.lift(blockedOf(block)));
       else continue;
       this.metrics.unblocks.inc({ reason: 'expired' });
-      this.logger.info({ source: block.source, action: block.action }, 'block expired: lifting');
+      this.logger.info({ source: block.source.text, action: block.action }, 'block expired: lifting');
     }
     if (this.host)
       this.track(

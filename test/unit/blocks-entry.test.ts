@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { detectedEntry, engineBlock, parseRecord, renderRecord, RecordError, type BlockEntry } from '../../src/blocks/entry.js';
+import { addressOf } from '../../src/net/address.js';
 
 const NOW = 1_800_000_000_000;
 const entry = (address: string, until: number | null, over: Partial<BlockEntry> = {}): BlockEntry => ({
@@ -10,12 +11,12 @@ const entry = (address: string, until: number | null, over: Partial<BlockEntry> 
 
 test('record: written and read back, every field checked', () => {
   const detected = detectedEntry(
-    { source: '198.18.0.1', action: 'block', protocol: 'tcp', port: 79, mode: 'stealth', type: 'syn', verified: false, since: NOW, until: NOW + 3_600_000 },
+    { source: addressOf('198.18.0.1')!, action: 'block', protocol: 'tcp', port: 79, mode: 'stealth', type: 'syn', verified: false, since: NOW, until: NOW + 3_600_000 },
     'TCP SYN/Normal scan', ['tcp/79', 'tcp/80'], ['syn'], 'stcp',
   );
   const entries = [detected, entry('2001:db8::/48', null, { reason: 'seen scanning' })];
   assert.deepEqual(parseRecord(renderRecord(entries), 'f'), entries);
-  assert.deepEqual(engineBlock(detected), { source: '198.18.0.1', action: 'block', protocol: 'tcp', port: 79, mode: 'stealth', type: 'syn', verified: false, since: NOW, until: NOW + 3_600_000 });
+  assert.deepEqual(engineBlock(detected), { source: addressOf('198.18.0.1')!, action: 'block', protocol: 'tcp', port: 79, mode: 'stealth', type: 'syn', verified: false, since: NOW, until: NOW + 3_600_000 });
   assert.equal(engineBlock(entries[1]!), null, 'a network or a manual block is held, not the engine\'s');
 });
 

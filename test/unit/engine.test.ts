@@ -127,7 +127,7 @@ test('blocks expire after their duration, and the source must trip the trigger a
   assert.equal(e.decide(probe('198.18.0.1', 2, { time: 0 })).kind, 'respond');
   assert.deepEqual(e.expire(59_999), []);
   const lifted = e.expire(60_000);
-  assert.deepEqual(lifted.map((b) => b.source), ['198.18.0.1']);
+  assert.deepEqual(lifted.map((b) => b.source.text), ['198.18.0.1']);
   assert.equal(e.blocks.size, 0);
   assert.equal(e.decide(probe('198.18.0.1', 3, { time: 61_000 })).kind, 'counted');
 });
@@ -205,11 +205,11 @@ test('a flood of 1,000,000 spoofed sources against a cap of 10,000: bounded, evi
 
 test('a restored block is in force: its source is answered as blocked, and it expires at its time', () => {
   const e = new Engine(config(), clock);
-  e.restore({ source: '198.18.0.9', action: 'block', protocol: 'tcp', port: 79, mode: 'bind', type: 'connect', verified: true, since: clock - 1000, until: clock + 5000 });
+  e.restore({ source: addr('198.18.0.9'), action: 'block', protocol: 'tcp', port: 79, mode: 'bind', type: 'connect', verified: true, since: clock - 1000, until: clock + 5000 });
   const d = e.decide(probe('198.18.0.9', 80));
   assert.deepEqual([d.kind, d.kind === 'suppressed' && d.blocked], ['suppressed', true]);
   assert.deepEqual(e.expire(clock + 4999), []);
-  assert.deepEqual(e.expire(clock + 5000).map((b) => b.source), ['198.18.0.9']);
+  assert.deepEqual(e.expire(clock + 5000).map((b) => b.source.text), ['198.18.0.9']);
   assert.equal(e.decide(probe('198.18.0.9', 81, { time: clock + 6000 })).kind, 'respond');
 });
 
@@ -217,7 +217,7 @@ test('release lifts the block and resets the trigger state: the next probe is ju
   const e = new Engine(config({ triggerCount: 1 }), clock);
   e.decide(probe('198.18.0.9', 1));
   assert.equal(e.decide(probe('198.18.0.9', 2)).kind, 'respond');
-  assert.equal(e.release('198.18.0.9')?.source, '198.18.0.9');
+  assert.equal(e.release('198.18.0.9')?.source.text, '198.18.0.9');
   assert.equal(e.blocks.size, 0);
   assert.equal(e.decide(probe('198.18.0.9', 3)).kind, 'counted', 'the ports probed before the unblock no longer count');
   assert.equal(e.release('198.18.0.77'), undefined);

@@ -10,6 +10,7 @@ import { Metrics } from '../../src/metrics/metrics.js';
 import { defaultPolicy } from '../../src/policy/default.js';
 import { MemoryFirewall } from '../../src/respond/firewall/memory.js';
 import { blockedOf, Responder } from '../../src/respond/responder.js';
+import { addressOf } from '../../src/net/address.js';
 
 const quiet = createLogger('fatal', 'test', 'json', new Writable({ write: (_c, _e, done) => done() }));
 
@@ -26,7 +27,7 @@ function responder(firewall: MemoryFirewall, metrics = new Metrics(false)): Resp
 }
 
 const block = (over: Partial<BlockRecord> = {}): BlockRecord => ({
-  source: '198.18.0.9',
+  source: addressOf('198.18.0.9')!,
   action: 'block',
   protocol: 'tcp',
   port: 79,
@@ -58,7 +59,7 @@ test('a command-only response leaves the set alone; a failing firewall is counte
   assert.deepEqual(await r.respond(block({ action: 'command' })), []);
   assert.deepEqual(fw.calls, []);
   // Never set up: every addition fails.
-  assert.deepEqual(await r.respond(block({ source: '2001:db8::9' })), []);
+  assert.deepEqual(await r.respond(block({ source: addressOf('2001:db8::9')! })), []);
   const errors = (await metrics.registry.getSingleMetricAsString('portsentry_action_errors_total')).match(/action="firewall"} (\d+)/)?.[1];
   assert.equal(errors, '1');
 });

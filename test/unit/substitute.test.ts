@@ -1,6 +1,7 @@
 // $TARGET$ $PORT$ $MODE$ substitution (src/respond/substitute.ts): only checked values.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { addressOf } from '../../src/net/address.js';
 import { SubstitutionError, substitute, substituteArgv } from '../../src/respond/substitute.js';
 
 const good = { target: '198.18.0.9', port: 79, mode: 'tcp' as const };
@@ -24,4 +25,11 @@ test('hostile values never reach a command', () => {
     assert.throws(() => substitute('$PORT$', { ...good, port: port as number }), SubstitutionError);
   for (const mode of ['tcp;reboot', 'TCP', '', 'xtcp'])
     assert.throws(() => substitute('$MODE$', { ...good, mode: mode as 'tcp' }), SubstitutionError);
+});
+
+test('an address a probe carried is substituted as its reader wrote it; an object with other text is refused', () => {
+  assert.deepEqual(substituteArgv(['/bin/notify', '$TARGET$'], { ...good, target: addressOf('::ffff:198.18.0.9')! }), ['/bin/notify', '198.18.0.9']);
+  assert.deepEqual(substituteArgv(['$TARGET$'], { ...good, target: addressOf('2001:DB8::1')! }), ['2001:db8::1']);
+  const forged = { text: '198.18.0.9; reboot', family: 4 as const, bytes: new Uint8Array(4) };
+  assert.throws(() => substituteArgv(['/bin/echo', '$TARGET$'], { ...good, target: forged }), SubstitutionError);
 });

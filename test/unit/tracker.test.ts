@@ -141,7 +141,7 @@ class ModelEngine {
     }
     s.triggered = true;
     const block: BlockRecord = {
-      source: p.source.text,
+      source: p.source,
       action,
       protocol: p.protocol,
       port: p.port,
