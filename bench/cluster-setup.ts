@@ -1,6 +1,6 @@
 // The cluster the cluster benchmark runs on, built from the test helpers: a real
 // kube-apiserver and etcd, the operator as a process on loopback, and an agent in each of
-// three node namespaces on a bridge (test/helpers/cluster.ts). Adds what the benchmark
+// three node namespaces on a bridge (support/cluster.ts). Adds what the benchmark
 // needs on top: probe sources routed to the scanner, nft monitor watchers that timestamp
 // set additions on each node, a SYN sender, a keep-alive API client for bulk writes, and
 // readings of metrics and RSS.

@@ -1,4 +1,4 @@
-// Fuzzing the packet parsers: src/detect/packet.ts and the native one in rawbatch.c (through
+// Fuzzing the packet parsers: src/net/packet.ts and the native one in rawbatch.c (through
 // its parse() binding, and end to end through a real reader fed by a raw socket in a test
 // namespace). Never a throw, never a crash, every packet counted once: parsed or by reason.
 import assert from 'node:assert/strict';

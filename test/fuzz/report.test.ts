@@ -1,4 +1,4 @@
-// Fuzzing what agents send the operator: parseReport (src/k8s/report.ts) and the report
+// Fuzzing what agents send the operator: parseReport (src/cluster/report.ts) and the report
 // endpoint (src/operator/report-server.ts), a real HTTP server on loopback. Its token check
 // is the Authenticator it is given (TokenReview in the operator; test/cluster runs that
 // against a real API server); here one fixed token is accepted, so every request reaches
