@@ -50,7 +50,7 @@ export class MemoryFirewall implements Firewall {
 
   async remove(address: string, family: Family): Promise<void> {
     this.calls.push(`remove ${address}`);
-    this.set(family).delete(this.keyOf(address, family));
+    this.set(family).delete(this.keyOf(address, family).key);
   }
 
   async list(family: Family): Promise<FirewallEntry[]> {
@@ -79,8 +79,7 @@ export class MemoryFirewall implements Firewall {
   private put(a: FirewallAdd): void {
     if (!this.ready) throw new Error('memory firewall: setup not run');
     checkTag(a.tag);
-    const key = this.keyOf(a.address, a.family);
-    const cidr = parseCidr(key)!;
+    const { key, cidr } = this.keyOf(a.address, a.family);
     const set = this.set(a.family);
     if (set.has(key)) return;
     // Networks go to an interval set, which refuses one overlapping another.
@@ -99,10 +98,12 @@ export class MemoryFirewall implements Firewall {
     return set;
   }
 
-  private keyOf(address: string, family: Family): string {
+  /** The entry's key (canonical text) and the parsed address or network. */
+  private keyOf(address: string, family: Family): { key: string; cidr: Cidr } {
+    const cidr = parseCidr(address);
     const key = canonicalAddress(address);
-    if (!key || parseCidr(key)!.family !== family) throw new Error(`not an IPv${family} address or CIDR: ${JSON.stringify(address)}`);
-    return key;
+    if (!cidr || !key || cidr.family !== family) throw new Error(`not an IPv${family} address or CIDR: ${JSON.stringify(address)}`);
+    return { key, cidr };
   }
 }
 
