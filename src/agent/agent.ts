@@ -143,7 +143,7 @@ export class Agent {
       await this.updateProtected();
       await this.enforce();
       const { added, removed } = await this.blockSet.reconcile();
-      this.log.info({ node, added, removed, blocked: this.blockSet.size }, 'node firewall set rebuilt from the cluster');
+      this.log.info({ added, removed, blocked: this.blockSet.size }, 'node firewall set rebuilt from the cluster');
       await this.applyPolicy();
     });
     await this.work;
@@ -174,7 +174,7 @@ export class Agent {
       setInterval(() => this.serially(() => this.enforce()), 1000),
     );
     this.isReady = true;
-    this.log.info({ node, policy: this.effective?.policy ?? null }, 'agent ready');
+    this.log.info({ policy: this.effective?.policy ?? null }, 'agent ready');
   }
 
   async stop(): Promise<void> {
@@ -291,7 +291,7 @@ export class Agent {
       this.effective = undefined;
       this.running = undefined;
       if (this.sentry) {
-        this.log.warn({ node: this.o.node }, 'no policy selects this node any more: detection stopped');
+        this.log.warn('no policy selects this node any more: detection stopped');
         await this.sentry.stop();
         this.sentry = undefined;
       }

@@ -193,7 +193,7 @@ export class Operator {
     this.running = true;
     this.elector.start();
     this.timers.push(setInterval(() => this.housekeeping(), 1000));
-    this.log.info({ identity: this.o.identity, reports: this.o.listenAddress }, 'operator ready');
+    this.log.info({ reports: this.o.listenAddress }, 'operator ready');
   }
 
   async stop(): Promise<void> {

@@ -130,3 +130,22 @@ export async function eventually<T>(what: string, timeoutMs: number, probe: () =
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/** Top-level keys that occur more than once in one JSON object text (JSON.parse keeps the last silently). */
+export function duplicateKeys(json: string): string[] {
+  const seen = new Set<string>();
+  const dup = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (j < json.length && json[j] !== '"') j += json[j] === '\\' ? 2 : 1;
+      const text = json.slice(i + 1, j);
+      if (depth === 1 && /^\s*:/.test(json.slice(j + 1))) (seen.has(text) ? dup : seen).add(text);
+      i = j;
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+  }
+  return [...dup];
+}

@@ -13,7 +13,7 @@ import { CHART, REPO } from '../helpers/helm.js';
 import { hasTool } from '../helpers/prereq.js';
 import { attach, down, leftovers, up, type Cluster } from './cluster.js';
 import {
-  AGENT, NAMESPACE, OPERATOR, RELEASE, agentPods, containerPid, eventually, forgedSyn, nmapConnect, nodeBlocked, operatorPods, pods, procStatus, reach,
+  AGENT, NAMESPACE, OPERATOR, RELEASE, agentPods, containerPid, duplicateKeys, eventually, forgedSyn, nmapConnect, nodeBlocked, operatorPods, pods, procStatus, reach,
 } from './driver.js';
 import { CONTROL_PLANE, DNS_SERVICE_IP, GATEWAY, NODES, SCANNER, UPSTREAM_DNS } from './layout.js';
 import { prometheusApi, query, startPrometheus } from './monitor.js';
@@ -135,6 +135,19 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
       return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && p.status.matchedNodes === 2 ? p : undefined;
     });
     assert.ok(policy);
+  });
+
+  test('logs: one JSON object per line, no key twice (log pipelines refuse or mangle duplicates)', async (t) => {
+    if (skip(t)) return;
+    for (const selector of ['app.kubernetes.io/component=agent', 'app.kubernetes.io/component=operator']) {
+      const { stdout } = await cluster.kubectl(['-n', NAMESPACE, 'logs', '-l', selector, '--tail=-1', '--prefix=false']);
+      const lines = stdout.split('\n').filter(Boolean);
+      assert.ok(lines.length > 3, `${selector} logged`);
+      for (const line of lines) {
+        assert.doesNotThrow(() => JSON.parse(line), `not JSON: ${line}`);
+        assert.deepEqual(duplicateKeys(line), [], line);
+      }
+    }
   });
 
   test('the runtime enforces the securityContext: capabilities, user, read-only root, seccomp', async (t) => {
