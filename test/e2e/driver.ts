@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { runProgram } from '../../src/respond/run-program.js';
 import { connectFrom, type ConnectResult } from '../helpers/netns.js';
+export { eventually } from '../helpers/cluster.js';
 import type { Cluster } from './cluster.js';
 import { NODES, SCANNER, type NodeSpec } from './layout.js';
 
@@ -114,21 +115,6 @@ export async function forgedSyn(source: string, target: string, port: number): P
       if (!/failed \(1\)/.test(err.message)) throw err;
     },
   );
-}
-
-export async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** Top-level keys that occur more than once in one JSON object text (JSON.parse keeps the last silently). */
