@@ -7,5 +7,6 @@ set -e
 cd "$(dirname "$0")/.."
 if node -e "require('raw-socket')" 2>/dev/null; then exit 0; fi
 . src/native/nodedir.sh
-# npm 11 runs a dependency's install script only when allowed (npm 10 warns of an unknown flag).
-exec npm install --no-save --no-audit --no-fund --allow-scripts=raw-socket raw-socket@1.8.1
+# npm 11 runs a dependency's install script only when package.json's allowScripts names it
+# (its --allow-scripts flag is refused in a project); npm 10 runs it anyway.
+exec npm install --no-save --no-audit --no-fund raw-socket@1.8.1
