@@ -26,7 +26,9 @@ OUT="$CACHE/images"
 mkdir -p "$STORE" "$OUT"
 
 export CONTAINERS_REGISTRIES_CONF="$here/images/registries.conf"
-store=(--root "$STORE/storage" --runroot "$STORE/run" --storage-driver overlay)
+# The run root holds locks and mount state only (and podman refuses one longer than 50
+# characters): under /run, not in the cache.
+store=(--root "$STORE/storage" --runroot /run/kps-e2e-images --storage-driver overlay)
 podman() { command podman "${store[@]}" "$@"; }
 buildah() { command buildah "${store[@]}" "$@"; }
 work="$(mktemp -d)"
