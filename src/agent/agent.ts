@@ -20,7 +20,10 @@ import { Watched } from '../k8s/informer.js';
 import { canonicalAddress, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
 import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../engine/protected-set.js';
 import { MAX_HOST_ADDRESSES, type ReportedHost } from '../k8s/report.js';
-import { readHostFacts, type HostFacts } from '../sentry/host-facts.js';
+import { readDefaultRouteInterfaces, readHostFacts, type HostFacts } from '../sentry/host-facts.js';
+import { networkInterfaces } from 'node:os';
+import type { AntiSpoofing } from '../respond/firewall/firewall.js';
+import { uplinkInterfaces } from './uplinks.js';
 import { ReportQueue } from './report-queue.js';
 import { Reporter } from './reporter.js';
 import { serviceAwareLookup } from './service-address.js';
@@ -47,6 +50,8 @@ export interface AgentOptions {
   allowedCommands: string[];
   /** hosts.deny files a policy may have written here (--allowed-hosts-deny); none unless the admin allows some. */
   allowedHostsDeny: string[];
+  /** Drop what workloads forge with an uplink's source (--no-anti-spoofing turns it off). */
+  antiSpoofing: boolean;
   reportIntervalMs: number;
   reportQueueCapacity: number;
   logger: Logger;
@@ -77,6 +82,10 @@ export class Agent {
   private startRetry: NodeJS.Timeout | undefined;
   private guard = new ProtectedSet(emptyFacts());
   private hostFacts: HostFacts = { gateways: [], dns: [], addresses: [] };
+  private defaultRouteInterfaces: string[] = [];
+  /** The firewall's anti-spoofing rule, when on; and the uplinks it was last given. */
+  private antiSpoofing: AntiSpoofing | null = null;
+  private uplinks = '';
   private reportedHost: ReportedHost = { gateways: [], dns: [], addresses: [] };
   private refused = new Set<string>();
   /** What each BlockedHost in force asks of this node, by name; and the names per address. */
@@ -137,6 +146,7 @@ export class Agent {
     const { metrics, node } = this.o;
     metrics.agentInfo.set({ node }, 1);
     await this.o.firewall.setup({ keepEntries: true });
+    await this.startAntiSpoofing();
     await this.readHostFacts();
     this.facts.start();
     this.blockedHosts.start();
@@ -195,7 +205,39 @@ export class Agent {
     this.log.info({ blocked: this.blockSet.size }, 'agent stopped; node firewall set left in place');
   }
 
+  private async startAntiSpoofing(): Promise<void> {
+    const capability = this.o.firewall.antiSpoofing;
+    if (!this.o.antiSpoofing) {
+      this.log.warn('anti-spoofing off (--no-anti-spoofing): a pod with NET_RAW can send packets with any source through this node');
+      return;
+    }
+    if (!capability) {
+      this.log.warn({ firewall: this.o.firewall.name }, 'anti-spoofing needs the nftables backend: a pod with NET_RAW can send packets with any source through this node');
+      return;
+    }
+    await capability.enableAntiSpoofing();
+    this.antiSpoofing = capability;
+    this.o.metrics.readSpoofedDropped = () => capability.spoofedDropped();
+  }
+
+  /** Gives the anti-spoofing rule the node's uplinks, when they changed. */
+  private async updateUplinks(): Promise<void> {
+    if (!this.antiSpoofing) return;
+    const uplinks = uplinkInterfaces(networkInterfaces(), this.facts.facts().nodes, this.defaultRouteInterfaces);
+    const key = uplinks.join(' ');
+    if (key === this.uplinks) return;
+    try {
+      await this.antiSpoofing.setUplinks(uplinks);
+      this.uplinks = key;
+      this.log.info({ uplinks }, 'anti-spoofing: packets from other interfaces with a source that routes out by these are dropped');
+    } catch (err) {
+      this.o.metrics.actionErrors.inc({ action: 'firewall' });
+      this.log.error({ uplinks, err: (err as Error).message }, 'anti-spoofing: cannot set the uplinks');
+    }
+  }
+
   private async readHostFacts(): Promise<void> {
+    this.defaultRouteInterfaces = await readDefaultRouteInterfaces();
     this.hostFacts = await readHostFacts(this.o.nodeResolvConfs);
     // What the operator needs to be told: not what it protects anyway (link-local addresses,
     // one per interface on some CNIs), and no more than a report may carry.
@@ -209,6 +251,7 @@ export class Agent {
     this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses: addresses });
     this.sentry?.setProtected(this.guard.all());
     this.recheckAll = true;
+    await this.updateUplinks();
   }
 
   /**

@@ -10,7 +10,7 @@
 // sets (blockednet4/blockednet6).
 import { parseCidr, type Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
-import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
+import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type AntiSpoofing, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 import { checkOwner } from './owner.js';
 import {
   NETLINK_NETFILTER,
@@ -110,6 +110,12 @@ export interface FastPathOptions {
 
 export class NftablesFirewall implements Firewall {
   readonly name = 'nftables';
+  readonly antiSpoofing: AntiSpoofing = {
+    enableAntiSpoofing: () => this.enableAntiSpoofing(),
+    // An index, once resolved, stays with the interface it named: the caller sets them again when interfaces change.
+    setUplinks: (interfaces) => this.replaceElements('uplinks', interfaces.map((i) => JSON.stringify(checkInterfaceName(i)))),
+    spoofedDropped: () => this.spoofedDropped(),
+  };
 
   private socket: NetlinkSocket | null = null;
 
@@ -363,6 +369,35 @@ export class NftablesFirewall implements Firewall {
     await this.run(lines.join('\n'));
   }
 
+  /**
+   * The anti-spoofing chain (AntiSpoofing): in prerouting at raw priority, so forwarded
+   * packets and packets for the host alike, before conntrack and any NAT (a pod's masqueraded
+   * traffic still has the pod's source here). A packet from a non-uplink interface is dropped
+   * when its source would not route back by that interface and routes out by an uplink: one
+   * route lookup per packet from a pod, none for the uplinks' own traffic. An unspecified
+   * source (DHCP, duplicate address detection) is no forgery.
+   */
+  private async enableAntiSpoofing(): Promise<void> {
+    const t = `inet ${this.table}`;
+    await this.run(
+      [
+        // Interface indexes (nft takes names and resolves them): what fib's oif gives.
+        `add set ${t} uplinks { type iface_index; }`,
+        `add chain ${t} antispoof { type filter hook prerouting priority raw; policy accept; }`,
+        `add rule ${t} antispoof iif @uplinks return`,
+        `add rule ${t} antispoof ip saddr 0.0.0.0 return`,
+        `add rule ${t} antispoof ip6 saddr :: return`,
+        `add rule ${t} antispoof fib saddr . iif oif missing fib saddr oif @uplinks counter drop`,
+        '',
+      ].join('\n'),
+    );
+  }
+
+  private async spoofedDropped(): Promise<number> {
+    const { stdout } = await runProgram([this.nft, '-j', 'list', 'chain', 'inet', this.table, 'antispoof']);
+    return dropCounters(stdout);
+  }
+
   /** Replaces the fast path's tripwire ports of a protocol, as portRanges gives them. */
   async setTripwirePorts(protocol: 'tcp' | 'udp', ranges: string[]): Promise<void> {
     await this.replaceElements(`tripwire_${protocol}`, ranges);
@@ -395,6 +430,24 @@ export class NftablesFirewall implements Firewall {
 export function fastPathBudgets(perMinute: number): { first: number; returning: number } {
   const returning = Math.floor(perMinute / 2);
   return { first: Math.max(1, perMinute - returning), returning: Math.max(1, returning) };
+}
+
+/** An interface name as the kernel allows it, before it reaches an nft script. */
+export function checkInterfaceName(name: string): string {
+  if (!/^[A-Za-z0-9_.@:-]{1,15}$/.test(name)) throw new Error(`bad interface name ${JSON.stringify(name)}`);
+  return name;
+}
+
+/** Packets counted by the dropping rules of an `nft -j list chain` listing. */
+export function dropCounters(json: string): number {
+  const doc = JSON.parse(json) as { nftables?: { rule?: { expr?: Record<string, unknown>[] } }[] };
+  let packets = 0;
+  for (const item of doc.nftables ?? []) {
+    const expr = item.rule?.expr ?? [];
+    if (!expr.some((e) => 'drop' in e)) continue;
+    for (const e of expr) if (e.counter && typeof (e.counter as { packets?: unknown }).packets === 'number') packets += (e.counter as { packets: number }).packets;
+  }
+  return packets;
 }
 
 /** Ports marked 1 (indexed by port number) as nft elements: "79", "6000-6063". */
