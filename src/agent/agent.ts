@@ -1,6 +1,8 @@
 // The node agent: the standalone sentry's detectors and engine, with its policy from the
 // operator (one ConfigMap per node), every BlockedHost enforced in the node firewall set,
 // detections reported to the operator, and the cluster's own addresses protected.
+import { readFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
 import type { Decision } from '../engine/engine.js';
 import type { Probe } from '../detect/probe.js';
@@ -21,7 +23,6 @@ import { canonicalAddress, nodePolicyConfigMapName, type BlockedHostObject, type
 import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../engine/protected-set.js';
 import { MAX_HOST_ADDRESSES, type ReportedHost } from '../k8s/report.js';
 import { readDefaultRouteInterfaces, readHostFacts, type HostFacts } from '../sentry/host-facts.js';
-import { networkInterfaces } from 'node:os';
 import type { AntiSpoofing } from '../respond/firewall/firewall.js';
 import { uplinkInterfaces } from './uplinks.js';
 import { ReportQueue } from './report-queue.js';
@@ -220,11 +221,15 @@ export class Agent {
     this.o.metrics.readSpoofedDropped = () => capability.spoofedDropped();
   }
 
-  /** Gives the anti-spoofing rule the node's uplinks, when they changed. */
+  /**
+   * Gives the anti-spoofing rule the node's uplinks, when they changed. The kernel set holds
+   * interface indexes: an uplink made again under the same name is given again too.
+   */
   private async updateUplinks(): Promise<void> {
     if (!this.antiSpoofing) return;
     const uplinks = uplinkInterfaces(networkInterfaces(), this.facts.facts().nodes, this.defaultRouteInterfaces);
-    const key = uplinks.join(' ');
+    const indexes = await Promise.all(uplinks.map((name) => readFile(`/sys/class/net/${name}/ifindex`, 'utf8').catch(() => '?')));
+    const key = uplinks.map((name, i) => `${name}:${indexes[i]!.trim()}`).join(' ');
     if (key === this.uplinks) return;
     try {
       await this.antiSpoofing.setUplinks(uplinks);
