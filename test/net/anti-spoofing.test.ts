@@ -6,7 +6,9 @@
 //    node 2 never sees it (before the rule, it did: the control);
 //  - legitimate traffic is untouched: pod to pod on the node, pod to a pod on the other
 //    node, pod to the outside (masqueraded after the rule saw the pod's source), the node's
-//    own (host network) traffic, and the outside to a pod.
+//    own (host network) traffic, the outside to a pod, and traffic that comes in by a second
+//    network of the node (a macvlan here) from an address its default route serves (asymmetric
+//    routing, common on multi-homed hosts: only pod-side interfaces are judged).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -27,10 +29,13 @@ const ROUTER = '198.18.0.254';
 const POD_A = '10.244.1.2';
 const POD_B = '10.244.1.3';
 const POD_C = '10.244.2.2';
+const NODE1_SECOND = '192.0.2.1';
+/** A host on node 1's second network whose address node 1 reaches by its default route. */
+const ASYMMETRIC = '203.0.113.77';
 
 describe('anti-spoofing on a node: forged pod traffic dropped, legitimate traffic untouched', { concurrency: false }, () => {
   const id = `kas${process.pid % 100000}`;
-  const ns = { lan: `${id}-lan`, n1: `${id}-n1`, n2: `${id}-n2`, out: `${id}-out`, pa: `${id}-pa`, pb: `${id}-pb`, pc: `${id}-pc` };
+  const ns = { lan: `${id}-lan`, n1: `${id}-n1`, n2: `${id}-n2`, out: `${id}-out`, pa: `${id}-pa`, pb: `${id}-pb`, pc: `${id}-pc`, st: `${id}-st` };
   const servers: ChildProcess[] = [];
   let dir = '';
   let firewall: NftablesFirewall;
@@ -75,6 +80,19 @@ describe('anti-spoofing on a node: forged pod traffic dropped, legitimate traffi
       await exec(node, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
       for (const key of ['all', 'default']) await exec(node, ['sysctl', '-qw', `net.ipv4.conf.${key}.rp_filter=2`]);
     }
+    // Node 1's second network: a macvlan on a link of its own (as a second NIC or a VLAN is:
+    // neither a veth nor a bridge; this kernel has no 8021q to make a VLAN).
+    await ip('-n', ns.n1, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.st);
+    await ip('-n', ns.n1, 'link', 'set', 'eth1', 'up');
+    await ip('-n', ns.n1, 'link', 'add', 'link', 'eth1', 'name', 'sec0', 'type', 'macvlan', 'mode', 'bridge');
+    await ip('-n', ns.n1, 'addr', 'add', `${NODE1_SECOND}/24`, 'dev', 'sec0');
+    await ip('-n', ns.n1, 'link', 'set', 'sec0', 'up');
+    await ip('-n', ns.st, 'link', 'set', 'lo', 'up');
+    await ip('-n', ns.st, 'addr', 'add', '192.0.2.2/24', 'dev', 'eth0');
+    await ip('-n', ns.st, 'addr', 'add', `${ASYMMETRIC}/32`, 'dev', 'eth0');
+    await ip('-n', ns.st, 'link', 'set', 'eth0', 'up');
+    await exec(ns.n1, ['sysctl', '-qw', 'net.ipv4.conf.sec0.rp_filter=2']);
+    await exec(ns.n1, ['nft', `add table inet seen; add chain inet seen in { type filter hook input priority 0; }; add rule inet seen in ip saddr ${ASYMMETRIC} tcp dport 9 counter`]);
     await exec(ns.n1, ['nft', 'add table ip podnat; add chain ip podnat post { type nat hook postrouting priority srcnat; }; add rule ip podnat post ip saddr 10.244.1.0/24 ip daddr != 10.244.0.0/16 oifname eth0 masquerade']);
     // Node 2 counts what arrives from the addresses a pod will forge.
     await exec(ns.n2, ['nft', `add table inet seen; add chain inet seen in { type filter hook prerouting priority -400; }; add rule inet seen in ip saddr { ${OUTSIDE}, ${ROUTER}, 203.0.113.9 } tcp dport 9 counter`]);
@@ -109,6 +127,14 @@ describe('anti-spoofing on a node: forged pod traffic dropped, legitimate traffi
     for (const source of [OUTSIDE, ROUTER, '203.0.113.9']) await forge(source);
     await new Promise((r) => setTimeout(r, 300));
   };
+  /** What node 1 lets in of a SYN from the asymmetric host on its second network. */
+  const fromSecondNetwork = async () => {
+    const seen = async () => Number(/counter packets (\d+)/.exec((await exec(ns.n1, ['nft', 'list', 'table', 'inet', 'seen'])).stdout)![1]);
+    const before = await seen();
+    await exec(ns.st, ['hping3', '-S', '-c', '1', '-a', ASYMMETRIC, '-p', '9', NODE1_SECOND]).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    return (await seen()) - before;
+  };
   const legitimate = async (t: TestContext) => {
     const checks: [string, string, string][] = [
       ['pod to pod on the node', ns.pa, POD_B],
@@ -122,6 +148,7 @@ describe('anti-spoofing on a node: forged pod traffic dropped, legitimate traffi
     ];
     for (const [what, from, to] of checks) assert.equal(await connectFrom(from, { host: to, port: PORT, timeoutMs: 2000 }), 'open', what);
     t.diagnostic(`${checks.length} legitimate connections open`);
+    assert.equal(await fromSecondNetwork(), 1, 'a SYN by the second network from an address behind the default route');
   };
 
   test('without the rule: what a pod forges reaches the other node (the control), and legitimate traffic flows', async (t) => {

@@ -372,7 +372,7 @@ export class NftablesFirewall implements Firewall {
   /**
    * The anti-spoofing chain (AntiSpoofing): in prerouting at raw priority, so forwarded
    * packets and packets for the host alike, before conntrack and any NAT (a pod's masqueraded
-   * traffic still has the pod's source here). A packet from a non-uplink interface is dropped
+   * traffic still has the pod's source here). A packet from a pod-side interface is dropped
    * when its source would not route back by that interface and routes out by an uplink: one
    * route lookup per packet from a pod, none for the uplinks' own traffic. An unspecified
    * source (DHCP, duplicate address detection) is no forgery.
@@ -385,6 +385,10 @@ export class NftablesFirewall implements Firewall {
         `add set ${t} uplinks { type iface_index; }`,
         `add chain ${t} antispoof { type filter hook prerouting priority raw; policy accept; }`,
         `add rule ${t} antispoof iif @uplinks return`,
+        // Only the pod side is judged: CNIs attach pods by veths (Calico, Cilium, kindnet)
+        // or a bridge of them (the bridge plugin, flannel). A second NIC, a bond, a VLAN or a
+        // macvlan may carry asymmetric routes, which are no forgery.
+        `add rule ${t} antispoof meta iifkind != { "veth", "bridge" } return`,
         `add rule ${t} antispoof ip saddr 0.0.0.0 return`,
         `add rule ${t} antispoof ip6 saddr :: return`,
         `add rule ${t} antispoof fib saddr . iif oif missing fib saddr oif @uplinks counter drop`,
