@@ -46,7 +46,7 @@ spec:
     tcp: block
     scope: cluster
     # Measures propagation: one node's stealth detection counts cluster-wide.
-    unverifiedClusterBlocks: true
+    clusterEvidence: singleNode
     duration: 1h
     maxBlocksPerMinute: 100000
 `;

@@ -12,6 +12,7 @@ import { startMetricsServer } from './metrics/server.js';
 import { renderPolicyYaml } from './policy/yaml.js';
 import { loadClassicFile, loadDebianDefaults } from './policy/classic-load.js';
 import { PolicyError, defaultPolicy, loadPolicyFile } from './policy/load.js';
+import { parseCidr } from './net/ip.js';
 import { parseDuration } from './policy/duration.js';
 import { AdminError, blockCommand, blocksCommand, cleanupCommand, flushCommand, statusCommand, unblockCommand } from './cli/admin.js';
 import { LOG_OPTIONS, logOptions } from './cli/log-options.js';
@@ -32,11 +33,18 @@ async function version(): Promise<string> {
 
 const list = (text: string | undefined): string[] => (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 
-/** --allowed-commands: absolute paths of programs, as policies name them. */
-function commandList(text: string | undefined): string[] {
-  const programs = list(text);
-  for (const p of programs) if (!p.startsWith('/')) throw new UsageError(`--allowed-commands: ${JSON.stringify(p)} is not an absolute path`);
-  return programs;
+/** --allowed-commands, --allowed-hosts-deny: absolute paths, as policies name them. */
+function pathList(flag: string, text: string | undefined): string[] {
+  const paths = list(text);
+  for (const p of paths) if (!p.startsWith('/')) throw new UsageError(`--${flag}: ${JSON.stringify(p)} is not an absolute path`);
+  return paths;
+}
+
+/** --service-cidr, --pod-cidr: CIDRs, each checked. */
+function cidrList(flag: string, text: string | undefined): string[] {
+  const cidrs = list(text);
+  for (const c of cidrs) if (!parseCidr(c) || !c.includes('/')) throw new UsageError(`--${flag}: ${JSON.stringify(c)} is not a CIDR`);
+  return cidrs;
 }
 
 function durationFlag(name: string, text: string): number {
@@ -98,8 +106,11 @@ async function agentCommand(args: string[]): Promise<number> {
       firewall: { type: 'string', default: 'auto' },
       instance: { type: 'string', default: DEFAULT_INSTANCE },
       'service-cidr': { type: 'string' },
+      'pod-cidr': { type: 'string' },
       'allowed-commands': { type: 'string' },
+      'allowed-hosts-deny': { type: 'string' },
       'node-resolv-conf': { type: 'string', default: '/etc/resolv.conf' },
+      'no-anti-spoofing': { type: 'boolean', default: false },
       'report-interval': { type: 'string', default: '100ms' },
       'report-queue': { type: 'string', default: '10000' },
       'metrics-address': { type: 'string' },
@@ -138,9 +149,12 @@ async function agentCommand(args: string[]): Promise<number> {
     tokenFile: values['token-file']!,
     firewall,
     routeMark: { metric: names.routeMetric },
-    serviceCidrs: list(values['service-cidr']),
-    allowedCommands: commandList(values['allowed-commands']),
+    serviceCidrs: cidrList('service-cidr', values['service-cidr']),
+    podCidrs: cidrList('pod-cidr', values['pod-cidr']),
+    allowedCommands: pathList('allowed-commands', values['allowed-commands']),
+    allowedHostsDeny: pathList('allowed-hosts-deny', values['allowed-hosts-deny']),
     nodeResolvConfs: list(values['node-resolv-conf']),
+    antiSpoofing: !values['no-anti-spoofing'],
     reportIntervalMs: durationFlag('report-interval', values['report-interval']!),
     reportQueueCapacity: queue,
     logger,
@@ -166,9 +180,11 @@ async function operatorCommand(args: string[]): Promise<number> {
       calico: { type: 'boolean', default: false },
       cilium: { type: 'boolean', default: false },
       'service-cidr': { type: 'string' },
+      'pod-cidr': { type: 'string' },
       'max-tracked-sources': { type: 'string', default: '100000' },
       'allow-unbound-tokens': { type: 'boolean', default: false },
       'allowed-commands': { type: 'string' },
+      'allowed-hosts-deny': { type: 'string' },
       kubeconfig: { type: 'string' },
       'metrics-address': { type: 'string' },
       ...LOG_OPTIONS,
@@ -202,10 +218,12 @@ async function operatorCommand(args: string[]): Promise<number> {
     networkPolicyNamespaces: list(values['network-policy-namespaces']),
     calico: values.calico!,
     cilium: values.cilium!,
-    serviceCidrs: list(values['service-cidr']),
+    serviceCidrs: cidrList('service-cidr', values['service-cidr']),
+    podCidrs: cidrList('pod-cidr', values['pod-cidr']),
     maxTrackedSources: maxTracked,
     allowUnboundTokens: values['allow-unbound-tokens']!,
-    allowedCommands: commandList(values['allowed-commands']),
+    allowedCommands: pathList('allowed-commands', values['allowed-commands']),
+    allowedHostsDeny: pathList('allowed-hosts-deny', values['allowed-hosts-deny']),
     logger,
     metrics,
   });

@@ -1,6 +1,8 @@
 // The node agent: the standalone sentry's detectors and engine, with its policy from the
 // operator (one ConfigMap per node), every BlockedHost enforced in the node firewall set,
 // detections reported to the operator, and the cluster's own addresses protected.
+import { readFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
 import type { Decision } from '../engine/engine.js';
 import type { Probe } from '../detect/probe.js';
@@ -9,7 +11,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { PolicyDocument, PolicySpec } from '../policy/types.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
 import { API_VERSION, KIND } from '../policy/spec-schema.js';
-import { describeDisallowed, disallowedPrograms } from '../policy/commands.js';
+import { describeRefusals, refusalsOf } from '../policy/node-allowances.js';
 import { BlockSet } from '../respond/firewall/block-set.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
 import type { RouteMark } from '../respond/route.js';
@@ -18,9 +20,11 @@ import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/informer.js';
 import { canonicalAddress, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
-import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../cluster/protected-set.js';
+import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../engine/protected-set.js';
 import { MAX_HOST_ADDRESSES, type ReportedHost } from '../k8s/report.js';
-import { readHostFacts, type HostFacts } from './host-facts.js';
+import { readDefaultRouteInterfaces, readHostFacts, type HostFacts } from '../sentry/host-facts.js';
+import type { AntiSpoofing } from '../respond/firewall/firewall.js';
+import { uplinkInterfaces } from './uplinks.js';
 import { ReportQueue } from './report-queue.js';
 import { Reporter } from './reporter.js';
 import { serviceAwareLookup } from './service-address.js';
@@ -36,6 +40,8 @@ export interface AgentOptions {
   /** How this instance marks the blackhole routes a policy's response.route adds. */
   routeMark?: RouteMark;
   serviceCidrs: string[];
+  /** The pod network's ranges (--pod-cidr), for CNIs that leave Node.spec.podCIDR empty. */
+  podCidrs: string[];
   /**
    * The node's resolv.conf files (--node-resolv-conf): their nameservers are never blocked.
    * The agent's pod has the node's own (dnsPolicy Default: the kubelet's resolv.conf).
@@ -43,6 +49,10 @@ export interface AgentOptions {
   nodeResolvConfs: string[];
   /** Programs a policy may run here (--allowed-commands); none unless the admin allows some. */
   allowedCommands: string[];
+  /** hosts.deny files a policy may have written here (--allowed-hosts-deny); none unless the admin allows some. */
+  allowedHostsDeny: string[];
+  /** Drop what workloads forge with an uplink's source (--no-anti-spoofing turns it off). */
+  antiSpoofing: boolean;
   reportIntervalMs: number;
   reportQueueCapacity: number;
   logger: Logger;
@@ -73,6 +83,10 @@ export class Agent {
   private startRetry: NodeJS.Timeout | undefined;
   private guard = new ProtectedSet(emptyFacts());
   private hostFacts: HostFacts = { gateways: [], dns: [], addresses: [] };
+  private defaultRouteInterfaces: string[] = [];
+  /** The firewall's anti-spoofing rule, when on; and the uplinks it was last given. */
+  private antiSpoofing: AntiSpoofing | null = null;
+  private uplinks = '';
   private reportedHost: ReportedHost = { gateways: [], dns: [], addresses: [] };
   private refused = new Set<string>();
   /** What each BlockedHost in force asks of this node, by name; and the names per address. */
@@ -94,7 +108,7 @@ export class Agent {
       this.log.error({ address, err: (err as Error).message }, 'node firewall update failed');
     });
     const watch = o.kube.watch;
-    this.facts = new ClusterFacts(o.kube, o.logger, () => this.serially(() => this.updateProtected()), o.serviceCidrs);
+    this.facts = new ClusterFacts(o.kube, o.logger, () => this.serially(() => this.updateProtected()), { serviceCidrs: o.serviceCidrs, podCidrs: o.podCidrs });
     this.blockedHosts = new Watched({
       watch,
       path: customPath(PLURALS.blockedHosts),
@@ -133,6 +147,7 @@ export class Agent {
     const { metrics, node } = this.o;
     metrics.agentInfo.set({ node }, 1);
     await this.o.firewall.setup({ keepEntries: true });
+    await this.startAntiSpoofing();
     await this.readHostFacts();
     this.facts.start();
     this.blockedHosts.start();
@@ -191,7 +206,43 @@ export class Agent {
     this.log.info({ blocked: this.blockSet.size }, 'agent stopped; node firewall set left in place');
   }
 
+  private async startAntiSpoofing(): Promise<void> {
+    const capability = this.o.firewall.antiSpoofing;
+    if (!this.o.antiSpoofing) {
+      this.log.warn('anti-spoofing off (--no-anti-spoofing): a pod with NET_RAW can send packets with any source through this node');
+      return;
+    }
+    if (!capability) {
+      this.log.warn({ firewall: this.o.firewall.name }, 'anti-spoofing needs the nftables backend: a pod with NET_RAW can send packets with any source through this node');
+      return;
+    }
+    await capability.enableAntiSpoofing();
+    this.antiSpoofing = capability;
+    this.o.metrics.readSpoofedDropped = () => capability.spoofedDropped();
+  }
+
+  /**
+   * Gives the anti-spoofing rule the node's uplinks, when they changed. The kernel set holds
+   * interface indexes: an uplink made again under the same name is given again too.
+   */
+  private async updateUplinks(): Promise<void> {
+    if (!this.antiSpoofing) return;
+    const uplinks = uplinkInterfaces(networkInterfaces(), this.facts.facts().nodes, this.defaultRouteInterfaces);
+    const indexes = await Promise.all(uplinks.map((name) => readFile(`/sys/class/net/${name}/ifindex`, 'utf8').catch(() => '?')));
+    const key = uplinks.map((name, i) => `${name}:${indexes[i]!.trim()}`).join(' ');
+    if (key === this.uplinks) return;
+    try {
+      await this.antiSpoofing.setUplinks(uplinks);
+      this.uplinks = key;
+      this.log.info({ uplinks }, 'anti-spoofing: packets from other interfaces with a source that routes out by these are dropped');
+    } catch (err) {
+      this.o.metrics.actionErrors.inc({ action: 'firewall' });
+      this.log.error({ uplinks, err: (err as Error).message }, 'anti-spoofing: cannot set the uplinks');
+    }
+  }
+
   private async readHostFacts(): Promise<void> {
+    this.defaultRouteInterfaces = await readDefaultRouteInterfaces();
     this.hostFacts = await readHostFacts(this.o.nodeResolvConfs);
     // What the operator needs to be told: not what it protects anyway (link-local addresses,
     // one per interface on some CNIs), and no more than a report may carry.
@@ -205,6 +256,7 @@ export class Agent {
     this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses: addresses });
     this.sentry?.setProtected(this.guard.all());
     this.recheckAll = true;
+    await this.updateUplinks();
   }
 
   /**
@@ -309,10 +361,13 @@ export class Agent {
       this.log.error({ policy: effective.policy, problems: formatProblems(r.problems) }, 'effective policy rejected; keeping the current one');
       return;
     }
-    // Whoever can write the ConfigMap or a policy must not choose what runs as root here.
-    const refused = disallowedPrograms(r.value, this.o.allowedCommands);
+    // Whoever can write the ConfigMap or a policy must not choose what root runs or writes here.
+    const refused = refusalsOf(r.value, { commands: this.o.allowedCommands, hostsDenyFiles: this.o.allowedHostsDeny });
     if (refused.length) {
-      this.log.error({ policy: effective.policy, problems: describeDisallowed(refused), allowed: this.o.allowedCommands }, 'effective policy rejected: it runs commands this node does not allow (--allowed-commands); keeping the current one');
+      this.log.error(
+        { policy: effective.policy, problems: describeRefusals(refused), allowed: { commands: this.o.allowedCommands, hostsDeny: this.o.allowedHostsDeny } },
+        'effective policy rejected: it runs commands or writes files this node does not allow (--allowed-commands, --allowed-hosts-deny); keeping the current one',
+      );
       return;
     }
     this.effective = { ...effective, spec: r.value };

@@ -1,6 +1,9 @@
 // Probes waiting to be reported, aggregated per source so a flood costs one entry per
-// source, not per packet. Bounded: when full, the source reported least recently is
-// dropped first (and counted). Pure: no timers, no I/O.
+// source, not per packet. Bounded: when full, a source is dropped (and counted), the one
+// queued longest among those that showed least: a single unverified probe, not blocked
+// here (what a flood of one-shot forged sources looks like); only when there are none, the
+// one queued longest of all. Sources that showed more (a handshake, a second probe, a
+// block on this node) are sent first. Pure: no timers, no I/O.
 import type { ReportedProbe, SourceReport } from '../k8s/report.js';
 import { MAX_PROBES_PER_SOURCE, MAX_SOURCES_PER_REPORT } from '../k8s/report.js';
 
@@ -14,8 +17,13 @@ interface Pending {
   blocked: boolean;
 }
 
+/** Nothing more than one forged packet shows. */
+const weak = (p: Pending): boolean => p.count <= 1 && !p.verified && !p.blocked;
+
 export class ReportQueue {
   private readonly pending = new Map<string, Pending>();
+  /** The weak sources of `pending`, in the order they were queued. */
+  private readonly weak = new Set<string>();
   dropped = 0;
 
   constructor(private readonly capacity: number) {}
@@ -28,11 +36,14 @@ export class ReportQueue {
     let p = this.pending.get(source);
     if (!p) {
       if (this.pending.size >= this.capacity) {
-        this.pending.delete(this.pending.keys().next().value as string);
+        const victim = (this.weak.size ? this.weak : this.pending).keys().next().value as string;
+        this.pending.delete(victim);
+        this.weak.delete(victim);
         this.dropped++;
       }
       p = { source, probes: new Map(), count: 0, firstSeen: probe.time, lastSeen: probe.time, verified: false, blocked: false };
       this.pending.set(source, p);
+      this.weak.add(source);
     }
     const key = `${probe.protocol}/${probe.port}`;
     const seen = p.probes.get(key);
@@ -42,6 +53,7 @@ export class ReportQueue {
     p.lastSeen = Math.max(p.lastSeen, probe.time);
     p.verified ||= verified;
     p.blocked ||= blocked;
+    if (!weak(p)) this.weak.delete(source);
   }
 
   /**
@@ -51,7 +63,9 @@ export class ReportQueue {
   take(maxBytes: number): SourceReport[] {
     const out: SourceReport[] = [];
     let bytes = 2; // []
-    for (const [source, p] of this.pending) {
+    const strongFirst = this.weak.size === 0 || this.weak.size === this.pending.size ? this.pending.keys() : [...this.strong(), ...this.weak];
+    for (const source of strongFirst) {
+      const p = this.pending.get(source)!;
       if (out.length >= MAX_SOURCES_PER_REPORT) break;
       const r: SourceReport = {
         source,
@@ -66,9 +80,15 @@ export class ReportQueue {
       if (out.length && bytes + size > maxBytes) break;
       bytes += size;
       this.pending.delete(source);
+      this.weak.delete(source);
       out.push(r);
     }
     return out;
+  }
+
+  /** The sources that showed more than one forged packet would, in the order they were queued. */
+  private *strong(): Iterable<string> {
+    for (const source of this.pending.keys()) if (!this.weak.has(source)) yield source;
   }
 
   /** Puts back a batch that could not be sent, merged with anything newer. */

@@ -1,6 +1,7 @@
 // What an admin may block or unblock (pure): an address or a network, written exactly, and
 // never one the sentry must not block.
 import { IpTrie } from '../engine/ip-trie.js';
+import type { ProtectedSet } from '../engine/protected-set.js';
 import { formatCidr, parseCidr } from '../net/ip.js';
 import { canonicalTarget } from './entry.js';
 
@@ -19,16 +20,25 @@ export function parseTarget(text: string): Target {
   return { ok: true, address: canonicalTarget(text.trim())! };
 }
 
+/** What the sentry never blocks: its host's addresses, the policy's ignore list, the protected set. */
+export interface NeverBlocked {
+  own: readonly string[];
+  ignore: readonly string[];
+  protected?: ProtectedSet;
+}
+
 /**
  * Why the sentry refuses to block `address` (one of the host's own addresses, an ignored
- * one, or a network holding one), or null.
+ * or protected one, or a network holding one), or null.
  */
-export function blockRefusal(address: string, never: { own: readonly string[]; ignore: readonly string[] }): string | null {
+export function blockRefusal(address: string, never: NeverBlocked): string | null {
   const inside = new IpTrie([address]);
   for (const own of never.own) if (inside.has(own)) return `${address} holds ${own}, an address of this host`;
   for (const ignored of never.ignore) {
     const cidr = parseCidr(ignored);
     if (cidr && inside.overlaps(cidr)) return `${address} overlaps ${ignored} of the policy's ignore list`;
   }
+  const why = never.protected?.reason(address);
+  if (why) return `${address} is protected (${why})`;
   return null;
 }

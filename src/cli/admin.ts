@@ -17,6 +17,7 @@ import { removeOwnedState, type Removed } from '../respond/owned-state.js';
 import { Responder } from '../respond/responder.js';
 import { askSentry, type Reply } from '../sentry/control-socket.js';
 import { hostAddresses } from '../sentry/host-addresses.js';
+import { hostProtectedSet } from '../sentry/host-facts.js';
 import { HostBlocks } from '../sentry/host-blocks.js';
 import { RecordFile } from '../sentry/record-file.js';
 import type { RecentDetection, SentryStatus } from '../sentry/sentry.js';
@@ -141,7 +142,7 @@ export async function blockCommand(args: string[]): Promise<number> {
   if (reply) entry = reply.entry as BlockEntry;
   else
     entry = await withoutSentry(p, async (host) => {
-      const refusal = blockRefusal(request.address, { own: hostAddresses(), ignore: p.policy.spec.ignore });
+      const refusal = blockRefusal(request.address, { own: hostAddresses(), ignore: p.policy.spec.ignore, protected: await hostProtectedSet() });
       if (refusal) throw new AdminError(`refusing to block: ${refusal}`);
       await host.open();
       return host.block(request.address, request.durationMs === null ? null : Date.now() + request.durationMs, request.reason);

@@ -49,25 +49,33 @@ ${SOCKET_HELP}
   agent: `  kube-portsentry agent --node-name NAME --namespace NS --operator-url URL[,URL...]
                         [--instance RELEASE] [--operator-ca FILE] [--token-file FILE] [--kubeconfig FILE]
                         [--firewall auto|nftables|iptables] [--service-cidr CIDR[,CIDR...]]
-                        [--allowed-commands PATH[,PATH...]] [--node-resolv-conf FILE[,FILE...]]
-                        [--report-interval 100ms] [--metrics-address HOST:PORT]
+                        [--pod-cidr CIDR[,CIDR...]] [--allowed-commands PATH[,PATH...]]
+                        [--allowed-hosts-deny PATH[,PATH...]] [--node-resolv-conf FILE[,FILE...]]
+                        [--no-anti-spoofing] [--report-interval 100ms] [--metrics-address HOST:PORT]
                         [--log-level LEVEL] [--log-format json|text|classic]
       Run the node agent (DaemonSet): policy from the operator, BlockedHosts enforced in the
       node firewall, detections reported. NODE_NAME and POD_NAMESPACE are the defaults.
       --instance names its firewall table and sets (the chart passes the release name).
       A policy that runs a program (response.command, route.command, unblockCommand) not in
-      --allowed-commands is refused: by default none is allowed. The nameservers of the
+      --allowed-commands, or writes a hosts.deny file (response.hostsDeny.path) not in
+      --allowed-hosts-deny, is refused: by default none is allowed. The nameservers of the
       --node-resolv-conf files (default /etc/resolv.conf: in the agent's pod, with dnsPolicy
       Default, the kubelet's copy of the node's) are never blocked; a file that is not there
-      names none.
+      names none. Pod addresses are never blocked: the Nodes' podCIDRs, the running pods'
+      addresses, and the --pod-cidr ranges (for a CNI that leaves Node.spec.podCIDR empty).
+      Packets that come in by an interface other than the node's uplinks (its default
+      routes' interfaces and those holding its Node addresses) with a source that routes out
+      by an uplink are dropped (nftables only): a pod cannot send forged outside addresses
+      through the node; --no-anti-spoofing turns that off.
 `,
   operator: `  kube-portsentry operator --namespace NS --identity NAME [--listen-address 0.0.0.0:8443]
                         [--tls-cert FILE --tls-key FILE] [--agent-service-account NAME]
                         [--token-audience AUD] [--lease-name NAME] [--lease-duration 15s]
                         [--network-policy-namespaces NS[,NS...]] [--calico] [--cilium]
-                        [--service-cidr CIDR[,...]] [--allow-unbound-tokens]
-                        [--allowed-commands PATH[,PATH...]] [--kubeconfig FILE]
-                        [--metrics-address HOST:PORT] [--log-level LEVEL] [--log-format json|text|classic]
+                        [--service-cidr CIDR[,...]] [--pod-cidr CIDR[,...]] [--allow-unbound-tokens]
+                        [--allowed-commands PATH[,PATH...]] [--allowed-hosts-deny PATH[,PATH...]]
+                        [--kubeconfig FILE] [--metrics-address HOST:PORT] [--log-level LEVEL]
+                        [--log-format json|text|classic]
       Run the operator (Deployment, leader-elected). POD_NAMESPACE and POD_NAME are the defaults.
       Report tokens must be bound to a pod (which names its node); --allow-unbound-tokens
       also accepts tokens bound to none, which may report for any node (tests only).

@@ -1,12 +1,14 @@
 // Whether a source reported by the agents becomes a cluster-wide block. Pure: evidence and
-// the policy's response in, a decision out. A detection that no handshake proves (stealth,
-// advanced, UDP) is evidence about the node it hit, since anyone who can send that node one
-// packet (a pod with NET_RAW, anyone on the path) can forge it: it becomes a block on every
-// node only when corroborated (two or more nodes report the source within the window, or a
-// probe from it completes a handshake), or when the policy opts in knowingly.
-import type { Action } from '../policy/types.js';
+// the policy's response in, a decision out. A detection no handshake proves (stealth,
+// advanced, UDP) can be forged by anyone who can send a node one packet, so by default
+// (clusterEvidence: verified) a source is blocked on every node once any node saw it
+// complete a TCP handshake: a connect scan of one node blocks the scanner everywhere. The
+// handshake is as true as the agent that reports it (a node's root can claim one; the block
+// budget and the protected addresses bound what that buys). A policy may accept more,
+// knowingly: two or more nodes' reports of any kind (corroborated), or one node's (singleNode).
+import type { Action, ClusterEvidence as EvidenceLevel } from '../policy/types.js';
 
-/** Nodes that must report an unverified source before it is blocked everywhere. */
+/** Nodes whose unverified reports make a block everywhere under clusterEvidence: corroborated. */
 export const CORROBORATING_NODES = 2;
 
 export interface ClusterEvidence {
@@ -14,8 +16,8 @@ export interface ClusterEvidence {
   triggered: boolean;
   /** An agent's own trigger already blocked it on its node. */
   blockedLocally: boolean;
-  /** A probe from it completed a handshake. */
-  verified: boolean;
+  /** Distinct nodes that reported a probe from it completing a handshake. */
+  verifiedNodes: number;
   /** Distinct nodes that reported it within the trigger window. */
   nodes: number;
 }
@@ -24,23 +26,23 @@ export interface ClusterResponse {
   /** The policy's action for the source's protocol. */
   action: Action;
   verifiedOnly: boolean;
-  unverifiedClusterBlocks: boolean;
+  evidence: EvidenceLevel;
 }
 
 export type ClusterDecision =
   /** Nothing to do yet: no trigger passed anywhere. */
   | { kind: 'none' }
   | { kind: 'alert'; reason: 'policy' | 'unverified' }
-  /** Unverified and uncorroborated: it stays with the node(s) whose own trigger blocked it. */
+  /** Not enough evidence for every node: it stays with the node(s) whose own trigger blocked it. */
   | { kind: 'node-only' }
-  | { kind: 'block'; basis: 'verified' | 'corroborated' | 'policy opts in' };
+  | { kind: 'block'; basis: 'verified' | 'corroborated' | 'one node' };
 
 export function decideClusterBlock(e: ClusterEvidence, r: ClusterResponse): ClusterDecision {
   if (!e.triggered && !e.blockedLocally) return { kind: 'none' };
   if (r.action !== 'block') return { kind: 'alert', reason: 'policy' };
-  if (r.verifiedOnly && !e.verified) return { kind: 'alert', reason: 'unverified' };
-  if (e.verified) return { kind: 'block', basis: 'verified' };
-  if (e.nodes >= CORROBORATING_NODES) return { kind: 'block', basis: 'corroborated' };
-  if (r.unverifiedClusterBlocks) return { kind: 'block', basis: 'policy opts in' };
+  if (r.verifiedOnly && e.verifiedNodes === 0) return { kind: 'alert', reason: 'unverified' };
+  if (e.verifiedNodes >= 1) return { kind: 'block', basis: 'verified' };
+  if (r.evidence === 'corroborated' && e.nodes >= CORROBORATING_NODES) return { kind: 'block', basis: 'corroborated' };
+  if (r.evidence === 'singleNode') return { kind: 'block', basis: 'one node' };
   return { kind: 'node-only' };
 }

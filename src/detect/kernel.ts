@@ -104,6 +104,7 @@ export class KernelDetector {
         continue;
       }
       probe.blockedInKernel = text === PREFIX_BLOCKED;
+      probe.refusedInKernel = text === PREFIX_RATE_LIMITED;
       this.options.onProbe(probe);
     }
   }

@@ -5,7 +5,7 @@ import type { Probe, ProbeType } from '../detect/probe.js';
 import { parseDuration } from '../policy/duration.js';
 import type { Action, PolicySpec, Protocol } from '../policy/types.js';
 import { IpTrie } from './ip-trie.js';
-import { RateLimiter } from './rate-limiter.js';
+import { BlockBudget } from './block-budget.js';
 import { SourceTracker, type SourceState } from './tracker.js';
 
 export interface EngineConfig {
@@ -65,14 +65,14 @@ export class Engine {
   /** Blocks in force that the engine did not decide (manual ones): their sources are already answered. */
   private held = new IpTrie();
   private readonly tracker: SourceTracker;
-  private readonly limiter: RateLimiter;
+  private readonly budget: BlockBudget;
   private readonly active = new Map<string, BlockRecord>();
 
   constructor(config: EngineConfig, now = Date.now()) {
     this.config = config;
     this.ignore = new IpTrie(config.ignore);
     this.tracker = new SourceTracker(config.maxTrackedSources, config.windowMs);
-    this.limiter = new RateLimiter(config.maxBlocksPerMinute, now);
+    this.budget = new BlockBudget(config.maxBlocksPerMinute, now);
   }
 
   /** Applies a new policy without losing tracked sources or blocks in force. */
@@ -81,7 +81,7 @@ export class Engine {
     this.ignore = new IpTrie(config.ignore);
     this.tracker.uncheckAll();
     this.tracker.configure(config.maxTrackedSources, config.windowMs);
-    this.limiter.configure(config.maxBlocksPerMinute);
+    this.budget.configure(config.maxBlocksPerMinute);
   }
 
   /** The host's own addresses (canonical text): never counted, whatever the policy says. */
@@ -170,10 +170,15 @@ export class Engine {
       tracker.setTriggered(index);
       return { kind: 'alert', reason: 'unverified', distinct };
     }
-    // A refused block is retried by the source's next probe, once the bucket refills; the
-    // refusal is answered (logged, counted) once per window, not once per packet.
-    if (!this.limiter.take(probe.time)) {
-      if (tracker.isRateLimited(index)) return { kind: 'suppressed', distinct };
+    // A refused block is retried by the source's next probe, which comes out of the part of
+    // the budget kept for returning sources (block-budget.ts); the refusal is answered
+    // (logged, counted) once per window, not once per packet.
+    // The kernel fast path judged its probes with its own budget: the engine records what
+    // it decided, and spends nothing.
+    const refusedBefore = tracker.isRateLimited(index);
+    const evidence = probe.verified ? 'verified' : refusedBefore ? 'returning' : 'first';
+    if (probe.refusedInKernel || (!probe.blockedInKernel && !this.budget.take(probe.time, evidence))) {
+      if (refusedBefore) return { kind: 'suppressed', distinct };
       tracker.setRateLimited(index);
       return { kind: 'alert', reason: 'rate-limited', distinct };
     }

@@ -19,11 +19,12 @@ export class RateLimiter {
     this.tokens = Math.min(this.tokens, perMinute);
   }
 
-  take(now: number): boolean {
+  /** Takes a token, provided `reserve` tokens are left after it. */
+  take(now: number, reserve = 0): boolean {
     // A clock stepping backwards adds nothing.
     this.tokens = Math.min(this.burst, this.tokens + (Math.max(0, now - this.last) * this.perMinute) / 60_000);
     this.last = now;
-    if (this.tokens < 1) return false;
+    if (this.tokens < 1 + reserve) return false;
     this.tokens -= 1;
     return true;
   }

@@ -223,13 +223,14 @@ export async function rawRequest(
   path: string,
   body?: unknown,
   contentType = 'application/json',
+  accept = 'application/json',
 ): Promise<{ status: number; body: unknown }> {
   const server = kube.kc.getCurrentCluster()?.server;
   if (!server) throw new Error('kubeconfig has no current cluster');
   const url = new URL(path, server);
   const observe = kube.observe;
   const labels = requestLabels(method, url.href);
-  const options: RequestOptions = { method, headers: { 'content-type': contentType, accept: 'application/json' } };
+  const options: RequestOptions = { method, headers: { 'content-type': contentType, accept } };
   await kube.kc.applyToHTTPSOptions(options);
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise<{ status: number; body: unknown }>((resolve, reject) => {

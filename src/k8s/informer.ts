@@ -30,6 +30,11 @@ export interface WatchedOptions<T extends KubernetesObject> {
    */
   onEvent?: (type: 'add' | 'update' | 'delete', obj: T) => void;
   /**
+   * Keeps only what the consumer reads of each object, listed or watched: the cache of a
+   * large collection (every pod) then costs its fields, not whole objects.
+   */
+  lean?: (obj: T) => T;
+  /**
    * Server-side timeout of each watch (WATCH_TIMEOUT_SECONDS). A watch silent for this much
    * plus its grace (30 s at most) is taken for dead and restarted.
    */
@@ -51,15 +56,17 @@ export class Watched<T extends KubernetesObject> {
   isSynced = false;
 
   constructor(private readonly options: WatchedOptions<T>) {
+    const lean = options.lean;
     const list = async (): Promise<KubernetesListObject<T>> => {
-      const result = await options.list();
+      const listed = await options.list();
+      const result = lean ? { ...listed, items: listed.items.map(lean) } : listed;
       this.isSynced = true;
       this.failures = 0;
       this.markSynced();
       this.changed();
       return result;
     };
-    const watch = { watch: this.watchWithLiveness(options.watch.watch.bind(options.watch), options.watchTimeoutSeconds ?? WATCH_TIMEOUT_SECONDS) };
+    const watch = { watch: this.watchWithLiveness(options.watch.watch.bind(options.watch), options.watchTimeoutSeconds ?? WATCH_TIMEOUT_SECONDS, lean) };
     this.lw = new ListWatch<T>(options.path, watch as Watch, list, false, options.labelSelector, options.fieldSelector);
     for (const verb of ['add', 'update', 'delete'] as const)
       this.lw.on(verb, (obj) => {
@@ -101,7 +108,7 @@ export class Watched<T extends KubernetesObject> {
    * it delivers re-arms a timer, and a watch silent past the timeout and grace is aborted
    * and reported failed, so the ListWatch restarts it.
    */
-  private watchWithLiveness(inner: WatchCall, timeoutSeconds: number): WatchCall {
+  private watchWithLiveness(inner: WatchCall, timeoutSeconds: number, lean?: (obj: T) => T): WatchCall {
     const silentMs = (timeoutSeconds + Math.min(30, timeoutSeconds)) * 1000;
     return async (path, query, callback, done) => {
       let timer: NodeJS.Timeout | undefined;
@@ -127,7 +134,7 @@ export class Watched<T extends KubernetesObject> {
         (phase, obj, raw) => {
           arm();
           if (phase !== 'ERROR') this.failures = 0;
-          callback(phase, obj, raw);
+          callback(phase, lean && phase !== 'ERROR' && phase !== 'BOOKMARK' ? lean(obj as T) : obj, raw);
         },
         finish,
       );

@@ -54,6 +54,12 @@ export function reportEnvelopeBytes(node: string, policy: string | null): number
 
 export const MAX_HOST_ADDRESSES = 256;
 
+/** Free text from a node as one line: control characters and line breaks become spaces. */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
+}
+
 /** Parses a report body; throws an Error whose message names the bad field. */
 export function parseReport(text: string): Report {
   let doc: unknown;
@@ -99,7 +105,7 @@ export function parseReport(text: string): Report {
   return {
     node: str(r.node, 'node', 253),
     policy: sources.length === 0 && r.policy === null ? null : str(r.policy, 'policy', 253),
-    ...(r.detectionOff === undefined ? {} : { detectionOff: str(r.detectionOff, 'detectionOff', 1024) }),
+    ...(r.detectionOff === undefined ? {} : { detectionOff: printable(str(r.detectionOff, 'detectionOff', 1024)) }),
     ...(host ? { host } : {}),
     sources: sources.map((raw, i) => {
       const at = `sources[${i}]`;

@@ -24,6 +24,15 @@ export class Metrics {
     labelNames: ['protocol'] as const,
     registers: [this.registry],
   });
+  /** Agent: reads the kernel's count of the anti-spoofing rule's drops (at each scrape). */
+  readSpoofedDropped: (() => Promise<number>) | null = null;
+  private spoofedDroppedSeen = 0;
+  readonly spoofedDropped: Counter = new Counter({
+    name: 'portsentry_spoofed_packets_dropped_total',
+    help: 'Agent: packets a workload on this node sent with a source address that routes out by an uplink (an outside or another node\'s address), dropped by the anti-spoofing rule before anything saw them.',
+    registers: [this.registry],
+    collect: () => this.publishSpoofedDropped(),
+  });
   readonly scans = new Counter({
     name: 'portsentry_scans_detected_total',
     help: 'Sources that passed the scan trigger, by protocol of the triggering probe.',
@@ -108,7 +117,7 @@ export class Metrics {
   });
   readonly reportsDropped = new Counter({
     name: 'portsentry_reports_dropped_total',
-    help: 'Source reports dropped because the queue was full (oldest first).',
+    help: 'Source reports dropped because the queue was full (sources of one unverified probe first, oldest first).',
     registers: [this.registry],
   });
   readonly reportsSent = new Counter({
@@ -146,6 +155,14 @@ export class Metrics {
   countProbe(protocol: string, mode: string, type: string, count = 1): void {
     const key = `${protocol} ${mode} ${type}`;
     this.pendingProbes.set(key, (this.pendingProbes.get(key) ?? 0) + count);
+  }
+
+  private async publishSpoofedDropped(): Promise<void> {
+    const now = await this.readSpoofedDropped?.().catch(() => null);
+    if (now === null || now === undefined) return;
+    // The kernel's counter starts again at 0 when the rule is set up again.
+    this.spoofedDropped.inc(now >= this.spoofedDroppedSeen ? now - this.spoofedDroppedSeen : now);
+    this.spoofedDroppedSeen = now;
   }
 
   private publishProbes(): void {

@@ -17,9 +17,12 @@ export interface SourceActivity {
   probes: number;
   firstSeen: number;
   lastSeen: number;
-  verified: boolean;
+  /** Nodes that saw a probe from it complete a handshake. */
+  verifiedNodes: Set<string>;
   /** Some agent already blocked it on its node. */
   blockedLocally: boolean;
+  /** Its cluster-wide block was refused by the block budget (it comes back as a returning source). */
+  refused: boolean;
 }
 
 export interface TriggerSettings {
@@ -84,8 +87,9 @@ export class Correlator {
         probes: 0,
         firstSeen: r.firstSeen,
         lastSeen: r.lastSeen,
-        verified: false,
+        verifiedNodes: new Set(),
         blockedLocally: false,
+        refused: false,
       };
       this.sources.set(r.source, a);
       this.shrink();
@@ -99,7 +103,7 @@ export class Correlator {
     a.probes += r.count;
     a.firstSeen = Math.min(a.firstSeen, r.firstSeen);
     a.lastSeen = Math.max(a.lastSeen, r.lastSeen, now);
-    a.verified ||= r.verified;
+    if (r.verified) a.verifiedNodes.add(node);
     a.blockedLocally ||= r.blocked;
     let nodeId = this.nodeIds.get(node);
     if (nodeId === undefined) this.nodeIds.set(node, (nodeId = this.nodeIds.size));

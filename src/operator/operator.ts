@@ -3,15 +3,16 @@
 // acts (others answer reports with 503 so agents retry, and reach the leader).
 import type { Server } from 'node:http';
 import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
-import { RateLimiter } from '../engine/rate-limiter.js';
+import { BlockBudget } from '../engine/block-budget.js';
 import type { Logger } from '../log/logger.js';
 import type { OperatorMetrics } from '../metrics/operator-metrics.js';
 import { parseDuration } from '../policy/duration.js';
 import type { PolicySpec } from '../policy/types.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
-import { describeDisallowed, disallowedPrograms } from '../policy/commands.js';
+import { describeRefusals, refusalReason, refusalsOf } from '../policy/node-allowances.js';
 import { GROUP, VERSION } from '../k8s/api-schemas.js';
 import { decideClusterBlock } from '../cluster/block-decision.js';
+import { sharedHostFacts } from '../cluster/shared-host-facts.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { applyObject, custom, customPath, describeError, mergePatch, objectPath, PLURALS, rawRequest, statusOf, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/informer.js';
@@ -29,13 +30,14 @@ import {
   type EffectivePolicy,
   type PolicyObject,
 } from '../k8s/objects.js';
-import { ProtectedSet } from '../cluster/protected-set.js';
+import { ProtectedSet } from '../engine/protected-set.js';
 import type { Report, ReportedHost } from '../k8s/report.js';
 import { Correlator, nodesTouching, portNames, type SourceActivity } from './correlator.js';
 import { EventRecorder } from './events.js';
 import { LeaderElector } from './leader.js';
 import { calicoObjectRefs, CILIUM_REF, OUTPUT_NAME, renderCalico, renderCilium, renderNetworkPolicy, type ObjectRef } from './outputs.js';
 import { startReportServer } from './report-server.js';
+import { apiServerKeys } from './api-server-keys.js';
 import { tokenReviewAuthenticator, type Authenticator } from './token-authenticator.js';
 import { resolveNodePolicies, type Candidate } from './selection.js';
 
@@ -58,11 +60,15 @@ export interface OperatorOptions {
   calico: boolean;
   cilium: boolean;
   serviceCidrs: string[];
+  /** The pod network's ranges (--pod-cidr), for CNIs that leave Node.spec.podCIDR empty. */
+  podCidrs?: string[];
   maxTrackedSources: number;
   logger: Logger;
   metrics: OperatorMetrics;
   /** Programs a policy may run on the nodes (the agents' --allowed-commands); others make it not Ready. */
   allowedCommands?: string[];
+  /** hosts.deny files a policy may have the agents write (their --allowed-hosts-deny). */
+  allowedHostsDeny?: string[];
   /** Accept report tokens bound to no pod (see ReportServerOptions). */
   allowUnboundTokens?: boolean;
   /** Tests may swap the TokenReview check. */
@@ -85,7 +91,7 @@ export class Operator {
   private readonly elector: LeaderElector;
   private readonly correlator: Correlator;
   private readonly events: EventRecorder;
-  private readonly limiters = new Map<string, RateLimiter>();
+  private readonly budgets = new Map<string, BlockBudget>();
   private valid = new Map<string, ValidPolicy>();
   /** The BlockedHosts by name, kept from the watch's events; the names holding each address. */
   private readonly index = new Map<string, IndexedBlockedHost>();
@@ -135,7 +141,15 @@ export class Operator {
         this.guard = undefined;
         onPolicies();
       },
-      o.serviceCidrs,
+      {
+        serviceCidrs: o.serviceCidrs,
+        podCidrs: o.podCidrs ?? [],
+        // Pods come and go: only the guard and what it filters (the outputs) follow them.
+        onPods: () => {
+          this.guard = undefined;
+          this.markDirty('outputs');
+        },
+      },
     );
     this.correlator = new Correlator(o.maxTrackedSources);
     this.events = new EventRecorder(o.kube, 'kube-portsentry-operator', o.identity, o.logger);
@@ -161,6 +175,11 @@ export class Operator {
     });
   }
 
+  /** The agents' ServiceAccount, as tokens and TokenReviews name it. */
+  private get agentUser(): string {
+    return `system:serviceaccount:${this.o.namespace}:${this.o.agentServiceAccount}`;
+  }
+
   get isLeader(): boolean {
     return this.elector.isLeader;
   }
@@ -180,8 +199,10 @@ export class Operator {
     this.server = await startReportServer({
       address: this.o.listenAddress,
       ...(this.o.tls ? { tls: this.o.tls } : {}),
-      authenticate: this.o.authenticate ?? tokenReviewAuthenticator(this.kube, this.o.tokenAudience, this.log),
-      allowedUser: `system:serviceaccount:${this.o.namespace}:${this.o.agentServiceAccount}`,
+      authenticate:
+        this.o.authenticate ??
+        tokenReviewAuthenticator(this.kube, { audience: this.o.tokenAudience, subject: this.agentUser, keys: apiServerKeys(this.kube, this.log) }, this.log),
+      allowedUser: this.agentUser,
       allowUnboundTokens: this.o.allowUnboundTokens ?? false,
       // Reports are only useful once the caches are there to act on them.
       isLeader: () => this.isLeader && this.ready() === null,
@@ -210,6 +231,7 @@ export class Operator {
   }
 
   private markDirty(what: 'policies' | 'outputs'): void {
+    if (what === 'policies') this.assigned = undefined;
     this.dirty[what] = true;
     setImmediate(() => void this.flush());
   }
@@ -252,17 +274,10 @@ export class Operator {
   private guard: ProtectedSet | undefined;
   private protectedSet(): ProtectedSet {
     if (this.guard) return this.guard;
-    const gateways: string[] = [];
-    const dns: string[] = [];
-    const hostAddresses: string[] = [];
-    for (const [node, host] of this.nodeHosts) {
-      // A node that left the cluster takes its facts along.
-      if (this.facts.nodes.isSynced && !this.facts.nodes.get(node)) continue;
-      gateways.push(...host.gateways);
-      dns.push(...host.dns);
-      hostAddresses.push(...host.addresses);
-    }
-    return (this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses }));
+    // A node that left the cluster takes its facts along.
+    const live = [...this.nodeHosts].filter(([node]) => !this.facts.nodes.isSynced || this.facts.nodes.get(node)).map(([, host]) => host);
+    const { gateways, dns, addresses } = sharedHostFacts(live);
+    return (this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses: addresses }));
   }
 
   /** Each node's gateways, resolvers and interface addresses, as its agent last reported them. */
@@ -277,7 +292,18 @@ export class Operator {
 
   // ---- policies -> nodes
 
-  private async reconcilePolicies(): Promise<void> {
+  /** Which policy each node runs, from the caches; dropped when policies or nodes change. */
+  private assigned: Map<string, string> | undefined;
+
+  /** The policy the operator gives `node` (its agent's reports are judged by it), if any. */
+  private policyOf(node: string): ValidPolicy | undefined {
+    this.assigned ??= this.resolvePolicies().mapping;
+    const name = this.assigned.get(node);
+    return name === undefined ? undefined : this.policyNamed(name);
+  }
+
+  /** The valid policies, the problems of the others, and which one each node runs. */
+  private resolvePolicies(): { valid: Map<string, ValidPolicy>; problems: Map<string, { reason: string; message: string }>; mapping: Map<string, string> } {
     const candidates: Candidate[] = [];
     const valid = new Map<string, ValidPolicy>();
     const problems = new Map<string, { reason: string; message: string }>();
@@ -288,9 +314,9 @@ export class Operator {
         continue;
       }
       // The agents refuse it too; saying so here puts the reason on the policy's status.
-      const refused = disallowedPrograms(r.value, this.o.allowedCommands ?? []);
+      const refused = refusalsOf(r.value, { commands: this.o.allowedCommands ?? [], hostsDenyFiles: this.o.allowedHostsDeny ?? [] });
       if (refused.length) {
-        problems.set(p.metadata.name, { reason: 'CommandNotAllowed', message: describeDisallowed(refused) });
+        problems.set(p.metadata.name, { reason: refusalReason(refused), message: describeRefusals(refused) });
         continue;
       }
       const generation = p.metadata.generation ?? 0;
@@ -302,9 +328,14 @@ export class Operator {
         selector: r.value.nodeSelector,
       });
     }
-    this.valid = valid;
     const nodes = this.facts.nodes.list().map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {} }));
-    const mapping = resolveNodePolicies(candidates, nodes);
+    return { valid, problems, mapping: resolveNodePolicies(candidates, nodes) };
+  }
+
+  private async reconcilePolicies(): Promise<void> {
+    const { valid, problems, mapping } = this.resolvePolicies();
+    this.valid = valid;
+    this.assigned = mapping;
 
     // One ConfigMap per node with its effective policy; none for nodes no policy selects.
     // Any difference from what we would write (data, label, annotation) is drift, put right.
@@ -436,12 +467,19 @@ export class Operator {
 
   private async accept(report: Report): Promise<void> {
     if (report.host) this.recordHost(report.node, report.host);
-    this.noteDetection(report);
-    if (report.policy === null) return;
-    const policy = this.policyNamed(report.policy);
+    // A report is judged by the policy the node runs, never by the one it names: an agent
+    // must not pick a policy of other nodes that blocks on less evidence. A node that has
+    // just changed policy names the old one for a moment: its probes count under the new.
+    const policy = this.policyOf(report.node);
+    this.noteDetection(report, policy?.name);
+    if (report.policy === null || report.sources.length === 0) return;
     if (!policy) {
-      this.log.warn({ node: report.node, policy: report.policy }, 'report names an unknown or invalid policy; ignored');
+      this.log.warn({ node: report.node, policy: report.policy }, 'report from a node no valid policy selects; its sources ignored');
       return;
+    }
+    if (report.policy !== policy.name && this.misnamed.get(report.node) !== report.policy) {
+      this.misnamed.set(report.node, report.policy);
+      this.log.warn({ node: report.node, named: report.policy, policy: policy.name }, 'report names another policy than its node\'s; judged by its node\'s');
     }
     const spec = policy.spec;
     if (spec.response.scope !== 'cluster') return;
@@ -460,8 +498,8 @@ export class Operator {
       }
       const tcp = portNames(activity).some((p) => p.startsWith('tcp/'));
       const decision = decideClusterBlock(
-        { triggered, blockedLocally: activity.blockedLocally, verified: activity.verified, nodes: nodesTouching(activity) },
-        { action: tcp ? spec.response.tcp : spec.response.udp, verifiedOnly: spec.response.verifiedOnly, unverifiedClusterBlocks: spec.response.unverifiedClusterBlocks },
+        { triggered, blockedLocally: activity.blockedLocally, verifiedNodes: activity.verifiedNodes.size, nodes: nodesTouching(activity) },
+        { action: tcp ? spec.response.tcp : spec.response.udp, verifiedOnly: spec.response.verifiedOnly, evidence: spec.response.clusterEvidence },
       );
       if (decision.kind === 'none') continue;
       const summary = `${activity.touches.size} distinct probe(s) on ${activity.nodes.size} node(s): ${portNames(activity).slice(0, 10).join(', ')}`;
@@ -484,17 +522,20 @@ export class Operator {
         }
         continue;
       }
-      let limiter = this.limiters.get(policy.name);
-      if (!limiter) this.limiters.set(policy.name, (limiter = new RateLimiter(spec.response.maxBlocksPerMinute, now)));
-      limiter.configure(spec.response.maxBlocksPerMinute);
+      let budget = this.budgets.get(policy.name);
+      if (!budget) this.budgets.set(policy.name, (budget = new BlockBudget(spec.response.maxBlocksPerMinute, now)));
+      budget.configure(spec.response.maxBlocksPerMinute);
       const pending = this.creating.get(r.source);
       if (pending) {
         writes.push(pending);
         continue;
       }
-      if (!limiter.take(now)) {
+      // As on the nodes (block-budget.ts): a flood of one-shot sources spends only what
+      // first-seen sources may, never what a verified or a returning source needs.
+      if (!budget.take(now, decision.basis === 'verified' ? 'verified' : activity.refused ? 'returning' : 'first')) {
         this.o.metrics.blocksRateLimited.inc({ policy: policy.name });
-        this.log.warn({ source: r.source, policy: policy.name }, 'cluster block refused: maxBlocksPerMinute reached');
+        if (!activity.refused) this.log.warn({ source: r.source, policy: policy.name }, 'cluster block refused: maxBlocksPerMinute reached');
+        activity.refused = true;
         continue;
       }
       this.o.metrics.scans.inc({ protocol: tcp ? 'tcp' : 'udp' });
@@ -514,9 +555,10 @@ export class Operator {
    */
   private readonly detectionOff = new Map<string, { policy: string; why: string; at: number }>();
 
-  private noteDetection(report: Report): void {
+  /** The node's word on its detection, for the policy it runs (`assigned`) only. */
+  private noteDetection(report: Report, assigned: string | undefined): void {
     const before = this.detectionOff.get(report.node);
-    if (report.detectionOff && report.policy !== null) this.detectionOff.set(report.node, { policy: report.policy, why: report.detectionOff, at: Date.now() });
+    if (report.detectionOff && report.policy !== null && report.policy === assigned) this.detectionOff.set(report.node, { policy: report.policy, why: report.detectionOff, at: Date.now() });
     else this.detectionOff.delete(report.node);
     if (before?.why !== report.detectionOff || before?.policy !== report.policy) this.markDirty('policies');
   }
@@ -546,6 +588,8 @@ export class Operator {
   private readonly creating = new Map<string, Promise<void>>();
 
   private readonly alerted = new Map<string, number>();
+  /** The policy each node last named other than its own (logged once per change). */
+  private readonly misnamed = new Map<string, string>();
   /** Sources kept to their node, by first seen: logged and counted once per activity. */
   private readonly heldToNode = new Map<string, number>();
 

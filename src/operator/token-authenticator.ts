@@ -1,12 +1,18 @@
 // Agent tokens checked with a TokenReview, at a cost to the API server that no client can
-// raise: answers are cached briefly (a deleted pod's token stops working within 10 s, and
-// never outlives its expiry), failures too; a token that cannot be ours by its own claims
-// is refused without asking; tokens never seen valid share a small review budget; and at
-// most a few reviews are in flight. The claims read here are never trusted to accept.
+// raise. First the token's signature is checked here against the API server's own keys
+// (service-account-jwt.ts): a token it did not issue, or issued for another account, is
+// answered without a review, so forged tokens spend nothing. A token of the agent's
+// account the API server signed is reviewed (its pod must still exist): answers are cached
+// briefly (a deleted pod's token stops working within 10 s, and never outlives its expiry),
+// failures too; tokens never seen valid share a small review budget; and at most a few
+// reviews are in flight. Where the keys cannot be read, the unverified claims rule out what
+// cannot be ours and the budget bounds the rest; those claims are never trusted to accept.
 import { createHash } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { RateLimiter } from '../engine/rate-limiter.js';
 import { describeError, type Kube } from '../k8s/client.js';
+import type { KeySource } from './api-server-keys.js';
+import { verifyToken } from './service-account-jwt.js';
 
 export interface Identity {
   username: string;
@@ -54,7 +60,16 @@ export function cacheUntil(now: number, expiresAt: number, cacheMs: number): num
   return Math.min(now + cacheMs, expiresAt);
 }
 
-export function tokenReviewAuthenticator(kube: Kube, audience: string, logger: Logger, limits: ReviewLimits = DEFAULT_REVIEW_LIMITS): Authenticator {
+export interface TokenCheck {
+  audience: string;
+  /** The account whose tokens are worth a review (system:serviceaccount:NS:NAME); others are answered locally. */
+  subject: string;
+  /** The API server's signing keys; without them every well-formed token goes to review. */
+  keys?: KeySource;
+}
+
+export function tokenReviewAuthenticator(kube: Kube, check: TokenCheck, logger: Logger, limits: ReviewLimits = DEFAULT_REVIEW_LIMITS): Authenticator {
+  const { audience } = check;
   const answers = new Map<string, { identity: Identity | null; until: number }>();
   /** Tokens a review accepted, until their expiry: they skip the budget for unknown tokens. */
   const known = new Map<string, number>();
@@ -91,17 +106,43 @@ export function tokenReviewAuthenticator(kube: Kube, audience: string, logger: L
     return identity;
   };
 
+  /**
+   * What the token's signature and claims settle without a review: refused (null), an
+   * identity that may not report (another account), or undefined when only a review can
+   * tell (the agent's account), with the token's expiry.
+   */
+  const local = async (token: string, now: number): Promise<{ settled: Identity | null | undefined; expiresAt: number }> => {
+    const keys = await check.keys?.current();
+    if (!keys) {
+      const claims = unverifiedClaims(token);
+      if (!claims || !claims.audiences.includes(audience) || claims.expiresAt <= now) return { settled: null, expiresAt: now };
+      return { settled: undefined, expiresAt: claims.expiresAt };
+    }
+    let v = verifyToken(token, keys.keys, { issuer: keys.issuer, audience, now });
+    if (!v.ok && v.unknownKey) {
+      const again = await check.keys!.refresh();
+      if (again && again !== keys) v = verifyToken(token, again.keys, { issuer: again.issuer, audience, now });
+    }
+    if (!v.ok) return { settled: null, expiresAt: now };
+    const { subject, expiresAt } = v.claims;
+    // Signed by the API server: its subject is true, and another account's token may not
+    // report (the report server refuses it). The agent's tokens are reviewed: their pod, or
+    // their account, may be gone.
+    if (subject !== check.subject) return { settled: { username: subject }, expiresAt };
+    return { settled: undefined, expiresAt };
+  };
+
   return async (token) => {
     const now = Date.now();
     const key = createHash('sha256').update(token).digest('hex');
     const hit = answers.get(key);
     if (hit && hit.until > now) return hit.identity;
-    const claims = unverifiedClaims(token);
-    // Not a token the API server could accept for us: no review needed to refuse it.
-    if (!claims || !claims.audiences.includes(audience) || claims.expiresAt <= now) {
-      remember(answers, key, { identity: null, until: now + limits.cacheMs });
-      return null;
+    const { settled, expiresAt } = await local(token, now);
+    if (settled !== undefined) {
+      remember(answers, key, { identity: settled, until: settled ? cacheUntil(now, expiresAt, limits.cacheMs) : now + limits.cacheMs });
+      return settled;
     }
+    const claims = { expiresAt };
     const waiting = pending.get(key);
     if (waiting) return waiting;
     const wasValid = (known.get(key) ?? 0) > now;

@@ -303,18 +303,23 @@ export const specSchema: Schema = {
           description: 'Only sources proven by a completed TCP handshake may be blocked.',
           default: false,
         },
-        unverifiedClusterBlocks: {
-          type: 'boolean',
+        clusterEvidence: {
+          type: 'string',
           description:
-            'Cluster only. Let a detection that no handshake proves (stealth, advanced, UDP) become a cluster-wide block on the word of one node. ' +
-            'Off: it blocks on the node that saw it, and on every node only once two or more nodes report the source within the trigger window, ' +
-            'or a probe from it completes a handshake. On: one forged packet to one node (from a pod with NET_RAW, or anyone on the path) ' +
-            'blocks the forged address on every node.',
-          default: false,
+            'Cluster only. What makes a detection a block on every node; anything less blocks on the nodes whose own trigger fired. ' +
+            'verified: a completed TCP handshake seen by any node (no forged packet makes one; an agent\'s credential can claim one, ' +
+            'within the block budget and never for a protected address). ' +
+            'corroborated: that, or two or more nodes reporting the source within the trigger window, handshake or not: anyone who can send forged packets ' +
+            'to two nodes (from the nodes\' network, or from upstream without source-address filtering) then blocks the forged address everywhere. ' +
+            'singleNode: one node\'s report: one forged packet to one node, or one compromised agent, blocks an address everywhere.',
+          enum: ['verified', 'corroborated', 'singleNode'],
+          default: 'verified',
         },
         maxBlocksPerMinute: {
           type: 'integer',
-          description: 'New blocks allowed per minute; beyond it scans are alerted and counted, not blocked.',
+          description:
+            'New blocks allowed per minute; beyond it scans are alerted and counted, not blocked. Sources proven by a handshake have a budget of this size of their own; ' +
+            'of the budget for the others, a source seen for the first time may spend only the upper half, the lower half is kept for sources that come back after a refusal.',
           minimum: 1,
           maximum: 100_000,
           default: 60,

@@ -12,6 +12,13 @@ export type Action = 'alert' | 'block' | 'command';
 
 export type FirewallBackend = 'auto' | 'nftables' | 'iptables' | 'none';
 
+/**
+ * What makes a detection a block on every node. verified: a completed handshake seen by any
+ * node. corroborated: that, or two or more nodes reporting the source, handshake or not.
+ * singleNode: one node's report.
+ */
+export type ClusterEvidence = 'verified' | 'corroborated' | 'singleNode';
+
 /** A port or an inclusive range, as written by the user: 80 or "6000-6063". */
 export type PortSpec = number | string;
 
@@ -57,11 +64,8 @@ export interface ResponseSpec {
   duration: string;
   /** Only detections whose source is proven (a completed TCP handshake) may block. */
   verifiedOnly: boolean;
-  /**
-   * Cluster only: a detection no handshake proves may become a cluster-wide block on one
-   * node's word. Off: only when two or more nodes report it, or a probe of it is verified.
-   */
-  unverifiedClusterBlocks: boolean;
+  /** Cluster only: what makes a detection a block on every node (see ClusterEvidence). */
+  clusterEvidence: ClusterEvidence;
   /** Circuit breaker: new blocks allowed per minute; more are alerted, counted, not blocked. */
   maxBlocksPerMinute: number;
   firewall: FirewallBackend;

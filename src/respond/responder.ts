@@ -20,6 +20,16 @@ import { substituteArgv, type Substitution } from './substitute.js';
 
 /** A host name fit for a log or history line; anything else (newlines, spaces) is dropped. */
 const SAFE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+/**
+ * A last label of digits only makes an address literal, not a name ("192.0.2.1", and the
+ * shorter forms inet_aton reads, "10.1", "3221225985"): no top-level domain is numeric.
+ */
+const ADDRESS_LIKE = /(?:^|\.)(?:[0-9]+|0x[0-9a-f]+)$/i;
+
+/** Whether a PTR answer may stand as a name beside the address (never an address itself). */
+export function isSafeName(name: string): boolean {
+  return SAFE_NAME.test(name) && !ADDRESS_LIKE.test(name);
+}
 
 export async function resolveName(address: string, timeoutMs = 2000): Promise<string | null> {
   let timer: NodeJS.Timeout | undefined;
@@ -27,7 +37,7 @@ export async function resolveName(address: string, timeoutMs = 2000): Promise<st
   try {
     const names = await Promise.race([reverse(address).catch(() => null), timeout]);
     const name = names?.[0];
-    return name && SAFE_NAME.test(name) ? name : null;
+    return name && isSafeName(name) ? name : null;
   } finally {
     clearTimeout(timer);
   }
@@ -190,7 +200,7 @@ export class Responder {
     const { history, blocked } = this.files;
     if (!history && !blocked) return;
     const name = (this.response.resolveHosts && (await resolveName(block.source))) || block.source;
-    const line = classicBlockLine(block.since, block.source, name, block.port, block.protocol);
+    const line = classicBlockLine(block.since, name, block.source, block.port, block.protocol);
     if (history) await this.attempt('history', () => appendLine(history, line));
     const mode = classicMode(block.protocol, block.mode);
     if (blocked) await this.attempt('blocked-file', () => appendLine(blockedFileFor(blocked, mode), line));

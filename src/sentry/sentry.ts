@@ -7,6 +7,7 @@ import { PortsInUse } from '../detect/listening.js';
 import { classicMode, type Probe } from '../detect/probe.js';
 import { RawDetector, type RawStats } from '../detect/raw.js';
 import { KernelReversePath, type ReversePath } from '../detect/reverse-path.js';
+import { LocalAddresses } from '../detect/local-addresses.js';
 import { Engine, engineConfig, type BlockRecord, type Decision } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -21,9 +22,14 @@ import type { RouteMark } from '../respond/route.js';
 import { HostBlocks } from './host-blocks.js';
 import { statePaths } from './state-paths.js';
 import { formatCidr, parseCidr, parseIp } from '../net/ip.js';
+import type { NeverBlocked } from '../blocks/target.js';
+import type { ProtectedSet } from '../engine/protected-set.js';
 import { hostAddresses } from './host-addresses.js';
+import { HOST_RESOLV_CONFS, hostProtectedSet } from './host-facts.js';
 
 const HOUSEKEEPING_MS = 1000;
+/** The standalone sentry reads its host's gateways and resolvers again this often. */
+const HOST_FACTS_MS = 10_000;
 
 const STEALTH_NAMES: Record<string, string> = {
   syn: 'TCP SYN/Normal scan',
@@ -100,6 +106,11 @@ export interface SentryOptions {
   stateDir?: string;
   /** The reverse-path check of unverified probes; the kernel's routing unless given. */
   reversePath?: ReversePath;
+  /**
+   * Standalone: the resolv.conf files whose nameservers are protected (the host's own and
+   * systemd-resolved's unless given). The agent gives its protected set with setProtected.
+   */
+  resolvConfs?: string[];
 }
 
 /** A done action as a log field: "firewall nftables", "hosts-deny ALL: 198.18.0.1 : DENY". */
@@ -110,8 +121,7 @@ export class Sentry {
   private detectors: { protocol: Protocol; detector: BindDetector }[] = [];
   private rawDetectors: { protocol: Protocol; detector: RawDetector; reported: RawStats }[] = [];
   private readonly inUse = new PortsInUse();
-  private local4 = new Set<number>();
-  private local6: Buffer[] = [];
+  private local = new LocalAddresses([]);
   private readonly reversePath: ReversePath;
   /** Interfaces already named in a log line about spoofed probes (one line each; 0 for the fast path). */
   private readonly spoofedOn = new Set<number>();
@@ -131,6 +141,11 @@ export class Sentry {
   private readonly debug: boolean;
   /** Evictions already counted in the metrics (the engine keeps a running total). */
   private evictedReported = 0;
+  /** Never blocked, in the engine and in the fast path's ignore sets (setProtected). */
+  private protectedList: string[] = [];
+  /** The standalone sentry's own protected set (its host's), read at start and every HOST_FACTS_MS. */
+  private hostProtected: ProtectedSet | null = null;
+  private hostFactsAt = 0;
 
   constructor(
     private policy: PolicyDocument,
@@ -148,8 +163,23 @@ export class Sentry {
     return this.engine.blocks.has(source);
   }
 
+  /** Addresses and CIDRs never counted or blocked: in the engine, and the fast path's ignore sets. */
   setProtected(cidrs: string[]): void {
+    this.protectedList = cidrs;
     this.engine.setProtected(cidrs);
+    if (this.kernel) void this.syncKernel();
+  }
+
+  /** Standalone: the always-protected ranges with the host's gateways, resolvers and addresses, when they changed. */
+  private async refreshHostProtected(): Promise<void> {
+    this.hostFactsAt = Date.now();
+    const next = await hostProtectedSet(this.options.resolvConfs ?? HOST_RESOLV_CONFS);
+    const before = this.hostProtected;
+    if (before && JSON.stringify(before.facts) === JSON.stringify(next.facts)) return;
+    this.hostProtected = next;
+    this.setProtected(next.all());
+    const { gateways, dns } = next.facts;
+    this.logger.info({ gateways, resolvers: dns }, 'protected: the always-protected ranges, this host\'s addresses, gateways and resolvers');
   }
 
   /**
@@ -199,6 +229,7 @@ export class Sentry {
     const raw = (['tcp', 'udp'] as const).some((p) => spec[p].mode === 'stealth' || spec[p].mode === 'advanced');
     if (raw) await this.inUse.refresh();
     const shared = this.options.firewall !== undefined;
+    if (!shared) await this.refreshHostProtected();
     const paths = statePaths(spec.files, this.options.stateDir);
     const names = firewallNames(shared ? { kind: 'agent', instance: DEFAULT_INSTANCE } : { kind: 'standalone', stateDir: paths.dir });
     const firewall = shared ? this.options.firewall! : await selectFirewall(spec.response.firewall, names);
@@ -257,7 +288,9 @@ export class Sentry {
       protocol,
       ports: expandPorts(spec[protocol].ports),
       banner: protocol === 'tcp' ? spec.response.banner : '',
+      isLocal: (destination) => this.local.has(destination),
       onProbe: (p) => this.onProbe(p),
+      onNotLocal: () => this.metrics.malformedPackets.inc({ protocol, reason: 'not-local' }),
     });
     const report = await detector.start();
     this.bindReports[protocol] = report;
@@ -282,8 +315,8 @@ export class Sentry {
       mode,
       watched,
       inUse: this.inUse,
-      isLocal4: (address) => this.local4.has(address),
-      isLocal6: (bytes, at) => this.local6.some((a) => bytes.compare(a, 0, 16, at, at + 16) === 0),
+      isLocal4: (address) => this.local.has4(address),
+      isLocal6: (bytes, at) => this.local.has6(bytes, at),
       onProbe: (p) => this.onProbe(p),
     });
     const { families, errors, filtered } = detector.start();
@@ -346,9 +379,13 @@ export class Sentry {
     if (!kernel) return;
     const spec = this.policy.spec;
     const ignored: Record<4 | 6, string[]> = { 4: [], 6: [] };
-    for (const text of [...spec.ignore, ...hostAddresses()]) {
+    const seen = new Set<string>();
+    for (const text of [...spec.ignore, ...hostAddresses(), ...this.protectedList]) {
       const cidr = parseCidr(text);
-      if (cidr) ignored[cidr.family].push(formatCidr(cidr));
+      const canonical = cidr && formatCidr(cidr);
+      if (!cidr || seen.has(canonical!)) continue;
+      seen.add(canonical!);
+      ignored[cidr.family].push(canonical!);
     }
     const ports = kernel.protocols.map((protocol) => {
       const watched = watchedPorts(spec[protocol]);
@@ -372,15 +409,7 @@ export class Sentry {
   private refreshAddresses(): void {
     const addresses = hostAddresses();
     this.engine.setOwnAddresses(addresses);
-    const local4 = new Set<number>();
-    const local6: Buffer[] = [];
-    for (const a of addresses) {
-      const ip = parseIp(a);
-      if (ip?.family === 4) local4.add(((ip.bytes[0]! << 24) | (ip.bytes[1]! << 16) | (ip.bytes[2]! << 8) | ip.bytes[3]!) >>> 0);
-      else if (ip) local6.push(Buffer.from(ip.bytes));
-    }
-    this.local4 = local4;
-    this.local6 = local6;
+    this.local = new LocalAddresses(addresses);
   }
 
   /** Raw detectors count in plain numbers (cheap per packet); metrics get the deltas. */
@@ -526,6 +555,8 @@ export class Sentry {
 
   private housekeeping(): void {
     this.refreshAddresses();
+    if (this.hostProtected && Date.now() - this.hostFactsAt >= HOST_FACTS_MS)
+      this.track(this.refreshHostProtected().catch((err: Error) => this.logger.error({ err: err.message }, 'cannot read the host\'s gateways and resolvers')));
     if (this.kernel) void this.inUse.refresh().then(() => this.syncKernel());
     else if (this.rawDetectors.length) void this.inUse.refresh();
     this.reportRawStats();
@@ -632,9 +663,9 @@ export class Sentry {
     return true;
   }
 
-  /** The host's own addresses and the policy's ignore list: never blocked. */
-  neverBlocked(): { own: string[]; ignore: string[] } {
-    return { own: hostAddresses(), ignore: this.policy.spec.ignore };
+  /** The host's own addresses, the policy's ignore list and the protected set: never blocked. */
+  neverBlocked(): NeverBlocked {
+    return { own: hostAddresses(), ignore: this.policy.spec.ignore, ...(this.hostProtected ? { protected: this.hostProtected } : {}) };
   }
 
   status(): SentryStatus {

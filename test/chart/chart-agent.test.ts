@@ -100,7 +100,7 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
     const values = {
       defaultPolicy: {
         // One node here: its stealth detection counts cluster-wide only with the opt-in.
-        spec: { tcp: { mode: 'stealth', ports: [1, 11, 79] }, udp: { mode: 'off' }, trigger: { count: 1 }, response: { tcp: 'block', scope: 'cluster', firewall: 'nftables', unverifiedClusterBlocks: true } },
+        spec: { tcp: { mode: 'stealth', ports: [1, 11, 79] }, udp: { mode: 'off' }, trigger: { count: 1 }, response: { tcp: 'block', scope: 'cluster', firewall: 'nftables', clusterEvidence: 'singleNode' } },
       },
     };
     await withValuesFile(values, (file) => helm(['install', RELEASE, CHART, '--namespace', NS, '--create-namespace', '-f', file], { kubeconfig: cp.kubeconfig }));
@@ -221,5 +221,7 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
     for (const [name, log] of [['operator', operatorLog], ['agent', agentLog]] as const) {
       assert.doesNotMatch(log.join(''), /forbidden|\b403\b/i, `the API server refused the ${name} something:\n${logs()}`);
     }
+    // With the chart's RBAC the operator reads the service-account keys: report tokens are checked locally first.
+    assert.match(operatorLog.join(''), /service-account signing keys read/);
   });
 });

@@ -35,17 +35,24 @@ type PodSpec = {
 };
 const podSpec = (m: Manifest) => (m.spec as { template: { spec: PodSpec } }).template.spec;
 
-type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
-/** Rules as "group/resource: verbs" lines, one per resource, sorted. */
+type Rule = { apiGroups?: string[]; resources?: string[]; nonResourceURLs?: string[]; verbs: string[] };
+/** Rules as "group/resource: verbs" (or "URL: verbs") lines, one per resource, sorted. */
 const ruleLines = (m: Manifest) =>
   (m.rules as Rule[])
-    .flatMap((r) => r.apiGroups.flatMap((g) => r.resources.map((res) => `${g || 'core'}/${res}: ${[...r.verbs].sort().join(',')}`)))
+    .flatMap((r) => {
+      const verbs = [...r.verbs].sort().join(',');
+      if (r.nonResourceURLs) return r.nonResourceURLs.map((url) => `${url}: ${verbs}`);
+      return (r.apiGroups ?? []).flatMap((g) => (r.resources ?? []).map((res) => `${g || 'core'}/${res}: ${verbs}`));
+    })
     .sort();
 
 const RW = 'create,delete,get,list,patch,update,watch';
 const OPERATOR_CLUSTER_RULES = [
+  '/.well-known/openid-configuration: get',
+  '/openid/v1/jwks: get',
   'authentication.k8s.io/tokenreviews: create',
   'core/nodes: get,list,watch',
+  'core/pods: list,watch',
   `kube-portsentry.io/blockedhosts: ${RW}`,
   'kube-portsentry.io/blockedhosts/status: get,patch,update',
   'kube-portsentry.io/portsentrypolicies: get,list,watch',
@@ -254,6 +261,7 @@ describe('chart', { concurrency: false }, () => {
     ]);
     assert.deepEqual(ruleLines(find(plain, 'ClusterRole', AGENT)), [
       'core/nodes: get,list,watch',
+      'core/pods: list,watch',
       'kube-portsentry.io/blockedhosts: get,list,watch',
       'networking.k8s.io/servicecidrs: get,list,watch',
     ]);
@@ -286,16 +294,26 @@ describe('chart', { concurrency: false }, () => {
     assert.deepEqual(ruleLines(find(all, 'ClusterRole', OPERATOR)), [...OPERATOR_CLUSTER_RULES, ...OUTPUT_RULES].sort());
     const args = podSpec(find(all, 'Deployment', OPERATOR)).containers[0]!.args;
     assert.deepEqual(args.slice(-3), ['--network-policy-namespaces=default,web', '--calico', '--cilium']);
-    // Optional flags: service CIDRs to both, a fixed firewall to the agent.
-    const flags = (await renderChart({ cluster: { serviceCidrs: ['10.96.0.0/16', 'fd00:10:96::/112'] }, agent: { firewall: 'iptables' } })).docs;
-    assert.deepEqual(podSpec(find(flags, 'DaemonSet')).containers[0]!.args.slice(-2), ['--firewall=iptables', '--service-cidr=10.96.0.0/16,fd00:10:96::/112']);
-    assert.deepEqual(podSpec(find(flags, 'Deployment')).containers[0]!.args.at(-1), '--service-cidr=10.96.0.0/16,fd00:10:96::/112');
+    // Optional flags: service and pod CIDRs to both, a fixed firewall to the agent.
+    const flags = (await renderChart({ cluster: { serviceCidrs: ['10.96.0.0/16', 'fd00:10:96::/112'], podCidrs: ['192.168.0.0/16'] }, agent: { firewall: 'iptables' } })).docs;
+    assert.deepEqual(podSpec(find(flags, 'DaemonSet')).containers[0]!.args.slice(-3), ['--firewall=iptables', '--service-cidr=10.96.0.0/16,fd00:10:96::/112', '--pod-cidr=192.168.0.0/16']);
+    assert.deepEqual(podSpec(find(flags, 'Deployment')).containers[0]!.args.slice(-2), ['--service-cidr=10.96.0.0/16,fd00:10:96::/112', '--pod-cidr=192.168.0.0/16']);
     // Commands: no flag unless enabled with programs; then the same allowlist to both.
     for (const docs of [flags, (await renderChart({ agent: { commands: { enabled: true, allowed: [] } } })).docs, (await renderChart({ agent: { commands: { allowed: ['/bin/true'] } } })).docs])
       for (const kind of ['DaemonSet', 'Deployment']) assert.ok(!podSpec(find(docs, kind)).containers[0]!.args.some((a) => a.startsWith('--allowed-commands')), kind);
     const commands = (await renderChart({ agent: { commands: { enabled: true, allowed: ['/usr/local/bin/notify', '/bin/true'] } } })).docs;
     for (const kind of ['DaemonSet', 'Deployment'])
       assert.equal(podSpec(find(commands, kind)).containers[0]!.args.at(-1), '--allowed-commands=/usr/local/bin/notify,/bin/true', kind);
+    // hosts.deny files likewise: none unless enabled with paths.
+    for (const docs of [flags, (await renderChart({ agent: { hostsDeny: { allowed: ['/host/etc/hosts.deny'] } } })).docs])
+      for (const kind of ['DaemonSet', 'Deployment']) assert.ok(!podSpec(find(docs, kind)).containers[0]!.args.some((a) => a.startsWith('--allowed-hosts-deny')), kind);
+    const hostsDeny = (await renderChart({ agent: { hostsDeny: { enabled: true, allowed: ['/host/etc/hosts.deny'] } } })).docs;
+    for (const kind of ['DaemonSet', 'Deployment'])
+      assert.equal(podSpec(find(hostsDeny, kind)).containers[0]!.args.at(-1), '--allowed-hosts-deny=/host/etc/hosts.deny', kind);
+    // Anti-spoofing: on by default (no flag); agent.antiSpoofing false turns it off.
+    assert.ok(!podSpec(find(all, 'DaemonSet')).containers[0]!.args.includes('--no-anti-spoofing'));
+    const noAntiSpoofing = (await renderChart({ agent: { antiSpoofing: false } })).docs;
+    assert.ok(podSpec(find(noAntiSpoofing, 'DaemonSet')).containers[0]!.args.includes('--no-anti-spoofing'));
     // Each output alone adds its own rule only.
     const calicoOnly = (await renderChart({ outputs: { calico: { enabled: true } } })).docs;
     assert.deepEqual(

@@ -14,6 +14,7 @@ import { OPERATOR_NS, prepareCluster, startTestOperator, type TestOperator } fro
 import { withPrivileges } from '../helpers/privilege.js';
 import { podBoundToken } from '../helpers/tokens.js';
 import { hasTool, toolPath } from '../helpers/prereq.js';
+import type { ClusterEvidence } from '../../src/policy/types.js';
 import type { SentryProcess } from '../helpers/sentry-process.js';
 
 function missing(): string[] {
@@ -90,6 +91,39 @@ describe('trust: the agent against planted policies', { concurrency: false }, ()
     await eventually('the allowed command ran', async () => existsSync(marker));
     await allowing.stop();
   });
+
+  test('a planted policy with a hosts.deny file: refused unless the node allows that file (--allowed-hosts-deny)', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const cp = state.cp!;
+    const node = cluster!.nodes[0]!;
+    // Any file the agent may write would do: the policy writer chooses what root appends to.
+    const target = `${marker}-hosts.deny`;
+    await plantPolicy(cp, node.name, {
+      tcp: { mode: 'stealth', ports: [11] },
+      udp: { mode: 'off' },
+      trigger: { count: 0 },
+      response: { tcp: 'block', scope: 'node', firewall: 'none', hostsDeny: { enabled: true, path: target, line: 'ALL: $TARGET$ : DENY' } },
+    });
+    const refusing = await cluster!.startAgent(node, agentArgs);
+    await refusing.waitFor((l) => l.msg.startsWith('effective policy rejected') || l.msg === 'effective policy in force', 15_000);
+    await probe(node, 11);
+    await new Promise((r) => setTimeout(r, 1500));
+    try {
+      assert.equal(existsSync(target), false, 'the planted policy had root write the file it named');
+      const rejected = refusing.find((l) => l.msg.startsWith('effective policy rejected'));
+      assert.ok(rejected, 'the agent says why it refused the policy');
+      assert.match(String(rejected.problems), /spec\.response\.hostsDeny\.path: ".*" is not an allowed hosts\.deny file/);
+    } finally {
+      await refusing.stop();
+    }
+    // The node's admin allowed that file: the same policy writes it.
+    const allowing = await cluster!.startAgent(node, [...agentArgs, '--allowed-hosts-deny', target]);
+    await allowing.waitFor((l) => l.msg === 'effective policy in force', 15_000);
+    await probe(node, 11);
+    await eventually('the allowed file written', async () => existsSync(target));
+    await allowing.stop();
+    await rm(target, { force: true });
+  });
 });
 
 /** containerd's default capability set: what any pod has unless its spec drops them. */
@@ -116,7 +150,7 @@ describe('trust: forged SYNs against the cluster-wide block', { concurrency: fal
     const list = (await state.cp!.api('GET', '/apis/kube-portsentry.io/v1alpha1/blockedhosts')).body as { items: { spec: { address: string } }[] };
     return list.items.some((b) => b.spec.address === address);
   };
-  const policy = (unverifiedClusterBlocks: boolean) => ({
+  const policy = (clusterEvidence: ClusterEvidence) => ({
     apiVersion: 'kube-portsentry.io/v1alpha1',
     kind: 'PortSentryPolicy',
     metadata: { name: 'forged' },
@@ -124,7 +158,7 @@ describe('trust: forged SYNs against the cluster-wide block', { concurrency: fal
       tcp: { mode: 'stealth', ports: [1, 11] },
       udp: { mode: 'off' },
       trigger: { count: 0 },
-      response: { tcp: 'block', scope: 'cluster', firewall: 'nftables', unverifiedClusterBlocks },
+      response: { tcp: 'block', scope: 'cluster', firewall: 'nftables', clusterEvidence },
     },
   });
   /** One SYN from `source` (forged) to a node's tripwire port, sent from `ns`. */
@@ -150,9 +184,10 @@ describe('trust: forged SYNs against the cluster-wide block', { concurrency: fal
     // Node 1's own facts: a resolver in its resolv.conf, a default gateway, an address on its bridge.
     const n1 = cluster.nodes[0]!;
     resolvConf = await cluster.writeFile('node-1-resolv.conf', `# the node's, as the kubelet copies it\nnameserver ${NODE1_DNS}\nsearch example.internal\n`);
-    await cluster.exec(n1.ns, ['ip', 'route', 'add', 'default', 'via', NODE1_GATEWAY]);
+    // The gateway is node 2's too (a subnet's router), the resolver node 1's alone.
+    for (const node of cluster.nodes) await cluster.exec(node.ns, ['ip', 'route', 'add', 'default', 'via', NODE1_GATEWAY]);
     await cluster.exec(n1.ns, ['ip', 'addr', 'add', `${NODE1_BRIDGE_ADDRESS}/32`, 'dev', 'cni0']);
-    await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy(false)) });
+    await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy('verified')) });
     op = await startTestOperator(cp, { leaseDurationMs: 15_000 });
     const opPort = Number(new URL(op.url).port);
     await cluster.forwardLoopback([Number(new URL(cp.url).port), opPort]);
@@ -169,7 +204,7 @@ describe('trust: forged SYNs against the cluster-wide block', { concurrency: fal
     for (const node of cluster.nodes) await node.agent!.waitFor((l) => l.msg === 'effective policy in force', 15_000);
   });
 
-  test('a SYN forged from a pod behind node 1 with an outside address: counted as spoofed, blocked nowhere', async (t) => {
+  test('a SYN forged from a pod behind node 1 with an outside address: dropped by node 1\'s anti-spoofing rule and counted, blocked nowhere', async (t) => {
     if (skip()) return t.skip(why.join(', ') || state.why);
     const [n1, n2] = cluster!.nodes as [TestNode, TestNode];
     const outside = '198.18.0.200';
@@ -179,13 +214,15 @@ describe('trust: forged SYNs against the cluster-wide block', { concurrency: fal
     assert.equal(await bhFor(outside), false, 'a BlockedHost for the forged address');
     for (const n of cluster!.nodes) assert.ok(!(await cluster!.nodeSet(n)).has(outside), `${outside} blocked on ${n.name}`);
     assert.ok(!n1.agent!.lines.some((l) => l.msg.startsWith('attackalert:') && l.source === outside), 'the forged probe was judged');
-    await eventually('node 1 counts it as spoofed', async () => (await metric(n1, 'portsentry_probes_spoofed_total{protocol="tcp"}')) >= 1).catch((err: Error) => {
+    // The rule drops it before the raw socket sees it (test/cluster/forged-cluster.test.ts C
+    // shows the agent's own reverse-path check on a node without the rule).
+    await eventually('node 1 drops it as spoofed', async () => (await metric(n1, 'portsentry_spoofed_packets_dropped_total')) >= 2).catch((err: Error) => {
       throw new Error(`${err.message}\nnode 1: ${n1.agent!.lines.slice(-30).map((l) => JSON.stringify(l)).join('\n')}`);
     });
     assert.equal(await metric(n2, 'portsentry_probes_spoofed_total{protocol="tcp"}'), 0);
   });
 
-  test('an unverified probe from the network to one node blocks there only; a second node\'s report makes it cluster-wide', async (t) => {
+  test('an unverified probe from the network blocks on the nodes it reached only; with clusterEvidence corroborated, two nodes\' reports make it cluster-wide', async (t) => {
     if (skip()) return t.skip(why.join(', ') || state.why);
     const [n1, n2] = cluster!.nodes as [TestNode, TestNode];
     const source = '198.18.0.201';
@@ -197,16 +234,26 @@ describe('trust: forged SYNs against the cluster-wide block', { concurrency: fal
     assert.ok(!(await cluster!.nodeSet(n2)).has(source), `${source} blocked on node 2`);
     const held = (await op!.metrics.uncorroborated.get()).values.find((v) => v.labels.policy === 'forged')?.value ?? 0;
     assert.ok(held >= 1, 'portsentry_cluster_blocks_uncorroborated_total');
-    // Node 2 sees it too: two nodes within the window corroborate it.
+    // Node 2 sees it too: by default two nodes' unverified reports are still theirs alone.
     await forge(cluster!.scanner, source, n2);
-    await eventually('BlockedHost once two nodes reported it', () => bhFor(source));
+    await eventually(`${source} blocked on node 2`, async () => (await cluster!.nodeSet(n2)).get(source) === 'local');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await bhFor(source), false, 'two nodes\' unverified detections became a BlockedHost by default');
+    // A policy that accepts corroboration: two nodes within the window make it cluster-wide.
+    await state.cp!.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy('corroborated')) });
+    await eventually('both nodes have it', async () => cluster!.nodes.every((n) => n.agent!.lines.filter((l) => l.msg === 'effective policy in force').length >= 2));
+    const next = '198.18.0.204';
+    for (const n of [n1, n2]) await forge(cluster!.scanner, next, n);
+    await eventually('BlockedHost once two nodes reported it', () => bhFor(next));
+    await state.cp!.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy('verified')) });
   });
 
-  test('with unverifiedClusterBlocks, one node\'s unverified detection blocks everywhere', async (t) => {
+  test('with clusterEvidence singleNode, one node\'s unverified detection blocks everywhere', async (t) => {
     if (skip()) return t.skip(why.join(', ') || state.why);
     const [n1, n2] = cluster!.nodes as [TestNode, TestNode];
-    await state.cp!.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy(true)) });
-    await eventually('node 1 has the opt-in', async () => n1.agent!.lines.filter((l) => l.msg === 'effective policy in force').length >= 2);
+    const before = n1.agent!.lines.filter((l) => l.msg === 'effective policy in force').length;
+    await state.cp!.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy('singleNode')) });
+    await eventually('node 1 has the opt-in', async () => n1.agent!.lines.filter((l) => l.msg === 'effective policy in force').length > before);
     const source = '198.18.0.202';
     await forge(cluster!.scanner, source, n1);
     await eventually('BlockedHost from one node', () => bhFor(source));
@@ -232,18 +279,22 @@ describe('trust: forged SYNs against the cluster-wide block', { concurrency: fal
     for (let i = 0; i < everywhere.length + onNode1.length + 1; i++) await cp.kubectl(['delete', 'blockedhost', `protected-${i}`]);
   });
 
-  test('the operator never makes a BlockedHost of a node\'s resolver or gateway, reported by another node', async (t) => {
+  test('a gateway two nodes share is never a BlockedHost; node 1\'s own resolver, reported by node 2, is never blocked on node 1', async (t) => {
     if (skip()) return t.skip(why.join(', ') || state.why);
-    const n2 = cluster!.nodes[1]!;
-    // One node's word is enough under this policy: only the operator's guard stands in the way.
-    await state.cp!.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy(true)) });
+    const [n1, n2] = cluster!.nodes as [TestNode, TestNode];
+    // One node's word is enough under this policy: only the guards stand in the way.
+    await state.cp!.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy('singleNode')) });
     for (const source of [NODE1_DNS, NODE1_GATEWAY]) await forge(cluster!.scanner, source, n2);
     const control = '198.18.0.203';
     await forge(cluster!.scanner, control, n2);
     await eventually('the control BlockedHost', () => bhFor(control));
     await new Promise((r) => setTimeout(r, 1000));
-    for (const source of [NODE1_DNS, NODE1_GATEWAY]) assert.equal(await bhFor(source), false, `a BlockedHost for node 1's ${source}`);
-    assert.ok(!(await cluster!.nodeSet(cluster!.nodes[0]!)).has(NODE1_DNS), 'node 1 blocks its own resolver');
+    assert.equal(await bhFor(NODE1_GATEWAY), false, 'a BlockedHost for the gateway both nodes report');
+    // Node 1's resolver is node 1's word only: node 2 may block it (it is nothing of node 2's),
+    // node 1 never does, whatever the cluster asks.
+    await eventually(`${NODE1_DNS} blocked on node 2`, async () => (await cluster!.nodeSet(n2)).has(NODE1_DNS));
+    assert.ok(!(await cluster!.nodeSet(n1)).has(NODE1_DNS), 'node 1 blocks its own resolver');
+    assert.ok(!(await cluster!.nodeSet(n1)).has(NODE1_GATEWAY), 'node 1 blocks its gateway');
   });
 });
 

@@ -28,11 +28,11 @@ const NODE_PORT = 30080;
 type BlockedHost = { metadata: { name: string }; spec: { address: string; source: string }; status?: { reportingNodes?: string[] } };
 type Lease = { spec: { holderIdentity?: string } };
 
-const blockingPolicy = (name: string, priority: number, tcp: object) => ({
+const blockingPolicy = (name: string, priority: number, tcp: object, clusterEvidence?: 'corroborated') => ({
   apiVersion: 'kube-portsentry.io/v1alpha1',
   kind: 'PortSentryPolicy',
   metadata: { name },
-  spec: { priority, tcp, udp: { mode: 'off' }, response: { tcp: 'block', scope: 'cluster', duration: '30m' } },
+  spec: { priority, tcp, udp: { mode: 'off' }, response: { tcp: 'block', scope: 'cluster', duration: '30m', ...(clusterEvidence ? { clusterEvidence } : {}) } },
 });
 
 // A web server pinned to node 2, behind a NodePort: what the scanner must lose once blocked.
@@ -296,7 +296,7 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
 
   test('protected addresses: forged scans from a node, a pod, the DNS Service, the API server, the gateway or the upstream resolver block nothing', async (t) => {
     if (skip(t)) return;
-    await apply([blockingPolicy('e2e-stealth', 20, { mode: 'stealth', ports: TRIPWIRES })]);
+    await apply([blockingPolicy('e2e-stealth', 20, { mode: 'stealth', ports: TRIPWIRES }, 'corroborated')]);
     await eventually('the stealth policy on both agents', async () => {
       const p = await cluster.json<{ status?: { conditions?: { type: string; status: string; observedGeneration?: number }[]; matchedNodes?: number } }>(['get', 'psp', 'e2e-stealth']);
       return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && p.status.matchedNodes === 2 ? true : undefined;

@@ -18,6 +18,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { OperatorMetrics } from '../../src/metrics/operator-metrics.js';
 import { startReportServer } from '../../src/operator/report-server.js';
+import { apiServerKeys } from '../../src/operator/api-server-keys.js';
 import { tokenReviewAuthenticator } from '../../src/operator/token-authenticator.js';
 import { eventually, selfSignedCertificate } from '../helpers/cluster.js';
 import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
@@ -133,7 +134,7 @@ describe('robustness against the real API server', { concurrency: false }, () =>
       address: '127.0.0.1:0',
       tls,
       tlsReloadMs: 200,
-      authenticate: tokenReviewAuthenticator(kube, 'kube-portsentry', logger),
+      authenticate: tokenReviewAuthenticator(kube, { audience: 'kube-portsentry', subject: `system:serviceaccount:${NS}:agent`, keys: apiServerKeys(kube, logger) }, logger),
       allowedUser: `system:serviceaccount:${NS}:agent`,
       // A token of `kubectl create token`, bound to no pod: this test is about sizes and certificates.
       allowUnboundTokens: true,

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { canonicalTarget, detectedEntry, engineBlock, parseRecord, renderRecord, RecordError, type BlockEntry } from '../../src/blocks/entry.js';
 import { ADOPTED_REASON, reconcile, type HostActions, type HostState } from '../../src/blocks/reconcile.js';
 import { blockRefusal, parseTarget } from '../../src/blocks/target.js';
+import { emptyFacts, ProtectedSet } from '../../src/engine/protected-set.js';
 
 const NOW = 1_800_000_000_000;
 const entry = (address: string, until: number | null, over: Partial<BlockEntry> = {}): BlockEntry => ({
@@ -56,6 +57,16 @@ test('targets: the host\'s own addresses and the ignore list are never blocked',
   assert.match(blockRefusal('127.0.0.1', never)!, /overlaps 127.0.0.0\/8/);
   assert.match(blockRefusal('192.0.0.0/8', never)!, /overlaps 192.0.2.0\/24/);
   assert.match(blockRefusal('0.0.0.0/0', never)!, /holds 198.18.0.2/);
+});
+
+test('targets: an admin cannot block the host\'s gateway, resolvers or an always-protected range either', () => {
+  const guard = new ProtectedSet({ ...emptyFacts(), gateways: ['198.18.0.254'], dns: ['198.18.0.53'] });
+  const never = { own: ['198.18.0.2'], ignore: [], protected: guard };
+  assert.equal(blockRefusal('198.18.0.9', never), null);
+  assert.equal(blockRefusal('198.18.0.254', never), '198.18.0.254 is protected (gateways)');
+  assert.equal(blockRefusal('198.18.0.53', never), '198.18.0.53 is protected (dns)');
+  assert.equal(blockRefusal('169.254.169.254', never), '169.254.169.254 is protected (cloud-metadata)');
+  assert.equal(blockRefusal('198.18.0.128/25', never), '198.18.0.128/25 is protected (gateways)');
 });
 
 test('reconcile: blocks in force stay with their time, missing pieces are put back', () => {

@@ -8,7 +8,7 @@ import { ReportQueue } from '../../src/agent/report-queue.js';
 import { watchBackoffMs } from '../../src/k8s/backoff.js';
 import { requestLabels } from '../../src/k8s/client.js';
 import { blockedHostName, canonicalAddress, nodePolicyConfigMapName } from '../../src/k8s/objects.js';
-import { ProtectedSet, emptyFacts } from '../../src/cluster/protected-set.js';
+import { ProtectedSet, emptyFacts } from '../../src/engine/protected-set.js';
 import { MAX_REPORT_BYTES, parseReport, reportEnvelopeBytes, type SourceReport } from '../../src/k8s/report.js';
 import { Correlator } from '../../src/operator/correlator.js';
 import { renderCilium, renderNetworkPolicy } from '../../src/operator/outputs.js';
@@ -108,6 +108,10 @@ describe('report format', () => {
   const good = { node: 'n1', policy: 'p', sources: [report('2001:DB8::1', [22])] };
   test('a valid report parses, addresses normalized', () => {
     assert.equal(parseReport(JSON.stringify(good)).sources[0]!.source, '2001:db8::1');
+  });
+  test('a node\'s reason for its detection being off is one line of printable text', () => {
+    const text = 'boom\u001b[31m\r\nDetecting=True\u0000\u0085\u2028x\u007f';
+    assert.equal(parseReport(JSON.stringify({ ...good, detectionOff: text })).detectionOff, 'boom [31m  Detecting=True   x ');
   });
   test('each bad field is named', () => {
     const bad: [unknown, RegExp][] = [

@@ -7,7 +7,7 @@ import type { Probe, ProbeType } from '../../src/detect/probe.js';
 import { AddressKey } from '../../src/engine/address-key.js';
 import { Engine, engineConfig, type BlockRecord, type Decision, type EngineConfig } from '../../src/engine/engine.js';
 import { IpTrie } from '../../src/engine/ip-trie.js';
-import { RateLimiter } from '../../src/engine/rate-limiter.js';
+import { BlockBudget } from '../../src/engine/block-budget.js';
 import { MAX_RECORDED_PROBES, SourceTracker, type SourceState } from '../../src/engine/tracker.js';
 import { formatIp, parseIp } from '../../src/net/ip.js';
 import { defaultPolicy } from '../../src/policy/load.js';
@@ -98,7 +98,7 @@ class ModelEngine {
   readonly active = new Map<string, BlockRecord>();
   private ignore: IpTrie;
   own = new Set<string>();
-  private readonly limiter: RateLimiter;
+  private readonly budget: BlockBudget;
 
   constructor(
     private config: EngineConfig,
@@ -106,14 +106,14 @@ class ModelEngine {
   ) {
     this.tracker = new ModelTracker(config.maxTrackedSources, config.windowMs);
     this.ignore = new IpTrie(config.ignore);
-    this.limiter = new RateLimiter(config.maxBlocksPerMinute, now);
+    this.budget = new BlockBudget(config.maxBlocksPerMinute, now);
   }
 
   reconfigure(config: EngineConfig): void {
     this.config = config;
     this.ignore = new IpTrie(config.ignore);
     this.tracker.configure(config.maxTrackedSources, config.windowMs);
-    this.limiter.configure(config.maxBlocksPerMinute);
+    this.budget.configure(config.maxBlocksPerMinute);
   }
 
   observe(p: Probe): Decision {
@@ -129,7 +129,8 @@ class ModelEngine {
       s.triggered = true;
       return { kind: 'alert', reason: action === 'alert' ? 'policy' : 'unverified', distinct };
     }
-    if (!this.limiter.take(p.time)) {
+    const evidence = p.verified ? 'verified' : s.rateLimited ? 'returning' : 'first';
+    if (p.refusedInKernel || (!p.blockedInKernel && !this.budget.take(p.time, evidence))) {
       if (s.rateLimited) return { kind: 'suppressed', distinct };
       s.rateLimited = true;
       return { kind: 'alert', reason: 'rate-limited', distinct };

@@ -65,26 +65,56 @@ test('verifiedOnly: an unverified probe alerts instead of blocking', () => {
   assert.equal(e.observe(probe('198.18.0.2', 79)).kind, 'respond');
 });
 
-test('the block rate limiter caps new blocks per minute and refills', () => {
-  const e = new Engine(config({ maxBlocksPerMinute: 3 }), 0);
+test('the block rate limiter caps new blocks per minute and refills; first-seen sources spend only its upper half', () => {
+  const e = new Engine(config({ maxBlocksPerMinute: 4 }), 0);
   const kinds = [];
-  for (let i = 0; i < 5; i++) kinds.push(e.observe(probe(`198.18.1.${i}`, 79, { time: 0 })).kind);
-  assert.deepEqual(kinds, ['respond', 'respond', 'respond', 'alert', 'alert']);
-  // 20 s later one token is back: the refused source is blocked on its next probe.
-  assert.equal(e.observe(probe('198.18.1.3', 80, { time: 20_000 })).kind, 'respond');
-  assert.equal(e.observe(probe('198.18.1.4', 80, { time: 20_000 })).kind, 'suppressed', 'refused again: already answered');
+  for (let i = 0; i < 5; i++) kinds.push(e.observe(probe(`198.18.1.${i}`, 79, { time: 0, verified: false, mode: 'stealth', type: 'syn' })).kind);
+  assert.deepEqual(kinds, ['respond', 'respond', 'alert', 'alert', 'alert'], 'two of four for first-seen sources');
+  // A refused source coming back takes from the half kept for returning sources.
+  assert.equal(e.observe(probe('198.18.1.2', 80, { time: 1, verified: false, mode: 'stealth', type: 'syn' })).kind, 'respond');
+  assert.equal(e.observe(probe('198.18.1.3', 80, { time: 1, verified: false, mode: 'stealth', type: 'syn' })).kind, 'respond');
+  assert.equal(e.observe(probe('198.18.1.4', 80, { time: 1, verified: false, mode: 'stealth', type: 'syn' })).kind, 'suppressed', 'refused again: already answered');
+  // 15 s later one token is back: the refused source is blocked on its next probe.
+  assert.equal(e.observe(probe('198.18.1.4', 81, { time: 15_000, verified: false, mode: 'stealth', type: 'syn' })).kind, 'respond');
+});
+
+test('a flood of one-shot forged sources never keeps a verified or a returning scanner from being blocked', () => {
+  const e = new Engine(config({ maxBlocksPerMinute: 60 }), 0);
+  const forged = (i: number, time: number) => probe(formatIp(Uint8Array.from([10, (i >> 16) & 255, (i >> 8) & 255, i & 255])), 7, { time, protocol: 'udp', type: 'udp', mode: 'stealth', verified: false });
+  let blocked = 0;
+  // Fifty new forged sources a second for ten minutes: more than the budget refills, all the time.
+  for (let i = 0; i < 30_000; i++) if (e.observe(forged(i, i * 20)).kind === 'respond') blocked++;
+  assert.ok(blocked <= 30 + 10 * 60, `${blocked} forged sources blocked: more than the upper half and its refill`);
+  const now = 600_000;
+  // A scanner that completes a handshake: its own budget.
+  assert.equal(e.observe(probe('198.18.0.9', 2001, { time: now })).kind, 'respond');
+  // A stealth scanner: refused at most once among the forged, blocked at its next probe.
+  const syn = (port: number) => probe('198.18.0.10', port, { time: now, verified: false, mode: 'stealth', type: 'syn' });
+  const first = e.observe(syn(1)).kind;
+  if (first !== 'respond') assert.deepEqual([first, e.observe(syn(11)).kind], ['alert', 'respond']);
+  assert.ok(e.blocks.has('198.18.0.10'));
+  // And the next one-shot forged sources still find the upper half empty.
+  assert.equal(e.observe(forged(40_000, now)).kind, 'alert');
 });
 
 test('a source refused by the block rate limit is answered once per window, and blocked once a token is back', () => {
   const e = new Engine(config({ maxBlocksPerMinute: 1 }), 0);
-  assert.equal(e.observe(probe('198.18.1.1', 79, { time: 0 })).kind, 'respond');
-  const first = e.observe(probe('198.18.1.2', 79, { time: 0 }));
+  assert.equal(e.observe(probe('198.18.1.1', 79, { time: 0, verified: false })).kind, 'respond');
+  const first = e.observe(probe('198.18.1.2', 79, { time: 0, verified: false }));
   assert.deepEqual([first.kind, first.kind === 'alert' && first.reason], ['alert', 'rate-limited']);
   // Its later probes while the bucket is empty: no second alert (no log lines, no counts).
-  const later = [80, 81, 79, 82].map((port, i) => e.observe(probe('198.18.1.2', port, { time: 1000 + i })).kind);
+  const later = [80, 81, 79, 82].map((port, i) => e.observe(probe('198.18.1.2', port, { time: 1000 + i, verified: false })).kind);
   assert.deepEqual(later, ['suppressed', 'suppressed', 'suppressed', 'suppressed']);
   // 60 s later the token is back: its next probe is blocked.
-  assert.equal(e.observe(probe('198.18.1.2', 83, { time: 60_000 })).kind, 'respond');
+  assert.equal(e.observe(probe('198.18.1.2', 83, { time: 60_000, verified: false })).kind, 'respond');
+});
+
+test('the kernel fast path\'s word stands: what it blocked is recorded without the engine\'s budget, what it refused is never blocked here', () => {
+  const e = new Engine(config({ maxBlocksPerMinute: 1 }), 0);
+  const fast = (source: string, over: Partial<Probe>) => probe(source, 1, { time: 0, verified: false, mode: 'stealth', type: 'syn', ...over });
+  for (let i = 0; i < 3; i++) assert.equal(e.observe(fast(`198.18.2.${i}`, { blockedInKernel: true })).kind, 'respond');
+  const refused = e.observe(fast('198.18.2.9', { refusedInKernel: true, time: 120_000 }));
+  assert.deepEqual([refused.kind, refused.kind === 'alert' && refused.reason], ['alert', 'rate-limited'], 'a full bucket here changes nothing');
 });
 
 test('blocks expire after their duration, and the source must trip the trigger again', () => {

@@ -3,7 +3,7 @@
 // no forged packet or BlockedHost may ever make it block.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ProtectedSet, emptyFacts, isAlwaysProtected } from '../../src/cluster/protected-set.js';
+import { ProtectedSet, emptyFacts, isAlwaysProtected } from '../../src/engine/protected-set.js';
 
 test('link-local, cloud metadata, loopback, multicast, unspecified and broadcast are always protected', () => {
   const p = new ProtectedSet(emptyFacts());

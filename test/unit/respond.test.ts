@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { classicBlockLine } from '../../src/respond/classic-files.js';
+import { isSafeName } from '../../src/respond/responder.js';
 import { parseNftSetJson } from '../../src/respond/firewall/nftables.js';
 import { parseIpsetList } from '../../src/respond/firewall/iptables.js';
 import { runProgram } from '../../src/respond/run-program.js';
@@ -46,14 +47,21 @@ test('a failing or missing program is an error naming it', async () => {
   await assert.rejects(runProgram([process.execPath, '-e', 'process.stderr.write("boom"); process.exit(3)']), /failed \(3\): boom/);
 });
 
-test('classic history line format (what fail2ban and logcheck match)', () => {
+test('classic history line format (what fail2ban and logcheck match): the name, then the address after the slash', () => {
   const t = new Date(2026, 10, 21, 0, 46, 40).getTime();
   assert.equal(
     classicBlockLine(t, '198.18.0.9', '198.18.0.9', 79, 'tcp'),
     `${Math.floor(t / 1000)} - 11/21/2026 00:46:40 Host: 198.18.0.9/198.18.0.9 Port: 79 TCP Blocked\n`,
   );
-  // fail2ban's portsentry filter: \/<HOST> Port\: [0-9]+ (TCP|UDP) Blocked$
-  assert.match(classicBlockLine(t, '2001:db8::1', 'h', 7, 'udp').trimEnd(), /\/h Port: [0-9]+ (TCP|UDP) Blocked$/);
+  // fail2ban's portsentry filter bans what follows the slash: \/<HOST> Port\: [0-9]+ (TCP|UDP) Blocked$
+  assert.match(classicBlockLine(t, 'h.example', '2001:db8::1', 7, 'udp').trimEnd(), /Host: h\.example\/2001:db8::1 Port: [0-9]+ (TCP|UDP) Blocked$/);
+});
+
+test('a PTR answer is a name only when it is no address literal and fits a line', () => {
+  for (const name of ['scanner.example', 'a-1.b2.example', 'localhost', 'x1'])
+    assert.equal(isSafeName(name), true, name);
+  for (const name of ['192.0.2.1', '10.1', '3221225985', '0x7f.1', 'evil.example.1', 'a b', 'evil.example\nHost: 1.2.3.4', '-a.example', ''])
+    assert.equal(isSafeName(name), false, JSON.stringify(name));
 });
 
 test('kernel set listings parse (nft JSON, ipset plain)', () => {

@@ -25,7 +25,7 @@ const complete: PolicySpec = {
     scope: 'node',
     duration: '2h',
     verifiedOnly: true,
-    unverifiedClusterBlocks: true,
+    clusterEvidence: 'corroborated',
     maxBlocksPerMinute: 10,
     firewall: 'iptables',
     kernelFastPath: false,

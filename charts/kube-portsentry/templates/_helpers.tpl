@@ -114,3 +114,10 @@ checksum/report-ca: {{ index (include "kps.operator.tlsData" . | fromJson) "ca.c
 - --allowed-commands={{ join "," .Values.agent.commands.allowed }}
 {{- end -}}
 {{- end -}}
+
+{{/* The hosts.deny files policies may have the agents write, for agent and operator alike. */}}
+{{- define "kps.allowedHostsDenyArg" -}}
+{{- if and .Values.agent.hostsDeny.enabled .Values.agent.hostsDeny.allowed -}}
+- --allowed-hosts-deny={{ join "," .Values.agent.hostsDeny.allowed }}
+{{- end -}}
+{{- end -}}

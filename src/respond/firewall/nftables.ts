@@ -10,7 +10,7 @@
 // sets (blockednet4/blockednet6).
 import { parseCidr, type Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
-import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
+import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type AntiSpoofing, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 import { checkOwner } from './owner.js';
 import {
   NETLINK_NETFILTER,
@@ -110,6 +110,12 @@ export interface FastPathOptions {
 
 export class NftablesFirewall implements Firewall {
   readonly name = 'nftables';
+  readonly antiSpoofing: AntiSpoofing = {
+    enableAntiSpoofing: () => this.enableAntiSpoofing(),
+    // An index, once resolved, stays with the interface it named: the caller sets them again when interfaces change.
+    setUplinks: (interfaces) => this.replaceElements('uplinks', interfaces.map((i) => JSON.stringify(checkInterfaceName(i)))),
+    spoofedDropped: () => this.spoofedDropped(),
+  };
 
   private socket: NetlinkSocket | null = null;
 
@@ -306,10 +312,12 @@ export class NftablesFirewall implements Firewall {
    * A packet whose source would not route back out by the interface it came in on (fib, as
    * rp_filter) is forged: logged as spoofed, never blocked. Otherwise its source goes into
    * the blocked set, up to `perMinute` new blocks (the circuit breaker), and the packet is
-   * logged to nflog `group`. A source refused by the limit is remembered for a minute, and
-   * its further packets are dropped without touching the limit or the log: a flood from many
-   * forged sources spends each source's share once, and a scanner arriving later still finds
-   * the budget the limit refills. Logs of refusals and spoofed packets are capped at 100 a
+   * logged to nflog `group`. The budget has two halves (fastPathBudgets): one for sources
+   * seen for the first time, one for sources refused within the last minute that come back.
+   * A refused source is remembered for a minute; its further packets take the second half
+   * or are dropped without touching the log: a flood of one-shot forged sources (a new
+   * address with every packet) spends the first half only, and a scanner refused there is
+   * blocked at its next packet. Logs of refusals and spoofed packets are capped at 100 a
    * second. The tripwire ports and ignored addresses start empty: setTripwirePorts and
    * setIgnored fill them.
    */
@@ -318,6 +326,8 @@ export class NftablesFirewall implements Firewall {
     const timeout = `${timeoutSeconds(options.timeoutMs)}s`;
     const log = (prefix: string) => `log group ${options.group} prefix ${JSON.stringify(prefix)}`;
     const refused = (v: 4 | 6) => `add set ${t} trap_refused${v} { type ipv${v}_addr; flags dynamic, timeout; timeout 60s; size ${HOST_SET_SIZE}; }`;
+    const { first, returning } = fastPathBudgets(options.perMinute);
+    const limit = (perMinute: number) => `limit rate ${perMinute}/minute burst ${perMinute} packets`;
     const lines = [
       `add set ${t} tripwire_tcp { type inet_service; flags interval; auto-merge; }`,
       `add set ${t} tripwire_udp { type inet_service; flags interval; auto-merge; }`,
@@ -337,11 +347,13 @@ export class NftablesFirewall implements Firewall {
       `add rule ${t} trap ip saddr @ignore4 return`,
       `add rule ${t} trap ip6 saddr @ignore6 return`,
       `add rule ${t} trap fib saddr . iif oif missing goto trap_spoofed`,
-      // Refused within the minute: dropped, and nothing spent on it.
+      // Refused within the minute and back: the half of the budget kept for returning sources.
+      `add rule ${t} trap ip saddr @trap_refused4 ${limit(returning)} goto trap_block`,
+      `add rule ${t} trap ip6 saddr @trap_refused6 ${limit(returning)} goto trap_block`,
       `add rule ${t} trap ip saddr @trap_refused4 counter drop`,
       `add rule ${t} trap ip6 saddr @trap_refused6 counter drop`,
-      // The circuit breaker of response.maxBlocksPerMinute, in the kernel.
-      `add rule ${t} trap limit rate ${options.perMinute}/minute burst ${options.perMinute} packets goto trap_block`,
+      // The circuit breaker of response.maxBlocksPerMinute for first-seen sources, in the kernel.
+      `add rule ${t} trap ${limit(first)} goto trap_block`,
       `add rule ${t} trap goto trap_refused`,
       `add rule ${t} trap_block meta nfproto ipv4 add @blocked4 { ip saddr timeout ${timeout} }`,
       `add rule ${t} trap_block meta nfproto ipv6 add @blocked6 { ip6 saddr timeout ${timeout} }`,
@@ -355,6 +367,39 @@ export class NftablesFirewall implements Firewall {
       '',
     ];
     await this.run(lines.join('\n'));
+  }
+
+  /**
+   * The anti-spoofing chain (AntiSpoofing): in prerouting at raw priority, so forwarded
+   * packets and packets for the host alike, before conntrack and any NAT (a pod's masqueraded
+   * traffic still has the pod's source here). A packet from a pod-side interface is dropped
+   * when its source would not route back by that interface and routes out by an uplink: one
+   * route lookup per packet from a pod, none for the uplinks' own traffic. An unspecified
+   * source (DHCP, duplicate address detection) is no forgery.
+   */
+  private async enableAntiSpoofing(): Promise<void> {
+    const t = `inet ${this.table}`;
+    await this.run(
+      [
+        // Interface indexes (nft takes names and resolves them): what fib's oif gives.
+        `add set ${t} uplinks { type iface_index; }`,
+        `add chain ${t} antispoof { type filter hook prerouting priority raw; policy accept; }`,
+        `add rule ${t} antispoof iif @uplinks return`,
+        // Only the pod side is judged: CNIs attach pods by veths (Calico, Cilium, kindnet)
+        // or a bridge of them (the bridge plugin, flannel). A second NIC, a bond, a VLAN or a
+        // macvlan may carry asymmetric routes, which are no forgery.
+        `add rule ${t} antispoof meta iifkind != { "veth", "bridge" } return`,
+        `add rule ${t} antispoof ip saddr 0.0.0.0 return`,
+        `add rule ${t} antispoof ip6 saddr :: return`,
+        `add rule ${t} antispoof fib saddr . iif oif missing fib saddr oif @uplinks counter drop`,
+        '',
+      ].join('\n'),
+    );
+  }
+
+  private async spoofedDropped(): Promise<number> {
+    const { stdout } = await runProgram([this.nft, '-j', 'list', 'chain', 'inet', this.table, 'antispoof']);
+    return dropCounters(stdout);
   }
 
   /** Replaces the fast path's tripwire ports of a protocol, as portRanges gives them. */
@@ -380,6 +425,33 @@ export class NftablesFirewall implements Firewall {
     if (!(await this.checkOwnership())) return;
     await this.run(`delete table inet ${this.table}\n`);
   }
+}
+
+/**
+ * The fast path's halves of response.maxBlocksPerMinute (no handshake proves anything
+ * there): first-seen sources, and sources back after a refusal; each at least 1.
+ */
+export function fastPathBudgets(perMinute: number): { first: number; returning: number } {
+  const returning = Math.floor(perMinute / 2);
+  return { first: Math.max(1, perMinute - returning), returning: Math.max(1, returning) };
+}
+
+/** An interface name as the kernel allows it, before it reaches an nft script. */
+export function checkInterfaceName(name: string): string {
+  if (!/^[A-Za-z0-9_.@:-]{1,15}$/.test(name)) throw new Error(`bad interface name ${JSON.stringify(name)}`);
+  return name;
+}
+
+/** Packets counted by the dropping rules of an `nft -j list chain` listing. */
+export function dropCounters(json: string): number {
+  const doc = JSON.parse(json) as { nftables?: { rule?: { expr?: Record<string, unknown>[] } }[] };
+  let packets = 0;
+  for (const item of doc.nftables ?? []) {
+    const expr = item.rule?.expr ?? [];
+    if (!expr.some((e) => 'drop' in e)) continue;
+    for (const e of expr) if (e.counter && typeof (e.counter as { packets?: unknown }).packets === 'number') packets += (e.counter as { packets: number }).packets;
+  }
+  return packets;
 }
 
 /** Ports marked 1 (indexed by port number) as nft elements: "79", "6000-6063". */

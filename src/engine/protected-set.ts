@@ -1,15 +1,18 @@
-// Addresses a cluster must never block, whatever a policy, a forged packet or a manual
-// BlockedHost says: its nodes, pod and service CIDRs, the API server, the nodes' gateways,
-// resolvers and own interface addresses, and ranges no real scanner comes from or that
-// would cut a node off (loopback, link-local with the cloud metadata services, multicast,
-// unspecified, broadcast). A block of a CIDR that contains any of them is refused too.
-// Pure: the facts are read elsewhere (the agent reads its node's, the operator the cluster's).
-import { IpTrie } from '../engine/ip-trie.js';
+// Addresses a host or a cluster must never block, whatever a policy, a forged packet, an
+// admin or a manual BlockedHost says: ranges no real scanner comes from or that would cut a
+// host off (loopback, link-local with the cloud metadata services, multicast, unspecified,
+// broadcast), the host's gateways, resolvers and own interface addresses, and in a cluster
+// its nodes, pod CIDRs and running pods' addresses, service CIDRs and the API server. A
+// block of a CIDR that contains any of them is refused too. Pure: the facts are read elsewhere (the standalone sentry reads
+// its host's, the agent its node's and the cluster's, the operator the cluster's).
+import { IpTrie } from './ip-trie.js';
 import { parseCidr } from '../net/ip.js';
 
 export interface ProtectedFacts {
   nodes: string[];
   podCidrs: string[];
+  /** Addresses of running pods not on the host network (whatever range the CNI took them from). */
+  pods: string[];
   serviceCidrs: string[];
   apiServer: string[];
   gateways: string[];
@@ -18,7 +21,7 @@ export interface ProtectedFacts {
   hostAddresses: string[];
 }
 
-export const emptyFacts = (): ProtectedFacts => ({ nodes: [], podCidrs: [], serviceCidrs: [], apiServer: [], gateways: [], dns: [], hostAddresses: [] });
+export const emptyFacts = (): ProtectedFacts => ({ nodes: [], podCidrs: [], pods: [], serviceCidrs: [], apiServer: [], gateways: [], dns: [], hostAddresses: [] });
 
 /** Always protected, by reason; the more specific first (metadata lives in link-local). */
 export const ALWAYS_PROTECTED: Readonly<Record<string, readonly string[]>> = {

@@ -1,0 +1,44 @@
+// The agent's report queue under a flood of one-shot forged sources: it stays bounded,
+// and what it drops to stay so are those forged-looking sources (one probe, unverified, not
+// blocked here), never a scanner that showed more: a completed handshake, a second probe,
+// or a block on this node. Those go out first, too.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ReportQueue } from '../../src/agent/report-queue.js';
+import { MAX_REPORT_BYTES } from '../../src/k8s/report.js';
+import { formatIp } from '../../src/net/ip.js';
+
+const CAPACITY = 10_000; // the agent's default (--report-queue)
+const forged = (i: number) => formatIp(Uint8Array.from([10, (i >> 16) & 255, (i >> 8) & 255, i & 255]));
+const probe = (port: number, time: number) => ({ protocol: 'tcp' as const, port, type: 'syn', time });
+
+test('a flood of one-shot forged sources evicts none of the scanners that showed more, and they are sent first', () => {
+  const q = new ReportQueue(CAPACITY);
+  q.add('198.51.100.1', { protocol: 'tcp', port: 2001, type: 'connect', time: 0 }, true, false); // a handshake
+  q.add('198.51.100.2', probe(1, 0), false, false); // a stealth scanner's two probes
+  q.add('198.51.100.2', probe(11, 1), false, false);
+  q.add('198.51.100.3', probe(1, 0), false, true); // blocked on this node
+  for (let i = 0; i < 5 * CAPACITY; i++) q.add(forged(i), probe(1, 10 + i), false, false);
+  assert.equal(q.size, CAPACITY, 'bounded');
+  assert.equal(q.dropped, 5 * CAPACITY + 3 - CAPACITY, 'every eviction counted');
+  const first = q.take(MAX_REPORT_BYTES).map((s) => s.source);
+  assert.deepEqual(first.slice(0, 3), ['198.51.100.1', '198.51.100.2', '198.51.100.3'], 'the scanners, first');
+});
+
+test('a one-shot source that comes back is no longer the first to go', () => {
+  const q = new ReportQueue(3);
+  q.add('198.51.100.9', probe(1, 0), false, false);
+  for (let i = 0; i < 3; i++) q.add(forged(i), probe(1, 1), false, false);
+  assert.equal(q.take(MAX_REPORT_BYTES).some((s) => s.source === '198.51.100.9'), false, 'one probe, unverified: dropped first');
+  q.add('198.51.100.9', probe(1, 2), false, false);
+  q.add('198.51.100.9', probe(11, 3), false, false);
+  for (let i = 0; i < 10; i++) q.add(forged(100 + i), probe(1, 4), false, false);
+  assert.ok(q.take(MAX_REPORT_BYTES).some((s) => s.source === '198.51.100.9'));
+});
+
+test('when every source showed more, the oldest goes, as before', () => {
+  const q = new ReportQueue(2);
+  for (const [i, source] of ['198.51.100.1', '198.51.100.2', '198.51.100.3'].entries()) q.add(source, probe(1, i), true, false);
+  assert.deepEqual(q.take(MAX_REPORT_BYTES).map((s) => s.source), ['198.51.100.2', '198.51.100.3']);
+  assert.equal(q.dropped, 1);
+});
