@@ -61,6 +61,8 @@ export interface AgentOptions {
 
 /** How often the kernel set is compared with what it should hold, to repair drift. */
 const RECONCILE_MS = 30_000;
+/** The anti-spoofing uplinks are given again this often, whether or not they changed. */
+const UPLINKS_RENEW_MS = 3_600_000;
 /** A policy that failed to start is tried again after 1 s, doubling to this. */
 const START_RETRY_MAX_MS = 60_000;
 
@@ -87,6 +89,7 @@ export class Agent {
   /** The firewall's anti-spoofing rule, when on; and the uplinks it was last given. */
   private antiSpoofing: AntiSpoofing | null = null;
   private uplinks = '';
+  private uplinksSetAt = 0;
   private reportedHost: ReportedHost = { gateways: [], dns: [], addresses: [] };
   private refused = new Set<string>();
   /** What each BlockedHost in force asks of this node, by name; and the names per address. */
@@ -230,11 +233,14 @@ export class Agent {
     const uplinks = uplinkInterfaces(networkInterfaces(), this.facts.facts().nodes, this.defaultRouteInterfaces);
     const indexes = await Promise.all(uplinks.map((name) => readFile(`/sys/class/net/${name}/ifindex`, 'utf8').catch(() => '?')));
     const key = uplinks.map((name, i) => `${name}:${indexes[i]!.trim()}`).join(' ');
-    if (key === this.uplinks) return;
+    const changed = key !== this.uplinks;
+    // The kernel entries expire after MAX_ENTRY_LIFETIME_MS: given again long before.
+    if (!changed && Date.now() - this.uplinksSetAt < UPLINKS_RENEW_MS) return;
     try {
       await this.antiSpoofing.setUplinks(uplinks);
       this.uplinks = key;
-      this.log.info({ uplinks }, 'anti-spoofing: packets from other interfaces with a source that routes out by these are dropped');
+      this.uplinksSetAt = Date.now();
+      if (changed) this.log.info({ uplinks }, 'anti-spoofing: packets from pod-side interfaces with a source that routes out by these are dropped');
     } catch (err) {
       this.o.metrics.actionErrors.inc({ action: 'firewall' });
       this.log.error({ uplinks, err: (err as Error).message }, 'anti-spoofing: cannot set the uplinks');

@@ -163,6 +163,12 @@ describe('anti-spoofing on a node: forged pod traffic dropped, legitimate traffi
     if (!prerequisites(t, { root: true, tools: TOOLS })) return;
     await firewall.antiSpoofing.enableAntiSpoofing();
     await firewall.antiSpoofing.setUplinks(['eth0']);
+    // Like every entry the agent writes, the uplinks expire by themselves (then the rule
+    // matches nothing), so a node left with the table after an uninstall is not filtered for good.
+    const listed = JSON.parse((await exec(ns.n1, ['nft', '-j', 'list', 'set', 'inet', 'kube_portsentry_agent_test', 'uplinks'])).stdout) as { nftables: { set?: { elem?: { elem?: { timeout?: number } }[] } }[] };
+    const elems = listed.nftables.flatMap((o) => o.set?.elem ?? []);
+    assert.equal(elems.length, 1);
+    for (const e of elems) assert.ok((e.elem?.timeout ?? 0) > 0 && e.elem!.timeout! <= 86_400, `uplink without a timeout of at most 24 h: ${JSON.stringify(e)}`);
     const before = await seenOnNode2();
     await forgeAll();
     assert.equal((await seenOnNode2()) - before, 0, 'a forged SYN crossed node 1');

@@ -11,6 +11,7 @@
 import { parseCidr, type Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
 import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type AntiSpoofing, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
+import { MAX_ENTRY_LIFETIME_MS } from './block-set.js';
 import { checkOwner } from './owner.js';
 import {
   NETLINK_NETFILTER,
@@ -113,7 +114,10 @@ export class NftablesFirewall implements Firewall {
   readonly antiSpoofing: AntiSpoofing = {
     enableAntiSpoofing: () => this.enableAntiSpoofing(),
     // An index, once resolved, stays with the interface it named: the caller sets them again when interfaces change.
-    setUplinks: (interfaces) => this.replaceElements('uplinks', interfaces.map((i) => JSON.stringify(checkInterfaceName(i)))),
+    // Each with the longest timeout any agent entry has: left behind (an uninstall), the rule
+    // matches nothing once they expire; the agent gives them again well before.
+    setUplinks: (interfaces) =>
+      this.replaceElements('uplinks', interfaces.map((i) => `${JSON.stringify(checkInterfaceName(i))} timeout ${timeoutSeconds(MAX_ENTRY_LIFETIME_MS)}s`)),
     spoofedDropped: () => this.spoofedDropped(),
   };
 
@@ -382,7 +386,7 @@ export class NftablesFirewall implements Firewall {
     await this.run(
       [
         // Interface indexes (nft takes names and resolves them): what fib's oif gives.
-        `add set ${t} uplinks { type iface_index; }`,
+        `add set ${t} uplinks { type iface_index; flags timeout; }`,
         `add chain ${t} antispoof { type filter hook prerouting priority raw; policy accept; }`,
         `add rule ${t} antispoof iif @uplinks return`,
         // Only the pod side is judged: CNIs attach pods by veths (Calico, Cilium, kindnet)
