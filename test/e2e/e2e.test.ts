@@ -12,6 +12,7 @@ import { runProgram } from '../../src/respond/run-program.js';
 import { CHART, REPO } from '../helpers/helm.js';
 import { hasTool } from '../helpers/prereq.js';
 import { attach, down, leftovers, up, type Cluster } from './cluster.js';
+import { acquireRunLock } from './run-lock.js';
 import {
   AGENT, NAMESPACE, OPERATOR, RELEASE, agentPods, containerPid, duplicateKeys, eventually, forgedSyn, nmapConnect, nodeBlocked, operatorPods, pods, procStatus, reach,
 } from './driver.js';
@@ -91,12 +92,14 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
   const bhFor = async (address: string) =>
     (await cluster.json<{ items: BlockedHost[] }>(['get', 'blockedhosts'])).items.find((b) => b.spec.address === address);
 
+  let releaseRunLock: (() => void) | undefined;
   before(async () => {
     if (why.length > 0) {
       process.stdout.write(`# skipping the real-cluster suite: needs ${why.join(', ')}\n`);
       return;
     }
     const started = Date.now();
+    if (!reuse) releaseRunLock = await acquireRunLock((l) => process.stdout.write(`# e2e: ${l}\n`));
     cluster = reuse ? await attach() : await up();
     process.stdout.write(`# cluster ${reuse ? 'attached' : 'up'} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     image = (await readFile(join(cluster.images, 'images.txt'), 'utf8')).split('\n').find((l) => l.includes('/kube-portsentry:'))!.split(' ')[0]!;
@@ -105,6 +108,7 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
   after(async () => {
     if (why.length > 0 || reuse) return;
     await down();
+    releaseRunLock?.();
     assert.deepEqual(await leftovers(), []);
   });
 
