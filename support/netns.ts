@@ -66,8 +66,8 @@ export class TestNet {
     await runProgram(['ip', '-n', this.scanner, 'addr', 'add', `${address}/24`, 'dev', dev]);
   }
 
-  exec(ns: string, argv: string[], options: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
-    return runProgram(['ip', 'netns', 'exec', ns, ...argv], { timeoutMs: options.timeoutMs ?? 60_000 });
+  exec(ns: string, argv: string[], options: { timeoutMs?: number; input?: string } = {}): Promise<{ stdout: string; stderr: string }> {
+    return runProgram(['ip', 'netns', 'exec', ns, ...argv], { timeoutMs: options.timeoutMs ?? 60_000, ...(options.input === undefined ? {} : { input: options.input }) });
   }
 
   spawn(ns: string, argv: string[]): ChildProcess {

@@ -1,6 +1,8 @@
 // The node agent: the standalone sentry's detectors and engine, with its policy from the
 // operator (one ConfigMap per node), every BlockedHost enforced in the node firewall set,
 // detections reported to the operator, and the cluster's own addresses protected.
+import { readFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
 import type { Decision } from '../engine/engine.js';
 import type { Probe } from '../engine/probe.js';
@@ -20,8 +22,10 @@ import { nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy }
 import { canonicalAddress } from '../net/ip.js';
 import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../cluster/protected-set.js';
 import { MAX_HOST_ADDRESSES, type ReportedHost } from '../cluster/report.js';
-import { readHostFacts, type HostFacts } from '../sentry/host-facts.js';
+import { readDefaultRouteInterfaces, readHostFacts, type HostFacts } from '../sentry/host-facts.js';
+import type { AntiSpoofing } from '../respond/firewall/firewall.js';
 import { ClusterBlocks } from './cluster-blocks.js';
+import { uplinkInterfaces } from './uplinks.js';
 import { ReportQueue } from './report-queue.js';
 import { Reporter } from './reporter.js';
 import { serviceAwareLookup } from './service-address.js';
@@ -48,6 +52,8 @@ export interface AgentOptions {
   allowedCommands: string[];
   /** hosts.deny files a policy may have written here (--allowed-hosts-deny); none unless the admin allows some. */
   allowedHostsDeny: string[];
+  /** Drop what workloads forge with an uplink's source (--no-anti-spoofing turns it off). */
+  antiSpoofing: boolean;
   reportIntervalMs: number;
   reportQueueCapacity: number;
   logger: Logger;
@@ -56,6 +62,8 @@ export interface AgentOptions {
 
 /** How often the kernel set is compared with what it should hold, to repair drift. */
 const RECONCILE_MS = 30_000;
+/** The anti-spoofing uplinks are given again this often, whether or not they changed. */
+const UPLINKS_RENEW_MS = 3_600_000;
 /** A policy that failed to start is tried again after 1 s, doubling to this. */
 const START_RETRY_MAX_MS = 60_000;
 
@@ -78,6 +86,11 @@ export class Agent {
   private startRetry: NodeJS.Timeout | undefined;
   private guard = new ProtectedSet(emptyFacts());
   private hostFacts: HostFacts = { gateways: [], dns: [], addresses: [] };
+  private defaultRouteInterfaces: string[] = [];
+  /** The firewall's anti-spoofing rule, when on; and the uplinks it was last given. */
+  private antiSpoofing: AntiSpoofing | null = null;
+  private uplinks = '';
+  private uplinksSetAt = 0;
   private reportedHost: ReportedHost = { gateways: [], dns: [], addresses: [] };
   private readonly clusterBlocks: ClusterBlocks;
   private work: Promise<void> = Promise.resolve();
@@ -130,6 +143,7 @@ export class Agent {
     const { metrics, node } = this.o;
     metrics.agentInfo.set({ node }, 1);
     await this.o.firewall.setup({ keepEntries: true });
+    await this.startAntiSpoofing();
     await this.readHostFacts();
     this.facts.start();
     this.blockedHosts.start();
@@ -140,7 +154,7 @@ export class Agent {
       await this.updateProtected();
       await this.enforce();
       const { added, removed } = await this.blockSet.reconcile();
-      this.log.info({ node, added, removed, blocked: this.blockSet.size }, 'node firewall set rebuilt from the cluster');
+      this.log.info({ added, removed, blocked: this.blockSet.size }, 'node firewall set rebuilt from the cluster');
       await this.applyPolicy();
     });
     await this.work;
@@ -171,7 +185,7 @@ export class Agent {
       setInterval(() => this.serially(() => this.enforce()), 1000),
     );
     this.isReady = true;
-    this.log.info({ node, policy: this.effective?.policy ?? null }, 'agent ready');
+    this.log.info({ policy: this.effective?.policy ?? null }, 'agent ready');
   }
 
   async stop(): Promise<void> {
@@ -188,7 +202,46 @@ export class Agent {
     this.log.info({ blocked: this.blockSet.size }, 'agent stopped; node firewall set left in place');
   }
 
+  private async startAntiSpoofing(): Promise<void> {
+    const capability = this.o.firewall.antiSpoofing;
+    if (!this.o.antiSpoofing) {
+      this.log.warn('anti-spoofing off (--no-anti-spoofing): a pod with NET_RAW can send packets with any source through this node');
+      return;
+    }
+    if (!capability) {
+      this.log.warn({ firewall: this.o.firewall.name }, 'anti-spoofing needs the nftables backend: a pod with NET_RAW can send packets with any source through this node');
+      return;
+    }
+    await capability.enableAntiSpoofing();
+    this.antiSpoofing = capability;
+    this.o.metrics.readSpoofedDropped = () => capability.spoofedDropped();
+  }
+
+  /**
+   * Gives the anti-spoofing rule the node's uplinks, when they changed. The kernel set holds
+   * interface indexes: an uplink made again under the same name is given again too.
+   */
+  private async updateUplinks(): Promise<void> {
+    if (!this.antiSpoofing) return;
+    const uplinks = uplinkInterfaces(networkInterfaces(), this.facts.facts().nodes, this.defaultRouteInterfaces);
+    const indexes = await Promise.all(uplinks.map((name) => readFile(`/sys/class/net/${name}/ifindex`, 'utf8').catch(() => '?')));
+    const key = uplinks.map((name, i) => `${name}:${indexes[i]!.trim()}`).join(' ');
+    const changed = key !== this.uplinks;
+    // The kernel entries expire after MAX_ENTRY_LIFETIME_MS: given again long before.
+    if (!changed && Date.now() - this.uplinksSetAt < UPLINKS_RENEW_MS) return;
+    try {
+      await this.antiSpoofing.setUplinks(uplinks);
+      this.uplinks = key;
+      this.uplinksSetAt = Date.now();
+      if (changed) this.log.info({ uplinks }, 'anti-spoofing: packets from pod-side interfaces with a source that routes out by these are dropped');
+    } catch (err) {
+      this.o.metrics.actionErrors.inc({ action: 'firewall' });
+      this.log.error({ uplinks, err: (err as Error).message }, 'anti-spoofing: cannot set the uplinks');
+    }
+  }
+
   private async readHostFacts(): Promise<void> {
+    this.defaultRouteInterfaces = await readDefaultRouteInterfaces();
     this.hostFacts = await readHostFacts(this.o.nodeResolvConfs);
     // What the operator needs to be told: not what it protects anyway (link-local addresses,
     // one per interface on some CNIs), and no more than a report may carry.
@@ -202,6 +255,7 @@ export class Agent {
     this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses: addresses });
     this.sentry?.setProtected(this.guard.all());
     this.clusterBlocks.recheck();
+    await this.updateUplinks();
   }
 
   /** Makes the cluster part of the node set equal to the BlockedHosts in force (cluster-blocks.ts). */
@@ -223,7 +277,7 @@ export class Agent {
       this.effective = undefined;
       this.running = undefined;
       if (this.sentry) {
-        this.log.warn({ node: this.o.node }, 'no policy selects this node any more: detection stopped');
+        this.log.warn('no policy selects this node any more: detection stopped');
         await this.sentry.stop();
         this.sentry = undefined;
       }

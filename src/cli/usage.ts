@@ -51,7 +51,7 @@ ${SOCKET_HELP}
                         [--firewall auto|nftables|iptables] [--service-cidr CIDR[,CIDR...]]
                         [--pod-cidr CIDR[,CIDR...]] [--allowed-commands PATH[,PATH...]]
                         [--allowed-hosts-deny PATH[,PATH...]] [--node-resolv-conf FILE[,FILE...]]
-                        [--report-interval 100ms] [--metrics-address HOST:PORT]
+                        [--no-anti-spoofing] [--report-interval 100ms] [--metrics-address HOST:PORT]
                         [--log-level LEVEL] [--log-format json|text|classic]
       Run the node agent (DaemonSet): policy from the operator, BlockedHosts enforced in the
       node firewall, detections reported. NODE_NAME and POD_NAMESPACE are the defaults.
@@ -63,6 +63,10 @@ ${SOCKET_HELP}
       Default, the kubelet's copy of the node's) are never blocked; a file that is not there
       names none. Pod addresses are never blocked: the Nodes' podCIDRs, the running pods'
       addresses, and the --pod-cidr ranges (for a CNI that leaves Node.spec.podCIDR empty).
+      Packets that come in by an interface other than the node's uplinks (its default
+      routes' interfaces and those holding its Node addresses) with a source that routes out
+      by an uplink are dropped (nftables only): a pod cannot send forged outside addresses
+      through the node; --no-anti-spoofing turns that off.
 `,
   operator: `  kube-portsentry operator --namespace NS --identity NAME [--listen-address 0.0.0.0:8443]
                         [--tls-cert FILE --tls-key FILE] [--agent-service-account NAME]

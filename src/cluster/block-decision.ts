@@ -1,13 +1,14 @@
 // Whether a source reported by the agents becomes a cluster-wide block. Pure: evidence and
-// the policy's response in, a decision out. One node's word is evidence about that node
-// only: a detection no handshake proves (stealth, advanced, UDP) can be forged by anyone
-// who can send that node one packet, and a handshake is only as true as the agent that
-// reports it. By default (clusterEvidence: verified) a source is blocked on every node once
-// two or more nodes saw it complete a handshake; a policy may accept less, knowingly:
-// two or more nodes' reports of any kind (corroborated), or one node's (singleNode).
+// the policy's response in, a decision out. A detection no handshake proves (stealth,
+// advanced, UDP) can be forged by anyone who can send a node one packet, so by default
+// (clusterEvidence: verified) a source is blocked on every node once any node saw it
+// complete a TCP handshake: a connect scan of one node blocks the scanner everywhere. The
+// handshake is as true as the agent that reports it (a node's root can claim one; the block
+// budget and the protected addresses bound what that buys). A policy may accept more,
+// knowingly: two or more nodes' reports of any kind (corroborated), or one node's (singleNode).
 import type { Action, ClusterEvidence as EvidenceLevel } from '../policy/types.js';
 
-/** Nodes whose reports make a block everywhere, at the least. */
+/** Nodes whose unverified reports make a block everywhere under clusterEvidence: corroborated. */
 export const CORROBORATING_NODES = 2;
 
 export interface ClusterEvidence {
@@ -15,7 +16,7 @@ export interface ClusterEvidence {
   triggered: boolean;
   /** An agent's own trigger already blocked it on its node. */
   blockedLocally: boolean;
-  /** Distinct nodes that saw a probe from it complete a handshake. */
+  /** Distinct nodes that reported a probe from it completing a handshake. */
   verifiedNodes: number;
   /** Distinct nodes that reported it within the trigger window. */
   nodes: number;
@@ -40,7 +41,7 @@ export function decideClusterBlock(e: ClusterEvidence, r: ClusterResponse): Clus
   if (!e.triggered && !e.blockedLocally) return { kind: 'none' };
   if (r.action !== 'block') return { kind: 'alert', reason: 'policy' };
   if (r.verifiedOnly && e.verifiedNodes === 0) return { kind: 'alert', reason: 'unverified' };
-  if (e.verifiedNodes >= CORROBORATING_NODES) return { kind: 'block', basis: 'verified' };
+  if (e.verifiedNodes >= 1) return { kind: 'block', basis: 'verified' };
   if (r.evidence === 'corroborated' && e.nodes >= CORROBORATING_NODES) return { kind: 'block', basis: 'corroborated' };
   if (r.evidence === 'singleNode') return { kind: 'block', basis: 'one node' };
   return { kind: 'node-only' };

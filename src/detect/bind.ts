@@ -1,9 +1,12 @@
 // Bind mode (classic -tcp/-udp): listen on each tripwire port that no real service uses,
 // and report whoever connects or sends a datagram. A TCP hit needs a completed handshake,
-// so its source is real (verified); a UDP source can be forged.
-import { createSocket } from 'node:dgram';
+// so its source is real (verified); a UDP source can be forged, so a datagram comes with
+// the address it was sent to and the interface it came in on: one not sent to one of this
+// host's addresses (broadcast, multicast) is no probe of this host, and the interface is
+// for the caller's reverse-path check.
 import { loadAddon } from '../native/addon.js';
 import { addressOf } from '../net/address.js';
+import { normalizeIp } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
 import type { Probe } from '../engine/probe.js';
 
@@ -12,7 +15,11 @@ export interface BindOptions {
   ports: readonly number[];
   /** Sent on each TCP connection before it is closed; empty sends nothing. */
   banner: string;
+  /** Whether a datagram's destination is one of this host's own addresses. */
+  isLocal: (destination: string) => boolean;
   onProbe: (probe: Probe) => void;
+  /** A datagram not sent to this host: counted, never a probe. */
+  onNotLocal: () => void;
 }
 
 export interface BindReport {
@@ -22,9 +29,13 @@ export interface BindReport {
   failed: { port: number; error: string }[];
 }
 
-/** The native TCP listener (src/native/tripwire.c): accept4() keeps the peer address. */
+/**
+ * The native listeners (src/native/tripwire.c): accept4() keeps a TCP peer's address;
+ * a datagram comes with its destination and interface ("" and 0 when the kernel did not say).
+ */
 interface NativeTripwire {
   listen(port: number, banner: Buffer, onConnection: (address: string) => void): { close(): void };
+  listenUdp(port: number, onDatagram: (source: string, destination: string, ifindex: number) => void): { close(): void };
 }
 const native = loadAddon<NativeTripwire>('tripwire');
 
@@ -65,35 +76,12 @@ export class BindDetector {
     await Promise.all(all.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
   }
 
-  /** One dual-stack socket per port; IPv4 only on hosts without IPv6. */
-  private async listen(port: number): Promise<Listener> {
-    if (this.options.protocol === 'tcp') return this.listenTcp(port);
-    try {
-      return await this.listenUdp(port, '::');
-    } catch (err) {
-      if (errorCode(err) !== 'EAFNOSUPPORT' && errorCode(err) !== 'EADDRNOTAVAIL') throw err;
-      return this.listenUdp(port, '0.0.0.0');
-    }
-  }
-
-  private report(address: string | undefined, port: number): void {
-    const source = address ? addressOf(address) : null;
-    if (!source) return;
-    const tcp = this.options.protocol === 'tcp';
-    this.options.onProbe({
-      time: Date.now(),
-      protocol: this.options.protocol,
-      mode: 'bind',
-      source,
-      port,
-      type: tcp ? 'connect' : 'udp',
-      verified: tcp,
-    });
-  }
-
-  private listenTcp(port: number): Listener {
-    const banner = Buffer.from(this.options.banner ? `${this.options.banner}\n` : '');
-    const handle = native.listen(port, banner, (address) => this.report(address, port));
+  /** One dual-stack socket per port (IPv4 only on hosts without IPv6), in native code. */
+  private listen(port: number): Listener {
+    const handle =
+      this.options.protocol === 'tcp'
+        ? native.listen(port, Buffer.from(this.options.banner ? `${this.options.banner}\n` : ''), (address) => this.connection(address, port))
+        : native.listenUdp(port, (source, destination, ifindex) => this.datagram(source, destination, ifindex, port));
     return {
       close: (done) => {
         handle.close();
@@ -102,16 +90,26 @@ export class BindDetector {
     };
   }
 
-  private listenUdp(port: number, host: string): Promise<Listener> {
-    return new Promise((resolve, reject) => {
-      const socket = createSocket({ type: host === '::' ? 'udp6' : 'udp4', ipv6Only: false });
-      socket.on('message', (_msg, rinfo) => this.report(rinfo.address, port));
-      socket.once('error', reject);
-      socket.bind({ port, address: host, exclusive: true }, () => {
-        socket.off('error', reject);
-        socket.on('error', () => undefined);
-        resolve(socket);
-      });
+  private connection(address: string, port: number): void {
+    const source = addressOf(address);
+    if (source) this.options.onProbe({ time: Date.now(), protocol: 'tcp', mode: 'bind', source, port, type: 'connect', verified: true });
+  }
+
+  private datagram(address: string, to: string, ifindex: number, port: number): void {
+    const source = addressOf(address);
+    if (!source) return;
+    const destination = to ? normalizeIp(to) : null;
+    if (destination && !this.options.isLocal(destination)) return this.options.onNotLocal();
+    this.options.onProbe({
+      time: Date.now(),
+      protocol: 'udp',
+      mode: 'bind',
+      source,
+      port,
+      type: 'udp',
+      verified: false,
+      ...(destination ? { destination } : {}),
+      ...(ifindex ? { ifindex } : {}),
     });
   }
 }

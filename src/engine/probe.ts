@@ -30,8 +30,8 @@ export interface Probe {
   blockedInKernel?: boolean;
   /** The kernel fast path saw it and its block budget refused the source: the kernel's word stands. */
   refusedInKernel?: boolean;
-  /** The interface it came in on (raw sockets), for the reverse-path check; 0 or absent when unknown. */
+  /** The interface it came in on (raw sockets, bind-mode UDP), for the reverse-path check; 0 or absent when unknown. */
   ifindex?: number;
-  /** The address it was sent to (raw sockets). */
+  /** The address it was sent to (raw sockets, bind-mode UDP). */
   destination?: string;
 }

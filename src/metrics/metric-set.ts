@@ -9,7 +9,7 @@ export class MetricSet {
     if (processMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
-  protected counter<L extends string = never>(name: string, help: string, labelNames: readonly L[] = [], collect?: () => void): Counter<L> {
+  protected counter<L extends string = never>(name: string, help: string, labelNames: readonly L[] = [], collect?: () => void | Promise<void>): Counter<L> {
     return new Counter({ name, help, labelNames, registers: [this.registry], ...(collect ? { collect } : {}) });
   }
 

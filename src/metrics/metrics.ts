@@ -6,6 +6,10 @@ export class Metrics extends MetricSet {
   readonly probes = this.counter('portsentry_probes_total', 'Probes seen on watched ports, by protocol, detection mode and probe type.', ['protocol', 'mode', 'type'], () => this.publishProbes());
   readonly ignoredProbes = this.counter('portsentry_probes_ignored_total', 'Probes from ignored sources (ignore list or the host itself).', ['reason']);
   readonly spoofedProbes = this.counter('portsentry_probes_spoofed_total', 'Probes whose source would not route back out through the interface they came in on (forged: never counted or blocked), by protocol.', ['protocol']);
+  /** Agent: reads the kernel's count of the anti-spoofing rule's drops (at each scrape). */
+  readSpoofedDropped: (() => Promise<number>) | null = null;
+  private spoofedDroppedSeen = 0;
+  readonly spoofedDropped = this.counter('portsentry_spoofed_packets_dropped_total', 'Agent: packets a workload on this node sent with a source address that routes out by an uplink (an outside or another node\'s address), dropped by the anti-spoofing rule before anything saw them.', [], () => this.publishSpoofedDropped());
   readonly scans = this.counter('portsentry_scans_detected_total', 'Sources that passed the scan trigger, by protocol of the triggering probe.', ['protocol']);
   readonly alerts = this.counter('portsentry_alerts_total', 'Scans answered with an alert only, by reason (policy, unverified, rate-limited).', ['reason']);
   readonly blocks = this.counter('portsentry_blocks_total', 'Responses started (block or command), by scope.', ['scope', 'action']);
@@ -39,6 +43,14 @@ export class Metrics extends MetricSet {
   countProbe(protocol: string, mode: string, type: string, count = 1): void {
     const key = `${protocol} ${mode} ${type}`;
     this.pendingProbes.set(key, (this.pendingProbes.get(key) ?? 0) + count);
+  }
+
+  private async publishSpoofedDropped(): Promise<void> {
+    const now = await this.readSpoofedDropped?.().catch(() => null);
+    if (now === null || now === undefined) return;
+    // The kernel's counter starts again at 0 when the rule is set up again.
+    this.spoofedDropped.inc(now >= this.spoofedDroppedSeen ? now - this.spoofedDroppedSeen : now);
+    this.spoofedDroppedSeen = now;
   }
 
   private publishProbes(): void {

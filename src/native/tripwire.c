@@ -1,9 +1,15 @@
-// TCP tripwire listener for bind mode. Node's net module accepts without asking for the
-// peer address and reads it later with getpeername(), which fails once the scanner has
-// reset the connection, and a connect scan (nmap -sT) resets at once. accept4() hands
-// the address over atomically, as PortSentry's accept() did, so the listener lives here:
-// bind, listen, and on each connection accept with the address, send the banner, close,
-// and report the address to JavaScript.
+// Tripwire listeners for bind mode.
+//
+// TCP: Node's net module accepts without asking for the peer address and reads it later
+// with getpeername(), which fails once the scanner has reset the connection, and a connect
+// scan (nmap -sT) resets at once. accept4() hands the address over atomically, as
+// PortSentry's accept() did, so the listener lives here: bind, listen, and on each
+// connection accept with the address, send the banner, close, and report the address.
+//
+// UDP: Node's dgram gives a datagram's sender only, and its source can be forged. Read
+// here with IP_PKTINFO / IPV6_PKTINFO, each datagram is reported with the address it was
+// sent to (a broadcast or multicast one is no probe of this host) and the interface it
+// came in on (the reverse-path check).
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -25,14 +31,21 @@ typedef struct {
   size_t banner_len;
 } listener_t;
 
-static int open_socket(int family, int port, int *err) {
-  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+/* A bound socket (listening, for TCP); -1 with *err set. UDP sockets get no SO_REUSEADDR:
+ * a port a real service uses fails with EADDRINUSE, and is left to it. */
+static int open_socket(int family, int type, int port, int *err) {
+  int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     *err = errno;
     return -1;
   }
   int on = 1, off = 0;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (type == SOCK_DGRAM) {
+    /* IPv4 datagrams on the dual-stack socket come with IPV6_PKTINFO too (a mapped address). */
+    if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on);
+    setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
+  }
   int rc;
   if (family == AF_INET6) {
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off); /* one socket for v4 and v6 */
@@ -50,7 +63,7 @@ static int open_socket(int family, int port, int *err) {
     a.sin_addr.s_addr = htonl(INADDR_ANY);
     rc = bind(fd, (struct sockaddr *)&a, sizeof a);
   }
-  if (rc != 0 || listen(fd, 511) != 0) {
+  if (rc != 0 || (type == SOCK_STREAM && listen(fd, 511) != 0)) {
     *err = errno;
     close(fd);
     return -1;
@@ -154,8 +167,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   CHECK(napi_get_buffer_info(env, argv[1], &banner_data, &banner_len));
 
   int err = 0;
-  int fd = open_socket(AF_INET6, port, &err);
-  if (fd < 0 && (err == EAFNOSUPPORT || err == EADDRNOTAVAIL)) fd = open_socket(AF_INET, port, &err);
+  int fd = open_socket(AF_INET6, SOCK_STREAM, port, &err);
+  if (fd < 0 && (err == EAFNOSUPPORT || err == EADDRNOTAVAIL)) fd = open_socket(AF_INET, SOCK_STREAM, port, &err);
   if (fd < 0) return throw_errno(env, err, "listen");
 
   listener_t *l = (listener_t *)calloc(1, sizeof *l);
@@ -182,10 +195,98 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   return handle;
 }
 
+/* Datagrams read per readable event before the loop gets a turn. */
+#define UDP_BATCH 256
+
+static void text_of(const void *addr, int family, char *text, size_t size) {
+  text[0] = '\0';
+  inet_ntop(family, addr, text, (socklen_t)size);
+}
+
+static void on_datagram(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  js_poll_t *p = (js_poll_t *)handle->data;
+  if (status < 0 || p->closing) return;
+  for (int i = 0; i < UDP_BATCH && !p->closing; i++) {
+    struct sockaddr_storage peer;
+    char payload[1]; /* the content is not read: MSG_TRUNC drops the rest */
+    struct iovec iov = {.iov_base = payload, .iov_len = sizeof payload};
+    union {
+      struct cmsghdr align;
+      uint8_t bytes[CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
+    } control;
+    struct msghdr m = {.msg_name = &peer, .msg_namelen = sizeof peer, .msg_iov = &iov, .msg_iovlen = 1,
+                       .msg_control = control.bytes, .msg_controllen = sizeof control.bytes};
+    ssize_t n = recvmsg(p->fd, &m, MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return; /* EAGAIN: queue drained */
+    }
+    char source[INET6_ADDRSTRLEN] = "", destination[INET6_ADDRSTRLEN] = "";
+    uint32_t ifindex = 0;
+    if (peer.ss_family == AF_INET6) text_of(&((struct sockaddr_in6 *)&peer)->sin6_addr, AF_INET6, source, sizeof source);
+    else if (peer.ss_family == AF_INET) text_of(&((struct sockaddr_in *)&peer)->sin_addr, AF_INET, source, sizeof source);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+        struct in6_pktinfo info;
+        memcpy(&info, CMSG_DATA(c), sizeof info);
+        ifindex = info.ipi6_ifindex;
+        text_of(&info.ipi6_addr, AF_INET6, destination, sizeof destination);
+      } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+        struct in_pktinfo info;
+        memcpy(&info, CMSG_DATA(c), sizeof info);
+        ifindex = (uint32_t)info.ipi_ifindex;
+        text_of(&info.ipi_addr, AF_INET, destination, sizeof destination); /* the header's, not the route's */
+      }
+    }
+    if (!source[0]) continue;
+    napi_env env = p->env;
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+    napi_value argv[3];
+    if (napi_create_string_utf8(env, source, NAPI_AUTO_LENGTH, &argv[0]) == napi_ok &&
+        napi_create_string_utf8(env, destination, NAPI_AUTO_LENGTH, &argv[1]) == napi_ok &&
+        napi_create_uint32(env, ifindex, &argv[2]) == napi_ok)
+      js_poll_call(p, 3, argv);
+    napi_close_handle_scope(env, scope);
+  }
+}
+
+/* listenUdp(port: number, onDatagram: (source: string, destination: string, ifindex: number) => void): { close(): void }
+ * destination is "" and ifindex 0 when the kernel did not say. */
+static napi_value js_listen_udp(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "listenUdp(port, callback)");
+    return NULL;
+  }
+  int32_t port;
+  CHECK(napi_get_value_int32(env, argv[0], &port));
+  if (port < 1 || port > 65535) {
+    napi_throw_range_error(env, NULL, "port must be 1-65535");
+    return NULL;
+  }
+  int err = 0;
+  int fd = open_socket(AF_INET6, SOCK_DGRAM, port, &err);
+  if (fd < 0 && (err == EAFNOSUPPORT || err == EADDRNOTAVAIL)) fd = open_socket(AF_INET, SOCK_DGRAM, port, &err);
+  if (fd < 0) return throw_errno(env, err, "listenUdp");
+  js_poll_t *p = (js_poll_t *)calloc(1, sizeof *p);
+  if (!p) {
+    close(fd);
+    return throw_errno(env, ENOMEM, "listenUdp");
+  }
+  p->fd = fd;
+  return js_poll_start(env, p, argv[1], "kube-portsentry:udp-tripwire", on_datagram);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn;
   CHECK(napi_create_function(env, "listen", NAPI_AUTO_LENGTH, js_listen, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "listen", fn));
+  CHECK(napi_create_function(env, "listenUdp", NAPI_AUTO_LENGTH, js_listen_udp, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "listenUdp", fn));
   return exports;
 }
 

@@ -131,7 +131,7 @@ export class LeaderElector {
     this.deadline = setTimeout(() => this.checkDeadline(), Math.max(0, this.actUntil - Date.now()) + 1);
     if (this.leading) return;
     this.leading = true;
-    this.o.logger.info({ identity: this.o.identity, lease: this.o.name }, 'became leader');
+    this.o.logger.info({ lease: this.o.name }, 'became leader');
     this.o.onStarted();
   }
 

@@ -113,7 +113,7 @@ export class Operator {
         if (this.isLeader && this.running) this.expiryLoop.tick(Date.now());
       }, 1000),
     );
-    o.logger.info({ identity: o.identity, reports: o.listenAddress }, 'operator ready');
+    o.logger.info({ reports: o.listenAddress }, 'operator ready');
   }
 
   async stop(): Promise<void> {

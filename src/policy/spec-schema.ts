@@ -307,7 +307,8 @@ export const specSchema: Schema = {
           type: 'string',
           description:
             'Cluster only. What makes a detection a block on every node; anything less blocks on the nodes whose own trigger fired. ' +
-            'verified: a completed TCP handshake seen on two or more nodes (no forged packet makes one, and no one node\'s word is enough). ' +
+            'verified: a completed TCP handshake seen by any node (no forged packet makes one; an agent\'s credential can claim one, ' +
+            'within the block budget and never for a protected address). ' +
             'corroborated: that, or two or more nodes reporting the source within the trigger window, handshake or not: anyone who can send forged packets ' +
             'to two nodes (from the nodes\' network, or from upstream without source-address filtering) then blocks the forged address everywhere. ' +
             'singleNode: one node\'s report: one forged packet to one node, or one compromised agent, blocks an address everywhere.',

@@ -13,9 +13,9 @@ export type Action = 'alert' | 'block' | 'command';
 export type FirewallBackend = 'auto' | 'nftables' | 'iptables' | 'none';
 
 /**
- * What makes a detection a block on every node. verified: a completed handshake seen on two
- * or more nodes. corroborated: that, or two or more nodes reporting the source, handshake
- * or not. singleNode: one node's report.
+ * What makes a detection a block on every node. verified: a completed handshake seen by any
+ * node. corroborated: that, or two or more nodes reporting the source, handshake or not.
+ * singleNode: one node's report.
  */
 export type ClusterEvidence = 'verified' | 'corroborated' | 'singleNode';
 

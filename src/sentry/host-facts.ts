@@ -29,19 +29,33 @@ export async function hostProtectedSet(resolvConfs: readonly string[] = HOST_RES
 
 /** Default gateways from /proc/net/route and /proc/net/ipv6_route. */
 export async function readGateways(root = '/proc/net'): Promise<string[]> {
-  const out: string[] = [];
+  return (await readDefaultRoutes(root)).flatMap((r) => (r.gateway ? [r.gateway] : []));
+}
+
+/** The interfaces the default routes leave by (not loopback, where unreachable ones point). */
+export async function readDefaultRouteInterfaces(root = '/proc/net'): Promise<string[]> {
+  return [...new Set((await readDefaultRoutes(root)).map((r) => r.device).filter((d) => d !== 'lo'))];
+}
+
+/** IPv4 and IPv6 default routes: interface, and gateway when there is one. */
+async function readDefaultRoutes(root: string): Promise<{ device: string; gateway?: string }[]> {
+  const out: { device: string; gateway?: string }[] = [];
   const v4 = await readFile(`${root}/route`, 'utf8').catch(() => '');
   for (const line of v4.split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f.length < 3 || f[1] !== '00000000' || f[2] === '00000000') continue;
+    if (f.length < 3 || f[1] !== '00000000') continue;
+    if (f[2] === '00000000') {
+      out.push({ device: f[0]! });
+      continue;
+    }
     const n = parseInt(f[2]!, 16); // little-endian on the machines we run on
-    out.push([n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join('.'));
+    out.push({ device: f[0]!, gateway: [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join('.') });
   }
   const v6 = await readFile(`${root}/ipv6_route`, 'utf8').catch(() => '');
   for (const line of v6.split('\n')) {
     const f = line.trim().split(/\s+/);
-    if (f.length < 5 || f[0] !== '0'.repeat(32) || f[1] !== '00' || /^0+$/.test(f[4]!)) continue;
-    out.push(formatIp(Uint8Array.from(Buffer.from(f[4]!, 'hex'))));
+    if (f.length < 10 || f[0] !== '0'.repeat(32) || f[1] !== '00') continue;
+    out.push({ device: f[9]!, ...(/^0+$/.test(f[4]!) ? {} : { gateway: formatIp(Uint8Array.from(Buffer.from(f[4]!, 'hex'))) }) });
   }
   return out;
 }

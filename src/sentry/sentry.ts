@@ -7,6 +7,7 @@ import type { Probe, ProbeType } from '../engine/probe.js';
 import { classicMode } from '../policy/classic-modes.js';
 import { RawDetector, type RawStats } from '../detect/raw.js';
 import { KernelReversePath, type ReversePath } from '../detect/reverse-path.js';
+import { LocalAddresses } from '../detect/local-addresses.js';
 import { Engine, engineConfig, type BlockRecord, type Decision } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -20,7 +21,7 @@ import { Responder, blockedOf, type Done } from '../respond/responder.js';
 import type { RouteMark } from '../respond/route.js';
 import { HostBlocks } from './host-blocks.js';
 import { statePaths } from './state-paths.js';
-import { parseCidr, parseIp } from '../net/ip.js';
+import { parseCidr } from '../net/ip.js';
 import type { NeverBlocked } from '../blocks/target.js';
 import type { ProtectedSet } from '../cluster/protected-set.js';
 import { hostAddresses } from './host-addresses.js';
@@ -120,8 +121,7 @@ export class Sentry {
   private detectors: { protocol: Protocol; detector: BindDetector }[] = [];
   private rawDetectors: { protocol: Protocol; detector: RawDetector; reported: RawStats }[] = [];
   private readonly inUse = new PortsInUse();
-  private local4 = new Set<number>();
-  private local6: Buffer[] = [];
+  private local = new LocalAddresses([]);
   private readonly reversePath: ReversePath;
   /** Interfaces already named in a log line about spoofed probes (one line each; 0 for the fast path). */
   private readonly spoofedOn = new Set<number>();
@@ -287,7 +287,9 @@ export class Sentry {
       protocol,
       ports: [...this.policy[protocol].ports],
       banner: protocol === 'tcp' ? spec.response.banner : '',
+      isLocal: (destination) => this.local.has(destination),
       onProbe: (p) => this.onProbe(p),
+      onNotLocal: () => this.metrics.malformedPackets.inc({ protocol, reason: 'not-local' }),
     });
     const report = await detector.start();
     this.bindReports[protocol] = report;
@@ -312,8 +314,8 @@ export class Sentry {
       mode,
       watched,
       inUse: this.inUse,
-      isLocal4: (address) => this.local4.has(address),
-      isLocal6: (bytes, at) => this.local6.some((a) => bytes.compare(a, 0, 16, at, at + 16) === 0),
+      isLocal4: (address) => this.local.has4(address),
+      isLocal6: (bytes, at) => this.local.has6(bytes, at),
       onProbe: (p) => this.onProbe(p),
     });
     const { families, errors, filtered } = detector.start();
@@ -390,15 +392,7 @@ export class Sentry {
   private refreshAddresses(): void {
     const addresses = hostAddresses();
     this.engine.setOwnAddresses(addresses);
-    const local4 = new Set<number>();
-    const local6: Buffer[] = [];
-    for (const a of addresses) {
-      const ip = parseIp(a);
-      if (ip?.family === 4) local4.add(((ip.bytes[0]! << 24) | (ip.bytes[1]! << 16) | (ip.bytes[2]! << 8) | ip.bytes[3]!) >>> 0);
-      else if (ip) local6.push(Buffer.from(ip.bytes));
-    }
-    this.local4 = local4;
-    this.local6 = local6;
+    this.local = new LocalAddresses(addresses);
   }
 
   /** Raw detectors count in plain numbers (cheap per packet); metrics get the deltas. */

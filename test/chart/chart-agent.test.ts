@@ -2,13 +2,13 @@
 // installed on a real API server; the target network namespace stands for a node (host
 // network), and in it the agent and the operator run with the installed DaemonSet's and
 // Deployment's arguments (only file paths moved), each with its own ServiceAccount's
-// credentials. The agent reaches the operator by the Service name in --operator-url
-// (the namespace's hosts file points it at the namespace's loopback) and verifies it with
-// the chart's CA. nmap from the scanner namespace must end as a BlockedHost reported by
+// credentials. The agent reaches the operator by the Service in --operator-url (its cluster
+// IP from the API, which the node translates as kube-proxy would) and verifies it with the
+// chart's CA. nmap from the scanner namespace must end as a BlockedHost reported by
 // the node and enforced in the node's firewall set.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +55,6 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
   const env = useControlPlane();
   let net: TestNet | undefined;
   let dir: string | undefined;
-  let hostsDir: string | undefined;
   let relay: Server | undefined;
   const children: { name: string; child: ChildProcess; log: string[] }[] = [];
   const logs = () => children.map((c) => `--- ${c.name}:\n${c.log.join('').split('\n').slice(-25).join('\n')}`).join('\n');
@@ -70,10 +69,6 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
     for (const c of children) c.child.kill('SIGKILL');
     relay?.close();
     await net?.destroy();
-    if (hostsDir) {
-      await rm(hostsDir, { recursive: true, force: true });
-      await rmdir('/etc/netns').catch(() => undefined); // only when nothing else is in it
-    }
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -138,18 +133,19 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
       relayChild.once('exit', (code) => reject(new Error(`relay exited ${code}`)));
     });
 
-    // The Service name in the agent's --operator-url resolves to the node's loopback, where
-    // the operator listens (`ip netns exec` mounts /etc/netns/<ns>/hosts on /etc/hosts); the
-    // agent looks the Service's ClusterIP up in the API, so that address is the node's too.
+    // The agent looks the Service in its --operator-url up in the API and connects to its
+    // cluster IP; as kube-proxy would, the node translates that address to where the
+    // operator listens (here, on the node itself).
     const ds = await getJson<Pod>(cp, ['-n', NS, 'daemonset', AGENT]);
     const agentContainer = ds.spec.template.spec.containers[0]!;
     const agentChartArgs = agentContainer.args;
     const operatorUrl = new URL(agentChartArgs.find((a) => a.startsWith('--operator-url='))!.slice('--operator-url='.length));
-    hostsDir = join('/etc/netns', n.target);
-    await mkdir(hostsDir, { recursive: true });
-    await writeFile(join(hostsDir, 'hosts'), `127.0.0.1 localhost\n127.0.0.1 ${operatorUrl.hostname}\n`);
     const service = await getJson<{ spec: { clusterIP: string } }>(cp, ['-n', NS, 'service', operatorUrl.hostname.split('.')[0]!]);
-    await n.exec(n.target, ['ip', 'addr', 'add', `${service.spec.clusterIP}/32`, 'dev', 'lo']);
+    await n.exec(n.target, ['nft', '-f', '-'], {
+      input: `table ip kps_test_service_proxy {
+        chain output { type nat hook output priority -100; ip daddr ${service.spec.clusterIP} tcp dport ${operatorUrl.port} dnat to ${TARGET_V4}; }
+      }`,
+    });
 
     const start = (
       name: string,

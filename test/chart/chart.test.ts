@@ -310,6 +310,10 @@ describe('chart', { concurrency: false }, () => {
     const hostsDeny = (await renderChart({ agent: { hostsDeny: { enabled: true, allowed: ['/host/etc/hosts.deny'] } } })).docs;
     for (const kind of ['DaemonSet', 'Deployment'])
       assert.equal(podSpec(find(hostsDeny, kind)).containers[0]!.args.at(-1), '--allowed-hosts-deny=/host/etc/hosts.deny', kind);
+    // Anti-spoofing: on by default (no flag); agent.antiSpoofing false turns it off.
+    assert.ok(!podSpec(find(all, 'DaemonSet')).containers[0]!.args.includes('--no-anti-spoofing'));
+    const noAntiSpoofing = (await renderChart({ agent: { antiSpoofing: false } })).docs;
+    assert.ok(podSpec(find(noAntiSpoofing, 'DaemonSet')).containers[0]!.args.includes('--no-anti-spoofing'));
     // Each output alone adds its own rule only.
     const calicoOnly = (await renderChart({ outputs: { calico: { enabled: true } } })).docs;
     assert.deepEqual(

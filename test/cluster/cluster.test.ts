@@ -46,7 +46,7 @@ spec:
     scope: cluster
     # This suite tests propagation and faults: one node's stealth detection counts
     # cluster-wide (test/cluster/trust.test.ts and test/k8s/one-node.test.ts cover the
-    # default, a handshake seen on two nodes).
+    # default, a handshake seen by any node).
     clusterEvidence: singleNode
     duration: 10m
 `;

@@ -8,6 +8,7 @@ import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runProgram, type ProgramResult } from '../../src/respond/run-program.js';
+import { eventually } from '../../support/cluster.js';
 import { cgroupPids, createCgroup, destroyCgroup } from './cgroups.js';
 import { ADMIN_KUBECONFIG, startControlPlane } from './control-plane.js';
 import { CGROUP, CONTROL_PLANE, DNS_SERVICE_IP, NODES, PREFIX, STATE, containerdSocket, type NodeSpec } from './layout.js';
@@ -67,16 +68,6 @@ export async function attach(): Promise<Cluster> {
 const script = async (path: string, ...args: string[]) =>
   (await runProgram(['bash', repo(path), ...args], { timeoutMs: 60 * 60_000 })).stdout.trim().split('\n').at(-1)!;
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 export async function up(log: (line: string) => void = (l) => process.stdout.write(`# e2e: ${l}\n`)): Promise<Cluster> {
   const t0 = Date.now();
   const step = (what: string) => log(`${what} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
@@ -107,10 +98,10 @@ export async function up(log: (line: string) => void = (l) => process.stdout.wri
 
     // The controller manager allocates each node a pod CIDR; the node's network follows it.
     for (const node of NODES) {
-      const cidr = await until(`a pod CIDR for ${node.name}`, 120_000, async () => {
+      const cidr = await eventually(`a pod CIDR for ${node.name}`, async () => {
         const n = await cluster.json<{ spec: { podCIDR?: string } }>(['get', 'node', node.name]);
         return n.spec.podCIDR;
-      });
+      }, 120_000);
       await writeCniConfig(node, cidr);
       await routePodCidr(node, cidr);
     }

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { runProgram } from '../../src/respond/run-program.js';
 import { connectFrom, type ConnectResult } from '../../support/netns.js';
+export { eventually } from '../../support/cluster.js';
 import type { Cluster } from './cluster.js';
 import { NODES, SCANNER, type NodeSpec } from './layout.js';
 
@@ -116,17 +117,21 @@ export async function forgedSyn(source: string, target: string, port: number): P
   );
 }
 
-export async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
+/** Top-level keys that occur more than once in one JSON object text (JSON.parse keeps the last silently). */
+export function duplicateKeys(json: string): string[] {
+  const seen = new Set<string>();
+  const dup = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < json.length; i++) {
+    const c = json[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (j < json.length && json[j] !== '"') j += json[j] === '\\' ? 2 : 1;
+      const text = json.slice(i + 1, j);
+      if (depth === 1 && /^\s*:/.test(json.slice(j + 1))) (seen.has(text) ? dup : seen).add(text);
+      i = j;
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
   }
+  return [...dup];
 }

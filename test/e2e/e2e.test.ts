@@ -12,8 +12,9 @@ import { runProgram } from '../../src/respond/run-program.js';
 import { CHART, REPO } from '../../support/helm.js';
 import { hasTool } from '../../support/prereq.js';
 import { attach, down, leftovers, up, type Cluster } from './cluster.js';
+import { acquireRunLock } from './run-lock.js';
 import {
-  AGENT, NAMESPACE, OPERATOR, RELEASE, agentPods, containerPid, eventually, forgedSyn, nmapConnect, nodeBlocked, operatorPods, pods, procStatus, reach,
+  AGENT, NAMESPACE, OPERATOR, RELEASE, agentPods, containerPid, duplicateKeys, eventually, forgedSyn, nmapConnect, nodeBlocked, operatorPods, pods, procStatus, reach,
 } from './driver.js';
 import { CONTROL_PLANE, DNS_SERVICE_IP, GATEWAY, NODES, SCANNER, UPSTREAM_DNS } from './layout.js';
 import { prometheusApi, query, startPrometheus } from './monitor.js';
@@ -28,11 +29,11 @@ const NODE_PORT = 30080;
 type BlockedHost = { metadata: { name: string }; spec: { address: string; source: string }; status?: { reportingNodes?: string[] } };
 type Lease = { spec: { holderIdentity?: string } };
 
-const blockingPolicy = (name: string, priority: number, tcp: object, clusterEvidence: 'singleNode' | 'corroborated') => ({
+const blockingPolicy = (name: string, priority: number, tcp: object, clusterEvidence?: 'corroborated') => ({
   apiVersion: 'kube-portsentry.io/v1alpha1',
   kind: 'PortSentryPolicy',
   metadata: { name },
-  spec: { priority, tcp, udp: { mode: 'off' }, response: { tcp: 'block', scope: 'cluster', duration: '30m', clusterEvidence } },
+  spec: { priority, tcp, udp: { mode: 'off' }, response: { tcp: 'block', scope: 'cluster', duration: '30m', ...(clusterEvidence ? { clusterEvidence } : {}) } },
 });
 
 // A web server pinned to node 2, behind a NodePort: what the scanner must lose once blocked.
@@ -91,12 +92,14 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
   const bhFor = async (address: string) =>
     (await cluster.json<{ items: BlockedHost[] }>(['get', 'blockedhosts'])).items.find((b) => b.spec.address === address);
 
+  let releaseRunLock: (() => void) | undefined;
   before(async () => {
     if (why.length > 0) {
       process.stdout.write(`# skipping the real-cluster suite: needs ${why.join(', ')}\n`);
       return;
     }
     const started = Date.now();
+    if (!reuse) releaseRunLock = await acquireRunLock((l) => process.stdout.write(`# e2e: ${l}\n`));
     cluster = reuse ? await attach() : await up();
     process.stdout.write(`# cluster ${reuse ? 'attached' : 'up'} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     image = (await readFile(join(cluster.images, 'images.txt'), 'utf8')).split('\n').find((l) => l.includes('/kube-portsentry:'))!.split(' ')[0]!;
@@ -105,6 +108,7 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
   after(async () => {
     if (why.length > 0 || reuse) return;
     await down();
+    releaseRunLock?.();
     assert.deepEqual(await leftovers(), []);
   });
 
@@ -122,19 +126,32 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
     const operators = await operatorPods(cluster);
     assert.equal(operators.length, 2);
     assert.notEqual(operators[0]!.spec.nodeName, operators[1]!.spec.nodeName, 'the two replicas spread over the two nodes');
-    const leader = await eventually('a leader', 60_000, async () => {
+    const leader = await eventually('a leader', async () => {
       const lease = await cluster.json<Lease>(['-n', NAMESPACE, 'get', 'lease', 'kube-portsentry-operator']);
       return operators.find((p) => p.metadata.name === lease.spec.holderIdentity);
-    });
+    }, 60_000);
     assert.ok(leader);
 
-    const policy = await eventually('the default policy Ready on both nodes', 60_000, async () => {
+    const policy = await eventually('the default policy Ready on both nodes', async () => {
       const p = await cluster.json<{ status?: { matchedNodes?: number; conditions?: { type: string; status: string }[] } }>([
         'get', 'portsentrypolicy', `${RELEASE}-kube-portsentry-default`,
       ]);
       return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && p.status.matchedNodes === 2 ? p : undefined;
-    });
+    }, 60_000);
     assert.ok(policy);
+  });
+
+  test('logs: one JSON object per line, no key twice (log pipelines refuse or mangle duplicates)', async (t) => {
+    if (skip(t)) return;
+    for (const selector of ['app.kubernetes.io/component=agent', 'app.kubernetes.io/component=operator']) {
+      const { stdout } = await cluster.kubectl(['-n', NAMESPACE, 'logs', '-l', selector, '--tail=-1', '--prefix=false']);
+      const lines = stdout.split('\n').filter(Boolean);
+      assert.ok(lines.length > 3, `${selector} logged`);
+      for (const line of lines) {
+        assert.doesNotThrow(() => JSON.parse(line), `not JSON: ${line}`);
+        assert.deepEqual(duplicateKeys(line), [], line);
+      }
+    }
   });
 
   test('the runtime enforces the securityContext: capabilities, user, read-only root, seccomp', async (t) => {
@@ -198,10 +215,10 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
       return Number(stdout.trim());
     };
     // The Service may pick the replica that is not leading (503); ask until the leader answers.
-    const answer = (node: string) => eventually(`the leader's answer for ${node}`, 30_000, async () => {
+    const answer = (node: string) => eventually(`the leader's answer for ${node}`, async () => {
       const code = await post(node);
       return code === 503 || code === 0 ? undefined : code;
-    });
+    }, 30_000);
     assert.equal(await answer(NODE1.name), 200);
     assert.equal(await answer(NODE2.name), 403);
   });
@@ -219,12 +236,12 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
       { agents: NODES.map((n) => n.ip), operators: (await operatorPods(cluster)).map((p) => p.status.podIP!) },
       groups,
     );
-    await eventually('every target up', 60_000, async () => {
+    await eventually('every target up', async () => {
       const up = await query('up');
       return up.result.length === 4 && up.result.every((r) => r.value[1] === '1') ? true : undefined;
-    });
+    }, 60_000);
     assert.equal((await query('count(portsentry_agent_info)')).result[0]?.value[1], '2');
-    await eventually('one leader', 30_000, async () => ((await query('sum(portsentry_leader)')).result[0]?.value[1] === '1' ? true : undefined));
+    await eventually('one leader', async () => ((await query('sum(portsentry_leader)')).result[0]?.value[1] === '1' ? true : undefined), 30_000);
     // Every query of the dashboard evaluates (Grafana's variables as Grafana would fill them).
     const dashboard = JSON.parse(await readFile(join(CHART, 'files', 'dashboards', 'kube-portsentry.json'), 'utf8')) as {
       panels: { targets?: { expr: string }[] }[];
@@ -247,49 +264,47 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
     webPodIp = web!.status.podIP!;
     assert.equal(web!.spec.nodeName, NODE2.name);
     // Before: both answer the scanner (once kube-proxy has programmed the new Service).
-    await eventually('the NodePort on node 2 answers the scanner', 30_000, async () => (await reach(NODE2.ip, NODE_PORT)) === 'open');
+    await eventually('the NodePort on node 2 answers the scanner', async () => (await reach(NODE2.ip, NODE_PORT)) === 'open', 30_000);
     assert.equal(await reach(webPodIp, 8080), 'open', 'the pod on node 2 answers the scanner');
 
-    // One node's detection blocks on the node that saw no scan: that needs the policy to
-    // accept one node's word (the default wants a handshake seen on two nodes).
-    await apply([blockingPolicy('e2e-edge', 10, { mode: 'bind', ports: TRIPWIRES }, 'singleNode')]);
-    await eventually('the policy on both agents', 60_000, async () => {
+    await apply([blockingPolicy('e2e-edge', 10, { mode: 'bind', ports: TRIPWIRES })]);
+    await eventually('the policy on both agents', async () => {
       const p = await cluster.json<{ status?: { conditions?: { type: string; status: string }[]; matchedNodes?: number } }>(['get', 'psp', 'e2e-edge']);
       const ready = p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && p.status.matchedNodes === 2;
       // Bind mode: the tripwires listen once the agent applied the policy.
       return ready && (await reach(NODE1.ip, TRIPWIRES[0]!)) === 'open' ? true : undefined;
-    });
+    }, 60_000);
     await nmapConnect(NODE1.ip, TRIPWIRES);
-    const bh = await eventually('a BlockedHost for the scanner', 30_000, () => bhFor(SCANNER.ip));
+    const bh = await eventually('a BlockedHost for the scanner', () => bhFor(SCANNER.ip), 30_000);
     assert.equal(bh.spec.source, 'detected');
     const { stdout: table } = await cluster.kubectl(['get', 'blockedhosts']);
     assert.match(table, new RegExp(SCANNER.ip.replace(/\./g, '\\.')));
-    for (const node of NODES) await eventually(`${node.name} drops the scanner`, 30_000, async () => (await nodeBlocked(node)).has(SCANNER.ip));
+    for (const node of NODES) await eventually(`${node.name} drops the scanner`, async () => (await nodeBlocked(node)).has(SCANNER.ip), 30_000);
     // Dropped in the raw prerouting hook, before kube-proxy's DNAT: the NodePort and the pod
     // on the node that saw no scan are out of the scanner's reach.
     assert.equal(await reach(NODE2.ip, NODE_PORT), 'timeout');
     assert.equal(await reach(webPodIp, 8080), 'timeout');
 
     await cluster.kubectl(['delete', 'blockedhost', bh.metadata.name]);
-    for (const node of NODES) await eventually(`${node.name} lets the scanner in again`, 30_000, async () => !(await nodeBlocked(node)).has(SCANNER.ip));
+    for (const node of NODES) await eventually(`${node.name} lets the scanner in again`, async () => !(await nodeBlocked(node)).has(SCANNER.ip), 30_000);
     assert.equal(await reach(NODE2.ip, NODE_PORT), 'open');
     assert.equal(await reach(webPodIp, 8080), 'open');
   });
   test('alerts: Prometheus fires the scan-burst alert after the scan', async (t) => {
     if (skip(t)) return;
-    await eventually('PortSentryScanBurst firing', 60_000, async () => {
+    await eventually('PortSentryScanBurst firing', async () => {
       const r = await query('ALERTS{alertname="PortSentryScanBurst",alertstate="firing"}');
       return r.result.length > 0 ? true : undefined;
-    });
+    }, 60_000);
   });
 
   test('protected addresses: forged scans from a node, a pod, the DNS Service, the API server, the gateway or the upstream resolver block nothing', async (t) => {
     if (skip(t)) return;
     await apply([blockingPolicy('e2e-stealth', 20, { mode: 'stealth', ports: TRIPWIRES }, 'corroborated')]);
-    await eventually('the stealth policy on both agents', 60_000, async () => {
+    await eventually('the stealth policy on both agents', async () => {
       const p = await cluster.json<{ status?: { conditions?: { type: string; status: string; observedGeneration?: number }[]; matchedNodes?: number } }>(['get', 'psp', 'e2e-stealth']);
       return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && p.status.matchedNodes === 2 ? true : undefined;
-    });
+    }, 60_000);
     const coredns = (await pods(cluster, 'kube-system', 'k8s-app=kube-dns'))[0]!;
     const protectedSources = {
       'node 2': NODE2.ip,
@@ -303,20 +318,20 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
     const control = '198.18.8.77';
     // The policy reached the agents once a forged probe from an unprotected source is
     // blocked; the protected sources go first, so they were judged before it.
-    await eventually('a forged control probe blocked on node 1', 60_000, async () => {
+    await eventually('a forged control probe blocked on node 1', async () => {
       for (const source of Object.values(protectedSources)) for (const port of TRIPWIRES.slice(0, 2)) await forgedSyn(source, NODE1.ip, port);
       await forgedSyn(control, NODE1.ip, TRIPWIRES[0]!);
       return (await nodeBlocked(NODE1)).has(control);
-    });
+    }, 60_000);
     for (const port of TRIPWIRES.slice(0, 2)) for (const source of Object.values(protectedSources)) await forgedSyn(source, NODE2.ip, port);
     await forgedSyn(control, NODE2.ip, TRIPWIRES[0]!);
-    await eventually('the control probe blocked on node 2', 30_000, async () => (await nodeBlocked(NODE2)).has(control));
+    await eventually('the control probe blocked on node 2', async () => (await nodeBlocked(NODE2)).has(control), 30_000);
     // Reported by both nodes, the forged control is corroborated into a BlockedHost: both
     // agents reach the operator.
-    const bh = await eventually('a BlockedHost for the control, reported by both nodes', 30_000, async () => {
+    const bh = await eventually('a BlockedHost for the control, reported by both nodes', async () => {
       const b = await bhFor(control);
       return b?.status?.reportingNodes?.length === 2 ? b : undefined;
-    });
+    }, 30_000);
     assert.deepEqual([...bh.status!.reportingNodes!].sort(), NODES.map((n) => n.name));
     for (const node of NODES) {
       const blocked = await nodeBlocked(node);
@@ -350,23 +365,23 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
   test('lifecycle: an agent pod deleted while a block is in force: the block stays in the kernel, the new pod takes over', async (t) => {
     if (skip(t)) return;
     await apply([{ apiVersion: 'kube-portsentry.io/v1alpha1', kind: 'BlockedHost', metadata: { name: 'e2e-scanner' }, spec: { address: SCANNER.ip, source: 'manual', reason: 'e2e' } }]);
-    for (const node of NODES) await eventually(`${node.name} drops the scanner`, 30_000, async () => (await nodeBlocked(node)).has(SCANNER.ip));
+    for (const node of NODES) await eventually(`${node.name} drops the scanner`, async () => (await nodeBlocked(node)).has(SCANNER.ip), 30_000);
     const old = (await agentPods(cluster)).find((p) => p.spec.nodeName === NODE2.name)!;
     await cluster.kubectl(['-n', NAMESPACE, 'delete', 'pod', old.metadata.name, '--wait=false']);
     // Until the new pod is Ready, and after: still blocked, still out of reach.
     let samples = 0;
-    await eventually('a new Ready agent on node 2', 120_000, async () => {
+    await eventually('a new Ready agent on node 2', async () => {
       assert.ok((await nodeBlocked(NODE2)).has(SCANNER.ip), 'the block stayed in the kernel');
       assert.equal(await reach(NODE2.ip, NODE_PORT, 500), 'timeout');
       samples++;
       const now = (await agentPods(cluster)).find((p) => p.spec.nodeName === NODE2.name);
       return now && now.metadata.name !== old.metadata.name && now.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-    });
+    }, 120_000);
     assert.ok(samples > 1);
     assert.ok((await nodeBlocked(NODE2)).has(SCANNER.ip));
     // The new pod enforces: a BlockedHost made now reaches node 2.
     await apply([{ apiVersion: 'kube-portsentry.io/v1alpha1', kind: 'BlockedHost', metadata: { name: 'e2e-after-restart' }, spec: { address: '198.18.8.201', source: 'manual', reason: 'e2e' } }]);
-    await eventually('the new agent enforces a new BlockedHost', 30_000, async () => (await nodeBlocked(NODE2)).has('198.18.8.201'));
+    await eventually('the new agent enforces a new BlockedHost', async () => (await nodeBlocked(NODE2)).has('198.18.8.201'), 30_000);
   });
 
   test('lifecycle: deleting the leader pod fails over, and the new leader acts', async (t) => {
@@ -375,17 +390,17 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
     const leader = (await lease())!;
     const started = Date.now();
     await cluster.kubectl(['-n', NAMESPACE, 'delete', 'pod', leader, '--wait=false']);
-    const next = await eventually('another leader', 90_000, async () => {
+    const next = await eventually('another leader', async () => {
       const holder = await lease();
       return holder && holder !== leader && (await operatorPods(cluster)).some((p) => p.metadata.name === holder) ? holder : undefined;
-    });
+    }, 90_000);
     process.stdout.write(`# leader ${leader} -> ${next} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     // A policy edit is reconciled by the new leader: its status catches up with the edit.
     await cluster.kubectl(['patch', 'psp', 'e2e-stealth', '--type=merge', '-p', JSON.stringify({ spec: { tcp: { ports: [...TRIPWIRES, 7777] } } })]);
-    await eventually('the edit reconciled', 60_000, async () => {
+    await eventually('the edit reconciled', async () => {
       const p = await cluster.json<{ metadata: { generation: number }; status?: { conditions?: { type: string; status: string; observedGeneration?: number }[] } }>(['get', 'psp', 'e2e-stealth']);
       return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True' && c.observedGeneration === p.metadata.generation);
-    });
+    }, 60_000);
   });
 
   test('lifecycle: helm upgrade of a value rolls both components without losing a block', async (t) => {
@@ -415,7 +430,7 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
   test('lifecycle: helm uninstall leaves on the nodes what the README says, cleanup removes it, and the CRDs follow crds.keep', async (t) => {
     if (skip(t)) return;
     await cluster.helm(['uninstall', RELEASE, '--namespace', NAMESPACE, '--wait']);
-    await eventually('no agent or operator pod left', 120_000, async () => (await agentPods(cluster)).length + (await operatorPods(cluster)).length === 0);
+    await eventually('no agent or operator pod left', async () => (await agentPods(cluster)).length + (await operatorPods(cluster)).length === 0, 120_000);
     const table = `kube_portsentry_agent_${RELEASE}`;
     for (const node of NODES) {
       const { stdout: tables } = await runProgram(['ip', 'netns', 'exec', node.ns, 'nft', 'list', 'tables']);
@@ -446,7 +461,7 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
     // Installed with crds.keep=false, an uninstall takes the CRDs along.
     await cluster.helm(['install', RELEASE, CHART, '--namespace', NAMESPACE, '--set', 'image.pullPolicy=Never', '--set', 'crds.keep=false', '--wait', '--timeout', '3m']);
     await cluster.helm(['uninstall', RELEASE, '--namespace', NAMESPACE, '--wait']);
-    for (const crd of crds) await eventually(`${crd} deleted`, 60_000, async () => cluster.kubectl(['get', 'crd', crd]).then(() => false, () => true));
+    for (const crd of crds) await eventually(`${crd} deleted`, async () => cluster.kubectl(['get', 'crd', crd]).then(() => false, () => true), 60_000);
   });
 
 });

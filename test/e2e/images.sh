@@ -26,9 +26,18 @@ OUT="$CACHE/images"
 mkdir -p "$STORE" "$OUT"
 
 export CONTAINERS_REGISTRIES_CONF="$here/images/registries.conf"
-store=(--root "$STORE/storage" --runroot "$STORE/run" --storage-driver overlay)
+# The run root holds locks and mount state only (and podman refuses one longer than 50
+# characters): under /run, not in the cache.
+store=(--root "$STORE/storage" --runroot /run/kps-e2e-images --storage-driver overlay)
 podman() { command podman "${store[@]}" "$@"; }
 buildah() { command buildah "${store[@]}" "$@"; }
+# The store is only a cache: one this podman cannot open (made with other settings, such as
+# an earlier run root, which podman records and then insists on) is started afresh.
+if ! err="$(podman info 2>&1 >/dev/null)"; then
+  echo "images: container store at $STORE unusable, starting it afresh: ${err##*Error: }" >&2
+  rm -rf "$STORE/storage"
+  podman info >/dev/null
+fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

@@ -66,8 +66,8 @@ describe('the operator\'s block budget under a flood of one-shot sources', { con
     assert.equal(await report('budget-node-1', flood(100, 20)), 200);
     const now = await blocked();
     assert.deepEqual(flood(100, 20).filter((s) => now.has(s.source)), [], 'the flood got more');
-    // A source proven by a handshake on two nodes: its own budget.
-    for (const node of NODES) assert.equal(await report(node, [source('198.51.100.80', true)]), 200);
+    // A source proven by a handshake: its own budget.
+    assert.equal(await report(NODES[0]!, [source('198.51.100.80', true)]), 200);
     await eventually('the proven source blocked', async () => (await blocked()).has('198.51.100.80'));
   });
 });

@@ -5,7 +5,8 @@
 // an overflow aborts the process instead of passing unnoticed.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, test } from 'node:test';
@@ -16,7 +17,10 @@ import { prerequisites } from '../../support/prereq.js';
 interface Closable {
   close(): void;
 }
-const tripwire = loadAddon<{ listen(port: number, banner: Buffer, onConnection: unknown): Closable }>('tripwire');
+const tripwire = loadAddon<{
+  listen(port: number, banner: Buffer, onConnection: unknown): Closable;
+  listenUdp(port: number, onDatagram: unknown): Closable;
+}>('tripwire');
 const rawbatch = loadAddon<{ open(family: number, protocol: number, watched: Uint8Array, inUse: Uint8Array, onRecords: unknown): Closable }>('rawbatch');
 const netlink = loadAddon<{ open(protocol: number, onDatagram?: unknown): Closable & { send(b: Buffer): void; receive(ms: number): Buffer | null } }>('netlink');
 const ADDON = new URL('../../src/native/addon.js', import.meta.url).href;
@@ -56,6 +60,38 @@ describe('native addons: lifecycle', { concurrency: false }, () => {
     const h = tripwire.listen(port, Buffer.alloc(0), () => undefined);
     h.close();
     await settle();
+  });
+
+  test('tripwire UDP: each datagram comes with its destination and interface; a port in use is refused; close() twice is fine', async () => {
+    const port = await freePort();
+    const got: [string, string, number][] = [];
+    const h = tripwire.listenUdp(port, (source: string, destination: string, ifindex: number) => got.push([source, destination, ifindex]));
+    assert.throws(() => tripwire.listenUdp(port, () => undefined), (e: NodeJS.ErrnoException) => e.code === 'EADDRINUSE');
+    const lo = Number(readFileSync('/sys/class/net/lo/ifindex', 'utf8'));
+    const send = (type: 'udp4' | 'udp6', to: string, broadcast = false) =>
+      new Promise<void>((resolve, reject) => {
+        const s = createSocket(type);
+        s.bind(0, () => {
+          if (broadcast) s.setBroadcast(true);
+          s.send('x', port, to, (err) => (s.close(), err ? reject(err) : resolve()));
+        });
+      });
+    await send('udp4', '127.0.0.1');
+    await send('udp6', '::1');
+    // Loopback's broadcast address: the datagram says it was sent to everyone, not to 127.0.0.1.
+    await send('udp4', '127.255.255.255', true);
+    for (let i = 0; got.length < 3 && i < 100; i++) await new Promise((r) => setTimeout(r, 10));
+    h.close();
+    h.close();
+    await settle();
+    assert.deepEqual(
+      got.map(([source, destination, ifindex]) => [source.replace(/^::ffff:/, ''), destination.replace(/^::ffff:/, ''), ifindex]),
+      [
+        ['127.0.0.1', '127.0.0.1', lo],
+        ['::1', '::1', lo],
+        ['127.0.0.1', '127.255.255.255', lo],
+      ],
+    );
   });
 
   test('rawbatch: close() again after the reader was freed does nothing; a late failure leaks nothing', async (t) => {

@@ -31,12 +31,12 @@ const report = (source: string, ports: number[], verified = false, time = 1000):
 const none = (): Standing => 'none';
 const guard = new ProtectedSet({ ...emptyFacts(), nodes: ['10.0.0.5'] });
 
-test('a handshake seen on two nodes is a block, with its reason', () => {
+test('a handshake one node saw is a block everywhere, with its reason; an unverified detection stays on its node', () => {
   const judge = new ReportJudge(100);
-  assert.equal(judge.judge('n1', policy(), report('192.0.2.1', [1, 2], true), none, guard, 1000).kind, 'node-only');
-  const v = judge.judge('n2', policy(), report('192.0.2.1', [3], true), none, guard, 1000);
+  assert.equal(judge.judge('n1', policy(), report('192.0.2.5', [1, 2]), none, guard, 1000).kind, 'node-only');
+  const v = judge.judge('n1', policy(), report('192.0.2.1', [1, 2], true), none, guard, 1000);
   assert.equal(v.kind, 'block');
-  assert.ok(v.kind === 'block' && v.basis === 'verified' && /^cluster-wide trigger: 3 distinct probe\(s\) on 2 node\(s\): tcp\/1, tcp\/2, tcp\/3; verified$/.test(v.reason), JSON.stringify(v));
+  assert.ok(v.kind === 'block' && v.basis === 'verified' && /^cluster-wide trigger: 2 distinct probe\(s\) on 1 node\(s\): tcp\/1, tcp\/2; verified$/.test(v.reason), JSON.stringify(v));
 });
 
 test('protected, already blocked, and being blocked come before the evidence', () => {

@@ -40,8 +40,25 @@ export interface FirewallAdd {
   tag?: string;
 }
 
+/**
+ * Anti-spoofing for what the host's workloads send (the agent's, on by default): a packet
+ * that comes in by an interface that is not an uplink (from a pod) with a source address
+ * that routes out by an uplink (an outside address, another node's) is dropped before
+ * anything else sees it, forwarded or for the host, and counted.
+ */
+export interface AntiSpoofing {
+  /** Adds the rule (after setup), with no uplinks yet: nothing is dropped until setUplinks. */
+  enableAntiSpoofing(): Promise<void>;
+  /** Replaces the uplink interface names. */
+  setUplinks(interfaces: string[]): Promise<void>;
+  /** Packets the rule dropped since it was added. */
+  spoofedDropped(): Promise<number>;
+}
+
 export interface Firewall {
   readonly name: 'nftables' | 'iptables' | 'memory';
+  /** Present where the backend can drop forged workload traffic. */
+  readonly antiSpoofing?: AntiSpoofing;
   /** Creates the sets and the drop rules, replacing any left by an earlier run (or keeping their entries). */
   setup(options?: SetupOptions): Promise<void>;
   /**

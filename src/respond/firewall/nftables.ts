@@ -10,7 +10,8 @@
 // sets (blockednet4/blockednet6).
 import { parseCidr, type Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
-import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
+import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type AntiSpoofing, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
+import { MAX_ENTRY_LIFETIME_MS } from './block-set.js';
 import { checkOwner } from './owner.js';
 import type { FastPath, FastPathSettings } from '../fast-path/fast-path.js';
 import { NftablesFastPath } from '../fast-path/nftables-fast-path.js';
@@ -102,6 +103,15 @@ function setElements(a: FirewallAdd): { set: string; elements: Buffer[] } {
 
 export class NftablesFirewall implements Firewall {
   readonly name = 'nftables';
+  readonly antiSpoofing: AntiSpoofing = {
+    enableAntiSpoofing: () => this.enableAntiSpoofing(),
+    // An index, once resolved, stays with the interface it named: the caller sets them again when interfaces change.
+    // Each with the longest timeout any agent entry has: left behind (an uninstall), the rule
+    // matches nothing once they expire; the agent gives them again well before.
+    setUplinks: (interfaces) =>
+      this.replaceElements('uplinks', interfaces.map((i) => `${JSON.stringify(checkInterfaceName(i))} timeout ${timeoutSeconds(MAX_ENTRY_LIFETIME_MS)}s`)),
+    spoofedDropped: () => this.spoofedDropped(),
+  };
 
   private socket: NetlinkSocket | null = null;
 
@@ -296,12 +306,69 @@ export class NftablesFirewall implements Firewall {
     return new NftablesFastPath({ table: this.table, run: (script) => this.run(script), remove: (address, family) => this.remove(address, family), hostSetSize: HOST_SET_SIZE }, settings);
   }
 
+  /**
+   * The anti-spoofing chain (AntiSpoofing): in prerouting at raw priority, so forwarded
+   * packets and packets for the host alike, before conntrack and any NAT (a pod's masqueraded
+   * traffic still has the pod's source here). A packet from a pod-side interface is dropped
+   * when its source would not route back by that interface and routes out by an uplink: one
+   * route lookup per packet from a pod, none for the uplinks' own traffic. An unspecified
+   * source (DHCP, duplicate address detection) is no forgery.
+   */
+  private async enableAntiSpoofing(): Promise<void> {
+    const t = `inet ${this.table}`;
+    await this.run(
+      [
+        // Interface indexes (nft takes names and resolves them): what fib's oif gives.
+        `add set ${t} uplinks { type iface_index; flags timeout; }`,
+        `add chain ${t} antispoof { type filter hook prerouting priority raw; policy accept; }`,
+        `add rule ${t} antispoof iif @uplinks return`,
+        // Only the pod side is judged: CNIs attach pods by veths (Calico, Cilium, kindnet)
+        // or a bridge of them (the bridge plugin, flannel). A second NIC, a bond, a VLAN or a
+        // macvlan may carry asymmetric routes, which are no forgery.
+        `add rule ${t} antispoof meta iifkind != { "veth", "bridge" } return`,
+        `add rule ${t} antispoof ip saddr 0.0.0.0 return`,
+        `add rule ${t} antispoof ip6 saddr :: return`,
+        `add rule ${t} antispoof fib saddr . iif oif missing fib saddr oif @uplinks counter drop`,
+        '',
+      ].join('\n'),
+    );
+  }
+
+  private async spoofedDropped(): Promise<number> {
+    const { stdout } = await runProgram([this.nft, '-j', 'list', 'chain', 'inet', this.table, 'antispoof']);
+    return dropCounters(stdout);
+  }
+
+  /** One transaction: the packet path sees the old elements or the new ones, never neither. */
+  private async replaceElements(set: string, elements: string[]): Promise<void> {
+    const t = `inet ${this.table}`;
+    await this.run(`flush set ${t} ${set}\n${elements.length ? `add element ${t} ${set} { ${elements.join(', ')} }\n` : ''}`);
+  }
+
   async teardown(): Promise<void> {
     this.socket?.close();
     this.socket = null;
     if (!(await this.checkOwnership())) return;
     await this.run(`delete table inet ${this.table}\n`);
   }
+}
+
+/** An interface name as the kernel allows it, before it reaches an nft script. */
+export function checkInterfaceName(name: string): string {
+  if (!/^[A-Za-z0-9_.@:-]{1,15}$/.test(name)) throw new Error(`bad interface name ${JSON.stringify(name)}`);
+  return name;
+}
+
+/** Packets counted by the dropping rules of an `nft -j list chain` listing. */
+export function dropCounters(json: string): number {
+  const doc = JSON.parse(json) as { nftables?: { rule?: { expr?: Record<string, unknown>[] } }[] };
+  let packets = 0;
+  for (const item of doc.nftables ?? []) {
+    const expr = item.rule?.expr ?? [];
+    if (!expr.some((e) => 'drop' in e)) continue;
+    for (const e of expr) if (e.counter && typeof (e.counter as { packets?: unknown }).packets === 'number') packets += (e.counter as { packets: number }).packets;
+  }
+  return packets;
 }
 
 const key = (bytes: Uint8Array): Buffer => nest(NFTA_SET_ELEM_KEY, attr(NFTA_DATA_VALUE, bytes));
