@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
+import { dropCounters } from '../../src/respond/firewall/nftables.js';
 import { runProgram } from '../../src/respond/run-program.js';
 import { CHART, REPO } from '../../support/helm.js';
 import { hasTool } from '../../support/prereq.js';
@@ -338,6 +339,44 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
       for (const [what, address] of Object.entries(protectedSources)) assert.ok(!blocked.has(address), `${node.name} blocked the ${what} (${address})`);
     }
     for (const [what, address] of Object.entries(protectedSources)) assert.equal(await bhFor(address), undefined, `a BlockedHost for the ${what}`);
+  });
+
+  test("a pod with the runtime's default capabilities forges SYNs to both nodes: node 1's anti-spoofing drops them, nothing is blocked", async (t) => {
+    if (skip(t)) return;
+    // The stealth policy of the previous test accepts two nodes' word (corroborated): what
+    // a pod forges to both nodes would be a BlockedHost if it reached them, as the control
+    // forged from the LAN was. The address routes out by the nodes' uplink.
+    const forged = '203.0.113.66';
+    const targets = NODES.flatMap((n) => TRIPWIRES.slice(0, 2).map((port) => `${n.ip}:${port}`));
+    const dropped = async () => {
+      const { stdout } = await runProgram(['ip', 'netns', 'exec', NODE1.ns, 'nft', '-j', 'list', 'chain', 'inet', `kube_portsentry_agent_${RELEASE}`, 'antispoof']);
+      return dropCounters(stdout);
+    };
+    const before = await dropped();
+    await apply([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'e2e-forge' } }]);
+    await apply([
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'forge', namespace: 'e2e-forge' },
+        // No securityContext: the capabilities containerd gives every container (NET_RAW among them).
+        spec: { nodeName: NODE1.name, restartPolicy: 'Never', containers: [{ name: 'forge', image: 'kps.test/forge:1', imagePullPolicy: 'Never', args: [forged, ...targets] }] },
+      },
+    ]);
+    const phase = await eventually('the forging pod ran', async () => {
+      const p = await cluster.json<{ status?: { phase?: string } }>(['-n', 'e2e-forge', 'get', 'pod', 'forge']);
+      return p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' ? p.status.phase : undefined;
+    }, 60_000);
+    const { stdout: log } = await cluster.kubectl(['-n', 'e2e-forge', 'logs', 'forge']);
+    assert.equal(phase, 'Succeeded', `the pod could not forge: ${log}`);
+    assert.equal(log.trim().split('\n').length, targets.length, log);
+    await eventually("node 1's rule counted what its pod forged", async () => (await dropped()) - before >= targets.length, 15_000);
+    t.diagnostic(`dropped on node 1: ${(await dropped()) - before} of ${targets.length}`);
+    await eventually('Prometheus has the drops', async () => Number((await query('sum(portsentry_spoofed_packets_dropped_total)')).result[0]?.value[1] ?? 0) >= targets.length, 30_000);
+    await new Promise((r) => setTimeout(r, 2000)); // a report, and any BlockedHost, would be through by now
+    for (const node of NODES) assert.ok(!(await nodeBlocked(node)).has(forged), `${node.name} blocked the address a pod forged`);
+    assert.equal(await bhFor(forged), undefined, 'a BlockedHost for the address a pod forged');
+    await cluster.kubectl(['delete', 'namespace', 'e2e-forge', '--wait=false']);
   });
 
   test("DNS as the kubelet gives it: the agent holds the node's resolvers, reports without cluster DNS; CoreDNS serves the operator's name", async (t) => {

