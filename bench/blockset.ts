@@ -8,7 +8,7 @@
 // counts them, which carry the target's receive path and so the set lookup.
 import { fileURLToPath } from 'node:url';
 import { IPSET_PREFIX } from '../src/respond/firewall/iptables.js';
-import type { TestNet } from '../test/helpers/netns.js';
+import type { TestNet } from '../support/netns.js';
 import { floodCpu } from './fastpath.js';
 import { progress, type Figure } from './harness.js';
 

@@ -2,7 +2,7 @@
 // sends one TCP SYN from SOURCE, and prints "sent SOURCE <ns>" with the process.hrtime
 // (CLOCK_MONOTONIC) taken just before the send, the clock the node watchers stamp with.
 import { createInterface } from 'node:readline';
-import { openSynSender, synPacket } from './raw-syn.js';
+import { openSynSender, synPacket } from '../support/raw-syn.js';
 
 const sender = openSynSender();
 let seq = 1;

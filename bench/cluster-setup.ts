@@ -1,19 +1,19 @@
 // The cluster the cluster benchmark runs on, built from the test helpers: a real
 // kube-apiserver and etcd, the operator as a process on loopback, and an agent in each of
-// three node namespaces on a bridge (test/helpers/cluster.ts). Adds what the benchmark
+// three node namespaces on a bridge (support/cluster.ts). Adds what the benchmark
 // needs on top: probe sources routed to the scanner, nft monitor watchers that timestamp
 // set additions on each node, a SYN sender, a keep-alive API client for bulk writes, and
 // readings of metrics and RSS.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { TestCluster, type TestNode } from '../test/helpers/cluster.js';
-import { startControlPlane, type ControlPlane } from '../test/helpers/control-plane.js';
-import { hasTool } from '../test/helpers/prereq.js';
-import type { SentryProcess } from '../test/helpers/sentry-process.js';
+import { TestCluster, type TestNode } from '../support/cluster.js';
+import { startControlPlane, type ControlPlane } from '../support/control-plane.js';
+import { hasTool } from '../support/prereq.js';
+import type { SentryProcess } from '../support/sentry-process.js';
 import { runProgram } from '../src/respond/run-program.js';
+import { freePort } from '../support/free-port.js';
 
 export const NS = 'kube-portsentry';
 /** The API server's advertised address: protected, never a probe source. */
@@ -56,17 +56,6 @@ export function missingPrerequisites(): string[] {
   if (process.getuid?.() !== 0) out.push('root');
   for (const tool of ['nft', 'openssl', 'go', 'ip']) if (!hasTool(tool)) out.push(tool);
   return out;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Set additions on one node, as its watcher saw them. */

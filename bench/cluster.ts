@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { TestNode } from '../test/helpers/cluster.js';
+import type { TestNode } from '../support/cluster.js';
 import { blockedHostName } from '../src/k8s/objects.js';
 import { DEFAULT_INSTANCE, firewallNames } from '../src/respond/firewall/owner.js';
 import {

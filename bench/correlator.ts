@@ -7,9 +7,9 @@
 // `npm run bench:correlator -- [--sources N] [--out FILE]` (node runs with --expose-gc).
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { SourceReport } from '../src/k8s/report.js';
-import { Correlator } from '../src/operator/correlator.js';
+import { Correlator } from '../src/cluster/correlator.js';
 import { formatTable, type Figure } from './harness.js';
+import { sourceReport } from '../support/reports.js';
 
 const { values } = parseArgs({ options: { sources: { type: 'string', default: '100000' }, out: { type: 'string' } } });
 const SOURCES = Number(values.sources);
@@ -28,16 +28,6 @@ const heapMiB = (): number => {
 };
 
 const address = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-const sourceReport = (source: string, ports: number[], time: number): SourceReport => ({
-  source,
-  probes: ports.map((port) => ({ protocol: 'tcp', port, type: 'syn', time })),
-  count: ports.length,
-  firstSeen: time,
-  lastSeen: time,
-  verified: false,
-  blocked: false,
-});
-
 const percentile = (xs: number[], p: number): number => {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -54,7 +44,7 @@ for (let first = 0; first < SOURCES; first += PER_REPORT) {
   const batch = Array.from({ length: Math.min(PER_REPORT, SOURCES - first) }, (_, i) => sourceReport(address(first + i), tripwire, now));
   for (const node of NODES) {
     const t0 = process.hrtime.bigint();
-    for (const r of batch) c.observe(node, 'default', r, trigger, now);
+    for (const r of batch) c.add(node, 'default', r, trigger, now);
     reportMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   now += 10;
@@ -77,11 +67,11 @@ figures.push(
 const heapBeforeWide = heapMiB();
 const wide = new Correlator(MAX_TRACKED);
 const all = Array.from({ length: 65535 }, (_, i) => i + 1);
-for (const node of NODES) for (let i = 0; i < all.length; i += 256) wide.observe(node, 'default', sourceReport('192.0.2.1', all.slice(i, i + 256), now), trigger, now);
+for (const node of NODES) for (let i = 0; i < all.length; i += 256) wide.add(node, 'default', sourceReport('192.0.2.1', all.slice(i, i + 256), now), trigger, now);
 const one: number[] = [];
 for (let i = 0; i < 200; i++) {
   const t0 = process.hrtime.bigint();
-  wide.observe(NODES[i % 3]!, 'default', sourceReport('192.0.2.1', [1 + (i % 1000)], now + i), trigger, now + i);
+  wide.add(NODES[i % 3]!, 'default', sourceReport('192.0.2.1', [1 + (i % 1000)], now + i), trigger, now + i);
   one.push(Number(process.hrtime.bigint() - t0) / 1e3);
 }
 figures.push({ id: 'wide-one-probe-p50', name: 'one-probe report of a source that touched every TCP port on 3 nodes, p50', value: percentile(one, 50), unit: 'us' });

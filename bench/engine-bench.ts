@@ -1,8 +1,11 @@
-// Engine figures: observe() throughput for three traffic shapes against a plain Map
+// Engine figures: decide() throughput for three traffic shapes against a plain Map
 // baseline (the tracker's own figures, memory included, are in tracker-bench.ts).
-import type { Probe } from '../src/detect/probe.js';
+import type { Probe } from '../src/engine/probe.js';
 import { Engine, engineConfig, type Decision, type EngineConfig } from '../src/engine/engine.js';
-import { defaultPolicy } from '../src/policy/load.js';
+import { addressOf } from '../src/net/address.js';
+import { parseCidr } from '../src/net/ip.js';
+import { compileDocument } from '../src/policy/compiled.js';
+import { defaultPolicy } from '../src/policy/default.js';
 import { measure, progress, type Figure, type MeasureOptions } from './harness.js';
 
 /** A fixed clock: every probe lands inside the window, so nothing ages out mid-run. */
@@ -10,7 +13,7 @@ const T0 = Date.UTC(2025, 0, 1);
 
 /** The default policy with a trigger no run can reach: every probe is counted, never answered. */
 export function benchConfig(overrides: Partial<EngineConfig> = {}): EngineConfig {
-  return { ...engineConfig(defaultPolicy().spec), triggerCount: 1_000_000_000, ...overrides };
+  return { ...engineConfig(compileDocument(defaultPolicy())), triggerCount: 1_000_000_000, ...overrides };
 }
 
 /** Distinct IPv4 sources in 10.0.0.0/8 (not ignored by default), canonical text. */
@@ -19,7 +22,7 @@ export function sourceAddress(i: number): string {
 }
 
 function probe(source: string, port: number): Probe {
-  return { time: T0, protocol: 'tcp', mode: 'stealth', source, port, type: 'syn', flags: 'S', verified: false };
+  return { time: T0, protocol: 'tcp', mode: 'stealth', source: addressOf(source)!, port, type: 'syn', flags: 'S', verified: false };
 }
 
 export interface ThroughputSizes {
@@ -44,9 +47,9 @@ export interface EngineBenchResult {
 let observed = 0;
 let matched = 0;
 
-function observeRange(engine: Engine, probes: readonly Probe[], from: number, to: number, expected: Decision['kind']): void {
+function decideRange(engine: Engine, probes: readonly Probe[], from: number, to: number, expected: Decision['kind']): void {
   let m = 0;
-  for (let i = from; i < to; i++) if (engine.observe(probes[i]!).kind === expected) m++;
+  for (let i = from; i < to; i++) if (engine.decide(probes[i]!).kind === expected) m++;
   matched += m;
   observed += to - from;
 }
@@ -54,7 +57,7 @@ function observeRange(engine: Engine, probes: readonly Probe[], from: number, to
 /** The baseline: what one Map lookup and update per probe costs, keyed the same way. */
 function mapRange(map: Map<string, number>, probes: readonly Probe[], from: number, to: number): void {
   for (let i = from; i < to; i++) {
-    const key = probes[i]!.source;
+    const key = probes[i]!.source.text;
     map.set(key, (map.get(key) ?? 0) + 1);
   }
 }
@@ -92,7 +95,7 @@ interface Scenario {
 function throughputScenario(s: Scenario, opts: MeasureOptions, result: EngineBenchResult): void {
   const { probes } = s;
   const chunk = Math.min(s.chunk ?? probes.length, probes.length);
-  progress(`observe: ${s.label} (${probes.length.toLocaleString('en-US')} prebuilt probes, ${chunk.toLocaleString('en-US')} per run)`);
+  progress(`decide: ${s.label} (${probes.length.toLocaleString('en-US')} prebuilt probes, ${chunk.toLocaleString('en-US')} per run)`);
   // The baseline map holds every key before timing, as the tracker holds its sources.
   const map = new Map<string, number>();
   mapRange(map, probes, 0, probes.length);
@@ -106,8 +109,8 @@ function throughputScenario(s: Scenario, opts: MeasureOptions, result: EngineBen
   observed = 0;
   matched = 0;
   const prefill = Math.min(s.prefill ?? 0, probes.length);
-  observeRange(engine, probes, 0, prefill, s.expected);
-  const run = streamRun(probes.length, chunk, prefill, (from, to) => observeRange(engine, probes, from, to, s.expected));
+  decideRange(engine, probes, 0, prefill, s.expected);
+  const run = streamRun(probes.length, chunk, prefill, (from, to) => decideRange(engine, probes, from, to, s.expected));
   const m = measure(() => {
     const n = run();
     maxTracked = Math.max(maxTracked, engine.trackedSources);
@@ -120,7 +123,7 @@ function throughputScenario(s: Scenario, opts: MeasureOptions, result: EngineBen
     result.warnings.push(`CAP EXCEEDED: ${s.label}: ${maxTracked} tracked, cap ${s.config.maxTrackedSources}`);
   }
 
-  const baseId = `observe.${s.key}.map`;
+  const baseId = `decide.${s.key}.map`;
   const extra = {
     ...s.extra,
     chunk,
@@ -134,8 +137,8 @@ function throughputScenario(s: Scenario, opts: MeasureOptions, result: EngineBen
   const baseExtra = { opsPerSample: base.opsPerSample, mapSize: map.size };
   result.figures.push(
     {
-      id: `observe.${s.key}.probesPerSec`,
-      name: `observe ${s.label}`,
+      id: `decide.${s.key}.probesPerSec`,
+      name: `decide ${s.label}`,
       value: 1e9 / m.nsPerOp,
       unit: 'probes/s',
       baseline: 'Map',
@@ -145,8 +148,8 @@ function throughputScenario(s: Scenario, opts: MeasureOptions, result: EngineBen
       extra,
     },
     {
-      id: `observe.${s.key}.nsPerProbe`,
-      name: `observe ${s.label}`,
+      id: `decide.${s.key}.nsPerProbe`,
+      name: `decide ${s.label}`,
       value: m.nsPerOp,
       unit: 'ns/probe',
       baseline: 'Map',
@@ -223,7 +226,7 @@ export function engineThroughput(sizes: ThroughputSizes, opts: MeasureOptions): 
     for (let i = 0; i < sizes.ignoredProbes; i++)
       probes.push(probe(`127.${(i >>> 16) & 255}.${(i >>> 8) & 255}.${i & 255}`, 22 + (i % 1000)));
     const config = benchConfig({
-      ignore: [...defaultPolicy().spec.ignore, '10.0.0.0/8', '192.168.0.0/16', 'fd00::/8'],
+      ignore: [...defaultPolicy().spec.ignore, '10.0.0.0/8', '192.168.0.0/16', 'fd00::/8'].map((c) => parseCidr(c)!),
     });
     throughputScenario(
       {

@@ -3,9 +3,11 @@
 // collects garbage and prints its memory as JSON. Run under --expose-gc:
 //   node --expose-gc dist/bench/engine-child.js compact|old CAP N v4|mixed [bare]
 import { Engine, engineConfig } from '../src/engine/engine.js';
-import { defaultPolicy } from '../src/policy/load.js';
+import { compileDocument } from '../src/policy/compiled.js';
+import { defaultPolicy } from '../src/policy/default.js';
 import { OldSourceTracker } from './old-tracker.js';
 import { mixedAddress, type ChildReport } from './tracker-bench.js';
+import { addressOf } from '../src/net/address.js';
 
 const USAGE = 'usage: node --expose-gc engine-child.js compact|old CAP N v4|mixed [bare]';
 
@@ -25,12 +27,12 @@ async function main(): Promise<number> {
   if (!bare) await import('../src/agent/agent.js');
   const time = Date.UTC(2025, 0, 1);
   // Counted, never answered: the trigger is out of reach.
-  const config = { ...engineConfig(defaultPolicy().spec), maxTrackedSources: cap, triggerCount: 1_000_000, ignore: [] };
+  const config = { ...engineConfig(compileDocument(defaultPolicy())), maxTrackedSources: cap, triggerCount: 1_000_000, ignore: [] };
   const engine = impl === 'compact' ? new Engine(config, time) : undefined;
   const old = impl === 'old' ? new OldSourceTracker(cap, config.windowMs) : undefined;
   for (let i = 0; i < count; i++) {
-    const probe = { time, protocol: 'tcp', mode: 'stealth', source: mixedAddress(i, mix), port: 22 + (i % 1000), type: 'syn', verified: false } as const;
-    if (engine) engine.observe(probe);
+    const probe = { time, protocol: 'tcp', mode: 'stealth', source: addressOf(mixedAddress(i, mix))!, port: 22 + (i % 1000), type: 'syn', verified: false } as const;
+    if (engine) engine.decide(probe);
     else old!.record(probe);
   }
   gc();

@@ -13,8 +13,8 @@
 //    the fast path's rules now inspect).
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { TARGET_V4, type TestNet } from '../test/helpers/netns.js';
-import { SentryProcess } from '../test/helpers/sentry-process.js';
+import { TARGET_V4, type TestNet } from '../support/netns.js';
+import { SentryProcess } from '../support/sentry-process.js';
 import { progress, type Figure } from './harness.js';
 
 const TICKS_PER_SECOND = 100;

@@ -1,6 +1,6 @@
 // The tracker as it was before src/engine/tracker.ts became compact (one object, Map and Set
 // per source), kept only as the benchmark's baseline: its figures are measured in the same run.
-import type { Probe, ProbeType } from '../src/detect/probe.js';
+import type { Probe, ProbeType } from '../src/engine/probe.js';
 
 /** Ports recorded per source. */
 const MAX_RECORDED_PROBES = 256;
@@ -56,7 +56,8 @@ export class OldSourceTracker {
 
   /** Records a probe and returns the source's state, with probes outside the window forgotten. */
   record(probe: Probe): OldSourceState {
-    let state = this.states.get(probe.source);
+    const source = probe.source.text;
+    let state = this.states.get(source);
     if (state && probe.time - state.lastSeen > this.windowMs) {
       this.remove(state);
       state = undefined;
@@ -65,7 +66,7 @@ export class OldSourceTracker {
       this.unlink(state);
     } else {
       state = {
-        source: probe.source,
+        source,
         firstSeen: probe.time,
         lastSeen: probe.time,
         probes: new Map(),
@@ -76,7 +77,7 @@ export class OldSourceTracker {
         older: undefined,
         newer: undefined,
       };
-      this.states.set(probe.source, state);
+      this.states.set(source, state);
     }
     this.append(state);
     state.lastSeen = probe.time;

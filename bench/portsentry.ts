@@ -16,9 +16,9 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runProgram } from '../src/respond/run-program.js';
-import { debianPortsentry } from '../test/helpers/debian-portsentry.js';
-import type { TestNet } from '../test/helpers/netns.js';
-import { SentryProcess } from '../test/helpers/sentry-process.js';
+import { debianPortsentry } from '../support/debian-portsentry.js';
+import type { TestNet } from '../support/netns.js';
+import { SentryProcess } from '../support/sentry-process.js';
 import { progress, type Figure } from './harness.js';
 import { cpuSeconds, flood, memory, rawDrops } from './proc.js';
 

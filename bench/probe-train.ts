@@ -3,7 +3,7 @@
 // through is read from the target's nftables counters. (Send times are no measure of the
 // block's time: the target may handle the packets later, in a batch.)
 import { parseArgs } from 'node:util';
-import { openSynSender, synPacket } from './raw-syn.js';
+import { openSynSender, synPacket } from '../support/raw-syn.js';
 
 const { values } = parseArgs({
   options: {

@@ -2,7 +2,7 @@
 // CPU seconds and memory from /proc, the drop counters of raw sockets, and the hping3
 // SYN flood itself.
 import { readFileSync } from 'node:fs';
-import { TARGET_V4, type TestNet } from '../test/helpers/netns.js';
+import { TARGET_V4, type TestNet } from '../support/netns.js';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 

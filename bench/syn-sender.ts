@@ -3,7 +3,7 @@
 // so the latency figures do not carry the cost of starting hping3 per source.
 // Prints "sent N" when done.
 import { parseArgs } from 'node:util';
-import { openSynSender, synPacket } from './raw-syn.js';
+import { openSynSender, synPacket } from '../support/raw-syn.js';
 
 const benchSource = (i: number): string => `198.18.${1 + Math.floor(i / 250)}.${(i % 250) + 1}`;
 

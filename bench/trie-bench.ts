@@ -1,6 +1,6 @@
 // IpTrie figures: lookup cost against ignore lists of growing length, IPv4 and IPv6, with a
 // linear scan over 1,000 entries as the contrast. Lookup time should not follow list length.
-import { IpTrie } from '../src/engine/ip-trie.js';
+import { IpTrie } from '../src/net/ip-trie.js';
 import { formatCidr, formatIp, type Cidr, type Family } from '../src/net/ip.js';
 import { measure, progress, prng, type Figure, type MeasureOptions } from './harness.js';
 

@@ -5,12 +5,11 @@ import { readFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
 import type { Decision } from '../engine/engine.js';
-import type { Probe } from '../detect/probe.js';
+import type { Probe } from '../engine/probe.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { PolicyDocument, PolicySpec } from '../policy/types.js';
 import { formatProblems, validateSpec } from '../policy/validate.js';
-import { API_VERSION, KIND } from '../policy/spec-schema.js';
+import { compilePolicy } from '../policy/compiled.js';
 import { describeRefusals, refusalsOf } from '../policy/node-allowances.js';
 import { BlockSet } from '../respond/firewall/block-set.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
@@ -18,12 +17,14 @@ import type { RouteMark } from '../respond/route.js';
 import { Sentry } from '../sentry/sentry.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
-import { Watched } from '../k8s/informer.js';
-import { canonicalAddress, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
-import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../engine/protected-set.js';
-import { MAX_HOST_ADDRESSES, type ReportedHost } from '../k8s/report.js';
+import { Watched } from '../k8s/watched.js';
+import { nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
+import { canonicalAddress } from '../net/ip.js';
+import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../cluster/protected-set.js';
+import { MAX_HOST_ADDRESSES, type ReportedHost } from '../cluster/report.js';
 import { readDefaultRouteInterfaces, readHostFacts, type HostFacts } from '../sentry/host-facts.js';
 import type { AntiSpoofing } from '../respond/firewall/firewall.js';
+import { ClusterBlocks } from './cluster-blocks.js';
 import { uplinkInterfaces } from './uplinks.js';
 import { ReportQueue } from './report-queue.js';
 import { Reporter } from './reporter.js';
@@ -91,15 +92,7 @@ export class Agent {
   private uplinks = '';
   private uplinksSetAt = 0;
   private reportedHost: ReportedHost = { gateways: [], dns: [], addresses: [] };
-  private refused = new Set<string>();
-  /** What each BlockedHost in force asks of this node, by name; and the names per address. */
-  private readonly clusterBlocks = new Map<string, { address: string; until: number }>();
-  private readonly namesByAddress = new Map<string, Map<string, number>>();
-  /** BlockedHosts changed since the last enforce; `recheckAll` when every one must be looked at. */
-  private readonly touched = new Set<string>();
-  /** Addresses whose BlockedHost was deleted since the last enforce(): the node's own block of them goes too. */
-  private readonly liftedAddresses = new Set<string>();
-  private recheckAll = true;
+  private readonly clusterBlocks: ClusterBlocks;
   private work: Promise<void> = Promise.resolve();
   private timers: NodeJS.Timeout[] = [];
   private isReady = false;
@@ -110,6 +103,10 @@ export class Agent {
       o.metrics.actionErrors.inc({ action: 'firewall' });
       this.log.error({ address, err: (err as Error).message }, 'node firewall update failed');
     });
+    this.clusterBlocks = new ClusterBlocks(this.blockSet, (address, blockedHost, why) => {
+      o.metrics.protectedRefused.inc();
+      this.log.error({ address, blockedHost, protected: why }, 'refusing to block a protected address');
+    });
     const watch = o.kube.watch;
     this.facts = new ClusterFacts(o.kube, o.logger, () => this.serially(() => this.updateProtected()), { serviceCidrs: o.serviceCidrs, podCidrs: o.podCidrs });
     this.blockedHosts = new Watched({
@@ -118,11 +115,7 @@ export class Agent {
       list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.blockedHosts)),
       logger: o.logger,
       onChange: () => this.serially(() => this.enforce()),
-      onEvent: (type, bh) => {
-        this.touched.add(bh.metadata.name);
-        const address = canonicalAddress(bh.spec?.address ?? '');
-        if (type === 'delete' && address) this.liftedAddresses.add(address);
-      },
+      onEvent: (type, bh) => this.clusterBlocks.changed(bh.metadata.name, type === 'delete' ? canonicalAddress(bh.spec?.address ?? '') : undefined),
     });
     const name = nodePolicyConfigMapName(o.node);
     this.policyMap = new Watched<V1ConfigMap>({
@@ -261,83 +254,18 @@ export class Agent {
     const { gateways, dns, addresses } = this.hostFacts;
     this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses: addresses });
     this.sentry?.setProtected(this.guard.all());
-    this.recheckAll = true;
+    this.clusterBlocks.recheck();
     await this.updateUplinks();
   }
 
-  /**
-   * Makes the cluster part of the node set equal to the BlockedHosts in force. Only the
-   * BlockedHosts changed since the last pass are looked at (a detection costs the same with
-   * 10,000 in force as with none), all of them after the protected set changed, and those
-   * whose expiry came (their kernel entries time out by themselves) are forgotten.
-   */
+  /** Makes the cluster part of the node set equal to the BlockedHosts in force (cluster-blocks.ts). */
   private async enforce(): Promise<void> {
-    const now = Date.now();
-    const names = new Set(this.touched);
-    this.touched.clear();
-    if (this.recheckAll) {
-      this.recheckAll = false;
-      for (const name of this.clusterBlocks.keys()) names.add(name);
-      for (const bh of this.blockedHosts.list()) names.add(bh.metadata.name);
-    }
-    const addresses = new Set<string>();
-    const drop = (name: string) => {
-      const before = this.clusterBlocks.get(name);
-      if (!before) return;
-      this.clusterBlocks.delete(name);
-      this.namesByAddress.get(before.address)?.delete(name);
-      addresses.add(before.address);
-    };
-    for (const name of names) {
-      drop(name);
-      const wanted = this.wanted(this.blockedHosts.get(name), now);
-      if (!wanted) continue;
-      this.clusterBlocks.set(name, wanted);
-      let byName = this.namesByAddress.get(wanted.address);
-      if (!byName) this.namesByAddress.set(wanted.address, (byName = new Map()));
-      byName.set(name, wanted.until);
-      addresses.add(wanted.address);
-    }
-    for (const [name, b] of this.clusterBlocks) if (b.until <= now) drop(name);
-    const changes: Promise<void>[] = [];
-    for (const address of addresses) {
-      const byName = this.namesByAddress.get(address);
-      if (!byName?.size) {
-        this.namesByAddress.delete(address);
-        changes.push(this.blockSet.release('cluster', address));
-        continue;
-      }
-      let until = 0;
-      for (const u of byName.values()) until = Math.max(until, u);
-      changes.push(this.blockSet.claim('cluster', address, until));
-    }
-    await Promise.all(changes);
-    // Deleting a BlockedHost unblocks its address everywhere, this node's own block included,
-    // unless another BlockedHost still blocks it.
-    for (const address of this.liftedAddresses) if (!this.namesByAddress.get(address)?.size) await this.sentry?.release(address);
-    this.liftedAddresses.clear();
+    const lifted = await this.clusterBlocks.enforce(this.blockedHosts, this.guard, Date.now());
+    for (const address of lifted) await this.sentry?.release(address);
     const counts = this.blockSet.countByFamily();
     this.o.metrics.blocklistEntries.set({ family: '4' }, counts[4]);
     this.o.metrics.blocklistEntries.set({ family: '6' }, counts[6]);
     this.o.metrics.blockedHosts.set(this.blockSet.size);
-  }
-
-  /** The address and expiry a BlockedHost asks for, or nothing (gone, expired, protected). */
-  private wanted(bh: BlockedHostObject | undefined, now: number): { address: string; until: number } | undefined {
-    const address = canonicalAddress(bh?.spec?.address ?? '');
-    if (!bh || !address) return undefined;
-    const until = bh.spec.expiresAt ? Date.parse(bh.spec.expiresAt) : Infinity;
-    if (until <= now) return undefined;
-    const why = this.guard.reason(address);
-    if (why) {
-      if (!this.refused.has(address)) {
-        this.refused.add(address);
-        this.o.metrics.protectedRefused.inc();
-        this.log.error({ address, blockedHost: bh.metadata.name, protected: why }, 'refusing to block a protected address');
-      }
-      return undefined;
-    }
-    return { address, until };
   }
 
   private async applyPolicy(): Promise<void> {
@@ -381,13 +309,12 @@ export class Agent {
     if (this.running === key) return;
     clearTimeout(this.startRetry);
     // Classic history files are for standalone hosts; the cluster has BlockedHosts and Events.
-    const spec: PolicySpec = { ...r.value, files: { history: '', blocked: '' } };
-    const doc: PolicyDocument = { apiVersion: API_VERSION, kind: KIND, metadata: { name: effective.policy }, spec };
+    const policy = compilePolicy(effective.policy, { ...r.value, files: { history: '', blocked: '' } });
     try {
       if (this.sentry) {
-        await this.sentry.reconfigure(doc);
+        await this.sentry.reconfigure(policy);
       } else {
-        this.sentry = new Sentry(doc, this.log, this.o.metrics, {
+        this.sentry = new Sentry(policy, this.log, this.o.metrics, {
           firewall: this.blockSet.view('local'),
           onProbe: (probe, decision) => this.onProbe(probe, decision),
           ...(this.o.routeMark ? { routeMark: this.o.routeMark } : {}),
@@ -415,7 +342,7 @@ export class Agent {
 
   private onProbe(probe: Probe, decision: Decision): void {
     if (this.effective?.spec.response.scope !== 'cluster') return;
-    const blocked = decision.kind === 'respond' ? decision.block.action === 'block' : (this.sentry?.isBlocked(probe.source) ?? false);
-    this.queue.add(probe.source, { protocol: probe.protocol, port: probe.port, type: probe.type, time: probe.time }, probe.verified, blocked);
+    const blocked = decision.kind === 'respond' ? decision.block.action === 'block' : (this.sentry?.isBlocked(probe.source.text) ?? false);
+    this.queue.add(probe.source.text, { protocol: probe.protocol, port: probe.port, type: probe.type, time: probe.time }, probe.verified, blocked);
   }
 }

@@ -4,8 +4,8 @@
 // here (what a flood of one-shot forged sources looks like); only when there are none, the
 // one queued longest of all. Sources that showed more (a handshake, a second probe, a
 // block on this node) are sent first. Pure: no timers, no I/O.
-import type { ReportedProbe, SourceReport } from '../k8s/report.js';
-import { MAX_PROBES_PER_SOURCE, MAX_SOURCES_PER_REPORT } from '../k8s/report.js';
+import type { ReportedProbe, SourceReport } from '../cluster/report.js';
+import { MAX_PROBES_PER_SOURCE, MAX_SOURCES_PER_REPORT } from '../cluster/report.js';
 
 interface Pending {
   source: string;

@@ -8,7 +8,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { MAX_REPORT_BYTES, REPORT_PATH, reportEnvelopeBytes, type Report, type ReportedHost } from '../k8s/report.js';
+import { MAX_REPORT_BYTES, REPORT_PATH, reportEnvelopeBytes, type Report, type ReportedHost } from '../cluster/report.js';
 import type { ReportQueue } from './report-queue.js';
 
 export interface ReporterOptions {

@@ -47,7 +47,8 @@ export function checkAdminRequest(raw: unknown): Checked {
 /** Why `address` cannot be unblocked by itself (it lies inside a network blocked as a whole), or null. */
 export function unblockProblem(address: string, blocks: readonly BlockEntry[]): string | null {
   if (blocks.some((b) => b.address === address)) return null;
-  const ip = parseCidr(address)!;
+  const ip = parseCidr(address);
+  if (!ip) return `${JSON.stringify(address)} is not an address or network`;
   for (const b of blocks) {
     const net = parseCidr(b.address);
     if (!net || net.family !== ip.family || net.prefix >= ip.prefix) continue;

@@ -1,6 +1,8 @@
 // The standalone sentry's block record (pure): one entry per block in force, what made it
 // and until when. The file form is checked field by field where it is read.
-import { CLASSIC_MODES, type ClassicMode, type ProbeType } from '../detect/probe.js';
+import { PROBE_TYPES, type ProbeType } from '../engine/probe.js';
+import { addressOf } from '../net/address.js';
+import { CLASSIC_MODES, type ClassicMode } from '../policy/classic-modes.js';
 import type { BlockRecord } from '../engine/engine.js';
 import { formatCidr, formatIp, parseCidr } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
@@ -51,7 +53,7 @@ export function canonicalTarget(text: string): string | null {
 /** The record entry of a block the engine decided. */
 export function detectedEntry(block: BlockRecord, reason: string, ports: string[], types: ProbeType[], mode: ClassicMode): BlockEntry {
   return {
-    address: block.source,
+    address: block.source.text,
     origin: 'detected',
     reason,
     ports,
@@ -65,15 +67,16 @@ export function detectedEntry(block: BlockRecord, reason: string, ports: string[
 
 /** The engine's form of a detected single-address block (null for the others, which it holds as addresses). */
 export function engineBlock(entry: BlockEntry): BlockRecord | null {
-  if (!entry.probe || entry.until === null || entry.address.includes('/')) return null;
-  return { source: entry.address, action: 'block', ...entry.probe, since: entry.since, until: entry.until };
+  const source = entry.address.includes('/') ? null : addressOf(entry.address);
+  if (!entry.probe || entry.until === null || !source) return null;
+  return { source, action: 'block', ...entry.probe, since: entry.since, until: entry.until };
 }
 
 export function renderRecord(entries: Iterable<BlockEntry>): string {
   return `${JSON.stringify({ version: RECORD_VERSION, blocks: [...entries] }, null, 1)}\n`;
 }
 
-const TYPES: readonly ProbeType[] = ['connect', 'udp', 'syn', 'fin', 'null', 'xmas', 'oddball'];
+const TYPES = PROBE_TYPES;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 

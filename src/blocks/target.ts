@@ -1,7 +1,7 @@
 // What an admin may block or unblock (pure): an address or a network, written exactly, and
 // never one the sentry must not block.
-import { IpTrie } from '../engine/ip-trie.js';
-import type { ProtectedSet } from '../engine/protected-set.js';
+import { IpTrie } from '../net/ip-trie.js';
+import type { ProtectedSet } from '../cluster/protected-set.js';
 import { formatCidr, parseCidr } from '../net/ip.js';
 import { canonicalTarget } from './entry.js';
 

@@ -2,7 +2,8 @@
 // with its mode flags or Debian's /etc/default/portsentry), or the bundled default. `run` and
 // the admin commands read it the same way, so they agree on the files and the record.
 import { loadClassicFile, loadDebianDefaults } from '../policy/classic-load.js';
-import { defaultPolicy, loadPolicyFile } from '../policy/load.js';
+import { defaultPolicy } from '../policy/default.js';
+import { loadPolicyFile } from '../policy/load.js';
 import type { PolicyDocument } from '../policy/types.js';
 import { UsageError } from './usage.js';
 

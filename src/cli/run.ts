@@ -12,6 +12,7 @@ import { serveControl, type Reply } from '../sentry/control-socket.js';
 import { Sentry } from '../sentry/sentry.js';
 import { DEFAULT_SOCKET, statePaths } from '../sentry/state-paths.js';
 import { logOptions, LOG_OPTIONS } from './log-options.js';
+import { compileDocument } from '../policy/compiled.js';
 import { loadPolicy, POLICY_OPTIONS, splitClassicFlags } from './policy-source.js';
 
 /** Answers one admin request from the running sentry. */
@@ -66,7 +67,7 @@ export async function runCommand(args: string[]): Promise<number> {
     return 1;
   }
   const metrics = new Metrics();
-  const sentry = new Sentry(policy, logger, metrics, { flushOnExit: values['flush-on-exit']!, ...(stateDir ? { stateDir } : {}) });
+  const sentry = new Sentry(compileDocument(policy), logger, metrics, { flushOnExit: values['flush-on-exit']!, ...(stateDir ? { stateDir } : {}) });
   let server: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   let control: Awaited<ReturnType<typeof serveControl>> | null = null;
   let stopping: Promise<void> | undefined;

@@ -4,7 +4,7 @@
 // not let one node exempt an address everywhere (a compromised agent listing a scanner as
 // its own address). An address two or more nodes report (a subnet's shared gateway, a
 // resolver every node uses) is protected cluster-wide. Pure.
-import type { ReportedHost } from '../k8s/report.js';
+import type { ReportedHost } from './report.js';
 
 /** Nodes that must report an address before it is protected on every node. */
 export const SHARING_NODES = 2;

@@ -5,9 +5,10 @@
 // host's addresses (broadcast, multicast) is no probe of this host, and the interface is
 // for the caller's reverse-path check.
 import { loadAddon } from '../native/addon.js';
+import { addressOf } from '../net/address.js';
 import { normalizeIp } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
-import type { Probe } from './probe.js';
+import type { Probe } from '../engine/probe.js';
 
 export interface BindOptions {
   protocol: Protocol;
@@ -90,12 +91,12 @@ export class BindDetector {
   }
 
   private connection(address: string, port: number): void {
-    const source = normalizeIp(address);
+    const source = addressOf(address);
     if (source) this.options.onProbe({ time: Date.now(), protocol: 'tcp', mode: 'bind', source, port, type: 'connect', verified: true });
   }
 
   private datagram(address: string, to: string, ifindex: number, port: number): void {
-    const source = normalizeIp(address);
+    const source = addressOf(address);
     if (!source) return;
     const destination = to ? normalizeIp(to) : null;
     if (destination && !this.options.isLocal(destination)) return this.options.onNotLocal();

@@ -7,11 +7,12 @@
 // with the age of its packet by the kernel's receive stamp.
 import { endianness } from 'node:os';
 import { loadAddon } from '../native/addon.js';
+import { addressAt } from '../net/address.js';
 import { formatIpAt } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
 import type { PortsInUse } from './listening.js';
-import { DROP_REASONS, FLAG_NAMES, IPPROTO_TCP, IPPROTO_UDP, classifyTcp, type DropReason } from './packet.js';
-import type { Probe } from './probe.js';
+import { DROP_REASONS, FLAG_NAMES, IPPROTO_TCP, IPPROTO_UDP, classifyTcp, type DropReason } from '../net/packet.js';
+import type { Probe } from '../engine/probe.js';
 
 interface RawBatchReader {
   readonly recordSize: number;
@@ -119,7 +120,7 @@ export class RawDetector {
         time: Date.now(),
         protocol,
         mode,
-        source: formatIpAt(records, at + 16, family),
+        source: addressAt(records, at + 16, family),
         port: LE ? records.readUInt16LE(at + 2) : records.readUInt16BE(at + 2),
         type,
         flags: protocol === 'tcp' ? FLAG_NAMES[flags] : undefined,

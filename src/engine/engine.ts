@@ -1,10 +1,12 @@
 // The decision engine: pure logic, no I/O. Each probe is ignored, counted, or, once its
 // source passes the trigger, answered with an alert or a response (block or command),
 // once per source while the response lasts.
-import type { Probe, ProbeType } from '../detect/probe.js';
-import { parseDuration } from '../policy/duration.js';
-import type { Action, PolicySpec, Protocol } from '../policy/types.js';
-import { IpTrie } from './ip-trie.js';
+import type { Probe, ProbeType } from './probe.js';
+import { addressOf, type Address } from '../net/address.js';
+import type { Cidr } from '../net/ip.js';
+import type { CompiledPolicy } from '../policy/compiled.js';
+import type { Action, Protocol } from '../policy/types.js';
+import { IpTrie } from '../net/ip-trie.js';
 import { BlockBudget } from './block-budget.js';
 import { SourceTracker, type SourceState } from './tracker.js';
 
@@ -16,25 +18,27 @@ export interface EngineConfig {
   durationMs: number;
   verifiedOnly: boolean;
   maxBlocksPerMinute: number;
-  ignore: readonly string[];
+  ignore: readonly Cidr[];
 }
 
-export function engineConfig(spec: PolicySpec): EngineConfig {
+export function engineConfig(policy: CompiledPolicy): EngineConfig {
+  const { spec } = policy;
   return {
     triggerCount: spec.trigger.count,
-    windowMs: parseDuration(spec.trigger.window)!,
+    windowMs: policy.windowMs,
     maxTrackedSources: spec.trigger.maxTrackedSources,
     actions: { tcp: spec.response.tcp, udp: spec.response.udp },
-    durationMs: parseDuration(spec.response.duration)!,
+    durationMs: policy.durationMs,
     verifiedOnly: spec.response.verifiedOnly,
     maxBlocksPerMinute: spec.response.maxBlocksPerMinute,
-    ignore: spec.ignore,
+    ignore: policy.ignore,
   };
 }
 
 /** A response in force against one source. */
 export interface BlockRecord {
-  source: string;
+  /** The probe's source, as it carried it. */
+  source: Address;
   action: 'block' | 'command';
   /** The probe that triggered it. */
   protocol: Protocol;
@@ -48,12 +52,15 @@ export interface BlockRecord {
 
 export type AlertReason = 'policy' | 'unverified' | 'rate-limited';
 
-/** `distinct`: the source's distinct probes in the window (Engine.sourceState has the rest). */
+/**
+ * `distinct`: the source's distinct probes in the window. An alert or a response carries
+ * what its log line and block entry need: the probes ("tcp/79", oldest first) and types.
+ */
 export type Decision =
   | { kind: 'ignored'; reason: 'ignore-list' | 'own-address' | 'protected' }
   | { kind: 'counted'; distinct: number }
-  | { kind: 'alert'; reason: AlertReason; distinct: number }
-  | { kind: 'respond'; block: BlockRecord; distinct: number }
+  | { kind: 'alert'; reason: AlertReason; distinct: number; ports: string[] }
+  | { kind: 'respond'; block: BlockRecord; distinct: number; ports: string[]; types: ProbeType[] }
   /** Already answered: blocked (`blocked`), or alerted (for the policy, or a refused block) within the window. */
   | { kind: 'suppressed'; distinct: number; blocked?: boolean };
 
@@ -70,7 +77,7 @@ export class Engine {
 
   constructor(config: EngineConfig, now = Date.now()) {
     this.config = config;
-    this.ignore = new IpTrie(config.ignore);
+    this.ignore = IpTrie.of(config.ignore);
     this.tracker = new SourceTracker(config.maxTrackedSources, config.windowMs);
     this.budget = new BlockBudget(config.maxBlocksPerMinute, now);
   }
@@ -78,7 +85,7 @@ export class Engine {
   /** Applies a new policy without losing tracked sources or blocks in force. */
   reconfigure(config: EngineConfig): void {
     this.config = config;
-    this.ignore = new IpTrie(config.ignore);
+    this.ignore = IpTrie.of(config.ignore);
     this.tracker.uncheckAll();
     this.tracker.configure(config.maxTrackedSources, config.windowMs);
     this.budget.configure(config.maxBlocksPerMinute);
@@ -109,7 +116,7 @@ export class Engine {
 
   /** Takes back a block the engine decided before (a restart restoring its record). */
   restore(block: BlockRecord): void {
-    this.active.set(block.source, block);
+    this.active.set(block.source.text, block);
   }
 
   /**
@@ -119,7 +126,8 @@ export class Engine {
   release(source: string): BlockRecord | undefined {
     const block = this.active.get(source);
     this.active.delete(source);
-    this.tracker.forget(source);
+    const address = block?.source ?? addressOf(source);
+    if (address) this.tracker.forget(address);
     return block;
   }
 
@@ -136,19 +144,19 @@ export class Engine {
   }
 
   /** A copy of what is tracked about a source (for reports and logs), if it is tracked. */
-  sourceState(source: string): SourceState | undefined {
+  sourceState(source: Address): SourceState | undefined {
     return this.tracker.state(source);
   }
 
-  observe(probe: Probe): Decision {
+  decide(probe: Probe): Decision {
     const tracker = this.tracker;
     const found = tracker.find(probe.source);
     // A tracked source already checked against the lists in force is not looked up again
     // (the trie walks cost more than the rest of a probe); the others are looked up by the
     // bytes find() parsed.
     if (found < 0 || !tracker.isChecked(found)) {
-      if (this.own.has(probe.source)) return { kind: 'ignored', reason: 'own-address' };
-      const bytes = tracker.foundBytes();
+      if (this.own.has(probe.source.text)) return { kind: 'ignored', reason: 'own-address' };
+      const bytes = probe.source.bytes;
       if (this.ignore.hasBytes(bytes)) return { kind: 'ignored', reason: 'ignore-list' };
       if (this.protectedTrie.size && this.protectedTrie.hasBytes(bytes)) return { kind: 'ignored', reason: 'protected' };
       // Never marked checked: a held source is looked up again until its block is lifted.
@@ -157,18 +165,18 @@ export class Engine {
     const index = tracker.record(probe, found);
     tracker.setChecked(index);
     const distinct = tracker.distinct(index);
-    if (this.active.has(probe.source)) return { kind: 'suppressed', distinct, blocked: true };
+    if (this.active.has(probe.source.text)) return { kind: 'suppressed', distinct, blocked: true };
     if (distinct <= this.config.triggerCount) return { kind: 'counted', distinct };
     if (tracker.isTriggered(index)) return { kind: 'suppressed', distinct };
 
     const action = this.config.actions[probe.protocol];
     if (action === 'alert') {
       tracker.setTriggered(index);
-      return { kind: 'alert', reason: 'policy', distinct };
+      return { kind: 'alert', reason: 'policy', distinct, ports: this.ports(index) };
     }
     if (this.config.verifiedOnly && !probe.verified) {
       tracker.setTriggered(index);
-      return { kind: 'alert', reason: 'unverified', distinct };
+      return { kind: 'alert', reason: 'unverified', distinct, ports: this.ports(index) };
     }
     // A refused block is retried by the source's next probe, which comes out of the part of
     // the budget kept for returning sources (block-budget.ts); the refusal is answered
@@ -180,7 +188,7 @@ export class Engine {
     if (probe.refusedInKernel || (!probe.blockedInKernel && !this.budget.take(probe.time, evidence))) {
       if (refusedBefore) return { kind: 'suppressed', distinct };
       tracker.setRateLimited(index);
-      return { kind: 'alert', reason: 'rate-limited', distinct };
+      return { kind: 'alert', reason: 'rate-limited', distinct, ports: this.ports(index) };
     }
     tracker.setTriggered(index);
     const block: BlockRecord = {
@@ -194,8 +202,12 @@ export class Engine {
       since: probe.time,
       until: probe.time + this.config.durationMs,
     };
-    this.active.set(probe.source, block);
-    return { kind: 'respond', block, distinct };
+    this.active.set(block.source.text, block);
+    return { kind: 'respond', block, distinct, ports: this.ports(index), types: tracker.types(index) };
+  }
+
+  private ports(index: number): string[] {
+    return [...this.tracker.probeTimes(index).keys()];
   }
 
   /** Lifts responses whose time is up and forgets idle sources; returns what was lifted. */
@@ -204,7 +216,7 @@ export class Engine {
     for (const [source, block] of this.active) {
       if (block.until > now) continue;
       this.active.delete(source);
-      this.tracker.forget(source); // a returning scanner has to trip the trigger again
+      this.tracker.forget(block.source); // a returning scanner has to trip the trigger again
       lifted.push(block);
     }
     this.tracker.expire(now);

@@ -6,7 +6,8 @@
 // address words, kept in a recency list linked by index. A source's only probe sits in
 // its flags word (its time is the source's last-seen time); more go to a bounded probe
 // pool, and when that pool is full the least recently seen sources are dropped to make room.
-import type { Probe, ProbeType } from '../detect/probe.js';
+import { PROBE_TYPES, type Probe, type ProbeType } from './probe.js';
+import type { Address } from '../net/address.js';
 import { AddressKey } from './address-key.js';
 import { MAX_ORDER, MIN_ORDER, ProbePool } from './probe-pool.js';
 
@@ -38,7 +39,7 @@ const CHECKED = 1 << 26;
 const ORDER_SHIFT = 27; // four bits: the order of its pool segment, 0 while it has none
 const RATE_LIMITED = 0x80000000; // its block was refused by the rate limit in this window
 
-const TYPES: readonly ProbeType[] = ['connect', 'udp', 'syn', 'fin', 'null', 'xmas', 'oddball'];
+const TYPES = PROBE_TYPES;
 function typeBit(type: ProbeType): number {
   switch (type) {
     case 'connect': return 1 << TYPE_SHIFT;
@@ -134,15 +135,10 @@ export class SourceTracker {
     while (this.count > this.capacity) this.evictOldest();
   }
 
-  /** The index of a tracked source, or -1. Throws when `source` is not an IP address. */
-  find(source: string): number {
-    this.key.parse(source);
+  /** The index of a tracked source, or -1. */
+  find(source: Address): number {
+    this.key.load(source.bytes);
     return this.lookup();
-  }
-
-  /** The address of the last find() as bytes (reused buffer): the ignore tries take it without parsing again. */
-  foundBytes(): Uint8Array {
-    return this.key.parsedBytes();
   }
 
   /** Distinct probes in the window (capped at MAX_RECORDED_PROBES). */
@@ -183,10 +179,10 @@ export class SourceTracker {
 
   /**
    * Records a probe and returns its source's index, with probes outside the window
-   * forgotten. `found` is what find(probe.source) returned, when the caller just asked.
+   * forgotten. `found` is what find(probe.source) returned, when the caller just asked
+   * (nothing else of the tracker in between: the address loaded by find() is used).
    */
   record(probe: Probe, found = this.find(probe.source)): number {
-    this.key.parse(probe.source);
     const t = this.offset(probe.time);
     let i = found;
     const key = (probe.protocol === 'udp' ? UDP_BIT : 0) | probe.port;
@@ -209,7 +205,7 @@ export class SourceTracker {
     return i;
   }
 
-  forget(source: string): void {
+  forget(source: Address): void {
     const i = this.find(source);
     if (i >= 0) this.remove(i);
   }
@@ -225,22 +221,12 @@ export class SourceTracker {
   }
 
   /** A copy of a tracked source's state. */
-  state(source: string): SourceState | undefined {
+  state(source: Address): SourceState | undefined {
     const i = this.find(source);
     if (i < 0) return undefined;
     const w = this.word[i]!;
-    const probes = new Map<string, number>();
-    const n = this.distinctProbes[i]!;
-    const name = (k: number): string => `${k & UDP_BIT ? 'udp' : 'tcp'}/${k & 0xffff}`;
-    if (n === 1) probes.set(name(w & PROBE_MASK), this.epoch + this.last[i]!);
-    else {
-      const d = this.pool.data;
-      for (let e = this.seg[i]!, end = e + n; e < end; e++) probes.set(name(d[2 * e]!), this.epoch + d[2 * e + 1]!);
-    }
-    const types = new Set<ProbeType>();
-    TYPES.forEach((type, bit) => {
-      if (w & (1 << (TYPE_SHIFT + bit))) types.add(type);
-    });
+    const probes = this.probeTimes(i);
+    const types = new Set(this.types(i));
     const a = this.addr[i]!;
     const v = this.v6;
     const text = w & V6 ? this.key.format(6, v[4 * a]!, v[4 * a + 1]!, v[4 * a + 2]!, v[4 * a + 3]!) : this.key.format(4, a, 0, 0, 0);
@@ -253,6 +239,25 @@ export class SourceTracker {
       total: this.total[i]!,
       triggered: (w & TRIGGERED) !== 0,
     };
+  }
+
+  /** The distinct probes in the window ("tcp/79") with when each was last seen, oldest first. */
+  probeTimes(i: number): Map<string, number> {
+    const probes = new Map<string, number>();
+    const n = this.distinctProbes[i]!;
+    const name = (k: number): string => `${k & UDP_BIT ? 'udp' : 'tcp'}/${k & 0xffff}`;
+    if (n === 1) probes.set(name(this.word[i]! & PROBE_MASK), this.epoch + this.last[i]!);
+    else {
+      const d = this.pool.data;
+      for (let e = this.seg[i]!, end = e + n; e < end; e++) probes.set(name(d[2 * e]!), this.epoch + d[2 * e + 1]!);
+    }
+    return probes;
+  }
+
+  /** The probe types a source sent in the window. */
+  types(i: number): ProbeType[] {
+    const w = this.word[i]!;
+    return TYPES.filter((_, bit) => (w & (1 << (TYPE_SHIFT + bit))) !== 0);
   }
 
   /** A fresh state whose only probe is `key` at `t`, as the most recent source. */

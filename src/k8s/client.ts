@@ -18,9 +18,8 @@ import {
   type ConfigurationOptions,
   type HttpLibrary,
 } from '@kubernetes/client-node';
-import type { IncomingMessage } from 'node:http';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
+import type { RequestOptions } from 'node:https';
+import { jsonRequest, type JsonAnswer } from '../net/json-request.js';
 import { GROUP, VERSION } from './api-schemas.js';
 
 export interface Kube {
@@ -33,7 +32,7 @@ export interface Kube {
   discovery: DiscoveryV1Api;
   /** Starts watches (the informers' ListWatch); counts them when requests are observed. */
   watch: Watch;
-  observe?: RequestObserver;
+  onRequest?: RequestObserver;
 }
 
 /** Told of every API request once its status is known: verb, resource, HTTP code or "error". */
@@ -41,9 +40,9 @@ export type RequestObserver = (verb: string, resource: string, code: string) => 
 
 /**
  * In-cluster when no kubeconfig is given and the service account is mounted, else the default
- * chain. With `observe`, every request any client of this Kube makes is reported to it.
+ * chain. With `onRequest`, every request any client of this Kube makes is reported to it.
  */
-export function connect(kubeconfig?: string, observe?: RequestObserver): Kube {
+export function connect(kubeconfig?: string, onRequest?: RequestObserver): Kube {
   const kc = new KubeConfig();
   if (kubeconfig) kc.loadFromFile(kubeconfig);
   else kc.loadFromDefault();
@@ -55,7 +54,7 @@ export function connect(kubeconfig?: string, observe?: RequestObserver): Kube {
   const config = createConfiguration({
     baseServer: new ServerConfiguration(server, {}),
     authMethods: { default: kc },
-    httpApi: withDeadline(observe ? observedHttp(http, observe) : http, REQUEST_TIMEOUT_MS),
+    httpApi: withDeadline(onRequest ? observedHttp(http, onRequest) : http, REQUEST_TIMEOUT_MS),
   });
   return {
     kc,
@@ -65,8 +64,8 @@ export function connect(kubeconfig?: string, observe?: RequestObserver): Kube {
     auth: new AuthenticationV1Api(config),
     networking: new NetworkingV1Api(config),
     discovery: new DiscoveryV1Api(config),
-    watch: observe ? new ObservedWatch(kc, observe) : new Watch(kc),
-    ...(observe ? { observe } : {}),
+    watch: onRequest ? new ObservedWatch(kc, onRequest) : new Watch(kc),
+    ...(onRequest ? { onRequest } : {}),
   };
 }
 
@@ -82,7 +81,7 @@ function withDeadline(inner: HttpLibrary, timeoutMs: number): HttpLibrary {
   };
 }
 
-function observedHttp(inner: HttpLibrary, observe: RequestObserver): HttpLibrary {
+function observedHttp(inner: HttpLibrary, onRequest: RequestObserver): HttpLibrary {
   return {
     send(request) {
       const { verb, resource } = requestLabels(request.getHttpMethod(), request.getUrl());
@@ -90,9 +89,9 @@ function observedHttp(inner: HttpLibrary, observe: RequestObserver): HttpLibrary
         .send(request)
         .toPromise()
         .then(
-          (response) => (observe(verb, resource, String(response.httpStatusCode)), response),
+          (response) => (onRequest(verb, resource, String(response.httpStatusCode)), response),
           (err: unknown) => {
-            observe(verb, resource, 'error');
+            onRequest(verb, resource, 'error');
             throw err;
           },
         );
@@ -104,7 +103,7 @@ function observedHttp(inner: HttpLibrary, observe: RequestObserver): HttpLibrary
 class ObservedWatch extends Watch {
   constructor(
     kc: KubeConfig,
-    private readonly observe: RequestObserver,
+    private readonly onRequest: RequestObserver,
   ) {
     super(kc);
   }
@@ -122,7 +121,7 @@ class ObservedWatch extends Watch {
       if (!failed && err) [failed, failure] = [true, err];
       done(err);
     });
-    this.observe('watch', requestLabels('GET', path).resource, failed ? codeOf(failure) : '200');
+    this.onRequest('watch', requestLabels('GET', path).resource, failed ? codeOf(failure) : '200');
     return controller;
   }
 }
@@ -190,6 +189,14 @@ export function statusOf(err: unknown): number | undefined {
 }
 
 /** A short text for logs: the API's own message when there is one. */
+/** A catch handler that lets one HTTP status pass (a 404 of a delete) and throws the rest. */
+export function ignoreStatus(code: number) {
+  return (err: unknown): undefined => {
+    if (statusOf(err) === code) return undefined;
+    throw err;
+  };
+}
+
 export function describeError(err: unknown): string {
   if (err instanceof ApiException) {
     const body = typeof err.body === 'string' ? safeJson(err.body) : err.body;
@@ -228,37 +235,21 @@ export async function rawRequest(
   const server = kube.kc.getCurrentCluster()?.server;
   if (!server) throw new Error('kubeconfig has no current cluster');
   const url = new URL(path, server);
-  const observe = kube.observe;
+  const onRequest = kube.onRequest;
   const labels = requestLabels(method, url.href);
   const options: RequestOptions = { method, headers: { 'content-type': contentType, accept } };
   await kube.kc.applyToHTTPSOptions(options);
-  const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
-  return new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-    const req = request(url, options, (res: IncomingMessage) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        let parsed: unknown = text;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          // not JSON
-        }
-        const status = res.statusCode ?? 0;
-        if (status >= 400) {
-          const err = new Error(`HTTP ${status}: ${(parsed as { message?: string })?.message ?? text.slice(0, 200)}`) as Error & { code: number };
-          err.code = status;
-          reject(err);
-        } else resolve({ status, body: parsed });
-      });
-    });
-    req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)));
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
+  const failed = (r: JsonAnswer): Error => {
+    const text = typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
+    return Object.assign(new Error(`HTTP ${r.status}: ${(r.body as { message?: string })?.message ?? text.slice(0, 200)}`), { code: r.status });
+  };
+  return jsonRequest(url, options, body, REQUEST_TIMEOUT_MS).then((r) => {
+    if (r.status >= 400) throw failed(r);
+    return r;
   }).then(
-    (r) => (observe?.(labels.verb, labels.resource, String(r.status)), r),
+    (r) => (onRequest?.(labels.verb, labels.resource, String(r.status)), r),
     (err: unknown) => {
-      observe?.(labels.verb, labels.resource, codeOf(err));
+      onRequest?.(labels.verb, labels.resource, codeOf(err));
       throw err;
     },
   );

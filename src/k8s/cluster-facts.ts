@@ -9,8 +9,8 @@ import type { V1EndpointSlice, V1Node, V1Pod, V1ServiceCIDR } from '@kubernetes/
 import type { Logger } from '../log/logger.js';
 import { normalizeIp, parseCidr } from '../net/ip.js';
 import type { Kube } from './client.js';
-import { Watched } from './informer.js';
-import type { ProtectedFacts } from '../engine/protected-set.js';
+import { Watched } from './watched.js';
+import type { ProtectedFacts } from '../cluster/protected-set.js';
 
 export interface ClusterFactsOptions {
   /** Service CIDRs given on the command line (clusters without the ServiceCIDR API). */

@@ -1,7 +1,8 @@
 // The shapes of our custom resources as the API returns them, and the names we give the
 // objects we create.
 import { createHash } from 'node:crypto';
-import { formatCidr, parseCidr } from '../net/ip.js';
+import type { BlockEntry } from '../cluster/blocked-host-index.js';
+import { canonicalAddress } from '../net/ip.js';
 import type { PolicySpec } from '../policy/types.js';
 
 export interface Meta {
@@ -59,6 +60,15 @@ export interface BlockedHostObject {
   status?: BlockedHostStatus;
 }
 
+/** What a BlockedHost's spec asks for, read once (the spec may come from anyone: all optional). */
+export function blockEntryOf(spec: Partial<BlockedHostSpec> | undefined): BlockEntry {
+  return {
+    address: canonicalAddress(spec?.address ?? ''),
+    source: spec?.source === 'detected' ? 'detected' : 'manual',
+    expiresAt: spec?.expiresAt ? Date.parse(spec.expiresAt) : Infinity,
+  };
+}
+
 /** What the operator publishes for one node: the policy in force there. */
 export interface EffectivePolicy {
   policy: string;
@@ -68,7 +78,6 @@ export interface EffectivePolicy {
 
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'kube-portsentry';
-export const LABEL_NODE_HASH = 'kube-portsentry.io/node-hash';
 
 /** Object names are DNS subdomains; long or odd inputs keep a readable prefix and a hash. */
 function dnsName(prefix: string, text: string): string {
@@ -93,19 +102,9 @@ export function isNodePolicyConfigMapName(name: string): boolean {
 
 /** The BlockedHost the operator makes for an address: v4-198-51-100-7, v6-2001-db8--1-128. */
 export function blockedHostName(address: string): string {
-  const cidr = parseCidr(address);
-  if (!cidr) throw new Error(`${JSON.stringify(address)} is not an address`);
-  const full = cidr.prefix === (cidr.family === 4 ? 32 : 128);
-  const text = full ? formatCidr(cidr).replace(/\/\d+$/, '') : formatCidr(cidr);
-  return dnsName(`v${cidr.family}-`, text.replace(/[.:/]/g, '-'));
-}
-
-/** Canonical text of an address or CIDR: single addresses without a prefix. */
-export function canonicalAddress(address: string): string | null {
-  const cidr = parseCidr(address);
-  if (!cidr) return null;
-  const text = formatCidr(cidr);
-  return cidr.prefix === (cidr.family === 4 ? 32 : 128) ? text.replace(/\/\d+$/, '') : text;
+  const text = canonicalAddress(address);
+  if (!text) throw new Error(`${JSON.stringify(address)} is not an address`);
+  return dnsName(`v${text.includes(':') ? 6 : 4}-`, text.replace(/[.:/]/g, '-'));
 }
 
 export function condition(

@@ -7,7 +7,7 @@
 //  - one wake-up drains the socket with recvmmsg(), BATCH packets per call; under load
 //    the reader stops polling and drains every POLL_PAUSE_MS instead, since a reader that
 //    keeps up wakes for every packet or two and the wake-ups become the cost;
-//  - each packet is parsed here (the rules of src/detect/packet.ts, which the tests hold
+//  - each packet is parsed here (the rules of src/net/packet.ts, which the tests hold
 //    this parser to), counted, checked against the watched and in-use port tables, and
 //    a probe becomes a 32-byte record; a probe identical to the one before it (a flood)
 //    only bumps that record's count;
@@ -39,7 +39,7 @@
 #define MAX_FILTER_RANGES 1000    /* 4 instructions each, under BPF_MAXINSNS (4096) */
 
 /* Counters shared with JavaScript (a Float64Array): packets read, then the parser's drop
- * reasons in the order of DROP_REASONS in src/detect/packet.ts, then what was not a probe. */
+ * reasons in the order of DROP_REASONS in src/net/packet.ts, then what was not a probe. */
 enum {
   C_PACKETS,
   R_TRUNCATED_IP,
@@ -428,7 +428,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 }
 
 /* parse(packet: Uint8Array, length, family, protocol) -> [reason (0: parsed), port, flags, dst4]
- * The reader's parser, exposed so tests hold it to src/detect/packet.ts. */
+ * The reader's parser, exposed so tests hold it to src/net/packet.ts. */
 static napi_value js_parse(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];

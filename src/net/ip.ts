@@ -135,3 +135,11 @@ export function cidrCovers(outer: Cidr, inner: Cidr): boolean {
 export function formatCidr(c: Cidr): string {
   return `${formatIp(c.bytes)}/${c.prefix}`;
 }
+
+/** Canonical text of an address or CIDR: single addresses without a prefix. */
+export function canonicalAddress(address: string): string | null {
+  const cidr = parseCidr(address);
+  if (!cidr) return null;
+  const text = formatCidr(cidr);
+  return cidr.prefix === (cidr.family === 4 ? 32 : 128) ? text.replace(/\/\d+$/, '') : text;
+}

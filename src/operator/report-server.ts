@@ -8,7 +8,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { Logger } from '../log/logger.js';
 import type { OperatorMetrics } from '../metrics/operator-metrics.js';
 import { parseListenAddress } from '../metrics/server.js';
-import { MAX_REPORT_BYTES, parseReport, REPORT_PATH, type Report } from '../k8s/report.js';
+import { MAX_REPORT_BYTES, parseReport, REPORT_PATH, type Report } from '../cluster/report.js';
 import { ReviewThrottled, type Authenticator } from './token-authenticator.js';
 
 export interface ReportServerOptions {

@@ -1,9 +1,7 @@
 // Reading policy files. Errors name the file, the line and the field, and list every problem.
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isNode, parseAllDocuments, type Document } from 'yaml';
-import { defaultOf } from './schema.js';
-import { API_VERSION, KIND, specSchema } from './spec-schema.js';
-import type { PolicyDocument, PolicySpec } from './types.js';
+import type { PolicyDocument } from './types.js';
 import { validateDocument, type Problem } from './validate.js';
 
 export interface LocatedProblem extends Problem {
@@ -93,14 +91,4 @@ export async function loadPolicyFile(file: string): Promise<PolicyDocument> {
     throw new PolicyError(file, [{ path: '', message: `cannot read: ${(err as Error).message}` }]);
   }
   return parsePolicyYaml(text, file);
-}
-
-/** The bundled default policy: the classic PortSentry defaults with Debian's port lists. */
-export function defaultPolicy(): PolicyDocument {
-  return {
-    apiVersion: API_VERSION,
-    kind: KIND,
-    metadata: { name: 'default' },
-    spec: defaultOf(specSchema) as PolicySpec,
-  };
 }

@@ -6,7 +6,7 @@
 // filter bans what follows the slash, so the scanner's own PTR record never picks whom.
 import { appendFile, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { CLASSIC_MODES, type ClassicMode } from '../detect/probe.js';
+import { CLASSIC_MODES, type ClassicMode } from '../policy/classic-modes.js';
 import type { Protocol } from '../policy/types.js';
 
 const pad = (n: number, width = 2): string => String(n).padStart(width, '0');

@@ -1,7 +1,7 @@
 // The text of hosts.deny as the sentry edits it (pure). Every rule line the sentry writes
 // comes right after a marker comment of its own, and only a rule line after that marker is
 // ever taken out: a line the admin wrote stays, even one identical to the sentry's.
-import type { ClassicMode } from '../detect/probe.js';
+import type { ClassicMode } from '../policy/classic-modes.js';
 import { formatIp, parseCidr, type Cidr } from '../net/ip.js';
 import { SubstitutionError, checkSubstitution } from './substitute.js';
 

@@ -3,6 +3,7 @@
 // routes; its hosts.deny lines. `flush` (the standalone sentry), `cleanup` (an agent
 // instance) and `run --flush-on-exit` all come here, and nothing another owner made is touched.
 import type { Family } from '../net/ip.js';
+import type { Firewall } from './firewall/firewall.js';
 import type { FirewallNames } from './firewall/owner.js';
 import { IptablesFirewall } from './firewall/iptables.js';
 import { NftablesFirewall } from './firewall/nftables.js';
@@ -31,7 +32,7 @@ async function works(argv: string[]): Promise<boolean> {
 }
 
 /** Removes the owner's firewall objects of every backend but `keep`'s; says what there was. */
-export async function removeOwnedFirewall(names: FirewallNames, keep?: 'nftables' | 'iptables'): Promise<string[]> {
+export async function removeOwnedFirewall(names: FirewallNames, keep?: Firewall['name']): Promise<string[]> {
   const removed: string[] = [];
   if (keep !== 'nftables' && (await works(['nft', 'list', 'table', 'inet', names.table]))) {
     await new NftablesFirewall('nft', names.table, names).teardown();

@@ -4,7 +4,7 @@
 import { reverse } from 'node:dns/promises';
 import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { classicMode, type ClassicMode } from '../detect/probe.js';
+import { classicMode, type ClassicMode } from '../policy/classic-modes.js';
 import type { BlockRecord } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -144,7 +144,7 @@ export class Responder {
       await command();
     } else {
       if (r.runCommandFirst) await command();
-      done.push(...(await this.block({ address: block.source, until: block.until, tag: 'detected', probe: { port: block.port, mode } })));
+      done.push(...(await this.block({ address: block.source.text, until: block.until, tag: 'detected', probe: { port: block.port, mode } })));
       if (r.route.enabled && r.route.command.length) {
         const argv = substituteArgv(r.route.command, values);
         if (await this.attempt('route', () => runProgram(argv))) done.push({ action: 'route', detail: argv.join(' ') });
@@ -199,8 +199,9 @@ export class Responder {
   private async writeClassicFiles(block: BlockRecord): Promise<void> {
     const { history, blocked } = this.files;
     if (!history && !blocked) return;
-    const name = (this.response.resolveHosts && (await resolveName(block.source))) || block.source;
-    const line = classicBlockLine(block.since, name, block.source, block.port, block.protocol);
+    const address = block.source.text;
+    const name = (this.response.resolveHosts && (await resolveName(address))) || address;
+    const line = classicBlockLine(block.since, name, address, block.port, block.protocol);
     if (history) await this.attempt('history', () => appendLine(history, line));
     const mode = classicMode(block.protocol, block.mode);
     if (blocked) await this.attempt('blocked-file', () => appendLine(blockedFileFor(blocked, mode), line));
@@ -223,5 +224,5 @@ export const familyOf = (address: string): Family => parseCidr(address)?.family 
 
 /** A detection's block in the shape the actions take. */
 export function blockedOf(block: BlockRecord): Blocked {
-  return { address: block.source, until: block.until, tag: 'detected', probe: { port: block.port, mode: classicMode(block.protocol, block.mode) } };
+  return { address: block.source.text, until: block.until, tag: 'detected', probe: { port: block.port, mode: classicMode(block.protocol, block.mode) } };
 }

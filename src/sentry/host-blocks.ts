@@ -136,9 +136,9 @@ export class HostBlocks {
   async expire(now: number, fromEngine: BlockRecord[]): Promise<BlockEntry[]> {
     const lifted: BlockEntry[] = [];
     for (const block of fromEngine) {
-      const e = this.entries.get(block.source);
+      const e = this.entries.get(block.source.text);
       if (e && engineBlock(e)) {
-        this.entries.delete(block.source);
+        this.entries.delete(block.source.text);
         lifted.push(e);
       }
     }

@@ -2,7 +2,7 @@
 // namespace) must never block of its surroundings: default gateways, resolvers from its
 // resolv.conf files, and its interfaces' addresses.
 import { readFile } from 'node:fs/promises';
-import { emptyFacts, ProtectedSet } from '../engine/protected-set.js';
+import { emptyFacts, ProtectedSet } from '../cluster/protected-set.js';
 import { formatIp, parseCidr } from '../net/ip.js';
 import { hostAddresses } from './host-addresses.js';
 

@@ -2,28 +2,28 @@
 // responder. The agent (cluster mode) reuses the same parts.
 import { BindDetector, type BindReport } from '../detect/bind.js';
 import { detectedEntry, type BlockEntry } from '../blocks/entry.js';
-import { KernelDetector, NFLOG_GROUP, PREFIX_BLOCKED, PREFIX_RATE_LIMITED, PREFIX_SPOOFED } from '../detect/kernel.js';
 import { PortsInUse } from '../detect/listening.js';
-import { classicMode, type Probe } from '../detect/probe.js';
+import type { Probe, ProbeType } from '../engine/probe.js';
+import { classicMode } from '../policy/classic-modes.js';
 import { RawDetector, type RawStats } from '../detect/raw.js';
 import { KernelReversePath, type ReversePath } from '../detect/reverse-path.js';
 import { LocalAddresses } from '../detect/local-addresses.js';
 import { Engine, engineConfig, type BlockRecord, type Decision } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { expandPorts } from '../policy/ports.js';
-import type { PolicyDocument, Protocol } from '../policy/types.js';
+import type { CompiledPolicy, CompiledProtocol } from '../policy/compiled.js';
+import type { ProtocolSpec, Protocol } from '../policy/types.js';
 import type { Firewall } from '../respond/firewall/firewall.js';
-import { NftablesFirewall, portRanges } from '../respond/firewall/nftables.js';
+import type { FastPath, FastPathSettings, FastPathTargets } from '../respond/fast-path/fast-path.js';
 import { selectFirewall } from '../respond/firewall/select.js';
 import { DEFAULT_INSTANCE, firewallNames } from '../respond/firewall/owner.js';
 import { Responder, blockedOf, type Done } from '../respond/responder.js';
 import type { RouteMark } from '../respond/route.js';
 import { HostBlocks } from './host-blocks.js';
 import { statePaths } from './state-paths.js';
-import { formatCidr, parseCidr, parseIp } from '../net/ip.js';
+import { parseCidr } from '../net/ip.js';
 import type { NeverBlocked } from '../blocks/target.js';
-import type { ProtectedSet } from '../engine/protected-set.js';
+import type { ProtectedSet } from '../cluster/protected-set.js';
 import { hostAddresses } from './host-addresses.js';
 import { HOST_RESOLV_CONFS, hostProtectedSet } from './host-facts.js';
 
@@ -47,7 +47,7 @@ function scanName(p: Pick<Probe, 'mode' | 'protocol' | 'type' | 'flags'>): strin
 
 /** Classic attackalert wording, so log watchers written for PortSentry still match. */
 function alertText(p: Probe): string {
-  return `attackalert: ${scanName(p)} from host: ${p.source}/${p.source} to ${p.protocol.toUpperCase()} port: ${p.port}`;
+  return `attackalert: ${scanName(p)} from host: ${p.source.text}/${p.source.text} to ${p.protocol.toUpperCase()} port: ${p.port}`;
 }
 
 /** Sources whose "already blocked" line was written, at most this many at once (a forged flood from a blocked network). */
@@ -81,12 +81,12 @@ export interface SentryStatus {
 }
 
 /** Ports a protocol's mode watches: the tripwire list, or everything below the advanced limit. */
-function watchedPorts(spec: PolicyDocument['spec'][Protocol]): Uint8Array {
+function watchedPorts(spec: ProtocolSpec, ports: CompiledProtocol): Uint8Array {
   const watched = new Uint8Array(65536);
   if (spec.mode === 'advanced') {
     watched.fill(1, 1, spec.advancedLimit);
-    for (const port of expandPorts(spec.exclude)) watched[port] = 0;
-  } else for (const port of expandPorts(spec.ports)) watched[port] = 1;
+    for (const port of ports.exclude) watched[port] = 0;
+  } else for (const port of ports.ports) watched[port] = 1;
   return watched;
 }
 
@@ -125,9 +125,8 @@ export class Sentry {
   private readonly reversePath: ReversePath;
   /** Interfaces already named in a log line about spoofed probes (one line each; 0 for the fast path). */
   private readonly spoofedOn = new Set<number>();
-  /** The kernel fast path, when on: its detector, the firewall holding its rules, what was last applied. */
-  private kernel: { detector: KernelDetector; firewall: NftablesFirewall; protocols: Protocol[]; applied: string } | null = null;
-  private kernelSync: Promise<void> | null = null;
+  /** The kernel fast path, when on (its backend's capability). */
+  private kernel: FastPath | null = null;
   private responder!: Responder;
   /** The standalone sentry's blocks, kept across restarts (null in the agent, which shares its node set). */
   private host: HostBlocks | null = null;
@@ -148,12 +147,12 @@ export class Sentry {
   private hostFactsAt = 0;
 
   constructor(
-    private policy: PolicyDocument,
+    private policy: CompiledPolicy,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     private readonly options: SentryOptions = {},
   ) {
-    this.engine = new Engine(engineConfig(policy.spec));
+    this.engine = new Engine(engineConfig(policy));
     this.debug = logger.isLevelEnabled('debug');
     this.reversePath = options.reversePath ?? new KernelReversePath();
   }
@@ -186,10 +185,10 @@ export class Sentry {
    * Applies a new policy in place: tracked sources and blocks in force are kept; detectors
    * restart only for a protocol whose watch settings changed.
    */
-  async reconfigure(policy: PolicyDocument): Promise<void> {
+  async reconfigure(policy: CompiledPolicy): Promise<void> {
     const before = this.policy.spec;
     this.policy = policy;
-    this.engine.reconfigure(engineConfig(policy.spec));
+    this.engine.reconfigure(engineConfig(policy));
     this.responder.reconfigure(policy.spec.response, policy.spec.files);
     for (const protocol of ['tcp', 'udp'] as const) {
       if (JSON.stringify(before[protocol]) === JSON.stringify(policy.spec[protocol])) continue;
@@ -197,7 +196,7 @@ export class Sentry {
       await this.stopProtocol(protocol);
       await this.startProtocol(protocol);
     }
-    this.logger.info({ policy: policy.metadata.name, tcp: policy.spec.tcp.mode, udp: policy.spec.udp.mode }, 'policy applied');
+    this.logger.info({ policy: policy.name, tcp: policy.spec.tcp.mode, udp: policy.spec.udp.mode }, 'policy applied');
   }
 
   private async startProtocol(protocol: Protocol): Promise<void> {
@@ -241,8 +240,8 @@ export class Sentry {
     const fast = spec.response.kernelFastPath && !shared
       ? (['tcp', 'udp'] as const).filter((p) => (spec[p].mode === 'stealth' || spec[p].mode === 'advanced') && spec.response[p] === 'block')
       : [];
-    if (fast.length && !(firewall instanceof NftablesFirewall))
-      throw new Error(`response.kernelFastPath needs nftables, and the firewall here is ${firewall?.name ?? 'none'}`);
+    const fastPath = fast.length ? firewall?.fastPath?.(this.fastPathSettings(fast)) : undefined;
+    if (fast.length && !fastPath) throw new Error(`response.kernelFastPath needs nftables, and the firewall here is ${firewall?.name ?? 'none'}`);
     this.responder = new Responder({
       response: spec.response,
       files: spec.files,
@@ -270,14 +269,14 @@ export class Sentry {
       for (const e of plan.lifted) this.logger.info({ source: e.address, until: new Date(e.until!).toISOString() }, 'block expired while the sentry was stopped: lifted');
       this.metrics.blockedHosts.set(this.host.size);
     }
-    if (fast.length) await this.startKernel(firewall as NftablesFirewall, fast);
+    if (fastPath) await this.startKernel(fastPath);
 
     for (const protocol of ['tcp', 'udp'] as const) if (!fast.includes(protocol)) await this.startProtocol(protocol);
     this.timer = setInterval(() => this.housekeeping(), HOUSEKEEPING_MS);
     this.timer.unref();
     this.started = true;
     this.logger.info(
-      { policy: this.policy.metadata.name, tcp: spec.tcp.mode, udp: spec.udp.mode, firewall: firewall?.name ?? 'none' },
+      { policy: this.policy.name, tcp: spec.tcp.mode, udp: spec.udp.mode, firewall: firewall?.name ?? 'none' },
       'sentry ready',
     );
   }
@@ -286,7 +285,7 @@ export class Sentry {
     const spec = this.policy.spec;
     const detector = new BindDetector({
       protocol,
-      ports: expandPorts(spec[protocol].ports),
+      ports: [...this.policy[protocol].ports],
       banner: protocol === 'tcp' ? spec.response.banner : '',
       isLocal: (destination) => this.local.has(destination),
       onProbe: (p) => this.onProbe(p),
@@ -309,7 +308,7 @@ export class Sentry {
   }
 
   private startRaw(protocol: Protocol, mode: 'stealth' | 'advanced'): void {
-    const watched = watchedPorts(this.policy.spec[protocol]);
+    const watched = watchedPorts(this.policy.spec[protocol], this.policy[protocol]);
     const detector = new RawDetector({
       protocol,
       mode,
@@ -327,37 +326,36 @@ export class Sentry {
     this.metrics.watchedPorts.set({ protocol, mode }, count);
     for (const e of errors) this.logger.warn({ protocol, error: e }, 'raw socket problem');
     this.logger.info(
-      { protocol, mode, families, kernelFilter: filtered, ports: mode === 'stealth' ? expandPorts(this.policy.spec[protocol].ports) : count },
+      { protocol, mode, families, kernelFilter: filtered, ports: mode === 'stealth' ? this.policy[protocol].ports : count },
       'watching ports',
     );
   }
 
-  private async startKernel(firewall: NftablesFirewall, protocols: Protocol[]): Promise<void> {
+  private fastPathSettings(protocols: Protocol[]): FastPathSettings {
     const spec = this.policy.spec;
-    await firewall.enableFastPath({
-      protocols,
-      timeoutMs: engineConfig(spec).durationMs,
-      perMinute: spec.response.maxBlocksPerMinute,
-      group: NFLOG_GROUP,
-      prefixes: { blocked: PREFIX_BLOCKED, rateLimited: PREFIX_RATE_LIMITED, spoofed: PREFIX_SPOOFED },
-    });
-    const detector = new KernelDetector({
+    return {
       modes: Object.fromEntries(protocols.map((p) => [p, spec[p].mode])),
+      timeoutMs: this.policy.durationMs,
+      perMinute: spec.response.maxBlocksPerMinute,
       onProbe: (p) => this.onProbe(p),
       onSpoofed: (p) => this.spoofed(p),
       onLoss: () => this.logger.warn('kernel fast path: log messages lost (the sources are blocked all the same)'),
-    });
-    detector.start();
-    this.kernel = { detector, firewall, protocols, applied: '' };
+    };
+  }
+
+  private async startKernel(fastPath: FastPath): Promise<void> {
+    const spec = this.policy.spec;
+    await fastPath.start();
+    this.kernel = fastPath;
     await this.syncKernel();
-    for (const protocol of protocols) {
+    for (const protocol of fastPath.protocols) {
       const mode = spec[protocol].mode;
-      const watched = watchedPorts(spec[protocol]);
+      const watched = watchedPorts(spec[protocol], this.policy[protocol]);
       let count = 0;
       for (let port = 1; port < 65536; port++) count += watched[port]!;
       this.metrics.watchedPorts.set({ protocol, mode }, count);
       this.logger.info(
-        { protocol, mode, kernelFastPath: true, ports: mode === 'stealth' ? expandPorts(spec[protocol].ports) : count },
+        { protocol, mode, kernelFastPath: true, ports: mode === 'stealth' ? this.policy[protocol].ports : count },
         'watching ports',
       );
     }
@@ -365,41 +363,26 @@ export class Sentry {
 
   /**
    * Brings the fast path's sets in line with the watched ports not in use and the ignored
-   * addresses (the policy's and this host's), when they changed. Ignored addresses go first,
-   * so no port is ever trapped before its exceptions are in place.
+   * addresses (the policy's, this host's and the protected ones).
    */
-  private syncKernel(): Promise<void> {
-    // One at a time: housekeeping comes every second, nft can be slower than that.
-    this.kernelSync ??= this.syncKernelSets().finally(() => (this.kernelSync = null));
-    return this.kernelSync;
-  }
-
-  private async syncKernelSets(): Promise<void> {
+  private async syncKernel(): Promise<void> {
     const kernel = this.kernel;
     if (!kernel) return;
     const spec = this.policy.spec;
-    const ignored: Record<4 | 6, string[]> = { 4: [], 6: [] };
-    const seen = new Set<string>();
-    for (const text of [...spec.ignore, ...hostAddresses(), ...this.protectedList]) {
+    const ignored = [...this.policy.ignore];
+    for (const text of [...hostAddresses(), ...this.protectedList]) {
       const cidr = parseCidr(text);
-      const canonical = cidr && formatCidr(cidr);
-      if (!cidr || seen.has(canonical!)) continue;
-      seen.add(canonical!);
-      ignored[cidr.family].push(canonical!);
+      if (cidr) ignored.push(cidr);
     }
-    const ports = kernel.protocols.map((protocol) => {
-      const watched = watchedPorts(spec[protocol]);
+    const ports: FastPathTargets['ports'] = {};
+    for (const protocol of kernel.protocols) {
+      const watched = watchedPorts(spec[protocol], this.policy[protocol]);
       const inUse = this.inUse[protocol];
       for (let port = 0; port < 65536; port++) if (inUse[port]) watched[port] = 0;
-      return { protocol, ranges: portRanges(watched) };
-    });
-    const key = JSON.stringify([ignored, ports]);
-    if (key === kernel.applied) return;
+      ports[protocol] = watched;
+    }
     try {
-      await kernel.firewall.setIgnored(4, ignored[4]);
-      await kernel.firewall.setIgnored(6, ignored[6]);
-      for (const { protocol, ranges } of ports) await kernel.firewall.setTripwirePorts(protocol, ranges);
-      kernel.applied = key;
+      await kernel.sync({ ports, ignored });
     } catch (err) {
       this.metrics.actionErrors.inc({ action: 'kernel-fast-path' });
       this.logger.error({ err: (err as Error).message }, 'kernel fast path: cannot update its sets');
@@ -429,23 +412,23 @@ export class Sentry {
   private onProbe(probe: Probe): void {
     // From the packet's arrival where the kernel stamped it: the wait in the socket counts.
     const seenAt = probe.receivedAt ?? performance.now();
-    if (probe.ifindex && !probe.verified && !this.reversePath.routesBack(probe.source, probe.destination, probe.ifindex)) {
+    if (probe.ifindex && !probe.verified && !this.reversePath.routesBack(probe.source.text, probe.destination, probe.ifindex)) {
       this.spoofed(probe);
       return;
     }
-    const decision = this.engine.observe(probe);
+    const decision = this.engine.decide(probe);
     this.metrics.countProbe(probe.protocol, probe.mode, probe.type, probe.repeats);
     if (decision.kind !== 'ignored') this.options.onProbe?.(probe, decision);
     // Under a flood most probes come from a source already answered: nothing to log
     // unless debug is on, and nothing to build for it; a blocked source is said once.
-    if (decision.kind === 'suppressed' && !this.debug && !(decision.blocked && this.firstAlreadyBlocked(probe.source))) return;
-    this.record(probe, decision, seenAt);
+    if (decision.kind === 'suppressed' && !this.debug && !(decision.blocked && this.firstAlreadyBlocked(probe.source.text))) return;
+    this.handle(probe, decision, seenAt);
   }
 
   /** A probe that failed the reverse-path check: counted, never judged, logged once per interface. */
   private spoofed(probe: Probe): void {
     this.metrics.spoofedProbes.inc({ protocol: probe.protocol }, probe.repeats ?? 1);
-    const fields = { source: probe.source, destination: probe.destination, port: probe.port, protocol: probe.protocol, ifindex: probe.ifindex };
+    const fields = { source: probe.source.text, destination: probe.destination, port: probe.port, protocol: probe.protocol, ifindex: probe.ifindex };
     const on = probe.ifindex ?? 0; // 0: the kernel fast path, which names no interface
     if (!this.spoofedOn.has(on)) {
       this.spoofedOn.add(on);
@@ -453,37 +436,35 @@ export class Sentry {
     } else this.logger.debug(fields, 'probe with a forged source: counted as spoofed');
   }
 
-  private record(probe: Probe, decision: Decision, seenAt: number): void {
+  /** Carries out a decision: its log line, and for a response, the responder's actions. */
+  private handle(probe: Probe, decision: Decision, seenAt: number): void {
     // The kernel blocked a source the engine ignores (the sets lag a change by a second): undo it.
     if (decision.kind === 'ignored' && probe.blockedInKernel && this.kernel) {
-      const family = parseIp(probe.source)?.family ?? 4;
-      this.track(this.kernel.firewall.remove(probe.source, family).catch((err: Error) => this.logger.error({ err: err.message }, 'kernel fast path: cannot unblock')));
+      this.track(this.kernel.unblock(probe.source.text).catch((err: Error) => this.logger.error({ err: err.message }, 'kernel fast path: cannot unblock')));
     }
     if (decision.kind !== 'respond') return this.log(probe, decision);
     // The response goes first and its lines are written on the next turn: building and
     // writing them took a third of a millisecond, cold, between a probe and its block.
     const block = decision.block;
-    const ports = this.ports(probe.source);
     this.track(
       this.responder.respond(block).then(async (done) => {
         const latencyMs = performance.now() - seenAt;
         // A kernel block was in place before the sentry heard of it: not a user-space latency.
         if (!probe.blockedInKernel) this.metrics.blockLatency.observe(latencyMs / 1000);
         if (this.host && block.action === 'block') {
-          await this.host.recordDetection(this.entryOf(block, ports));
+          await this.host.recordDetection(this.entryOf(block, decision.ports, decision.types));
           this.metrics.blockedHosts.set(this.host.size);
         }
         this.logger.info(
-          { source: block.source, action: block.action, latencyMs, ...(probe.blockedInKernel ? { blockedInKernel: true } : {}), done: done.map(doneText) },
+          { source: block.source.text, action: block.action, latencyMs, ...(probe.blockedInKernel ? { blockedInKernel: true } : {}), done: done.map(doneText) },
           'response in place',
         );
       }),
     );
-    setImmediate(() => this.log(probe, decision, ports));
+    setImmediate(() => this.log(probe, decision));
   }
 
-  private entryOf(block: BlockRecord, ports: string[]): BlockEntry {
-    const types = [...(this.engine.sourceState(block.source)?.types ?? [block.type])];
+  private entryOf(block: BlockRecord, ports: string[], types: ProbeType[]): BlockEntry {
     const reason = block.mode === 'bind' ? `${block.protocol.toUpperCase()} connect` : scanName(block);
     return detectedEntry(block, reason, ports, types, classicMode(block.protocol, block.mode));
   }
@@ -494,14 +475,14 @@ export class Sentry {
   }
 
   private remember(probe: Probe, decision: 'alert' | 'respond', action?: string): void {
-    this.recent.push({ time: probe.time, source: probe.source, protocol: probe.protocol, port: probe.port, scan: scanName(probe), decision, ...(action ? { action } : {}) });
+    this.recent.push({ time: probe.time, source: probe.source.text, protocol: probe.protocol, port: probe.port, scan: scanName(probe), decision, ...(action ? { action } : {}) });
     if (this.recent.length > RECENT_MAX) this.recent.shift();
   }
 
-  /** The lines for one probe; `judged` holds the source's ports as they were when it was judged. */
-  private log(probe: Probe, decision: Decision, judged?: string[]): void {
+  /** The lines for one probe. */
+  private log(probe: Probe, decision: Decision): void {
     const fields = {
-      source: probe.source,
+      source: probe.source.text,
       port: probe.port,
       protocol: probe.protocol,
       mode: probe.mode,
@@ -516,9 +497,9 @@ export class Sentry {
       this.logger.debug({ ...fields, reason: decision.reason }, 'probe from ignored source');
       return;
     }
-    if (decision.kind === 'suppressed' && decision.blocked && this.firstAlreadyBlocked(probe.source)) {
-      this.alreadyLogged.add(probe.source);
-      this.logger.info(fields, `attackalert: Host: ${probe.source}/${probe.source} is already blocked Ignoring`);
+    if (decision.kind === 'suppressed' && decision.blocked && this.firstAlreadyBlocked(probe.source.text)) {
+      this.alreadyLogged.add(probe.source.text);
+      this.logger.info(fields, `attackalert: Host: ${probe.source.text}/${probe.source.text} is already blocked Ignoring`);
       return;
     }
     // Probes from a source already answered are routine under a flood: debug only.
@@ -528,10 +509,10 @@ export class Sentry {
       this.remember(probe, 'alert');
       this.metrics.scans.inc({ protocol: probe.protocol });
       this.metrics.alerts.inc({ reason: decision.reason });
-      this.logger.warn({ ...fields, reason: decision.reason, ports: judged ?? this.ports(probe.source) }, 'scan detected');
+      this.logger.warn({ ...fields, reason: decision.reason, ports: decision.ports }, 'scan detected');
     } else if (decision.kind === 'respond') {
       const block = decision.block;
-      const ports = judged ?? this.ports(probe.source);
+      const ports = decision.ports;
       this.remember(probe, 'respond', block.action);
       this.metrics.scans.inc({ protocol: probe.protocol });
       this.metrics.blocks.inc({ scope: 'node', action: block.action });
@@ -541,11 +522,6 @@ export class Sentry {
         block.action === 'block' ? 'scan detected: blocking' : 'scan detected: running command',
       );
     }
-  }
-
-  /** The source's distinct probes in the window ("tcp/79"), oldest first. */
-  private ports(source: string): string[] {
-    return [...(this.engine.sourceState(source)?.probes.keys() ?? [])];
   }
 
   private track(work: Promise<void>): void {
@@ -563,12 +539,12 @@ export class Sentry {
     const now = Date.now();
     const expired = this.engine.expire(now);
     for (const block of expired) {
-      this.alreadyLogged.delete(block.source);
+      this.alreadyLogged.delete(block.source.text);
       if (block.action === 'command') this.track(this.responder.runUnblockCommand(blockedOf(block)));
       else if (!this.host) this.track(this.responder.lift(blockedOf(block)));
       else continue;
       this.metrics.unblocks.inc({ reason: 'expired' });
-      this.logger.info({ source: block.source, action: block.action }, 'block expired: lifting');
+      this.logger.info({ source: block.source.text, action: block.action }, 'block expired: lifting');
     }
     if (this.host)
       this.track(
@@ -593,7 +569,7 @@ export class Sentry {
     this.reversePath.close();
     await Promise.all(this.detectors.map((d) => d.detector.stop()));
     for (const { detector } of this.rawDetectors) detector.stop();
-    this.kernel?.detector.stop();
+    this.kernel?.stop();
     this.reportRawStats();
     await Promise.all(this.pending);
     if (!this.responder) return;
@@ -680,7 +656,7 @@ export class Sentry {
         inUse[protocol] = bind.inUse;
         continue;
       }
-      const ports = mode === 'off' ? new Uint8Array(65536) : watchedPorts(spec[protocol]);
+      const ports = mode === 'off' ? new Uint8Array(65536) : watchedPorts(spec[protocol], this.policy[protocol]);
       const busy = this.inUse[protocol];
       const skipped: number[] = [];
       const open: number[] = [];
@@ -689,12 +665,12 @@ export class Sentry {
       inUse[protocol] = skipped;
     }
     return {
-      policy: this.policy.metadata.name,
+      policy: this.policy.name,
       firewall: this.firewallName,
       modes: { tcp: spec.tcp.mode, udp: spec.udp.mode },
       watched,
       inUse,
-      kernelFastPath: this.kernel?.protocols ?? [],
+      kernelFastPath: [...(this.kernel?.protocols ?? [])],
       trackedSources: this.engine.trackedSources,
       blocks: this.host?.size ?? this.engine.blocks.size,
       recent: [...this.recent],

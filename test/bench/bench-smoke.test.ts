@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { debianPortsentry } from '../helpers/debian-portsentry.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { debianPortsentry } from '../../support/debian-portsentry.js';
+import { prerequisites } from '../../support/prereq.js';
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 
@@ -19,7 +19,7 @@ test('npm run bench -- --quick writes figures as JSON', async () => {
   );
   const doc = JSON.parse(await readFile(out, 'utf8')) as { figures: { name: string; value: number }[] };
   assert.ok(doc.figures.length > 10);
-  assert.ok(doc.figures.some((f) => /observe/.test(f.name) && f.value > 0));
+  assert.ok(doc.figures.some((f) => /decide/.test(f.name) && f.value > 0));
   assert.ok(doc.figures.every((f) => Number.isFinite(f.value)));
 });
 

@@ -14,20 +14,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
-import { CHART, helm, helmReady, withValuesFile } from '../helpers/helm.js';
-import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { SCANNER_V4, TARGET_V4, TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
-import { withPrivileges, type Privileges } from '../helpers/privilege.js';
-import { CLI } from '../helpers/sentry-process.js';
-import { podBoundToken } from '../helpers/tokens.js';
+import { CHART, helm, helmReady, withValuesFile } from '../../support/helm.js';
+import { useControlPlane, type ControlPlane } from '../../support/control-plane.js';
+import { SCANNER_V4, TARGET_V4, TestNet } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
+import { withPrivileges, type Privileges } from '../../support/privilege.js';
+import { CLI } from '../../support/sentry-process.js';
+import { podBoundToken } from '../../support/tokens.js';
 
 const NS = 'kps-system';
 const RELEASE = 'kps';
 const OPERATOR = `${RELEASE}-kube-portsentry-operator`;
 const AGENT = `${RELEASE}-kube-portsentry-agent`;
 const NODE = 'node-a';
-const FORWARDER = fileURLToPath(new URL('../helpers/loopback-forwarder.js', import.meta.url));
+const FORWARDER = fileURLToPath(new URL('../../support/loopback-forwarder.js', import.meta.url));
 
 type Pod = { spec: { template: { spec: { containers: { args: string[]; securityContext: { capabilities: { add: string[] } } }[] } } } };
 

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ALL_ON, CHART, REPO, helmReady, renderChart } from '../helpers/helm.js';
-import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
+import { ALL_ON, CHART, REPO, helmReady, renderChart } from '../../support/helm.js';
+import { useControlPlane, type ControlPlane } from '../../support/control-plane.js';
 
 const NS = 'portsentry';
 

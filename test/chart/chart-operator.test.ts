@@ -8,16 +8,16 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { nodePolicyConfigMapName } from '../../src/k8s/objects.js';
 import { OUTPUT_NAME } from '../../src/operator/outputs.js';
-import { CHART, helm, helmReady, withValuesFile } from '../helpers/helm.js';
-import { podBoundToken } from '../helpers/tokens.js';
-import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { CLI } from '../helpers/sentry-process.js';
+import { CHART, helm, helmReady, withValuesFile } from '../../support/helm.js';
+import { podBoundToken } from '../../support/tokens.js';
+import { useControlPlane, type ControlPlane } from '../../support/control-plane.js';
+import { CLI } from '../../support/sentry-process.js';
+import { freePort } from '../../support/free-port.js';
 
 const NS = 'kps-system';
 const RELEASE = 'kps';
@@ -25,17 +25,6 @@ const OPERATOR = `${RELEASE}-kube-portsentry-operator`;
 const AGENT_SA = `${RELEASE}-kube-portsentry-agent`;
 const POLICY = `${RELEASE}-kube-portsentry-default`;
 const SCANNER = '198.51.100.9';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, log: () => string): Promise<T> {
   const deadline = Date.now() + timeoutMs;

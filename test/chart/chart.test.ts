@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import { isMap, isScalar, parseDocument, type Node } from 'yaml';
 import { allCrds } from '../../src/k8s/crds.js';
 import { LOG_LEVELS } from '../../src/log/logger.js';
-import { ALL_ON, CHART, REPO, find, helm, helmFailure, helmReady, renderChart, withValuesFile, type Manifest } from '../helpers/helm.js';
+import { ALL_ON, CHART, REPO, find, helm, helmFailure, helmReady, renderChart, withValuesFile, type Manifest } from '../../support/helm.js';
 
 const NS = 'portsentry';
 const AGENT = 'kps-kube-portsentry-agent';

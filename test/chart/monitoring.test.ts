@@ -10,8 +10,8 @@ import { parse, stringify } from 'yaml';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { OperatorMetrics } from '../../src/metrics/operator-metrics.js';
 import { runProgram } from '../../src/respond/run-program.js';
-import { CHART, REPO, find, helmReady, renderChart } from '../helpers/helm.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { CHART, REPO, find, helmReady, renderChart } from '../../support/helm.js';
+import { prerequisites } from '../../support/prereq.js';
 
 type Rule = { alert?: string; record?: string; expr: string; for?: string; labels?: Record<string, string> };
 type Group = { name: string; rules: Rule[] };

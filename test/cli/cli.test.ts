@@ -5,8 +5,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { debianPortsentry } from '../helpers/debian-portsentry.js';
-import { CLI } from '../helpers/sentry-process.js';
+import { debianPortsentry } from '../../support/debian-portsentry.js';
+import { CLI } from '../../support/sentry-process.js';
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

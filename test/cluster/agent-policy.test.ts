@@ -4,10 +4,11 @@
 import assert from 'node:assert/strict';
 import { copyFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { eventually, prepareAgentApi, scannerAddress, selfSignedCertificate, TestCluster, type TestNode } from '../helpers/cluster.js';
-import { freePort, useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { missingPrerequisites } from '../helpers/prereq.js';
-import type { Privileges } from '../helpers/privilege.js';
+import { eventually, prepareAgentApi, scannerAddress, selfSignedCertificate, TestCluster, type TestNode } from '../../support/cluster.js';
+import { freePort } from '../../support/free-port.js';
+import { useControlPlane, type ControlPlane } from '../../support/control-plane.js';
+import { missingPrerequisites } from '../../support/prereq.js';
+import type { Privileges } from '../../support/privilege.js';
 import type { PolicyObject } from '../../src/k8s/objects.js';
 
 const NS = 'kube-portsentry';

@@ -7,12 +7,13 @@ import { createSign } from 'node:crypto';
 import { chmod, chown, copyFile, readFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, test } from 'node:test';
-import { AGENT_TABLE, eventually, prepareAgentApi, scannerAddress, SCANNER, selfSignedCertificate, TestCluster, type TestNode } from '../helpers/cluster.js';
-import { freePort, useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { missingPrerequisites } from '../helpers/prereq.js';
-import { capabilityMask, privilegesOf, type Privileges } from '../helpers/privilege.js';
+import { AGENT_TABLE, eventually, prepareAgentApi, scannerAddress, SCANNER, selfSignedCertificate, TestCluster, type TestNode } from '../../support/cluster.js';
+import { freePort } from '../../support/free-port.js';
+import { useControlPlane, type ControlPlane } from '../../support/control-plane.js';
+import { missingPrerequisites } from '../../support/prereq.js';
+import { capabilityMask, privilegesOf, type Privileges } from '../../support/privilege.js';
 import type { BlockedHostObject, PolicyObject } from '../../src/k8s/objects.js';
-import type { SentryProcess } from '../helpers/sentry-process.js';
+import type { SentryProcess } from '../../support/sentry-process.js';
 
 const NS = 'kube-portsentry';
 const API_ADVERTISED = '198.18.0.100';

@@ -16,12 +16,12 @@
 // BlockedHost (what corroboration cannot tell from a scan: see the README).
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { eventually, TestCluster, type TestNode, type TestPod } from '../helpers/cluster.js';
-import { useControlPlane } from '../helpers/control-plane.js';
-import { OPERATOR_NS, prepareCluster, startTestOperator, type TestOperator } from '../helpers/operator.js';
-import { withPrivileges } from '../helpers/privilege.js';
-import { podBoundToken } from '../helpers/tokens.js';
-import { missingPrerequisites, toolPath } from '../helpers/prereq.js';
+import { eventually, TestCluster, type TestNode, type TestPod } from '../../support/cluster.js';
+import { useControlPlane } from '../../support/control-plane.js';
+import { OPERATOR_NS, prepareCluster, startTestOperator, type TestOperator } from '../../support/operator.js';
+import { withPrivileges } from '../../support/privilege.js';
+import { podBoundToken } from '../../support/tokens.js';
+import { missingPrerequisites, toolPath } from '../../support/prereq.js';
 
 /** containerd's default capability set: what any pod has unless its spec drops them. */
 const POD_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];

@@ -8,14 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { nodePolicyConfigMapName } from '../../src/k8s/objects.js';
-import { eventually, TestCluster, type TestNode, type TestPod } from '../helpers/cluster.js';
-import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { OPERATOR_NS, prepareCluster, startTestOperator, type TestOperator } from '../helpers/operator.js';
-import { withPrivileges } from '../helpers/privilege.js';
-import { podBoundToken } from '../helpers/tokens.js';
-import { hasTool, toolPath } from '../helpers/prereq.js';
+import { eventually, TestCluster, type TestNode, type TestPod } from '../../support/cluster.js';
+import { useControlPlane, type ControlPlane } from '../../support/control-plane.js';
+import { OPERATOR_NS, prepareCluster, startTestOperator, type TestOperator } from '../../support/operator.js';
+import { withPrivileges } from '../../support/privilege.js';
+import { podBoundToken } from '../../support/tokens.js';
+import { hasTool, toolPath } from '../../support/prereq.js';
 import type { ClusterEvidence } from '../../src/policy/types.js';
-import type { SentryProcess } from '../helpers/sentry-process.js';
+import type { SentryProcess } from '../../support/sentry-process.js';
 
 function missing(): string[] {
   const out: string[] = [];

@@ -8,7 +8,7 @@ import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runProgram, type ProgramResult } from '../../src/respond/run-program.js';
-import { eventually } from '../helpers/cluster.js';
+import { eventually } from '../../support/cluster.js';
 import { cgroupPids, createCgroup, destroyCgroup } from './cgroups.js';
 import { ADMIN_KUBECONFIG, startControlPlane } from './control-plane.js';
 import { CGROUP, CONTROL_PLANE, DNS_SERVICE_IP, NODES, PREFIX, STATE, containerdSocket, type NodeSpec } from './layout.js';

@@ -4,8 +4,8 @@
 // Prometheus on the monitoring host.
 import { readFile } from 'node:fs/promises';
 import { runProgram } from '../../src/respond/run-program.js';
-import { connectFrom, type ConnectResult } from '../helpers/netns.js';
-export { eventually } from '../helpers/cluster.js';
+import { connectFrom, type ConnectResult } from '../../support/netns.js';
+export { eventually } from '../../support/cluster.js';
 import type { Cluster } from './cluster.js';
 import { NODES, SCANNER, type NodeSpec } from './layout.js';
 

@@ -10,8 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { dropCounters } from '../../src/respond/firewall/nftables.js';
 import { runProgram } from '../../src/respond/run-program.js';
-import { CHART, REPO } from '../helpers/helm.js';
-import { hasTool } from '../helpers/prereq.js';
+import { CHART, REPO } from '../../support/helm.js';
+import { hasTool } from '../../support/prereq.js';
 import { attach, down, leftovers, up, type Cluster } from './cluster.js';
 import { acquireRunLock } from './run-lock.js';
 import {

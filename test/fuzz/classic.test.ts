@@ -10,8 +10,8 @@ import fc from 'fast-check';
 import { loadClassicFile } from '../../src/policy/classic-load.js';
 import { CLASSIC_KEYS, ClassicConfError, classicToPolicy, parseClassicConf, parseIgnoreFile } from '../../src/policy/classic.js';
 import { validateDocument } from '../../src/policy/validate.js';
-import { debianPortsentry } from '../helpers/debian-portsentry.js';
-import { HOSTILE_TOKENS, fuzz, mutatedText } from '../helpers/fuzz.js';
+import { debianPortsentry } from '../../support/debian-portsentry.js';
+import { HOSTILE_TOKENS, fuzz, mutatedText } from '../../support/fuzz.js';
 
 const FIXTURES = new URL('../../../test/fixtures/classic/', import.meta.url);
 const FILE = '/etc/portsentry/fuzz.conf';

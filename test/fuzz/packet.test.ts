@@ -1,4 +1,4 @@
-// Fuzzing the packet parsers: src/detect/packet.ts and the native one in rawbatch.c (through
+// Fuzzing the packet parsers: src/net/packet.ts and the native one in rawbatch.c (through
 // its parse() binding, and end to end through a real reader fed by a raw socket in a test
 // namespace). Never a throw, never a crash, every packet counted once: parsed or by reason.
 import assert from 'node:assert/strict';
@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { nativeRaw } from '../../src/detect/raw.js';
-import { DROP_REASONS, IPPROTO_TCP, IPPROTO_UDP, newParsed, parseIPv4, parseIPv6, parseTransport, type DropReason } from '../../src/detect/packet.js';
-import { FUZZ_MS, FUZZ_SEED, fuzz, mutatedBytes } from '../helpers/fuzz.js';
-import { TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { DROP_REASONS, IPPROTO_TCP, IPPROTO_UDP, newParsed, parseIPv4, parseIPv6, parseTransport, type DropReason } from '../../src/net/packet.js';
+import { FUZZ_MS, FUZZ_SEED, fuzz, mutatedBytes } from '../../support/fuzz.js';
+import { TestNet } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
 
 const RAW = new URL('../../src/detect/raw.js', import.meta.url).href;
 

@@ -7,12 +7,13 @@ import { readFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { PolicyError, defaultPolicy, parsePolicyYaml } from '../../src/policy/load.js';
+import { defaultPolicy } from '../../src/policy/default.js';
+import { PolicyError, parsePolicyYaml } from '../../src/policy/load.js';
 import type { Schema } from '../../src/policy/schema.js';
 import { documentSchema } from '../../src/policy/spec-schema.js';
 import { validateDocument, validateSpec } from '../../src/policy/validate.js';
 import { renderPolicyYaml } from '../../src/policy/yaml.js';
-import { HOSTILE_TOKENS, fuzz, mutatedText } from '../helpers/fuzz.js';
+import { HOSTILE_TOKENS, fuzz, mutatedText } from '../../support/fuzz.js';
 
 const FILE = 'fuzz.yaml';
 const TOP = ['apiVersion', 'kind', 'metadata', 'spec'];

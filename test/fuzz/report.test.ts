@@ -1,4 +1,4 @@
-// Fuzzing what agents send the operator: parseReport (src/k8s/report.ts) and the report
+// Fuzzing what agents send the operator: parseReport (src/cluster/report.ts) and the report
 // endpoint (src/operator/report-server.ts), a real HTTP server on loopback. Its token check
 // is the Authenticator it is given (TokenReview in the operator; test/cluster runs that
 // against a real API server); here one fixed token is accepted, so every request reaches
@@ -10,10 +10,10 @@ import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { MAX_REPORT_BYTES, REPORT_PATH, parseReport, type Report } from '../../src/k8s/report.js';
+import { MAX_REPORT_BYTES, REPORT_PATH, parseReport, type Report } from '../../src/cluster/report.js';
 import { OperatorMetrics } from '../../src/metrics/operator-metrics.js';
 import { startReportServer } from '../../src/operator/report-server.js';
-import { fuzz, mutatedText } from '../helpers/fuzz.js';
+import { fuzz, mutatedText } from '../../support/fuzz.js';
 
 const TOKEN = 'fuzz-token';
 const AGENT = 'system:serviceaccount:kube-portsentry:agent';

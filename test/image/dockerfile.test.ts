@@ -11,8 +11,8 @@ import { dirname, join, posix } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { runProgram } from '../../src/respond/run-program.js';
-import { REPO } from '../helpers/helm.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { REPO } from '../../support/helm.js';
+import { prerequisites } from '../../support/prereq.js';
 
 interface Instruction {
   op: string;

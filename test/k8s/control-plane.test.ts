@@ -2,7 +2,7 @@
 // service-account tokens can be requested and reviewed (what agent authentication needs).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { useControlPlane } from '../helpers/control-plane.js';
+import { useControlPlane } from '../../support/control-plane.js';
 
 const env = useControlPlane();
 

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { allCrds } from '../../src/k8s/crds.js';
 import { validateDocument } from '../../src/policy/validate.js';
-import { useControlPlane } from '../helpers/control-plane.js';
+import { useControlPlane } from '../../support/control-plane.js';
 
 const CRD_DIR = new URL('../../../crds/', import.meta.url);
 

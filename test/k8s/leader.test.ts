@@ -10,9 +10,10 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { freePort, useControlPlane } from '../helpers/control-plane.js';
-import { OPERATOR_NS, prepareCluster } from '../helpers/operator.js';
-import { CLI, SentryProcess, type LogLine } from '../helpers/sentry-process.js';
+import { freePort } from '../../support/free-port.js';
+import { useControlPlane } from '../../support/control-plane.js';
+import { OPERATOR_NS, prepareCluster } from '../../support/operator.js';
+import { CLI, SentryProcess, type LogLine } from '../../support/sentry-process.js';
 
 const LEASE_MS = 3000;
 

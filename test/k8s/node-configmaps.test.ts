@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { nodePolicyConfigMapName, type EffectivePolicy } from '../../src/k8s/objects.js';
-import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { eventually } from '../helpers/cluster.js';
-import { OPERATOR_NS, prepareCluster, startTestOperator, type TestOperator } from '../helpers/operator.js';
+import { useControlPlane, type ControlPlane } from '../../support/control-plane.js';
+import { eventually } from '../../support/cluster.js';
+import { OPERATOR_NS, prepareCluster, startTestOperator, type TestOperator } from '../../support/operator.js';
 
 const NODE = 'cm-node-1';
 const UNSELECTED = 'cm-node-2';

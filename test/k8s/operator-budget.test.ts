@@ -6,10 +6,10 @@
 // Real API server, real operator report endpoint, pod-bound agent tokens.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { eventually } from '../helpers/cluster.js';
-import { useControlPlane } from '../helpers/control-plane.js';
-import { OPERATOR_NS, postReport, prepareCluster, startTestOperator, type TestOperator } from '../helpers/operator.js';
-import { podBoundToken } from '../helpers/tokens.js';
+import { eventually } from '../../support/cluster.js';
+import { useControlPlane } from '../../support/control-plane.js';
+import { OPERATOR_NS, postReport, prepareCluster, startTestOperator, type TestOperator } from '../../support/operator.js';
+import { podBoundToken } from '../../support/tokens.js';
 
 const AGENT_SA = 'kube-portsentry-agent';
 const NODES = ['budget-node-1', 'budget-node-2'];

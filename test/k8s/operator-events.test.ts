@@ -2,9 +2,9 @@
 // reported by many nodes costs a bounded number of Event writes, not one per node.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { useControlPlane } from '../helpers/control-plane.js';
-import { AGENT_USER, postReport, prepareCluster, startTestOperator, type TestOperator } from '../helpers/operator.js';
-import { eventually } from '../helpers/cluster.js';
+import { useControlPlane } from '../../support/control-plane.js';
+import { AGENT_USER, postReport, prepareCluster, startTestOperator, type TestOperator } from '../../support/operator.js';
+import { eventually } from '../../support/cluster.js';
 
 const NODES = Array.from({ length: 24 }, (_, i) => `events-node-${i + 1}`);
 const SOURCE = '198.51.100.44';

@@ -10,12 +10,12 @@ import { PassThrough } from 'node:stream';
 import { before, describe, test } from 'node:test';
 import { connect } from '../../src/k8s/client.js';
 import { ClusterFacts } from '../../src/k8s/cluster-facts.js';
-import { ProtectedSet, emptyFacts } from '../../src/engine/protected-set.js';
+import { ProtectedSet, emptyFacts } from '../../src/cluster/protected-set.js';
 import { createLogger } from '../../src/log/logger.js';
-import { eventually } from '../helpers/cluster.js';
-import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { OPERATOR_NS, postReport, prepareCluster, startTestOperator, type TestOperator } from '../helpers/operator.js';
-import { podBoundToken } from '../helpers/tokens.js';
+import { eventually } from '../../support/cluster.js';
+import { useControlPlane, type ControlPlane } from '../../support/control-plane.js';
+import { OPERATOR_NS, postReport, prepareCluster, startTestOperator, type TestOperator } from '../../support/operator.js';
+import { podBoundToken } from '../../support/tokens.js';
 
 const AGENT_SA = 'kube-portsentry-agent';
 const COREDNS_POD_IP = '10.88.3.7';

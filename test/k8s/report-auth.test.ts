@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { createSign } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { before, describe, test } from 'node:test';
-import { useControlPlane, type ControlPlane } from '../helpers/control-plane.js';
-import { OPERATOR_NS, postReport, prepareCluster, startTestOperator, type TestOperator } from '../helpers/operator.js';
-import { podBoundToken } from '../helpers/tokens.js';
+import { useControlPlane, type ControlPlane } from '../../support/control-plane.js';
+import { OPERATOR_NS, postReport, prepareCluster, startTestOperator, type TestOperator } from '../../support/operator.js';
+import { podBoundToken } from '../../support/tokens.js';
 
 const AGENT_SA = 'kube-portsentry-agent';
 

@@ -11,9 +11,9 @@ import assert from 'node:assert/strict';
 import { createSign, generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { before, describe, test } from 'node:test';
-import { useControlPlane } from '../helpers/control-plane.js';
-import { OPERATOR_NS, postReport, prepareCluster, startTestOperator, type TestOperator } from '../helpers/operator.js';
-import { podBoundToken } from '../helpers/tokens.js';
+import { useControlPlane } from '../../support/control-plane.js';
+import { OPERATOR_NS, postReport, prepareCluster, startTestOperator, type TestOperator } from '../../support/operator.js';
+import { podBoundToken } from '../../support/tokens.js';
 
 const AGENT_SA = 'kube-portsentry-agent';
 const ISSUER = 'https://kube-portsentry-envtest.invalid';

@@ -11,8 +11,8 @@ import { connect, type Socket } from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 import { loadAddon } from '../../src/native/addon.js';
-import { freePort } from '../helpers/control-plane.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { freePort } from '../../support/free-port.js';
+import { prerequisites } from '../../support/prereq.js';
 
 interface Closable {
   close(): void;

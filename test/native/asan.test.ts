@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
-import { prerequisites } from '../helpers/prereq.js';
+import { prerequisites } from '../../support/prereq.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** The tests that load the addons (dist paths). */

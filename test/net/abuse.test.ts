@@ -16,12 +16,12 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { ClassicConfError, classicToPolicy, parseClassicConf } from '../../src/policy/classic.js';
 import { PolicyError, parsePolicyYaml } from '../../src/policy/load.js';
-import { GATEWAY_NOWHERE_V4, SCANNER_V4, TARGET_V4, connectFrom } from '../helpers/netns.js';
-import { CLI, SentryProcess } from '../helpers/sentry-process.js';
-import { useTestHosts } from '../helpers/suite.js';
+import { GATEWAY_NOWHERE_V4, SCANNER_V4, TARGET_V4, connectFrom } from '../../support/netns.js';
+import { CLI, SentryProcess } from '../../support/sentry-process.js';
+import { useTestHosts } from '../../support/suite.js';
 
 const TOOLS = ['ip', 'nmap', 'hping3', 'nft'];
-const FLOOD = fileURLToPath(new URL('../helpers/spoof-flood.js', import.meta.url));
+const FLOOD = fileURLToPath(new URL('../../support/spoof-flood.js', import.meta.url));
 const METRICS = '127.0.0.1:9109';
 
 const policy = (spec: string) => `apiVersion: kube-portsentry.io/v1alpha1

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { HOSTS_DENY_MARK } from '../../src/respond/hosts-deny-lines.js';
 import { DEFAULT_INSTANCE, firewallNames } from '../../src/respond/firewall/owner.js';
-import { SCANNER_V4, TARGET_V4, TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
-import { CLI, SentryProcess, adminIn } from '../helpers/sentry-process.js';
+import { SCANNER_V4, TARGET_V4, TestNet } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
+import { CLI, SentryProcess, adminIn } from '../../support/sentry-process.js';
 
 const SERVICE_PORT = 8080;
 

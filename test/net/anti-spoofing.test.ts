@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { NftablesFirewall } from '../../src/respond/firewall/nftables.js';
 import { runProgram } from '../../src/respond/run-program.js';
-import { connectFrom, deleteNamespace } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { connectFrom, deleteNamespace } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
 
 const TOOLS = ['ip', 'nft', 'hping3'];
 const PORT = 8080;

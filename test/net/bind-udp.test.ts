@@ -13,8 +13,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { SCANNER_V4, TARGET_V4 } from '../helpers/netns.js';
-import { useTestHosts } from '../helpers/suite.js';
+import { SCANNER_V4, TARGET_V4 } from '../../support/netns.js';
+import { useTestHosts } from '../../support/suite.js';
 
 const TOOLS = ['ip', 'hping3', 'nft'];
 const METRICS = '127.0.0.1:9109';

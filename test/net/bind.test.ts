@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { HOSTS_DENY_MARK } from '../../src/respond/hosts-deny-lines.js';
-import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6, TestNet } from '../helpers/netns.js';
-import { useTestHosts } from '../helpers/suite.js';
-import { SentryProcess, type LogLine } from '../helpers/sentry-process.js';
+import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6, TestNet } from '../../support/netns.js';
+import { useTestHosts } from '../../support/suite.js';
+import { SentryProcess, type LogLine } from '../../support/sentry-process.js';
 
 const SERVICE_PORT = 8080;
 const TOOLS = ['ip', 'nmap', 'nft', 'iptables', 'ip6tables', 'ipset'];

@@ -5,9 +5,9 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { SCANNER_V4, TARGET_V4, TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
-import { SentryProcess } from '../helpers/sentry-process.js';
+import { SCANNER_V4, TARGET_V4, TestNet } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
+import { SentryProcess } from '../../support/sentry-process.js';
 
 test('classic conf: BLOCK_TCP=1 runs KILL_ROUTE and KILL_RUN_CMD (no shell), history in classic format', async (t) => {
   if (!prerequisites(t, { root: true, tools: ['ip', 'nmap'] })) return;

@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
-import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6 } from '../helpers/netns.js';
-import { useTestHosts } from '../helpers/suite.js';
+import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6 } from '../../support/netns.js';
+import { useTestHosts } from '../../support/suite.js';
 
 const SERVICE_PORT = 8080;
 const TOOLS = ['ip', 'nmap', 'hping3', 'nft'];
-const FLOOD = fileURLToPath(new URL('../helpers/spoof-flood.js', import.meta.url));
+const FLOOD = fileURLToPath(new URL('../../support/spoof-flood.js', import.meta.url));
 
 const policy = (spec: string) => `apiVersion: kube-portsentry.io/v1alpha1
 kind: PortSentryPolicy

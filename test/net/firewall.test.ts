@@ -2,8 +2,8 @@
 // nft and ipset list after additions and removals made by netlink, and the errors.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { TestNet } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
 
 const NFT = new URL('../../src/respond/firewall/nftables.js', import.meta.url).href;
 const IPT = new URL('../../src/respond/firewall/iptables.js', import.meta.url).href;

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { TestNet } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
 
 const LISTENING = new URL('../../src/detect/listening.js', import.meta.url).href;
 

@@ -6,9 +6,9 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { SCANNER_V4, TARGET_V4, TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
-import { CLI } from '../helpers/sentry-process.js';
+import { SCANNER_V4, TARGET_V4, TestNet } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
+import { CLI } from '../../support/sentry-process.js';
 
 /** Collects a process's stdout lines and waits for one. */
 function lines(child: ChildProcess): { all: string[]; waitFor(pred: (l: string) => boolean, ms?: number): Promise<string> } {

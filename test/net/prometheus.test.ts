@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { stringify } from 'yaml';
-import { find, helmReady, renderChart } from '../helpers/helm.js';
-import { TARGET_V4, TARGET_V6, TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
-import { SentryProcess } from '../helpers/sentry-process.js';
+import { find, helmReady, renderChart } from '../../support/helm.js';
+import { TARGET_V4, TARGET_V6, TestNet } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
+import { SentryProcess } from '../../support/sentry-process.js';
 
 const METRICS = '127.0.0.1:9109';
 const PROMETHEUS = '127.0.0.1:9090';

@@ -15,14 +15,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { runProgram } from '../../src/respond/run-program.js';
-import { deleteNamespace } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { deleteNamespace } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
 
 const SCANNER = '198.51.100.7';
 const RESPONDER = fileURLToPath(new URL('../../src/respond/responder.js', import.meta.url));
 const VALIDATE = fileURLToPath(new URL('../../src/policy/validate.js', import.meta.url));
 const LOGGER = fileURLToPath(new URL('../../src/log/logger.js', import.meta.url));
 const METRICS = fileURLToPath(new URL('../../src/metrics/metrics.js', import.meta.url));
+const ADDRESS = fileURLToPath(new URL('../../src/net/address.js', import.meta.url));
 /** fail2ban's stock filter, with <HOST> as fail2ban expands it for an IPv4 address. */
 const FAILREGEX = /\/(\d+\.\d+\.\d+\.\d+) Port: [0-9]+ (TCP|UDP) Blocked$/;
 
@@ -37,6 +38,7 @@ async function historyLine(ns: string, dir: string, ptr: string): Promise<string
      import { validateSpec } from ${JSON.stringify(VALIDATE)};
      import { createLogger } from ${JSON.stringify(LOGGER)};
      import { Metrics } from ${JSON.stringify(METRICS)};
+     import { addressOf } from ${JSON.stringify(ADDRESS)};
      const server = createSocket('udp4');
      server.on('message', (q, peer) => {
        let i = 12;
@@ -52,7 +54,7 @@ async function historyLine(ns: string, dir: string, ptr: string): Promise<string
      const responder = new Responder({ response: v.value.response, files: { history: ${JSON.stringify(history)}, blocked: '' }, firewall: null, logger: createLogger('silent'), metrics: new Metrics(false), routeMark: { metric: 157 } });
      await responder.start();
      const now = Date.now();
-     await responder.respond({ source: ${JSON.stringify(SCANNER)}, action: 'block', protocol: 'tcp', port: 1, mode: 'bind', type: 'connect', verified: true, since: now, until: now + 3600000 });
+     await responder.respond({ source: addressOf(${JSON.stringify(SCANNER)}), action: 'block', protocol: 'tcp', port: 1, mode: 'bind', type: 'connect', verified: true, since: now, until: now + 3600000 });
      server.close();`,
   );
   await runProgram(['ip', 'netns', 'exec', ns, process.execPath, script], { timeoutMs: 30_000 });

@@ -10,8 +10,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { SCANNER_V4, TARGET_V4, connectFrom } from '../helpers/netns.js';
-import { useTestHosts } from '../helpers/suite.js';
+import { SCANNER_V4, TARGET_V4, connectFrom } from '../../support/netns.js';
+import { useTestHosts } from '../../support/suite.js';
 
 /** The default budget; the flood outruns its refill (one a second) fifty times over. */
 const BUDGET = 60;

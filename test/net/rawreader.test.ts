@@ -4,11 +4,11 @@
 // probes is folded into counted records.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { TestNet } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
 
 const RAW = new URL('../../src/detect/raw.js', import.meta.url).href;
-const PACKET = new URL('../../src/detect/packet.js', import.meta.url).href;
+const PACKET = new URL('../../src/net/packet.js', import.meta.url).href;
 
 interface Outcome {
   filtered: boolean;

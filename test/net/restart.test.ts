@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ADOPTED_REASON } from '../../src/blocks/reconcile.js';
 import { HOSTS_DENY_MARK } from '../../src/respond/hosts-deny-lines.js';
-import { SCANNER_V4, TARGET_V4, TestNet, connectFrom } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
-import { startProber } from '../helpers/prober.js';
-import { SentryProcess, adminIn } from '../helpers/sentry-process.js';
+import { SCANNER_V4, TARGET_V4, TestNet, connectFrom } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
+import { startProber } from '../../support/prober.js';
+import { SentryProcess, adminIn } from '../../support/sentry-process.js';
 
 const SERVICE_PORT = 8080;
 /** A second scanner address: its block is short and runs out while the sentry is down. */

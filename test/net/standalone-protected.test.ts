@@ -11,8 +11,8 @@ import { mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { GATEWAY_NOWHERE_V4, TARGET_V4 } from '../helpers/netns.js';
-import { useTestHosts } from '../helpers/suite.js';
+import { GATEWAY_NOWHERE_V4, TARGET_V4 } from '../../support/netns.js';
+import { useTestHosts } from '../../support/suite.js';
 
 const RESOLVER = '198.18.0.53';
 const METADATA = '169.254.169.254';

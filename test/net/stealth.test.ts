@@ -4,12 +4,12 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, test, type TestContext } from 'node:test';
-import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6 } from '../helpers/netns.js';
-import { useTestHosts } from '../helpers/suite.js';
-import { SentryProcess, type LogLine } from '../helpers/sentry-process.js';
+import { SCANNER_V4, SCANNER_V6, TARGET_V4, TARGET_V6 } from '../../support/netns.js';
+import { useTestHosts } from '../../support/suite.js';
+import { SentryProcess, type LogLine } from '../../support/sentry-process.js';
 
 const TOOLS = ['ip', 'nmap', 'hping3', 'nft'];
-const FORGE = fileURLToPath(new URL('../helpers/forge-syn.js', import.meta.url));
+const FORGE = fileURLToPath(new URL('../../support/forge-syn.js', import.meta.url));
 const SERVICE_PORT = 8080;
 
 const header = `apiVersion: kube-portsentry.io/v1alpha1

@@ -12,9 +12,9 @@ import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { SCANNER_V4, TARGET_V4, TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
-import { SentryProcess, adminIn } from '../helpers/sentry-process.js';
+import { SCANNER_V4, TARGET_V4, TestNet } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
+import { SentryProcess, adminIn } from '../../support/sentry-process.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { SCANNER_V4, TARGET_V4, TestNet } from '../helpers/netns.js';
-import { prerequisites } from '../helpers/prereq.js';
-import { capabilityMask, privilegesOf, withPrivileges } from '../helpers/privilege.js';
-import { CLI, SentryProcess, adminIn } from '../helpers/sentry-process.js';
+import { SCANNER_V4, TARGET_V4, TestNet } from '../../support/netns.js';
+import { prerequisites } from '../../support/prereq.js';
+import { capabilityMask, privilegesOf, withPrivileges } from '../../support/privilege.js';
+import { CLI, SentryProcess, adminIn } from '../../support/sentry-process.js';
 
 const UNIT = fileURLToPath(new URL('../../../packaging/systemd/kube-portsentry.service', import.meta.url));
 const DEFAULTS = fileURLToPath(new URL('../../../packaging/systemd/kube-portsentry.default', import.meta.url));

@@ -13,14 +13,15 @@ import {
   parseClassicConf,
   parseClassicModeFlags,
   parseIgnoreFile,
-  splitCommand,
   type ClassicConf,
 } from '../../src/policy/classic.js';
-import { defaultPolicy, parsePolicyYaml } from '../../src/policy/load.js';
+import { splitCommand } from '../../src/policy/command-words.js';
+import { defaultPolicy } from '../../src/policy/default.js';
+import { parsePolicyYaml } from '../../src/policy/load.js';
 import { DEBIAN_TCP_PORTS, DEBIAN_UDP_PORTS } from '../../src/policy/spec-schema.js';
 import type { DetectMode, PolicyDocument } from '../../src/policy/types.js';
 import { renderPolicyYaml } from '../../src/policy/yaml.js';
-import { debianPortsentry } from '../helpers/debian-portsentry.js';
+import { debianPortsentry } from '../../support/debian-portsentry.js';
 
 /** The repository root, found from this file whether it runs from src or compiled output. */
 function repoRoot(): string {

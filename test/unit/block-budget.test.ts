@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BlockBudget } from '../../src/engine/block-budget.js';
-import { fastPathBudgets } from '../../src/respond/firewall/nftables.js';
+import { fastPathBudgets } from '../../src/respond/fast-path/nftables-fast-path.js';
 
 const takes = (b: BlockBudget, evidence: 'verified' | 'returning' | 'first', n: number, now = 0) => {
   let got = 0;

@@ -8,14 +8,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { defaultPolicy } from '../../src/policy/load.js';
+import { defaultPolicy } from '../../src/policy/default.js';
 import { parseCidr } from '../../src/net/ip.js';
 import { addHostsDenyLine, removeHostsDenyLine } from '../../src/respond/hosts-deny.js';
 import { HOSTS_DENY_MARK, addOwnLine, hostsAccessPattern, hostsDenyLine, ownLines, removeOwnLines } from '../../src/respond/hosts-deny-lines.js';
 import { runProgram } from '../../src/respond/run-program.js';
 import { SubstitutionError } from '../../src/respond/substitute.js';
-import { prerequisites } from '../helpers/prereq.js';
+import { prerequisites } from '../../support/prereq.js';
 import { Responder, blockedOf } from '../../src/respond/responder.js';
+import { addressOf } from '../../src/net/address.js';
 
 const MODULE = new URL('../../src/respond/hosts-deny.js', import.meta.url).href;
 const line = (address: string): string => `ALL: ${address} : DENY`;
@@ -105,7 +106,7 @@ test('hosts.deny: an IPv6 source is written in brackets, as hosts_access(5) want
   const policy = defaultPolicy();
   const response = { ...policy.spec.response, hostsDeny: { enabled: true, path, line: 'ALL: $TARGET$ : DENY' } };
   const responder = new Responder({ response, files: { history: '', blocked: '' }, firewall: null, logger: pino({ level: 'silent' }), metrics: new Metrics(), routeMark: { metric: 157 } });
-  const block = { source: '2001:db8::7', action: 'block' as const, protocol: 'tcp' as const, port: 79, mode: 'bind' as const, type: 'connect' as const, verified: true, since: Date.now(), until: Date.now() + 60_000 };
+  const block = { source: addressOf('2001:db8::7')!, action: 'block' as const, protocol: 'tcp' as const, port: 79, mode: 'bind' as const, type: 'connect' as const, verified: true, since: Date.now(), until: Date.now() + 60_000 };
   await responder.respond(block);
   assert.deepEqual(rules(await readFile(path, 'utf8')), ['ALL: [2001:db8::7] : DENY']);
   await responder.lift(blockedOf(block));

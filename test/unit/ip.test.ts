@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { IpTrie } from '../../src/engine/ip-trie.js';
+import { IpTrie } from '../../src/net/ip-trie.js';
 import { cidrCovers, formatIp, normalizeIp, parseCidr, parseIp } from '../../src/net/ip.js';
 
 test('addresses normalize to canonical text', () => {

@@ -4,7 +4,7 @@
 // changes how the engine treats it. With nothing blocked, nothing is written.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { IpTrie } from '../../src/engine/ip-trie.js';
+import { IpTrie } from '../../src/net/ip-trie.js';
 import { renderCalico, renderCilium, renderNetworkPolicy } from '../../src/operator/outputs.js';
 
 type Obj = { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec: Record<string, unknown> };
@@ -110,4 +110,12 @@ describe('network-policy outputs', () => {
     assert.equal(renderCilium([]), null);
     assert.equal(renderNetworkPolicy('web', []), null);
   });
+});
+
+test('outputs list the addresses as CIDRs by family', () => {
+  const np = renderNetworkPolicy('web', ['192.0.2.1', '2001:db8::1', '10.0.0.0/8']) as { spec: { ingress: { from: { ipBlock: { except: string[] } }[] }[] } };
+  assert.deepEqual(np.spec.ingress[0]!.from[0]!.ipBlock.except, ['10.0.0.0/8', '192.0.2.1/32']);
+  assert.deepEqual(np.spec.ingress[0]!.from[1]!.ipBlock.except, ['2001:db8::1/128']);
+  const cilium = renderCilium(['192.0.2.1']) as { spec: { ingressDeny: { fromCIDRSet: { cidr: string }[] }[] } };
+  assert.deepEqual(cilium.spec.ingressDeny[0]!.fromCIDRSet, [{ cidr: '192.0.2.1/32' }]);
 });

@@ -1,40 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { markPortsInUse } from '../../src/detect/listening.js';
-import { nativeRaw } from '../../src/detect/raw.js';
-import {
-  DROP_REASONS,
-  FLAG_NAMES,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  TCP_ACK,
-  TCP_FIN,
-  TCP_PSH,
-  TCP_RST,
-  TCP_SYN,
-  TCP_URG,
-  classifyTcp,
-  newParsed,
-  parseIPv4,
-  parseIPv6,
-  parseTransport,
-} from '../../src/detect/packet.js';
+import { DROP_REASONS, FLAG_NAMES, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG, classifyTcp, newParsed, parseIPv4, parseIPv6, parseTransport } from '../../src/net/packet.js';
+import { ipv4, tcp, udp } from '../../support/packets.js';
 
-function ipv4(proto: number, transport: number[], options: { ihl?: number; frag?: number; dst?: number[] } = {}): Uint8Array {
-  const ihl = options.ihl ?? 5;
-  const header = new Array<number>(Math.max(ihl, 5) * 4).fill(0);
-  header[0] = 0x40 | ihl;
-  header[6] = (options.frag ?? 0) >> 8;
-  header[7] = (options.frag ?? 0) & 0xff;
-  header[9] = proto;
-  header.splice(12, 4, 198, 18, 0, 1);
-  header.splice(16, 4, ...(options.dst ?? [198, 18, 0, 2]));
-  return Uint8Array.from([...header, ...transport]);
-}
-
-const tcp = (dport: number, flags: number, offset = 5) => [0x9c, 0x40, dport >> 8, dport & 0xff, 0, 0, 0, 1, 0, 0, 0, 0, offset << 4, flags, 0xff, 0xff, 0, 0, 0, 0];
-const udp = (dport: number) => [0x9c, 0x40, dport >> 8, dport & 0xff, 0, 8, 0, 0];
 
 test('IPv4 TCP and UDP headers parse in place', () => {
   const out = newParsed();
@@ -116,47 +85,4 @@ test('TCP flag sets classify as PortSentry and nmap name them', () => {
   assert.equal(FLAG_NAMES[TCP_SYN | TCP_FIN], 'FS');
   assert.equal(FLAG_NAMES[TCP_URG], 'U');
   assert.equal(FLAG_NAMES[0], 'none');
-});
-
-test('ports in use come from /proc/net tables: TCP LISTEN, UDP any', () => {
-  const tcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
-   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1
-`;
-  const tcp6 = `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0
-`;
-  const udp = `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
-  100: 00000000:0044 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4 2 0 0
-`;
-  const ports = { tcp: new Uint8Array(65536), udp: new Uint8Array(65536) };
-  markPortsInUse(tcp, 'tcp', ports.tcp);
-  markPortsInUse(tcp6, 'tcp', ports.tcp);
-  markPortsInUse(udp, 'udp', ports.udp);
-  markPortsInUse('garbage\nwithout: fields\n', 'udp', ports.udp);
-  assert.deepEqual([...ports.tcp.keys()].filter((p) => ports.tcp[p]), [22, 80], 'established 8080 is not listening');
-  assert.deepEqual([...ports.udp.keys()].filter((p) => ports.udp[p]), [68]);
-});
-
-test('the native reader parses exactly as packet.ts (random bytes, both families and protocols)', () => {
-  const out = newParsed();
-  const reasonOf = (r: number) => (r === 0 ? null : DROP_REASONS[r - 1]);
-  fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 120 }), fc.nat(130), fc.constantFrom(IPPROTO_TCP, IPPROTO_UDP), (bytes, claimed, protocol) => {
-      const length = Math.min(claimed, bytes.length);
-      const [r4, port4, flags4, dst4] = nativeRaw.parse(bytes, length, 4, protocol);
-      const js4 = parseIPv4(bytes, length, out);
-      assert.equal(reasonOf(r4), js4);
-      if (js4 === null) assert.deepEqual([port4, flags4, dst4], [out.destinationPort, out.flags, out.destination4]);
-      const [r6, port6, flags6] = nativeRaw.parse(bytes, length, 6, protocol);
-      out.protocol = protocol;
-      const js6 = parseTransport(bytes, length, 0, out);
-      assert.equal(reasonOf(r6), js6);
-      if (js6 === null) assert.deepEqual([port6, flags6], [out.destinationPort, out.flags]);
-    }),
-    { numRuns: 20_000 },
-  );
-  // Hand-made cases reach every reason, not only what random bytes happen to hit.
-  for (const p of [ipv4(6, tcp(79, TCP_SYN)), ipv4(6, tcp(1, TCP_SYN), { frag: 185 }), ipv4(6, tcp(1, TCP_SYN, 3)), ipv4(17, udp(7).slice(0, 6)), ipv4(1, [8, 0, 0, 0])])
-    assert.equal(reasonOf(nativeRaw.parse(p, p.length, 4, IPPROTO_TCP)[0]), parseIPv4(p, p.length, out));
 });

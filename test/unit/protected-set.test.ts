@@ -3,7 +3,7 @@
 // no forged packet or BlockedHost may ever make it block.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ProtectedSet, emptyFacts, isAlwaysProtected } from '../../src/engine/protected-set.js';
+import { ProtectedSet, emptyFacts, isAlwaysProtected } from '../../src/cluster/protected-set.js';
 
 test('link-local, cloud metadata, loopback, multicast, unspecified and broadcast are always protected', () => {
   const p = new ProtectedSet(emptyFacts());
@@ -36,4 +36,14 @@ test('the host\'s own interface addresses, gateways and resolvers are protected'
   assert.equal(p.reason('198.18.0.254'), 'gateways');
   assert.equal(p.reason('198.18.0.53'), 'dns');
   assert.equal(p.reason('198.18.0.0/24'), 'gateways', 'a CIDR holding one');
+});
+
+test('a protected address, or a CIDR containing one, is refused', () => {
+  const p = new ProtectedSet({ ...emptyFacts(), nodes: ['10.0.0.5'], podCidrs: ['10.244.0.0/16'], dns: ['2001:db8::53'] });
+  assert.equal(p.reason('10.0.0.5'), 'nodes');
+  assert.equal(p.reason('10.244.3.4'), 'podCidrs');
+  assert.equal(p.reason('10.0.0.0/8'), 'nodes');
+  assert.equal(p.reason('0.0.0.0/0'), 'cloud-metadata', 'everything contains an always-protected range first');
+  assert.equal(p.reason('2001:db8::/64'), 'dns');
+  assert.equal(p.reason('192.0.2.1'), null);
 });

@@ -3,9 +3,9 @@
 // blocked here), never a scanner that showed more: a completed handshake, a second probe,
 // or a block on this node. Those go out first, too.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { ReportQueue } from '../../src/agent/report-queue.js';
-import { MAX_REPORT_BYTES } from '../../src/k8s/report.js';
+import { MAX_REPORT_BYTES, parseReport, reportEnvelopeBytes } from '../../src/cluster/report.js';
 import { formatIp } from '../../src/net/ip.js';
 
 const CAPACITY = 10_000; // the agent's default (--report-queue)
@@ -41,4 +41,44 @@ test('when every source showed more, the oldest goes, as before', () => {
   for (const [i, source] of ['198.51.100.1', '198.51.100.2', '198.51.100.3'].entries()) q.add(source, probe(1, i), true, false);
   assert.deepEqual(q.take(MAX_REPORT_BYTES).map((s) => s.source), ['198.51.100.2', '198.51.100.3']);
   assert.equal(q.dropped, 1);
+});
+
+describe('report queue', () => {
+  test('aggregates per source, drops the oldest when full, takes in order', () => {
+    const q = new ReportQueue(2);
+    for (let i = 0; i < 1000; i++) q.add('192.0.2.1', { protocol: 'tcp', port: 1 + (i % 3), type: 'syn', time: i }, false, false);
+    q.add('192.0.2.2', { protocol: 'udp', port: 53, type: 'udp', time: 1 }, false, true);
+    q.add('192.0.2.3', { protocol: 'udp', port: 53, type: 'udp', time: 1 }, true, false);
+    assert.equal(q.size, 2);
+    assert.equal(q.dropped, 1);
+    const batch = q.take(MAX_REPORT_BYTES);
+    assert.deepEqual(batch.map((b) => b.source), ['192.0.2.2', '192.0.2.3']);
+    assert.equal(batch[0]!.blocked, true);
+    q.putBack(batch);
+    assert.equal(q.size, 2);
+  });
+  test('a forged sweep (1,000 sources, 15 ports each) is taken in reports under the 1 MiB limit, none lost', () => {
+    const q = new ReportQueue(5000);
+    const node = 'a-node-name-of-some-length';
+    for (let i = 0; i < 1000; i++)
+      for (let p = 0; p < 15; p++)
+        q.add(`2001:db8:ffff:ffff:ffff:ffff:${(i >> 8).toString(16)}:${(i & 255).toString(16)}`, { protocol: 'tcp', port: 60000 + p, type: 'syn', time: 1_700_000_000_000 + i }, false, false);
+    const sent = new Set<string>();
+    let reports = 0;
+    while (q.size > 0) {
+      const body = JSON.stringify({ node, policy: 'default', sources: q.take(MAX_REPORT_BYTES - reportEnvelopeBytes(node, 'default')) });
+      assert.ok(Buffer.byteLength(body) <= MAX_REPORT_BYTES, `report ${reports} is ${Buffer.byteLength(body)} bytes`);
+      for (const s of parseReport(body).sources) sent.add(s.source);
+      reports++;
+    }
+    assert.equal(sent.size, 1000);
+    assert.ok(reports >= 2);
+  });
+  test('one source with a thousand ports keeps a bounded list', () => {
+    const q = new ReportQueue(10);
+    for (let port = 1; port <= 1000; port++) q.add('192.0.2.1', { protocol: 'tcp', port, type: 'syn', time: port }, false, false);
+    const [r] = q.take(MAX_REPORT_BYTES);
+    assert.equal(r!.count, 1000);
+    assert.equal(r!.probes.length, 256);
+  });
 });

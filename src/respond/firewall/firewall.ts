@@ -2,6 +2,7 @@
 // before any DNAT, so blocked sources are dropped for the host, NodePorts and pods alike.
 // Adding or removing one address never rewrites a rule chain.
 import type { Family } from '../../net/ip.js';
+import type { FastPath, FastPathSettings } from '../fast-path/fast-path.js';
 
 export interface FirewallEntry {
   /** Address or CIDR as the kernel lists it. */
@@ -55,7 +56,7 @@ export interface AntiSpoofing {
 }
 
 export interface Firewall {
-  readonly name: 'nftables' | 'iptables';
+  readonly name: 'nftables' | 'iptables' | 'memory';
   /** Present where the backend can drop forged workload traffic. */
   readonly antiSpoofing?: AntiSpoofing;
   /** Creates the sets and the drop rules, replacing any left by an earlier run (or keeping their entries). */
@@ -76,6 +77,8 @@ export interface Firewall {
   list(family: Family): Promise<FirewallEntry[]>;
   /** Removes everything setup created, and nothing else. */
   teardown(): Promise<void>;
+  /** The kernel fast path over this firewall's table, for a backend that offers it (nftables). */
+  fastPath?(settings: FastPathSettings): FastPath;
 }
 
 /** Kernel set timeouts are whole seconds; a block never gets less than it asked for. */

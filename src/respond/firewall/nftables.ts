@@ -13,6 +13,8 @@ import { ProgramError, runProgram } from '../run-program.js';
 import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type AntiSpoofing, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 import { MAX_ENTRY_LIFETIME_MS } from './block-set.js';
 import { checkOwner } from './owner.js';
+import type { FastPath, FastPathSettings } from '../fast-path/fast-path.js';
+import { NftablesFastPath } from '../fast-path/nftables-fast-path.js';
 import {
   NETLINK_NETFILTER,
   NLM_F_ACK,
@@ -97,16 +99,6 @@ function setElements(a: FirewallAdd): { set: string; elements: Buffer[] } {
   const udata = [...(checkTag(a.tag) ? [commentUdata(a.tag!)] : []), ...(end === null ? [OPEN_INTERVAL_UDATA] : [])];
   if (udata.length) first.push(attr(NFTA_SET_ELEM_USERDATA, Buffer.concat(udata)));
   return { set: end === undefined ? hostSet(a.family) : netSet(a.family), elements: [nest(NFTA_LIST_ELEM, ...first), ...endElement(end)] };
-}
-
-export interface FastPathOptions {
-  protocols: ('tcp' | 'udp')[];
-  /** How long the kernel keeps a source it blocked. */
-  timeoutMs: number;
-  perMinute: number;
-  /** The nflog group, and the log prefixes of a block, of a probe over the rate, and of a forged one. */
-  group: number;
-  prefixes: { blocked: string; rateLimited: string; spoofed: string };
 }
 
 export class NftablesFirewall implements Firewall {
@@ -309,68 +301,9 @@ export class NftablesFirewall implements Firewall {
     return out;
   }
 
-  /**
-   * The kernel fast path (response.kernelFastPath): after the blocked-set drops, packets to
-   * this host from sources not ignored that hit a tripwire port (TCP without ACK or RST,
-   * or UDP) are dropped, whatever else happens to them: a tripwire port answers nothing.
-   * A packet whose source would not route back out by the interface it came in on (fib, as
-   * rp_filter) is forged: logged as spoofed, never blocked. Otherwise its source goes into
-   * the blocked set, up to `perMinute` new blocks (the circuit breaker), and the packet is
-   * logged to nflog `group`. The budget has two halves (fastPathBudgets): one for sources
-   * seen for the first time, one for sources refused within the last minute that come back.
-   * A refused source is remembered for a minute; its further packets take the second half
-   * or are dropped without touching the log: a flood of one-shot forged sources (a new
-   * address with every packet) spends the first half only, and a scanner refused there is
-   * blocked at its next packet. Logs of refusals and spoofed packets are capped at 100 a
-   * second. The tripwire ports and ignored addresses start empty: setTripwirePorts and
-   * setIgnored fill them.
-   */
-  async enableFastPath(options: FastPathOptions): Promise<void> {
-    const t = `inet ${this.table}`;
-    const timeout = `${timeoutSeconds(options.timeoutMs)}s`;
-    const log = (prefix: string) => `log group ${options.group} prefix ${JSON.stringify(prefix)}`;
-    const refused = (v: 4 | 6) => `add set ${t} trap_refused${v} { type ipv${v}_addr; flags dynamic, timeout; timeout 60s; size ${HOST_SET_SIZE}; }`;
-    const { first, returning } = fastPathBudgets(options.perMinute);
-    const limit = (perMinute: number) => `limit rate ${perMinute}/minute burst ${perMinute} packets`;
-    const lines = [
-      `add set ${t} tripwire_tcp { type inet_service; flags interval; auto-merge; }`,
-      `add set ${t} tripwire_udp { type inet_service; flags interval; auto-merge; }`,
-      `add set ${t} ignore4 { type ipv4_addr; flags interval; auto-merge; }`,
-      `add set ${t} ignore6 { type ipv6_addr; flags interval; auto-merge; }`,
-      refused(4),
-      refused(6),
-      `add chain ${t} trap`,
-      `add chain ${t} trap_block`,
-      `add chain ${t} trap_refused`,
-      `add chain ${t} trap_spoofed`,
-      // The port first: ordinary traffic pays one set lookup, not the route lookup below.
-      ...(options.protocols.includes('tcp') ? [`add rule ${t} prerouting tcp dport @tripwire_tcp tcp flags & (ack | rst) == 0 jump trap`] : []),
-      ...(options.protocols.includes('udp') ? [`add rule ${t} prerouting udp dport @tripwire_udp jump trap`] : []),
-      // Only what the raw path would see: packets to this host, from sources not ignored.
-      `add rule ${t} trap fib daddr type != local return`,
-      `add rule ${t} trap ip saddr @ignore4 return`,
-      `add rule ${t} trap ip6 saddr @ignore6 return`,
-      `add rule ${t} trap fib saddr . iif oif missing goto trap_spoofed`,
-      // Refused within the minute and back: the half of the budget kept for returning sources.
-      `add rule ${t} trap ip saddr @trap_refused4 ${limit(returning)} goto trap_block`,
-      `add rule ${t} trap ip6 saddr @trap_refused6 ${limit(returning)} goto trap_block`,
-      `add rule ${t} trap ip saddr @trap_refused4 counter drop`,
-      `add rule ${t} trap ip6 saddr @trap_refused6 counter drop`,
-      // The circuit breaker of response.maxBlocksPerMinute for first-seen sources, in the kernel.
-      `add rule ${t} trap ${limit(first)} goto trap_block`,
-      `add rule ${t} trap goto trap_refused`,
-      `add rule ${t} trap_block meta nfproto ipv4 add @blocked4 { ip saddr timeout ${timeout} }`,
-      `add rule ${t} trap_block meta nfproto ipv6 add @blocked6 { ip6 saddr timeout ${timeout} }`,
-      `add rule ${t} trap_block ${log(options.prefixes.blocked)} counter drop`,
-      `add rule ${t} trap_refused meta nfproto ipv4 add @trap_refused4 { ip saddr }`,
-      `add rule ${t} trap_refused meta nfproto ipv6 add @trap_refused6 { ip6 saddr }`,
-      `add rule ${t} trap_refused limit rate 100/second ${log(options.prefixes.rateLimited)}`,
-      `add rule ${t} trap_refused counter drop`,
-      `add rule ${t} trap_spoofed limit rate 100/second ${log(options.prefixes.spoofed)}`,
-      `add rule ${t} trap_spoofed counter drop`,
-      '',
-    ];
-    await this.run(lines.join('\n'));
+  /** The kernel fast path over this table (response.kernelFastPath). */
+  fastPath(settings: FastPathSettings): FastPath {
+    return new NftablesFastPath({ table: this.table, run: (script) => this.run(script), remove: (address, family) => this.remove(address, family), hostSetSize: HOST_SET_SIZE }, settings);
   }
 
   /**
@@ -406,17 +339,6 @@ export class NftablesFirewall implements Firewall {
     return dropCounters(stdout);
   }
 
-  /** Replaces the fast path's tripwire ports of a protocol, as portRanges gives them. */
-  async setTripwirePorts(protocol: 'tcp' | 'udp', ranges: string[]): Promise<void> {
-    await this.replaceElements(`tripwire_${protocol}`, ranges);
-  }
-
-  /** Replaces the fast path's ignored addresses and CIDRs of a family. */
-  async setIgnored(family: Family, cidrs: string[]): Promise<void> {
-    for (const c of cidrs) if (parseCidr(c)?.family !== family) throw new Error(`not an IPv${family} address or CIDR: ${JSON.stringify(c)}`);
-    await this.replaceElements(family === 4 ? 'ignore4' : 'ignore6', cidrs);
-  }
-
   /** One transaction: the packet path sees the old elements or the new ones, never neither. */
   private async replaceElements(set: string, elements: string[]): Promise<void> {
     const t = `inet ${this.table}`;
@@ -429,15 +351,6 @@ export class NftablesFirewall implements Firewall {
     if (!(await this.checkOwnership())) return;
     await this.run(`delete table inet ${this.table}\n`);
   }
-}
-
-/**
- * The fast path's halves of response.maxBlocksPerMinute (no handshake proves anything
- * there): first-seen sources, and sources back after a refusal; each at least 1.
- */
-export function fastPathBudgets(perMinute: number): { first: number; returning: number } {
-  const returning = Math.floor(perMinute / 2);
-  return { first: Math.max(1, perMinute - returning), returning: Math.max(1, returning) };
 }
 
 /** An interface name as the kernel allows it, before it reaches an nft script. */
@@ -456,19 +369,6 @@ export function dropCounters(json: string): number {
     for (const e of expr) if (e.counter && typeof (e.counter as { packets?: unknown }).packets === 'number') packets += (e.counter as { packets: number }).packets;
   }
   return packets;
-}
-
-/** Ports marked 1 (indexed by port number) as nft elements: "79", "6000-6063". */
-export function portRanges(ports: Uint8Array): string[] {
-  const ranges: string[] = [];
-  for (let port = 1; port < 65536; port++) {
-    if (!ports[port]) continue;
-    let end = port;
-    while (end + 1 < 65536 && ports[end + 1]) end++;
-    ranges.push(end === port ? String(port) : `${port}-${end}`);
-    port = end;
-  }
-  return ranges;
 }
 
 const key = (bytes: Uint8Array): Buffer => nest(NFTA_SET_ELEM_KEY, attr(NFTA_DATA_VALUE, bytes));

@@ -1,0 +1,95 @@
+// The cluster's part of the node set: every BlockedHost in force, not protected, claimed by
+// the `cluster` owner of the BlockSet until the latest expiry among those that block its
+// address. Fed one BlockedHost change at a time (a detection costs the same with 10,000 in
+// force as with none); all of them are looked at again after the protected set changed.
+import { BlockedHostIndex, type BlockEntry } from '../cluster/blocked-host-index.js';
+import type { ProtectedSet } from '../cluster/protected-set.js';
+import { blockEntryOf, type BlockedHostObject } from '../k8s/objects.js';
+import type { BlockSet } from '../respond/firewall/block-set.js';
+
+/** The BlockedHosts as the agent's watch cache holds them. */
+export interface BlockedHostSource {
+  get(name: string): BlockedHostObject | undefined;
+  list(): readonly BlockedHostObject[];
+}
+
+export class ClusterBlocks {
+  /** The BlockedHosts this node enforces, by name and by address. */
+  private readonly index = new BlockedHostIndex();
+  /** BlockedHosts changed since the last enforce. */
+  private readonly touched = new Set<string>();
+  /** Addresses whose BlockedHost was deleted since the last enforce. */
+  private readonly deleted = new Set<string>();
+  private recheckAll = true;
+  /** Protected addresses already refused (said once). */
+  private readonly refused = new Set<string>();
+
+  constructor(
+    private readonly blockSet: BlockSet,
+    private readonly onRefused: (address: string, blockedHost: string, why: string) => void,
+  ) {}
+
+  /** A BlockedHost changed (its watch event); `deletedAddress` when it was deleted. */
+  changed(name: string, deletedAddress?: string | null): void {
+    this.touched.add(name);
+    if (deletedAddress) this.deleted.add(deletedAddress);
+  }
+
+  /** The protected set changed: every BlockedHost is looked at again. */
+  recheck(): void {
+    this.recheckAll = true;
+  }
+
+  /** Whether some BlockedHost in force blocks `address` here. */
+  has(address: string): boolean {
+    return this.index.has(address);
+  }
+
+  /**
+   * Makes the cluster owner's claims equal to the BlockedHosts in force; those whose expiry
+   * came are forgotten (their kernel entries time out by themselves). Returns the addresses
+   * whose BlockedHost was deleted and that no other BlockedHost blocks: deleting one
+   * unblocks it everywhere, the node's own block included.
+   */
+  async enforce(source: BlockedHostSource, guard: ProtectedSet, now: number): Promise<string[]> {
+    const names = new Set(this.touched);
+    this.touched.clear();
+    if (this.recheckAll) {
+      this.recheckAll = false;
+      for (const name of this.index.names()) names.add(name);
+      for (const bh of source.list()) names.add(bh.metadata.name);
+    }
+    const addresses = new Set<string>();
+    const put = (name: string, entry: BlockEntry | undefined) => {
+      const before = this.index.set(name, entry);
+      if (before?.address) addresses.add(before.address);
+      if (entry?.address) addresses.add(entry.address);
+    };
+    for (const name of names) put(name, this.wanted(source.get(name), guard, now));
+    for (const [name, b] of [...this.index.entries()]) if (b.expiresAt <= now) put(name, undefined);
+    const changes: Promise<void>[] = [];
+    for (const address of addresses)
+      changes.push(this.index.has(address) ? this.blockSet.claim('cluster', address, this.index.until(address)) : this.blockSet.release('cluster', address));
+    await Promise.all(changes);
+    const lifted = [...this.deleted].filter((address) => !this.index.has(address));
+    this.deleted.clear();
+    return lifted;
+  }
+
+  /** What a BlockedHost asks of this node, or nothing (gone, expired, protected). */
+  private wanted(bh: BlockedHostObject | undefined, guard: ProtectedSet, now: number): BlockEntry | undefined {
+    if (!bh) return undefined;
+    const entry = blockEntryOf(bh.spec);
+    const address = entry.address;
+    if (!address || entry.expiresAt <= now) return undefined;
+    const why = guard.reason(address);
+    if (why) {
+      if (!this.refused.has(address)) {
+        this.refused.add(address);
+        this.onRefused(address, bh.metadata.name, why);
+      }
+      return undefined;
+    }
+    return entry;
+  }
+}

@@ -1,0 +1,45 @@
+// The kernel fast path as a capability (response.kernelFastPath): a firewall backend that
+// can trap a probe to a tripwire port in the kernel, block its source at that first packet
+// and tell the sentry afterwards offers `Firewall.fastPath`. The sentry asks for it and
+// never needs to know which backend it has.
+import type { Cidr } from '../../net/ip.js';
+import type { Probe } from '../../engine/probe.js';
+import type { Protocol } from '../../policy/types.js';
+
+export interface FastPathSettings {
+  /** The raw-socket protocols it takes over, with their mode. */
+  modes: Partial<Record<Protocol, 'stealth' | 'advanced'>>;
+  /** How long the kernel keeps a source it blocked. */
+  timeoutMs: number;
+  /** The circuit breaker (response.maxBlocksPerMinute), split as fastPathBudgets says. */
+  perMinute: number;
+  /** Each probe the kernel trapped: blocked there (blockedInKernel) or refused by its budget (refusedInKernel). */
+  onProbe: (probe: Probe) => void;
+  /** A probe the kernel found forged (it would not route back by its interface): never a detection. */
+  onSpoofed: (probe: Probe) => void;
+  /** Reports the kernel could not deliver (the reader's queue was full). */
+  onLoss: () => void;
+}
+
+/** What the kernel must match: the watched ports not in use, by protocol, and the sources never trapped. */
+export interface FastPathTargets {
+  /** 1 for each watched port (indexed by port number). */
+  ports: Partial<Record<Protocol, Uint8Array>>;
+  ignored: readonly Cidr[];
+}
+
+export interface FastPath {
+  readonly protocols: readonly Protocol[];
+  /** Installs the rules (ports and ignored sets empty) and starts reading what they report. */
+  start(): Promise<void>;
+  /**
+   * Brings the kernel's ports and ignored sources in line with `targets`, ignored sources
+   * first (no port is trapped before its exceptions are in place); nothing when unchanged.
+   * One at a time: a call while one runs waits for it and applies the latest targets.
+   */
+  sync(targets: FastPathTargets): Promise<void>;
+  /** Lifts a kernel block the sentry does not stand behind (a source the engine ignores). */
+  unblock(source: string): Promise<void>;
+  /** Stops reading; the rules stay with the firewall's table. */
+  stop(): void;
+}

@@ -1,0 +1,172 @@
+// The kernel fast path on nftables: its rules in the firewall's table, the nflog reader of
+// what they trap, and the synchronisation of its tripwire ports and ignored sources with
+// what the sentry watches.
+import { formatCidr, parseIp, type Family } from '../../net/ip.js';
+import type { Protocol } from '../../policy/types.js';
+import { timeoutSeconds } from '../firewall/firewall.js';
+import type { FastPath, FastPathSettings, FastPathTargets } from './fast-path.js';
+import { KernelDetector, NFLOG_GROUP, PREFIX_BLOCKED, PREFIX_RATE_LIMITED, PREFIX_SPOOFED } from './nflog-reader.js';
+
+/** What the fast path needs of the nftables firewall whose table it lives in. */
+export interface NftablesTable {
+  table: string;
+  /** Runs an nft script. */
+  run: (script: string) => Promise<unknown>;
+  remove: (address: string, family: Family) => Promise<void>;
+  hostSetSize: number;
+}
+
+/**
+ * The kernel fast path (response.kernelFastPath): after the blocked-set drops, packets to
+ * this host from sources not ignored that hit a tripwire port (TCP without ACK or RST,
+ * or UDP) are dropped, whatever else happens to them: a tripwire port answers nothing.
+ * A packet whose source would not route back out by the interface it came in on (fib, as
+ * rp_filter) is forged: logged as spoofed, never blocked. Otherwise its source goes into
+ * the blocked set, up to `perMinute` new blocks (the circuit breaker), and the packet is
+ * logged to nflog group NFLOG_GROUP. The budget has two halves (fastPathBudgets): one for sources
+ * seen for the first time, one for sources refused within the last minute that come back.
+ * A refused source is remembered for a minute; its further packets take the second half
+ * or are dropped without touching the log: a flood of one-shot forged sources (a new
+ * address with every packet) spends the first half only, and a scanner refused there is
+ * blocked at its next packet. Logs of refusals and spoofed packets are capped at 100 a
+ * second. The tripwire ports and ignored addresses start empty: sync fills them.
+ */
+export function fastPathRules(table: string, hostSetSize: number, protocols: readonly Protocol[], timeoutMs: number, perMinute: number): string {
+    const t = `inet ${table}`;
+    const timeout = `${timeoutSeconds(timeoutMs)}s`;
+    const log = (prefix: string) => `log group ${NFLOG_GROUP} prefix ${JSON.stringify(prefix)}`;
+    const refused = (v: 4 | 6) => `add set ${t} trap_refused${v} { type ipv${v}_addr; flags dynamic, timeout; timeout 60s; size ${hostSetSize}; }`;
+    const { first, returning } = fastPathBudgets(perMinute);
+    const limit = (perMinute: number) => `limit rate ${perMinute}/minute burst ${perMinute} packets`;
+    const lines = [
+      `add set ${t} tripwire_tcp { type inet_service; flags interval; auto-merge; }`,
+      `add set ${t} tripwire_udp { type inet_service; flags interval; auto-merge; }`,
+      `add set ${t} ignore4 { type ipv4_addr; flags interval; auto-merge; }`,
+      `add set ${t} ignore6 { type ipv6_addr; flags interval; auto-merge; }`,
+      refused(4),
+      refused(6),
+      `add chain ${t} trap`,
+      `add chain ${t} trap_block`,
+      `add chain ${t} trap_refused`,
+      `add chain ${t} trap_spoofed`,
+      // The port first: ordinary traffic pays one set lookup, not the route lookup below.
+      ...(protocols.includes('tcp') ? [`add rule ${t} prerouting tcp dport @tripwire_tcp tcp flags & (ack | rst) == 0 jump trap`] : []),
+      ...(protocols.includes('udp') ? [`add rule ${t} prerouting udp dport @tripwire_udp jump trap`] : []),
+      // Only what the raw path would see: packets to this host, from sources not ignored.
+      `add rule ${t} trap fib daddr type != local return`,
+      `add rule ${t} trap ip saddr @ignore4 return`,
+      `add rule ${t} trap ip6 saddr @ignore6 return`,
+      `add rule ${t} trap fib saddr . iif oif missing goto trap_spoofed`,
+      // Refused within the minute and back: the half of the budget kept for returning sources.
+      `add rule ${t} trap ip saddr @trap_refused4 ${limit(returning)} goto trap_block`,
+      `add rule ${t} trap ip6 saddr @trap_refused6 ${limit(returning)} goto trap_block`,
+      `add rule ${t} trap ip saddr @trap_refused4 counter drop`,
+      `add rule ${t} trap ip6 saddr @trap_refused6 counter drop`,
+      // The circuit breaker of response.maxBlocksPerMinute for first-seen sources, in the kernel.
+      `add rule ${t} trap ${limit(first)} goto trap_block`,
+      `add rule ${t} trap goto trap_refused`,
+      `add rule ${t} trap_block meta nfproto ipv4 add @blocked4 { ip saddr timeout ${timeout} }`,
+      `add rule ${t} trap_block meta nfproto ipv6 add @blocked6 { ip6 saddr timeout ${timeout} }`,
+      `add rule ${t} trap_block ${log(PREFIX_BLOCKED)} counter drop`,
+      `add rule ${t} trap_refused meta nfproto ipv4 add @trap_refused4 { ip saddr }`,
+      `add rule ${t} trap_refused meta nfproto ipv6 add @trap_refused6 { ip6 saddr }`,
+      `add rule ${t} trap_refused limit rate 100/second ${log(PREFIX_RATE_LIMITED)}`,
+      `add rule ${t} trap_refused counter drop`,
+      `add rule ${t} trap_spoofed limit rate 100/second ${log(PREFIX_SPOOFED)}`,
+      `add rule ${t} trap_spoofed counter drop`,
+      '',
+    ];
+    return lines.join('\n');
+}
+
+export class NftablesFastPath implements FastPath {
+  readonly protocols: readonly Protocol[];
+  private reader: KernelDetector | null = null;
+  /** The targets last applied (as text), and the sync under way with the latest targets asked for. */
+  private applied = '';
+  private running: Promise<void> | null = null;
+  private wanted: FastPathTargets | null = null;
+
+  constructor(
+    private readonly nft: NftablesTable,
+    private readonly settings: FastPathSettings,
+  ) {
+    this.protocols = (['tcp', 'udp'] as const).filter((p) => settings.modes[p]);
+  }
+
+  async start(): Promise<void> {
+    const { table, hostSetSize } = this.nft;
+    await this.nft.run(fastPathRules(table, hostSetSize, this.protocols, this.settings.timeoutMs, this.settings.perMinute));
+    const reader = new KernelDetector({ modes: this.settings.modes, onProbe: this.settings.onProbe, onSpoofed: this.settings.onSpoofed, onLoss: this.settings.onLoss });
+    reader.start();
+    this.reader = reader;
+  }
+
+  stop(): void {
+    this.reader?.stop();
+    this.reader = null;
+  }
+
+  async unblock(source: string): Promise<void> {
+    await this.nft.remove(source, parseIp(source)?.family ?? 4);
+  }
+
+  sync(targets: FastPathTargets): Promise<void> {
+    this.wanted = targets;
+    // One at a time: housekeeping comes every second, nft can be slower than that.
+    this.running ??= this.drain().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.wanted) {
+      const targets = this.wanted;
+      this.wanted = null;
+      await this.apply(targets);
+    }
+  }
+
+  private async apply(targets: FastPathTargets): Promise<void> {
+    const ignored: Record<4 | 6, string[]> = { 4: [], 6: [] };
+    const seen = new Set<string>();
+    for (const cidr of targets.ignored) {
+      const text = formatCidr(cidr);
+      if (seen.has(text)) continue;
+      seen.add(text);
+      ignored[cidr.family].push(text);
+    }
+    const ports = this.protocols.map((protocol) => ({ protocol, ranges: portRanges(targets.ports[protocol] ?? new Uint8Array(65536)) }));
+    const key = JSON.stringify([ignored, ports]);
+    if (key === this.applied) return;
+    const t = `inet ${this.nft.table}`;
+    // One transaction each: the packet path sees the old elements or the new ones, never neither.
+    const replace = (set: string, elements: string[]) =>
+      this.nft.run(`flush set ${t} ${set}\n${elements.length ? `add element ${t} ${set} { ${elements.join(', ')} }\n` : ''}`);
+    await replace('ignore4', ignored[4]);
+    await replace('ignore6', ignored[6]);
+    for (const { protocol, ranges } of ports) await replace(`tripwire_${protocol}`, ranges);
+    this.applied = key;
+  }
+}
+
+/**
+ * The fast path's halves of response.maxBlocksPerMinute (no handshake proves anything
+ * there): first-seen sources, and sources back after a refusal; each at least 1.
+ */
+export function fastPathBudgets(perMinute: number): { first: number; returning: number } {
+  const returning = Math.floor(perMinute / 2);
+  return { first: Math.max(1, perMinute - returning), returning: Math.max(1, returning) };
+}
+
+/** Ports marked 1 (indexed by port number) as nft elements: "79", "6000-6063". */
+export function portRanges(ports: Uint8Array): string[] {
+  const ranges: string[] = [];
+  for (let port = 1; port < 65536; port++) {
+    if (!ports[port]) continue;
+    let end = port;
+    while (end + 1 < 65536 && ports[end + 1]) end++;
+    ranges.push(end === port ? String(port) : `${port}-${end}`);
+    port = end;
+  }
+  return ranges;
+}

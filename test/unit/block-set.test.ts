@@ -1,0 +1,49 @@
+// The node set shared by the agent's owners (src/respond/firewall/block-set.ts), on the
+// in-memory Firewall: an address stays while any owner wants it, for the longest claim;
+// reconcile puts back what went missing and takes out what nobody wants.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BlockSet } from '../../src/respond/firewall/block-set.js';
+import { MemoryFirewall } from '../../src/respond/firewall/memory.js';
+
+test('two owners of one address: it stays until both release it', async () => {
+  const fw = new MemoryFirewall();
+  await fw.setup();
+  const errors: unknown[] = [];
+  const set = new BlockSet(fw, (err) => errors.push(err));
+  const hour = Date.now() + 3_600_000;
+  await set.claim('local', '198.18.0.1', hour);
+  await set.claim('cluster', '198.18.0.1', hour + 3_600_000);
+  assert.ok(fw.blocks('198.18.0.1'));
+  await set.release('local', '198.18.0.1');
+  assert.ok(fw.blocks('198.18.0.1'), 'the cluster still wants it');
+  await set.release('cluster', '198.18.0.1');
+  assert.equal(fw.blocks('198.18.0.1'), false);
+  assert.deepEqual(errors, []);
+});
+
+test('reconcile restores an entry removed behind its back and removes one nobody claimed', async () => {
+  const fw = new MemoryFirewall();
+  await fw.setup();
+  const set = new BlockSet(fw, () => undefined);
+  await set.claim('cluster', '2001:db8::1', Infinity);
+  await fw.remove('2001:db8::1', 6);
+  await fw.add('198.18.0.7', 4, 60_000, 'cluster');
+  const { added, removed } = await set.reconcile();
+  assert.equal(added, 1);
+  assert.equal(removed, 1);
+  assert.ok(fw.blocks('2001:db8::1') && !fw.blocks('198.18.0.7'));
+});
+
+test('a network inside a wanted network waits outside the kernel until the outer one is released', async () => {
+  const fw = new MemoryFirewall();
+  await fw.setup();
+  const errors: unknown[] = [];
+  const set = new BlockSet(fw, (err) => errors.push(err));
+  await set.claim('cluster', '10.0.0.0/8', Infinity);
+  await set.claim('local', '10.1.0.0/16', Infinity);
+  assert.deepEqual((await fw.list(4)).map((e) => e.address), ['10.0.0.0/8']);
+  await set.release('cluster', '10.0.0.0/8');
+  assert.deepEqual((await fw.list(4)).map((e) => e.address), ['10.1.0.0/16']);
+  assert.deepEqual(errors, []);
+});
