@@ -18,6 +18,7 @@ import type { FastPath, FastPathSettings, FastPathTargets } from '../respond/fas
 import { selectFirewall } from '../respond/firewall/select.js';
 import { DEFAULT_INSTANCE, firewallNames } from '../respond/firewall/owner.js';
 import { Responder, blockedOf, type Done } from '../respond/responder.js';
+import { isNetwork, type AddressOrNetwork } from '../net/address.js';
 import type { RouteMark } from '../respond/route.js';
 import { HostBlocks } from './host-blocks.js';
 import { statePaths } from './state-paths.js';
@@ -259,14 +260,14 @@ export class Sentry {
         {
           record: paths.record,
           kept: plan.keep.length - plan.adopted.length,
-          adopted: plan.adopted.map((e) => e.address),
+          adopted: plan.adopted.map((e) => e.target.text),
           lifted: plan.lifted.length,
           restored: { kernel: plan.kernel.add.length, routes: plan.routes.add.length, hostsDeny: plan.hostsDeny.add.length },
-          removed: { kernel: plan.kernel.remove.map((k) => k.address), routes: plan.routes.remove, hostsDeny: plan.hostsDeny.remove },
+          removed: { kernel: plan.kernel.remove.map((k) => k.target.text), routes: plan.routes.remove.map((r) => r.text), hostsDeny: plan.hostsDeny.remove },
         },
         'blocks from the record reconciled',
       );
-      for (const e of plan.lifted) this.logger.info({ source: e.address, until: new Date(e.until!).toISOString() }, 'block expired while the sentry was stopped: lifted');
+      for (const e of plan.lifted) this.logger.info({ source: e.target.text, until: new Date(e.until!).toISOString() }, 'block expired while the sentry was stopped: lifted');
       this.metrics.blockedHosts.set(this.host.size);
     }
     if (fastPath) await this.startKernel(fastPath);
@@ -440,7 +441,7 @@ export class Sentry {
   private handle(probe: Probe, decision: Decision, seenAt: number): void {
     // The kernel blocked a source the engine ignores (the sets lag a change by a second): undo it.
     if (decision.kind === 'ignored' && probe.blockedInKernel && this.kernel) {
-      this.track(this.kernel.unblock(probe.source.text).catch((err: Error) => this.logger.error({ err: err.message }, 'kernel fast path: cannot unblock')));
+      this.track(this.kernel.unblock(probe.source).catch((err: Error) => this.logger.error({ err: err.message }, 'kernel fast path: cannot unblock')));
     }
     if (decision.kind !== 'respond') return this.log(probe, decision);
     // The response goes first and its lines are written on the next turn: building and
@@ -550,9 +551,9 @@ export class Sentry {
       this.track(
         this.host.expire(now, expired).then((lifted) => {
           for (const e of lifted) {
-            this.alreadyLogged.delete(e.address);
+            this.alreadyLogged.delete(e.target.text);
             this.metrics.unblocks.inc({ reason: 'expired' });
-            this.logger.info({ source: e.address, action: 'block', origin: e.origin }, 'block expired: lifting');
+            this.logger.info({ source: e.target.text, action: 'block', origin: e.origin }, 'block expired: lifting');
           }
         }),
       );
@@ -598,20 +599,21 @@ export class Sentry {
   }
 
   /** An admin's block, checked by the caller. */
-  async block(address: string, until: number | null, reason: string): Promise<BlockEntry> {
+  async block(target: AddressOrNetwork, until: number | null, reason: string): Promise<BlockEntry> {
     if (!this.host) throw new Error('admin blocks are for the standalone sentry');
-    const entry = await this.host.block(address, until, reason);
+    const entry = await this.host.block(target, until, reason);
     this.metrics.blocks.inc({ scope: 'node', action: 'manual' });
     this.metrics.blockedHosts.set(this.host.size);
-    this.logger.warn({ source: address, reason, until: until === null ? null : new Date(until).toISOString(), origin: 'manual' }, 'blocked by an admin');
+    this.logger.warn({ source: target.text, reason, until: until === null ? null : new Date(until).toISOString(), origin: 'manual' }, 'blocked by an admin');
     return entry;
   }
 
-  /** Lifts a block of exactly `address` and resets the source's trigger state. */
-  async unblock(address: string): Promise<BlockEntry | null> {
+  /** Lifts a block of exactly `target` and resets the source's trigger state. */
+  async unblock(target: AddressOrNetwork): Promise<BlockEntry | null> {
     if (!this.host) throw new Error('admin unblocks are for the standalone sentry');
-    const entry = await this.host.unblock(address);
-    if (address.includes('/')) this.alreadyLogged.clear();
+    const entry = await this.host.unblock(target);
+    const address = target.text;
+    if (isNetwork(target)) this.alreadyLogged.clear();
     else this.alreadyLogged.delete(address);
     if (entry) {
       this.metrics.unblocks.inc({ reason: 'admin' });

@@ -48,7 +48,7 @@ test('a block goes into the set for its duration, tagged detected, and lifting t
   const r = responder(fw);
   assert.deepEqual(await r.respond(block()), [{ action: 'firewall', detail: 'memory' }]);
   const [entry] = await fw.list(4);
-  assert.equal(entry?.address, '198.18.0.9');
+  assert.equal(entry?.target.text, '198.18.0.9');
   assert.equal(entry?.tag, 'detected');
   assert.ok(entry!.expiresInSeconds! > 3590 && entry!.expiresInSeconds! <= 3600, String(entry?.expiresInSeconds));
   await r.lift(blockedOf(block()));
