@@ -10,6 +10,7 @@
 // family. The sets are left full for the caller's flood (--teardown removes them); it
 // prints JSON on stdout.
 import { parseArgs } from 'node:util';
+import { addressOrNetworkOf, type AddressOrNetwork } from '../src/net/address.js';
 import { BlockSet } from '../src/respond/firewall/block-set.js';
 import type { Firewall } from '../src/respond/firewall/firewall.js';
 import { IptablesFirewall } from '../src/respond/firewall/iptables.js';
@@ -37,9 +38,11 @@ if (!(entries > 0 && entries <= 130_000) || !(adds > 0 && adds <= 20_000))
   throw new Error(`--entries must be 1..130000 and --adds 1..20000 (the test ranges hold that many), got ${entries} and ${adds}`);
 
 /** Entry i: even i IPv4 from 198.19.0.0/16, odd i IPv6 from 2001:db8:100::/48. */
-const wanted = (i: number): string => (i % 2 === 0 ? `198.19.${(i >> 9) & 255}.${(i >> 1) & 255}` : `2001:db8:100::${((i >> 1) + 1).toString(16)}`);
+// Parsed where they are claimed, as the agent parses a BlockedHost's address once it arrives.
+const at = (text: string): AddressOrNetwork => addressOrNetworkOf(text)!;
+const wanted = (i: number): AddressOrNetwork => at(i % 2 === 0 ? `198.19.${(i >> 9) & 255}.${(i >> 1) & 255}` : `2001:db8:100::${((i >> 1) + 1).toString(16)}`);
 /** The extra addresses of the one-more timings: 198.18.128.0/17, 2001:db8:200::/48. */
-const extra = (i: number): string => (i % 2 === 0 ? `198.18.${128 + ((i >> 9) & 127)}.${(i >> 1) & 255}` : `2001:db8:200::${((i >> 1) + 1).toString(16)}`);
+const extra = (i: number): AddressOrNetwork => at(i % 2 === 0 ? `198.18.${128 + ((i >> 9) & 127)}.${(i >> 1) & 255}` : `2001:db8:200::${((i >> 1) + 1).toString(16)}`);
 
 const until = Date.now() + 3_600_000;
 

@@ -3,6 +3,7 @@
 // `nft -f -` per address), alternated so both see the same set sizes, first on an empty
 // set, then on one already holding `--prefill` addresses. Prints JSON on stdout.
 import { parseArgs } from 'node:util';
+import { addressOf } from '../src/net/address.js';
 import { NftablesFirewall } from '../src/respond/firewall/nftables.js';
 import { runProgram } from '../src/respond/run-program.js';
 
@@ -31,9 +32,9 @@ try {
     }
     const r = (result[String(size)] = { netlink: [] as number[], spawn: [] as number[] });
     for (let i = 0; i < adds; i++) {
-      const a = address(next++);
+      const a = addressOf(address(next++))!; // parsed where it came in, as a probe's source is
       const b = address(next++);
-      r.netlink.push(await timed(() => fw.add(a, 4, 3_600_000)));
+      r.netlink.push(await timed(() => fw.add(a, 3_600_000)));
       r.spawn.push(await timed(() => runProgram(['nft', '-f', '-'], { input: `add element inet ${TABLE} blocked4 { ${b} timeout 3600s }\n` })));
     }
   }

@@ -5,6 +5,7 @@
 import { BlockedHostIndex, type BlockEntry } from '../cluster/blocked-host-index.js';
 import type { ProtectedSet } from '../cluster/protected-set.js';
 import { blockEntryOf, type BlockedHostObject } from '../k8s/objects.js';
+import type { AddressOrNetwork } from '../net/address.js';
 import type { BlockSet } from '../respond/firewall/block-set.js';
 
 /** The BlockedHosts as the agent's watch cache holds them. */
@@ -59,17 +60,17 @@ export class ClusterBlocks {
       for (const name of this.index.names()) names.add(name);
       for (const bh of source.list()) names.add(bh.metadata.name);
     }
-    const addresses = new Set<string>();
+    const targets = new Map<string, AddressOrNetwork>();
     const put = (name: string, entry: BlockEntry | undefined) => {
       const before = this.index.set(name, entry);
-      if (before?.address) addresses.add(before.address);
-      if (entry?.address) addresses.add(entry.address);
+      if (before?.target) targets.set(before.target.text, before.target);
+      if (entry?.target) targets.set(entry.target.text, entry.target);
     };
     for (const name of names) put(name, this.wanted(source.get(name), guard, now));
     for (const [name, b] of [...this.index.entries()]) if (b.expiresAt <= now) put(name, undefined);
     const changes: Promise<void>[] = [];
-    for (const address of addresses)
-      changes.push(this.index.has(address) ? this.blockSet.claim('cluster', address, this.index.until(address)) : this.blockSet.release('cluster', address));
+    for (const [address, target] of targets)
+      changes.push(this.index.has(address) ? this.blockSet.claim('cluster', target, this.index.until(address)) : this.blockSet.release('cluster', target));
     await Promise.all(changes);
     const lifted = [...this.deleted].filter((address) => !this.index.has(address));
     this.deleted.clear();
@@ -80,7 +81,7 @@ export class ClusterBlocks {
   private wanted(bh: BlockedHostObject | undefined, guard: ProtectedSet, now: number): BlockEntry | undefined {
     if (!bh) return undefined;
     const entry = blockEntryOf(bh.spec);
-    const address = entry.address;
+    const address = entry.target?.text;
     if (!address || entry.expiresAt <= now) return undefined;
     const why = guard.reason(address);
     if (why) {

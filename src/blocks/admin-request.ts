@@ -2,7 +2,7 @@
 // command line or over the control socket: nothing unchecked reaches the record, a log line
 // or the kernel.
 import { parseDuration } from '../policy/duration.js';
-import { parseCidr } from '../net/ip.js';
+import { prefixOf, type AddressOrNetwork } from '../net/address.js';
 import type { BlockEntry } from './entry.js';
 import { parseTarget } from './target.js';
 
@@ -10,8 +10,8 @@ export type AdminRequest =
   | { command: 'blocks' }
   | { command: 'status' }
   /** durationMs null: until unblocked. */
-  | { command: 'block'; address: string; durationMs: number | null; reason: string }
-  | { command: 'unblock'; address: string };
+  | { command: 'block'; target: AddressOrNetwork; durationMs: number | null; reason: string }
+  | { command: 'unblock'; target: AddressOrNetwork };
 
 export const DEFAULT_REASON = 'blocked by an admin';
 const REASON_MAX = 200;
@@ -29,7 +29,7 @@ export function checkAdminRequest(raw: unknown): Checked {
   if (typeof raw.address !== 'string') return { ok: false, error: `${command} needs an address or CIDR` };
   const target = parseTarget(raw.address);
   if (!target.ok) return { ok: false, error: target.problem };
-  if (command === 'unblock') return { ok: true, request: { command, address: target.address } };
+  if (command === 'unblock') return { ok: true, request: { command, target: target.target } };
   let durationMs: number | null = null;
   if (raw.duration !== undefined && raw.duration !== null) {
     const ms = typeof raw.duration === 'string' ? parseDuration(raw.duration) : null;
@@ -41,20 +41,20 @@ export function checkAdminRequest(raw: unknown): Checked {
   if (reason.length > REASON_MAX) return { ok: false, error: `--reason is longer than ${REASON_MAX} characters` };
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(reason)) return { ok: false, error: '--reason holds a control character (a line break, a tab...)' };
-  return { ok: true, request: { command, address: target.address, durationMs, reason } };
+  return { ok: true, request: { command, target: target.target, durationMs, reason } };
 }
 
-/** Why `address` cannot be unblocked by itself (it lies inside a network blocked as a whole), or null. */
-export function unblockProblem(address: string, blocks: readonly BlockEntry[]): string | null {
-  if (blocks.some((b) => b.address === address)) return null;
-  const ip = parseCidr(address);
-  if (!ip) return `${JSON.stringify(address)} is not an address or network`;
+/** Why `target` cannot be unblocked by itself (it lies inside a network blocked as a whole), or null. */
+export function unblockProblem(target: AddressOrNetwork, blocks: readonly BlockEntry[]): string | null {
+  if (blocks.some((b) => b.target.text === target.text)) return null;
+  const prefix = prefixOf(target);
   for (const b of blocks) {
-    const net = parseCidr(b.address);
-    if (!net || net.family !== ip.family || net.prefix >= ip.prefix) continue;
+    const net = b.target;
+    const netPrefix = prefixOf(net);
+    if (net.family !== target.family || netPrefix >= prefix) continue;
     let inside = true;
-    for (let bit = 0; bit < net.prefix && inside; bit++) inside = ((ip.bytes[bit >> 3]! ^ net.bytes[bit >> 3]!) & (0x80 >> (bit & 7))) === 0;
-    if (inside) return `${address} is inside ${b.address}, which is blocked as a whole: unblock ${b.address}`;
+    for (let bit = 0; bit < netPrefix && inside; bit++) inside = ((target.bytes[bit >> 3]! ^ net.bytes[bit >> 3]!) & (0x80 >> (bit & 7))) === 0;
+    if (inside) return `${target.text} is inside ${net.text}, which is blocked as a whole: unblock ${net.text}`;
   }
   return null;
 }

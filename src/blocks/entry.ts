@@ -1,10 +1,9 @@
 // The standalone sentry's block record (pure): one entry per block in force, what made it
 // and until when. The file form is checked field by field where it is read.
 import { PROBE_TYPES, type ProbeType } from '../engine/probe.js';
-import { addressOf } from '../net/address.js';
+import { addressOrNetworkOf, isNetwork, type AddressOrNetwork } from '../net/address.js';
 import { CLASSIC_MODES, type ClassicMode } from '../policy/classic-modes.js';
 import type { BlockRecord } from '../engine/engine.js';
-import { formatCidr, formatIp, parseCidr } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
 
 export type BlockOrigin = 'detected' | 'manual';
@@ -19,8 +18,8 @@ export interface TriggeringProbe {
 }
 
 export interface BlockEntry {
-  /** Canonical address, or CIDR for a network. */
-  address: string;
+  /** The address or network, parsed where the entry came in (the record file, an admin, a detection). */
+  target: AddressOrNetwork;
   /** Made by a detection (the sentry or its kernel fast path) or by an admin. */
   origin: BlockOrigin;
   /** Why, in words: the scan ("TCP SYN/Normal scan"), or the admin's reason. */
@@ -37,23 +36,23 @@ export interface BlockEntry {
   until: number | null;
 }
 
+/** An entry as the record file and the control socket's replies write it: the target as its text. */
+export type BlockEntryJson = Omit<BlockEntry, 'target'> & { address: string };
+
+export function entryJson({ target, ...rest }: BlockEntry): BlockEntryJson {
+  return { address: target.text, ...rest };
+}
+
 export const RECORD_VERSION = 1;
 
 export class RecordError extends Error {
   override name = 'RecordError';
 }
 
-/** The canonical text of an address or CIDR (a /32 or /128 is the address itself). */
-export function canonicalTarget(text: string): string | null {
-  const cidr = parseCidr(text);
-  if (!cidr) return null;
-  return cidr.prefix === (cidr.family === 4 ? 32 : 128) ? formatIp(cidr.bytes) : formatCidr(cidr);
-}
-
 /** The record entry of a block the engine decided. */
 export function detectedEntry(block: BlockRecord, reason: string, ports: string[], types: ProbeType[], mode: ClassicMode): BlockEntry {
   return {
-    address: block.source.text,
+    target: block.source,
     origin: 'detected',
     reason,
     ports,
@@ -67,13 +66,13 @@ export function detectedEntry(block: BlockRecord, reason: string, ports: string[
 
 /** The engine's form of a detected single-address block (null for the others, which it holds as addresses). */
 export function engineBlock(entry: BlockEntry): BlockRecord | null {
-  const source = entry.address.includes('/') ? null : addressOf(entry.address);
-  if (!entry.probe || entry.until === null || !source) return null;
+  const source = entry.target;
+  if (!entry.probe || entry.until === null || isNetwork(source)) return null;
   return { source, action: 'block', ...entry.probe, since: entry.since, until: entry.until };
 }
 
 export function renderRecord(entries: Iterable<BlockEntry>): string {
-  return `${JSON.stringify({ version: RECORD_VERSION, blocks: [...entries] }, null, 1)}\n`;
+  return `${JSON.stringify({ version: RECORD_VERSION, blocks: [...entries].map(entryJson) }, null, 1)}\n`;
 }
 
 const TYPES = PROBE_TYPES;
@@ -97,10 +96,10 @@ export function parseRecord(text: string, file: string): BlockEntry[] {
       throw new RecordError(`${where}.${field}: ${what}`);
     };
     if (!isObject(raw)) return fail('', 'not an object');
-    const address = typeof raw.address === 'string' ? canonicalTarget(raw.address) : null;
-    if (!address) return fail('address', `${JSON.stringify(raw.address)} is not an address or CIDR`);
-    if (seen.has(address)) fail('address', `${address} is recorded twice`);
-    seen.add(address);
+    const target = typeof raw.address === 'string' ? addressOrNetworkOf(raw.address) : null;
+    if (!target) return fail('address', `${JSON.stringify(raw.address)} is not an address or CIDR`);
+    if (seen.has(target.text)) fail('address', `${target.text} is recorded twice`);
+    seen.add(target.text);
     if (raw.origin !== 'detected' && raw.origin !== 'manual') fail('origin', 'must be "detected" or "manual"');
     if (typeof raw.reason !== 'string') fail('reason', 'must be a string');
     if (!Array.isArray(raw.ports) || !raw.ports.every((p) => typeof p === 'string' && /^(tcp|udp)\/\d{1,5}$/.test(p))) fail('ports', 'must be a list like ["tcp/79"]');
@@ -122,7 +121,7 @@ export function parseRecord(text: string, file: string): BlockEntry[] {
       probe = p as unknown as TriggeringProbe;
     }
     return {
-      address,
+      target,
       origin: raw.origin as BlockOrigin,
       reason: raw.reason as string,
       ports: raw.ports as string[],

@@ -3,13 +3,12 @@
 // Blocks still in force stay (and are put back where missing), expired ones are lifted,
 // and entries of the sentry's own that the record does not hold are removed, except the
 // kernel fast path's: the kernel adds those by itself, even while the sentry is down.
-import type { Family } from '../net/ip.js';
-import { canonicalTarget, type BlockEntry } from './entry.js';
+import { isNetwork, type AddressOrNetwork } from '../net/address.js';
+import type { BlockEntry } from './entry.js';
 
-/** An entry of the sentry's own kernel sets. */
+/** An entry of the sentry's own kernel sets, parsed where the kernel listed it. */
 export interface KernelEntry {
-  address: string;
-  family: Family;
+  target: AddressOrNetwork;
   expiresInSeconds?: number;
   /** Who added it: "detected" or "manual" for the sentry; none for the kernel fast path's rules. */
   tag?: string;
@@ -19,7 +18,7 @@ export interface KernelEntry {
 export interface HostState {
   kernel: KernelEntry[];
   /** Prefixes of the sentry's blackhole routes. */
-  routes: string[];
+  routes: AddressOrNetwork[];
   /** The sentry's lines in hosts.deny. */
   hostsDeny: string[];
 }
@@ -43,7 +42,7 @@ export interface ReconcilePlan {
   /** Blocks to put in the kernel (with the time they have left), and entries to take out. */
   kernel: { add: { entry: BlockEntry; timeoutMs: number }[]; remove: KernelEntry[] };
   /** Blocks whose route is missing, and routes to take out. */
-  routes: { add: BlockEntry[]; remove: string[] };
+  routes: { add: BlockEntry[]; remove: AddressOrNetwork[] };
   /** Blocks whose hosts.deny line is missing, and lines to take out. */
   hostsDeny: { add: BlockEntry[]; remove: string[] };
 }
@@ -53,28 +52,28 @@ export const ADOPTED_REASON = 'blocked by the kernel fast path while the sentry 
 export function reconcile(now: number, record: readonly BlockEntry[], state: HostState, actions: HostActions): ReconcilePlan {
   const keep = record.filter((e) => e.until === null || e.until > now);
   const lifted = record.filter((e) => e.until !== null && e.until <= now);
-  const kept = new Set(keep.map((e) => e.address));
+  const kept = new Set(keep.map((e) => e.target.text));
 
   const adopted: BlockEntry[] = [];
   const remove: KernelEntry[] = [];
   const inKernel = new Set<string>();
   for (const k of state.kernel) {
-    const address = canonicalTarget(k.address) ?? k.address;
+    const address = k.target.text;
     inKernel.add(address);
     if (kept.has(address)) continue;
-    const fastPath = k.tag === undefined && !address.includes('/') && k.expiresInSeconds !== undefined && !lifted.some((e) => e.address === address);
+    const fastPath = k.tag === undefined && !isNetwork(k.target) && k.expiresInSeconds !== undefined && !lifted.some((e) => e.target.text === address);
     if (fastPath) {
-      adopted.push({ address, origin: 'detected', reason: ADOPTED_REASON, ports: [], types: [], since: now, until: now + k.expiresInSeconds! * 1000 });
+      adopted.push({ target: k.target, origin: 'detected', reason: ADOPTED_REASON, ports: [], types: [], since: now, until: now + k.expiresInSeconds! * 1000 });
       kept.add(address);
     } else remove.push(k);
   }
   const inForce = [...keep, ...adopted];
   const add = actions.firewall
-    ? keep.filter((e) => !inKernel.has(e.address)).map((entry) => ({ entry, timeoutMs: entry.until === null ? Infinity : entry.until - now }))
+    ? keep.filter((e) => !inKernel.has(e.target.text)).map((entry) => ({ entry, timeoutMs: entry.until === null ? Infinity : entry.until - now }))
     : [];
 
-  const routesWanted = new Set(actions.routes ? inForce.map((e) => e.address) : []);
-  const routesThere = new Set(state.routes.map((r) => canonicalTarget(r) ?? r));
+  const routesWanted = new Set(actions.routes ? inForce.map((e) => e.target.text) : []);
+  const routesThere = new Map(state.routes.map((r) => [r.text, r]));
   const lineOf = actions.hostsDenyLine;
   const lines = new Map<BlockEntry, string>();
   if (lineOf)
@@ -89,7 +88,7 @@ export function reconcile(now: number, record: readonly BlockEntry[], state: Hos
     lifted,
     adopted,
     kernel: { add, remove },
-    routes: { add: inForce.filter((e) => routesWanted.has(e.address) && !routesThere.has(e.address)), remove: [...routesThere].filter((r) => !routesWanted.has(r)) },
+    routes: { add: inForce.filter((e) => routesWanted.has(e.target.text) && !routesThere.has(e.target.text)), remove: [...routesThere.values()].filter((r) => !routesWanted.has(r.text)) },
     hostsDeny: { add: [...lines].filter(([, l]) => !linesThere.has(l)).map(([e]) => e), remove: [...linesThere].filter((l) => !linesWanted.has(l)) },
   };
 }

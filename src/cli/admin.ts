@@ -4,7 +4,7 @@
 import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { checkAdminRequest, unblockProblem, type AdminRequest } from '../blocks/admin-request.js';
-import { RecordError, type BlockEntry } from '../blocks/entry.js';
+import { RecordError, entryJson, type BlockEntryJson } from '../blocks/entry.js';
 import { blockRefusal } from '../blocks/target.js';
 import { createLogger } from '../log/logger.js';
 import { Metrics } from '../metrics/metrics.js';
@@ -102,14 +102,14 @@ function left(until: number | null, now: number): string {
 }
 
 /** Blocks as JSON: times as ISO text as well as the record's milliseconds. */
-const asJson = (e: BlockEntry) => ({ ...e, sinceTime: new Date(e.since).toISOString(), expires: e.until === null ? null : new Date(e.until).toISOString() });
+const asJson = (e: BlockEntryJson) => ({ ...e, sinceTime: new Date(e.since).toISOString(), expires: e.until === null ? null : new Date(e.until).toISOString() });
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }
 
-function blocksTable(blocks: BlockEntry[]): string {
+function blocksTable(blocks: BlockEntryJson[]): string {
   if (!blocks.length) return 'no blocks in force';
   const now = Date.now();
   return table([
@@ -122,7 +122,7 @@ export async function blocksCommand(args: string[]): Promise<number> {
   const p = await parse(args);
   if (p.positionals.length) throw new UsageError('blocks takes no arguments');
   const reply = await ask(p.socket, { command: 'blocks' });
-  const blocks = reply ? (reply.blocks as BlockEntry[]) : await new RecordFile(statePaths(p.policy.spec.files, p.stateDir).record).load();
+  const blocks = reply ? (reply.blocks as BlockEntryJson[]) : (await new RecordFile(statePaths(p.policy.spec.files, p.stateDir).record).load()).map(entryJson);
   if (p.json) out(JSON.stringify({ running: reply !== null, blocks: blocks.map(asJson) }, null, 2));
   else {
     if (!reply) process.stderr.write('kube-portsentry: the sentry is not running; the blocks of its record:\n');
@@ -138,14 +138,14 @@ export async function blockCommand(args: string[]): Promise<number> {
   const request = checked(raw);
   if (request.command !== 'block') throw new Error('unreachable');
   const reply = await ask(p.socket, raw);
-  let entry: BlockEntry;
-  if (reply) entry = reply.entry as BlockEntry;
+  let entry: BlockEntryJson;
+  if (reply) entry = reply.entry as BlockEntryJson;
   else
     entry = await withoutSentry(p, async (host) => {
-      const refusal = blockRefusal(request.address, { own: hostAddresses(), ignore: p.policy.spec.ignore, protected: await hostProtectedSet() });
+      const refusal = blockRefusal(request.target, { own: hostAddresses(), ignore: p.policy.spec.ignore, protected: await hostProtectedSet() });
       if (refusal) throw new AdminError(`refusing to block: ${refusal}`);
       await host.open();
-      return host.block(request.address, request.durationMs === null ? null : Date.now() + request.durationMs, request.reason);
+      return entryJson(await host.block(request.target, request.durationMs === null ? null : Date.now() + request.durationMs, request.reason));
     });
   out(p.json ? JSON.stringify(asJson(entry), null, 2) : `blocked ${entry.address} until ${time(entry.until)}${reply ? '' : ' (the sentry is not running: recorded for its next start)'}`);
   return 0;
@@ -161,11 +161,11 @@ export async function unblockCommand(args: string[]): Promise<number> {
   if (!reply)
     await withoutSentry(p, async (host) => {
       await host.open();
-      const problem = unblockProblem(request.address, host.list());
+      const problem = unblockProblem(request.target, host.list());
       if (problem) throw new AdminError(problem);
-      if (!(await host.unblock(request.address))) throw new AdminError(`${request.address} is not blocked`);
+      if (!(await host.unblock(request.target))) throw new AdminError(`${request.target.text} is not blocked`);
     });
-  out(`unblocked ${request.address}`);
+  out(`unblocked ${request.target.text}`);
   return 0;
 }
 
@@ -175,7 +175,7 @@ function ports(list: number[] | number): string {
   return list.length > 40 ? `${list.slice(0, 40).join(',')},... (${list.length})` : list.join(',');
 }
 
-function statusText(s: SentryStatus, blocks: BlockEntry[]): string {
+function statusText(s: SentryStatus, blocks: BlockEntryJson[]): string {
   const lines = [`kube-portsentry: running (policy ${s.policy}, firewall ${s.firewall})`];
   for (const p of ['tcp', 'udp'] as const) {
     const fast = s.kernelFastPath.includes(p) ? ', kernel fast path' : '';
@@ -194,11 +194,11 @@ export async function statusCommand(args: string[]): Promise<number> {
   if (p.positionals.length) throw new UsageError('status takes no arguments');
   const reply = await ask(p.socket, { command: 'status' });
   if (reply) {
-    out(p.json ? JSON.stringify({ running: true, status: reply.status, blocks: (reply.blocks as BlockEntry[]).map(asJson) }, null, 2) : statusText(reply.status as SentryStatus, reply.blocks as BlockEntry[]));
+    out(p.json ? JSON.stringify({ running: true, status: reply.status, blocks: (reply.blocks as BlockEntryJson[]).map(asJson) }, null, 2) : statusText(reply.status as SentryStatus, reply.blocks as BlockEntryJson[]));
     return 0;
   }
   const paths = statePaths(p.policy.spec.files, p.stateDir);
-  const blocks = await new RecordFile(paths.record).load();
+  const blocks = (await new RecordFile(paths.record).load()).map(entryJson);
   // What the kernel holds meanwhile: the table stays while the sentry is down.
   const names = firewallNames({ kind: 'standalone', stateDir: paths.dir });
   const table = new NftablesFirewall('nft', names.table, names);

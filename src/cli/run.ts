@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { checkAdminRequest, unblockProblem } from '../blocks/admin-request.js';
 import { blockRefusal } from '../blocks/target.js';
+import { entryJson } from '../blocks/entry.js';
 import { createLogger } from '../log/logger.js';
 import { Metrics } from '../metrics/metrics.js';
 import { startMetricsServer } from '../metrics/server.js';
@@ -22,20 +23,20 @@ export async function answer(sentry: Sentry, raw: unknown): Promise<Reply> {
   const request = checked.request;
   switch (request.command) {
     case 'blocks':
-      return { ok: true, blocks: sentry.blocksInForce() };
+      return { ok: true, blocks: sentry.blocksInForce().map(entryJson) };
     case 'status':
-      return { ok: true, status: sentry.status(), blocks: sentry.blocksInForce() };
+      return { ok: true, status: sentry.status(), blocks: sentry.blocksInForce().map(entryJson) };
     case 'block': {
-      const refusal = blockRefusal(request.address, sentry.neverBlocked());
+      const refusal = blockRefusal(request.target, sentry.neverBlocked());
       if (refusal) return { ok: false, error: `refusing to block: ${refusal}` };
       const until = request.durationMs === null ? null : Date.now() + request.durationMs;
-      return { ok: true, entry: await sentry.block(request.address, until, request.reason) };
+      return { ok: true, entry: entryJson(await sentry.block(request.target, until, request.reason)) };
     }
     case 'unblock': {
-      const problem = unblockProblem(request.address, sentry.blocksInForce());
+      const problem = unblockProblem(request.target, sentry.blocksInForce());
       if (problem) return { ok: false, error: problem };
-      const entry = await sentry.unblock(request.address);
-      return entry ? { ok: true, entry } : { ok: false, error: `${request.address} is not blocked (its trigger state was reset)` };
+      const entry = await sentry.unblock(request.target);
+      return entry ? { ok: true, entry: entryJson(entry) } : { ok: false, error: `${request.target.text} is not blocked (its trigger state was reset)` };
     }
   }
 }

@@ -1,11 +1,12 @@
 // The BlockedHosts known, by name and by the address each blocks: the agent keeps one (those
 // it enforces), the operator another (all of them). Fed one BlockedHost at a time from a
 // watch's events, so a change costs the same however many are held. Pure.
+import type { AddressOrNetwork } from '../net/address.js';
 
 /** What a BlockedHost asks for, read once from its spec. */
 export interface BlockEntry {
-  /** Canonical address or CIDR; null when the spec's is none (still indexed by name). */
-  address: string | null;
+  /** The address or network, parsed from the spec; null when the spec's is none (still indexed by name). */
+  target: AddressOrNetwork | null;
   source: 'detected' | 'manual';
   /** Epoch ms; Infinity without expiresAt. */
   expiresAt: number;
@@ -35,18 +36,18 @@ export class BlockedHostIndex<T extends BlockEntry = BlockEntry> {
     if (before) {
       this.byName.delete(name);
       this.bySource[before.source]--;
-      if (before.address !== null) {
-        const names = this.byAddress.get(before.address);
+      if (before.target !== null) {
+        const names = this.byAddress.get(before.target.text);
         names?.delete(name);
-        if (names?.size === 0) this.byAddress.delete(before.address);
+        if (names?.size === 0) this.byAddress.delete(before.target.text);
       }
     }
     if (entry) {
       this.byName.set(name, entry);
       this.bySource[entry.source]++;
-      if (entry.address !== null) {
-        let names = this.byAddress.get(entry.address);
-        if (!names) this.byAddress.set(entry.address, (names = new Set()));
+      if (entry.target !== null) {
+        let names = this.byAddress.get(entry.target.text);
+        if (!names) this.byAddress.set(entry.target.text, (names = new Set()));
         names.add(name);
       }
     }

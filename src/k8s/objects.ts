@@ -2,6 +2,7 @@
 // objects we create.
 import { createHash } from 'node:crypto';
 import type { BlockEntry } from '../cluster/blocked-host-index.js';
+import { addressOrNetworkOf } from '../net/address.js';
 import { canonicalAddress } from '../net/ip.js';
 import type { PolicySpec } from '../policy/types.js';
 
@@ -63,7 +64,7 @@ export interface BlockedHostObject {
 /** What a BlockedHost's spec asks for, read once (the spec may come from anyone: all optional). */
 export function blockEntryOf(spec: Partial<BlockedHostSpec> | undefined): BlockEntry {
   return {
-    address: canonicalAddress(spec?.address ?? ''),
+    target: addressOrNetworkOf(spec?.address ?? ''),
     source: spec?.source === 'detected' ? 'detected' : 'manual',
     expiresAt: spec?.expiresAt ? Date.parse(spec.expiresAt) : Infinity,
   };

@@ -15,9 +15,9 @@ export class ExpiryLoop {
 
   tick(now: number): void {
     const { ctx } = this;
-    for (const [, { bh, address: canonical, source, expiresAt }] of ctx.index.entries()) {
+    for (const [, { bh, target, source, expiresAt }] of ctx.index.entries()) {
       if (source !== 'detected' || !(expiresAt <= now) || bh.metadata.deletionTimestamp) continue;
-      const address = canonical ?? bh.spec.address;
+      const address = target?.text ?? bh.spec.address;
       if (ctx.inFlight.has(address)) continue;
       ctx.runFor(address, async () => {
         await ctx.kube.custom.deleteClusterCustomObject({ ...custom(PLURALS.blockedHosts), name: bh.metadata.name }).catch(ignoreStatus(404));

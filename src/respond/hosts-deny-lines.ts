@@ -2,17 +2,19 @@
 // comes right after a marker comment of its own, and only a rule line after that marker is
 // ever taken out: a line the admin wrote stays, even one identical to the sentry's.
 import type { ClassicMode } from '../policy/classic-modes.js';
-import { formatIp, parseCidr, type Cidr } from '../net/ip.js';
+import { isNetwork, prefixOf, type AddressOrNetwork } from '../net/address.js';
+import { formatIp } from '../net/ip.js';
 import { SubstitutionError, checkSubstitution } from './substitute.js';
 
 export const HOSTS_DENY_MARK = '# kube-portsentry: the next line is its block, removed when the block is lifted';
 
 /** An address or network as hosts_access(5) writes it: IPv6 in brackets, an IPv4 network as net/mask. */
-export function hostsAccessPattern(cidr: Cidr): string {
-  const address = formatIp(cidr.bytes);
-  if (cidr.family === 6) return cidr.prefix === 128 ? `[${address}]` : `[${address}]/${cidr.prefix}`;
-  if (cidr.prefix === 32) return address;
-  const mask = cidr.prefix === 0 ? 0 : (0xffffffff << (32 - cidr.prefix)) >>> 0;
+export function hostsAccessPattern(target: AddressOrNetwork): string {
+  const address = formatIp(target.bytes);
+  const prefix = prefixOf(target);
+  if (target.family === 6) return prefix === 128 ? `[${address}]` : `[${address}]/${prefix}`;
+  if (prefix === 32) return address;
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return `${address}/${[24, 16, 8, 0].map((shift) => (mask >>> shift) & 0xff).join('.')}`;
 }
 
@@ -20,14 +22,12 @@ export function hostsAccessPattern(cidr: Cidr): string {
  * The hosts.deny line for a block: `$TARGET$` as hosts_access(5) wants it, `$PORT$` and
  * `$MODE$` from the probe that triggered it (a manual block has none).
  */
-export function hostsDenyLine(template: string, block: { address: string; port?: number; mode?: ClassicMode }): string {
-  const cidr = parseCidr(block.address);
-  if (!cidr) throw new SubstitutionError(`refusing $TARGET$ that is not an IP address or CIDR: ${JSON.stringify(block.address).slice(0, 80)}`);
-  let line = template.replaceAll('$TARGET$', hostsAccessPattern(cidr));
+export function hostsDenyLine(template: string, block: { target: AddressOrNetwork; port?: number; mode?: ClassicMode }): string {
+  let line = template.replaceAll('$TARGET$', hostsAccessPattern(block.target));
   if (line.includes('$PORT$') || line.includes('$MODE$')) {
     if (block.port === undefined || block.mode === undefined)
       throw new SubstitutionError('the hosts.deny line uses $PORT$ or $MODE$, and a manual block has neither');
-    const checked = checkSubstitution({ target: formatIp(cidr.bytes), port: block.port, mode: block.mode });
+    const checked = checkSubstitution({ target: isNetwork(block.target) ? formatIp(block.target.bytes) : block.target, port: block.port, mode: block.mode });
     line = line.replaceAll('$PORT$', String(checked.port)).replaceAll('$MODE$', checked.mode);
   }
   if (/[\r\n]/.test(line)) throw new SubstitutionError('the hosts.deny line holds a line break');

@@ -55,8 +55,8 @@ export async function removeOwnedState(state: OwnedState): Promise<Removed> {
   const mark = { metric: names.routeMetric };
   for (const family of [4, 6] as Family[]) {
     for (const route of await listBlackholeRoutes(family, mark).catch(() => [])) {
-      await removeBlackholeRoute(route, family, mark);
-      removed.routes.push(route);
+      await removeBlackholeRoute(route, mark);
+      removed.routes.push(route.text);
     }
   }
   if (state.hostsDeny) removed.hostsDenyLines = await removeHostsDenyLines(state.hostsDeny.path, { lockDir: state.hostsDeny.lockDir });

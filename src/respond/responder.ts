@@ -8,7 +8,7 @@ import { classicMode, type ClassicMode } from '../policy/classic-modes.js';
 import type { BlockRecord } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { parseCidr, type Family } from '../net/ip.js';
+import type { AddressOrNetwork } from '../net/address.js';
 import type { FilesSpec, ResponseSpec } from '../policy/types.js';
 import { appendLine, blockedFileFor, classicBlockLine, resetBlockedFiles } from './classic-files.js';
 import type { Firewall } from './firewall/firewall.js';
@@ -44,11 +44,11 @@ export async function resolveName(address: string, timeoutMs = 2000): Promise<st
 }
 
 /**
- * A block as its actions need it: the address (or CIDR), until when (null: until lifted),
+ * A block as its actions need it: the address or network, until when (null: until lifted),
  * the tag its kernel entry carries, and for a detection the port and mode commands use.
  */
 export interface Blocked {
-  address: string;
+  target: AddressOrNetwork;
   until: number | null;
   tag: 'detected' | 'manual';
   probe?: { port: number; mode: ClassicMode };
@@ -114,11 +114,11 @@ export class Responder {
   }
 
   /** The hosts.deny line of a block, or null when hosts.deny is off or the line cannot be made for it. */
-  hostsDenyLineOf(b: Pick<Blocked, 'address' | 'probe'>): string | null {
+  hostsDenyLineOf(b: Pick<Blocked, 'target' | 'probe'>): string | null {
     const spec = this.response.hostsDeny;
     if (!spec.enabled) return null;
     try {
-      return hostsDenyLine(spec.line, { address: b.address, ...(b.probe ? { port: b.probe.port, mode: b.probe.mode } : {}) });
+      return hostsDenyLine(spec.line, { target: b.target, ...(b.probe ? { port: b.probe.port, mode: b.probe.mode } : {}) });
     } catch {
       return null;
     }
@@ -144,7 +144,7 @@ export class Responder {
       await command();
     } else {
       if (r.runCommandFirst) await command();
-      done.push(...(await this.block({ address: block.source.text, until: block.until, tag: 'detected', probe: { port: block.port, mode } })));
+      done.push(...(await this.block({ target: block.source, until: block.until, tag: 'detected', probe: { port: block.port, mode } })));
       if (r.route.enabled && r.route.command.length) {
         const argv = substituteArgv(r.route.command, values);
         if (await this.attempt('route', () => runProgram(argv))) done.push({ action: 'route', detail: argv.join(' ') });
@@ -157,16 +157,15 @@ export class Responder {
 
   /** The blocking actions for `b` (all by default; a reconcile puts back only what is missing). */
   async block(b: Blocked, which: BlockActions = ALL): Promise<Done[]> {
-    const family = familyOf(b.address);
     const done: Done[] = [];
     const firewall = this.firewall;
     if (firewall && which.firewall) {
       const timeoutMs = b.until === null ? Infinity : b.until - Date.now();
-      if (timeoutMs > 0 && (await this.attempt('firewall', () => firewall.add(b.address, family, timeoutMs, b.tag))))
+      if (timeoutMs > 0 && (await this.attempt('firewall', () => firewall.add(b.target, timeoutMs, b.tag))))
         done.push({ action: 'firewall', detail: firewall.name });
     }
-    if (this.builtInRoutes && which.route && (await this.attempt('route', () => addBlackholeRoute(b.address, family, this.options.routeMark))))
-      done.push({ action: 'route', detail: `ip route replace blackhole ${b.address}` });
+    if (this.builtInRoutes && which.route && (await this.attempt('route', () => addBlackholeRoute(b.target, this.options.routeMark))))
+      done.push({ action: 'route', detail: `ip route replace blackhole ${b.target.text}` });
     const line = which.hostsDeny ? this.hostsDenyLineOf(b) : null;
     if (line !== null && (await this.attempt('hosts-deny', () => addHostsDenyLine(this.response.hostsDeny.path, line, this.lockOptions))))
       done.push({ action: 'hosts-deny', detail: line });
@@ -175,10 +174,9 @@ export class Responder {
 
   /** Lifts what `respond` or `block` set up that can be undone; at shutdown the set may stay. */
   async lift(b: Blocked, options: { keepFirewall?: boolean } = {}): Promise<void> {
-    const family = familyOf(b.address);
     const firewall = this.firewall;
-    if (firewall && !options.keepFirewall) await this.attempt('firewall', () => firewall.remove(b.address, family));
-    if (this.builtInRoutes) await this.attempt('route', () => removeBlackholeRoute(b.address, family, this.options.routeMark));
+    if (firewall && !options.keepFirewall) await this.attempt('firewall', () => firewall.remove(b.target));
+    if (this.builtInRoutes) await this.attempt('route', () => removeBlackholeRoute(b.target, this.options.routeMark));
     const line = this.hostsDenyLineOf(b);
     if (line !== null) await this.attempt('hosts-deny', () => removeHostsDenyLine(this.response.hostsDeny.path, line, this.lockOptions));
     await this.runUnblockCommand(b);
@@ -188,7 +186,7 @@ export class Responder {
   async runUnblockCommand(b: Blocked): Promise<void> {
     const r = this.response;
     if (!r.unblockCommand.length || !b.probe) return;
-    const values: Substitution = { target: b.address, port: b.probe.port, mode: b.probe.mode };
+    const values: Substitution = { target: b.target, port: b.probe.port, mode: b.probe.mode };
     await this.attempt('unblock-command', () => runProgram(substituteArgv(r.unblockCommand, values)));
   }
 
@@ -219,10 +217,7 @@ export class Responder {
   }
 }
 
-/** The family of an address or CIDR (blocks are checked before they get here). */
-export const familyOf = (address: string): Family => parseCidr(address)?.family ?? 4;
-
 /** A detection's block in the shape the actions take. */
 export function blockedOf(block: BlockRecord): Blocked {
-  return { address: block.source.text, until: block.until, tag: 'detected', probe: { port: block.port, mode: classicMode(block.protocol, block.mode) } };
+  return { target: block.source, until: block.until, tag: 'detected', probe: { port: block.port, mode: classicMode(block.protocol, block.mode) } };
 }

@@ -13,7 +13,8 @@ import type { Firewall } from '../respond/firewall/firewall.js';
 import type { FirewallNames } from '../respond/firewall/owner.js';
 import { listHostsDenyLines, removeHostsDenyLine } from '../respond/hosts-deny.js';
 import { removeOwnedFirewall, removeOwnedState, type Removed } from '../respond/owned-state.js';
-import { familyOf, type Blocked, type Responder } from '../respond/responder.js';
+import type { Blocked, Responder } from '../respond/responder.js';
+import type { AddressOrNetwork } from '../net/address.js';
 import { listBlackholeRoutes, removeBlackholeRoute } from '../respond/route.js';
 import { RecordFile } from './record-file.js';
 import type { StatePaths } from './state-paths.js';
@@ -32,7 +33,7 @@ export interface HostBlocksOptions {
 
 /** A record entry in the shape the responder's actions take. */
 export function blockedOfEntry(e: BlockEntry): Blocked {
-  return { address: e.address, until: e.until, tag: e.origin, ...(e.probe && e.mode ? { probe: { port: e.probe.port, mode: e.mode } } : {}) };
+  return { target: e.target, until: e.until, tag: e.origin, ...(e.probe && e.mode ? { probe: { port: e.probe.port, mode: e.mode } } : {}) };
 }
 
 export class HostBlocks {
@@ -70,11 +71,11 @@ export class HostBlocks {
       routes: responder.builtInRoutes,
       hostsDenyLine: this.o.response.hostsDeny.enabled ? (e) => responder.hostsDenyLineOf(blockedOfEntry(e)) : null,
     });
-    for (const e of plan.keep) this.entries.set(e.address, e);
+    for (const e of plan.keep) this.entries.set(e.target.text, e);
     await this.record.write(plan.keep);
-    for (const k of plan.kernel.remove) await this.attempt('firewall', () => firewall!.remove(k.address, k.family));
+    for (const k of plan.kernel.remove) await this.attempt('firewall', () => firewall!.remove(k.target));
     for (const { entry } of plan.kernel.add) await responder.block(blockedOfEntry(entry), { firewall: true });
-    for (const route of plan.routes.remove) await this.attempt('route', () => removeBlackholeRoute(route, familyOf(route), { metric: names.routeMetric }));
+    for (const route of plan.routes.remove) await this.attempt('route', () => removeBlackholeRoute(route, { metric: names.routeMetric }));
     for (const entry of plan.routes.add) await responder.block(blockedOfEntry(entry), { route: true });
     for (const line of plan.hostsDeny.remove) await this.attempt('hosts-deny', () => removeHostsDenyLine(this.o.response.hostsDeny.path, line, { lockDir: this.o.paths.dir }));
     for (const entry of plan.hostsDeny.add) await responder.block(blockedOfEntry(entry), { hostsDeny: true });
@@ -94,7 +95,7 @@ export class HostBlocks {
 
   /** The record as it is, nothing else touched. */
   async load(): Promise<void> {
-    for (const e of await this.record.load()) this.entries.set(e.address, e);
+    for (const e of await this.record.load()) this.entries.set(e.target.text, e);
   }
 
   /** What of the owner's is in place now: kernel entries, routes, hosts.deny lines. */
@@ -102,9 +103,9 @@ export class HostBlocks {
     const kernel: KernelEntry[] = [];
     const firewall = this.o.firewall;
     for (const family of [4, 6] as Family[]) {
-      if (firewall) for (const e of await firewall.list(family).catch(() => [])) kernel.push({ ...e, family });
+      if (firewall) kernel.push(...(await firewall.list(family).catch(() => [])));
     }
-    const routes: string[] = [];
+    const routes: AddressOrNetwork[] = [];
     for (const family of [4, 6] as Family[]) routes.push(...(await listBlackholeRoutes(family, { metric: this.o.names.routeMetric }).catch(() => [])));
     const hostsDeny = await listHostsDenyLines(this.o.response.hostsDeny.path).catch(() => []);
     return { kernel, routes, hostsDeny };
@@ -118,14 +119,14 @@ export class HostBlocks {
     for (const e of this.entries.values()) {
       const block = engineBlock(e);
       if (block) engine.restore(block);
-      else held.push(e.address);
+      else held.push(e.target.text);
     }
     engine.setHeld(held);
   }
 
   /** Records a detection's block (its kernel entry is in place already). */
   recordDetection(entry: BlockEntry): Promise<void> {
-    this.entries.set(entry.address, entry);
+    this.entries.set(entry.target.text, entry);
     return this.record.save();
   }
 
@@ -145,7 +146,7 @@ export class HostBlocks {
     let held = false;
     for (const e of this.entries.values()) {
       if (engineBlock(e) || e.until === null || e.until > now) continue;
-      this.entries.delete(e.address);
+      this.entries.delete(e.target.text);
       lifted.push(e);
       held = true;
     }
@@ -160,15 +161,16 @@ export class HostBlocks {
    * An admin's block (checked by the caller): in the record, then in place. A block already
    * there is replaced: its kernel timeout cannot change in place.
    */
-  async block(address: string, until: number | null, reason: string): Promise<BlockEntry> {
-    const entry: BlockEntry = { address, origin: 'manual', reason, ports: [], types: [], since: Date.now(), until };
+  async block(target: AddressOrNetwork, until: number | null, reason: string): Promise<BlockEntry> {
+    const address = target.text;
+    const entry: BlockEntry = { target, origin: 'manual', reason, ports: [], types: [], since: Date.now(), until };
     const before = this.entries.get(address);
     this.entries.set(address, entry);
     await this.record.save();
     if (before) {
       this.o.engine?.release(address);
       const firewall = this.o.firewall;
-      if (firewall) await this.attempt('firewall', () => firewall.remove(address, familyOf(address)));
+      if (firewall) await this.attempt('firewall', () => firewall.remove(target));
     }
     this.syncEngine();
     await this.o.responder.block(blockedOfEntry(entry));
@@ -176,10 +178,11 @@ export class HostBlocks {
   }
 
   /**
-   * Lifts an admin's or a detection's block of exactly `address`, and resets the source's
+   * Lifts an admin's or a detection's block of exactly `target`, and resets the source's
    * trigger state either way, so its next probe is judged afresh.
    */
-  async unblock(address: string): Promise<BlockEntry | null> {
+  async unblock(target: AddressOrNetwork): Promise<BlockEntry | null> {
+    const address = target.text;
     const entry = this.entries.get(address) ?? null;
     this.o.engine?.release(address);
     if (!entry) return null;

@@ -1,14 +1,13 @@
 // The standalone sentry: detectors feed the engine, the engine's decisions drive the
 // responder. The agent (cluster mode) reuses the same parts.
 import { BindDetector, type BindReport } from '../detect/bind.js';
-import { detectedEntry, type BlockEntry } from '../blocks/entry.js';
+import type { BlockEntry } from '../blocks/entry.js';
 import { PortsInUse } from '../detect/listening.js';
-import type { Probe, ProbeType } from '../engine/probe.js';
-import { classicMode } from '../policy/classic-modes.js';
+import type { Probe } from '../engine/probe.js';
 import { RawDetector, type RawStats } from '../detect/raw.js';
 import { KernelReversePath, type ReversePath } from '../detect/reverse-path.js';
 import { LocalAddresses } from '../detect/local-addresses.js';
-import { Engine, engineConfig, type BlockRecord, type Decision } from '../engine/engine.js';
+import { Engine, engineConfig, type Decision } from '../engine/engine.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { CompiledPolicy, CompiledProtocol } from '../policy/compiled.js';
@@ -17,9 +16,13 @@ import type { Firewall } from '../respond/firewall/firewall.js';
 import type { FastPath, FastPathSettings, FastPathTargets } from '../respond/fast-path/fast-path.js';
 import { selectFirewall } from '../respond/firewall/select.js';
 import { DEFAULT_INSTANCE, firewallNames } from '../respond/firewall/owner.js';
-import { Responder, blockedOf, type Done } from '../respond/responder.js';
+import { Responder, blockedOf } from '../respond/responder.js';
+import { isNetwork, type AddressOrNetwork } from '../net/address.js';
 import type { RouteMark } from '../respond/route.js';
 import { HostBlocks } from './host-blocks.js';
+import { ProbeHandler, type RecentDetection } from './probe-handler.js';
+
+export type { RecentDetection } from './probe-handler.js';
 import { statePaths } from './state-paths.js';
 import { parseCidr } from '../net/ip.js';
 import type { NeverBlocked } from '../blocks/target.js';
@@ -30,41 +33,6 @@ import { HOST_RESOLV_CONFS, hostProtectedSet } from './host-facts.js';
 const HOUSEKEEPING_MS = 1000;
 /** The standalone sentry reads its host's gateways and resolvers again this often. */
 const HOST_FACTS_MS = 10_000;
-
-const STEALTH_NAMES: Record<string, string> = {
-  syn: 'TCP SYN/Normal scan',
-  fin: 'TCP FIN scan',
-  null: 'TCP NULL scan',
-  xmas: 'TCP XMAS scan',
-};
-
-/** PortSentry's name for what the probe was ("TCP SYN/Normal scan", "Connect"). */
-function scanName(p: Pick<Probe, 'mode' | 'protocol' | 'type' | 'flags'>): string {
-  if (p.mode === 'bind') return 'Connect';
-  if (p.protocol === 'udp') return 'UDP scan';
-  return STEALTH_NAMES[p.type] ?? `Unknown Type: TCP Packet Flags: ${p.flags}`;
-}
-
-/** Classic attackalert wording, so log watchers written for PortSentry still match. */
-function alertText(p: Probe): string {
-  return `attackalert: ${scanName(p)} from host: ${p.source.text}/${p.source.text} to ${p.protocol.toUpperCase()} port: ${p.port}`;
-}
-
-/** Sources whose "already blocked" line was written, at most this many at once (a forged flood from a blocked network). */
-const ALREADY_LOGGED_MAX = 10_000;
-/** Detections kept for `status`. */
-const RECENT_MAX = 20;
-
-/** A detection as `status` shows it. */
-export interface RecentDetection {
-  time: number;
-  source: string;
-  protocol: Protocol;
-  port: number;
-  scan: string;
-  decision: 'alert' | 'respond';
-  action?: string;
-}
 
 export interface SentryStatus {
   policy: string;
@@ -113,9 +81,6 @@ export interface SentryOptions {
   resolvConfs?: string[];
 }
 
-/** A done action as a log field: "firewall nftables", "hosts-deny ALL: 198.18.0.1 : DENY". */
-const doneText = (d: Done): string => `${d.action} ${d.detail}`;
-
 export class Sentry {
   private readonly engine: Engine;
   private detectors: { protocol: Protocol; detector: BindDetector }[] = [];
@@ -123,8 +88,8 @@ export class Sentry {
   private readonly inUse = new PortsInUse();
   private local = new LocalAddresses([]);
   private readonly reversePath: ReversePath;
-  /** Interfaces already named in a log line about spoofed probes (one line each; 0 for the fast path). */
-  private readonly spoofedOn = new Set<number>();
+  /** A probe's way from a detector to its response; made at start, once the responder is. */
+  private probes: ProbeHandler | null = null;
   /** The kernel fast path, when on (its backend's capability). */
   private kernel: FastPath | null = null;
   private responder!: Responder;
@@ -132,12 +97,9 @@ export class Sentry {
   private host: HostBlocks | null = null;
   private firewallName = 'none';
   private readonly bindReports: Partial<Record<Protocol, BindReport>> = {};
-  private readonly alreadyLogged = new Set<string>();
-  private readonly recent: RecentDetection[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly pending = new Set<Promise<void>>();
   private started = false;
-  private readonly debug: boolean;
   /** Evictions already counted in the metrics (the engine keeps a running total). */
   private evictedReported = 0;
   /** Never blocked, in the engine and in the fast path's ignore sets (setProtected). */
@@ -153,7 +115,6 @@ export class Sentry {
     private readonly options: SentryOptions = {},
   ) {
     this.engine = new Engine(engineConfig(policy));
-    this.debug = logger.isLevelEnabled('debug');
     this.reversePath = options.reversePath ?? new KernelReversePath();
   }
 
@@ -259,16 +220,26 @@ export class Sentry {
         {
           record: paths.record,
           kept: plan.keep.length - plan.adopted.length,
-          adopted: plan.adopted.map((e) => e.address),
+          adopted: plan.adopted.map((e) => e.target.text),
           lifted: plan.lifted.length,
           restored: { kernel: plan.kernel.add.length, routes: plan.routes.add.length, hostsDeny: plan.hostsDeny.add.length },
-          removed: { kernel: plan.kernel.remove.map((k) => k.address), routes: plan.routes.remove, hostsDeny: plan.hostsDeny.remove },
+          removed: { kernel: plan.kernel.remove.map((k) => k.target.text), routes: plan.routes.remove.map((r) => r.text), hostsDeny: plan.hostsDeny.remove },
         },
         'blocks from the record reconciled',
       );
-      for (const e of plan.lifted) this.logger.info({ source: e.address, until: new Date(e.until!).toISOString() }, 'block expired while the sentry was stopped: lifted');
+      for (const e of plan.lifted) this.logger.info({ source: e.target.text, until: new Date(e.until!).toISOString() }, 'block expired while the sentry was stopped: lifted');
       this.metrics.blockedHosts.set(this.host.size);
     }
+    this.probes = new ProbeHandler({
+      engine: this.engine,
+      responder: this.responder,
+      reversePath: this.reversePath,
+      record: this.host,
+      fastPath: () => this.kernel,
+      logger: this.logger,
+      metrics: this.metrics,
+      ...(this.options.onProbe ? { onDecision: this.options.onProbe } : {}),
+    });
     if (fastPath) await this.startKernel(fastPath);
 
     for (const protocol of ['tcp', 'udp'] as const) if (!fast.includes(protocol)) await this.startProtocol(protocol);
@@ -288,7 +259,7 @@ export class Sentry {
       ports: [...this.policy[protocol].ports],
       banner: protocol === 'tcp' ? spec.response.banner : '',
       isLocal: (destination) => this.local.has(destination),
-      onProbe: (p) => this.onProbe(p),
+      onProbe: (p) => this.probes?.handle(p),
       onNotLocal: () => this.metrics.malformedPackets.inc({ protocol, reason: 'not-local' }),
     });
     const report = await detector.start();
@@ -316,7 +287,7 @@ export class Sentry {
       inUse: this.inUse,
       isLocal4: (address) => this.local.has4(address),
       isLocal6: (bytes, at) => this.local.has6(bytes, at),
-      onProbe: (p) => this.onProbe(p),
+      onProbe: (p) => this.probes?.handle(p),
     });
     const { families, errors, filtered } = detector.start();
     const reported: RawStats = { packets: 0, drops: { ...detector.stats.drops } };
@@ -337,8 +308,8 @@ export class Sentry {
       modes: Object.fromEntries(protocols.map((p) => [p, spec[p].mode])),
       timeoutMs: this.policy.durationMs,
       perMinute: spec.response.maxBlocksPerMinute,
-      onProbe: (p) => this.onProbe(p),
-      onSpoofed: (p) => this.spoofed(p),
+      onProbe: (p) => this.probes?.handle(p),
+      onSpoofed: (p) => this.probes?.spoofed(p),
       onLoss: () => this.logger.warn('kernel fast path: log messages lost (the sources are blocked all the same)'),
     };
   }
@@ -409,121 +380,6 @@ export class Sentry {
     }
   }
 
-  private onProbe(probe: Probe): void {
-    // From the packet's arrival where the kernel stamped it: the wait in the socket counts.
-    const seenAt = probe.receivedAt ?? performance.now();
-    if (probe.ifindex && !probe.verified && !this.reversePath.routesBack(probe.source.text, probe.destination, probe.ifindex)) {
-      this.spoofed(probe);
-      return;
-    }
-    const decision = this.engine.decide(probe);
-    this.metrics.countProbe(probe.protocol, probe.mode, probe.type, probe.repeats);
-    if (decision.kind !== 'ignored') this.options.onProbe?.(probe, decision);
-    // Under a flood most probes come from a source already answered: nothing to log
-    // unless debug is on, and nothing to build for it; a blocked source is said once.
-    if (decision.kind === 'suppressed' && !this.debug && !(decision.blocked && this.firstAlreadyBlocked(probe.source.text))) return;
-    this.handle(probe, decision, seenAt);
-  }
-
-  /** A probe that failed the reverse-path check: counted, never judged, logged once per interface. */
-  private spoofed(probe: Probe): void {
-    this.metrics.spoofedProbes.inc({ protocol: probe.protocol }, probe.repeats ?? 1);
-    const fields = { source: probe.source.text, destination: probe.destination, port: probe.port, protocol: probe.protocol, ifindex: probe.ifindex };
-    const on = probe.ifindex ?? 0; // 0: the kernel fast path, which names no interface
-    if (!this.spoofedOn.has(on)) {
-      this.spoofedOn.add(on);
-      this.logger.warn(fields, 'probe with a forged source (a reply would not leave by the interface it came in on): counted as spoofed, never blocked; further ones at debug level');
-    } else this.logger.debug(fields, 'probe with a forged source: counted as spoofed');
-  }
-
-  /** Carries out a decision: its log line, and for a response, the responder's actions. */
-  private handle(probe: Probe, decision: Decision, seenAt: number): void {
-    // The kernel blocked a source the engine ignores (the sets lag a change by a second): undo it.
-    if (decision.kind === 'ignored' && probe.blockedInKernel && this.kernel) {
-      this.track(this.kernel.unblock(probe.source.text).catch((err: Error) => this.logger.error({ err: err.message }, 'kernel fast path: cannot unblock')));
-    }
-    if (decision.kind !== 'respond') return this.log(probe, decision);
-    // The response goes first and its lines are written on the next turn: building and
-    // writing them took a third of a millisecond, cold, between a probe and its block.
-    const block = decision.block;
-    this.track(
-      this.responder.respond(block).then(async (done) => {
-        const latencyMs = performance.now() - seenAt;
-        // A kernel block was in place before the sentry heard of it: not a user-space latency.
-        if (!probe.blockedInKernel) this.metrics.blockLatency.observe(latencyMs / 1000);
-        if (this.host && block.action === 'block') {
-          await this.host.recordDetection(this.entryOf(block, decision.ports, decision.types));
-          this.metrics.blockedHosts.set(this.host.size);
-        }
-        this.logger.info(
-          { source: block.source.text, action: block.action, latencyMs, ...(probe.blockedInKernel ? { blockedInKernel: true } : {}), done: done.map(doneText) },
-          'response in place',
-        );
-      }),
-    );
-    setImmediate(() => this.log(probe, decision));
-  }
-
-  private entryOf(block: BlockRecord, ports: string[], types: ProbeType[]): BlockEntry {
-    const reason = block.mode === 'bind' ? `${block.protocol.toUpperCase()} connect` : scanName(block);
-    return detectedEntry(block, reason, ports, types, classicMode(block.protocol, block.mode));
-  }
-
-  /** PortSentry said "already blocked" for every probe; here once per source and block, within a bound. */
-  private firstAlreadyBlocked(source: string): boolean {
-    return this.alreadyLogged.size < ALREADY_LOGGED_MAX && !this.alreadyLogged.has(source);
-  }
-
-  private remember(probe: Probe, decision: 'alert' | 'respond', action?: string): void {
-    this.recent.push({ time: probe.time, source: probe.source.text, protocol: probe.protocol, port: probe.port, scan: scanName(probe), decision, ...(action ? { action } : {}) });
-    if (this.recent.length > RECENT_MAX) this.recent.shift();
-  }
-
-  /** The lines for one probe. */
-  private log(probe: Probe, decision: Decision): void {
-    const fields = {
-      source: probe.source.text,
-      port: probe.port,
-      protocol: probe.protocol,
-      mode: probe.mode,
-      type: probe.type,
-      ...(probe.flags ? { flags: probe.flags } : {}),
-      ...(probe.blockedInKernel ? { blockedInKernel: true } : {}),
-      verified: probe.verified,
-      decision: decision.kind,
-    };
-    if (decision.kind === 'ignored') {
-      this.metrics.ignoredProbes.inc({ reason: decision.reason });
-      this.logger.debug({ ...fields, reason: decision.reason }, 'probe from ignored source');
-      return;
-    }
-    if (decision.kind === 'suppressed' && decision.blocked && this.firstAlreadyBlocked(probe.source.text)) {
-      this.alreadyLogged.add(probe.source.text);
-      this.logger.info(fields, `attackalert: Host: ${probe.source.text}/${probe.source.text} is already blocked Ignoring`);
-      return;
-    }
-    // Probes from a source already answered are routine under a flood: debug only.
-    const level = decision.kind === 'suppressed' ? 'debug' : 'info';
-    this.logger[level]({ ...fields, distinct: decision.distinct }, alertText(probe));
-    if (decision.kind === 'alert') {
-      this.remember(probe, 'alert');
-      this.metrics.scans.inc({ protocol: probe.protocol });
-      this.metrics.alerts.inc({ reason: decision.reason });
-      this.logger.warn({ ...fields, reason: decision.reason, ports: decision.ports }, 'scan detected');
-    } else if (decision.kind === 'respond') {
-      const block = decision.block;
-      const ports = decision.ports;
-      this.remember(probe, 'respond', block.action);
-      this.metrics.scans.inc({ protocol: probe.protocol });
-      this.metrics.blocks.inc({ scope: 'node', action: block.action });
-      if (!this.host) this.metrics.blockedHosts.set(this.engine.blocks.size);
-      this.logger.warn(
-        { ...fields, action: block.action, until: new Date(block.until).toISOString(), ports },
-        block.action === 'block' ? 'scan detected: blocking' : 'scan detected: running command',
-      );
-    }
-  }
-
   private track(work: Promise<void>): void {
     this.pending.add(work);
     void work.finally(() => this.pending.delete(work));
@@ -539,7 +395,7 @@ export class Sentry {
     const now = Date.now();
     const expired = this.engine.expire(now);
     for (const block of expired) {
-      this.alreadyLogged.delete(block.source.text);
+      this.probes?.forget(block.source.text);
       if (block.action === 'command') this.track(this.responder.runUnblockCommand(blockedOf(block)));
       else if (!this.host) this.track(this.responder.lift(blockedOf(block)));
       else continue;
@@ -550,9 +406,9 @@ export class Sentry {
       this.track(
         this.host.expire(now, expired).then((lifted) => {
           for (const e of lifted) {
-            this.alreadyLogged.delete(e.address);
+            this.probes?.forget(e.target.text);
             this.metrics.unblocks.inc({ reason: 'expired' });
-            this.logger.info({ source: e.address, action: 'block', origin: e.origin }, 'block expired: lifting');
+            this.logger.info({ source: e.target.text, action: 'block', origin: e.origin }, 'block expired: lifting');
           }
         }),
       );
@@ -572,6 +428,7 @@ export class Sentry {
     this.kernel?.stop();
     this.reportRawStats();
     await Promise.all(this.pending);
+    await this.probes?.settled();
     if (!this.responder) return;
     if (!this.host) {
       for (const block of this.engine.liftAll()) {
@@ -598,21 +455,22 @@ export class Sentry {
   }
 
   /** An admin's block, checked by the caller. */
-  async block(address: string, until: number | null, reason: string): Promise<BlockEntry> {
+  async block(target: AddressOrNetwork, until: number | null, reason: string): Promise<BlockEntry> {
     if (!this.host) throw new Error('admin blocks are for the standalone sentry');
-    const entry = await this.host.block(address, until, reason);
+    const entry = await this.host.block(target, until, reason);
     this.metrics.blocks.inc({ scope: 'node', action: 'manual' });
     this.metrics.blockedHosts.set(this.host.size);
-    this.logger.warn({ source: address, reason, until: until === null ? null : new Date(until).toISOString(), origin: 'manual' }, 'blocked by an admin');
+    this.logger.warn({ source: target.text, reason, until: until === null ? null : new Date(until).toISOString(), origin: 'manual' }, 'blocked by an admin');
     return entry;
   }
 
-  /** Lifts a block of exactly `address` and resets the source's trigger state. */
-  async unblock(address: string): Promise<BlockEntry | null> {
+  /** Lifts a block of exactly `target` and resets the source's trigger state. */
+  async unblock(target: AddressOrNetwork): Promise<BlockEntry | null> {
     if (!this.host) throw new Error('admin unblocks are for the standalone sentry');
-    const entry = await this.host.unblock(address);
-    if (address.includes('/')) this.alreadyLogged.clear();
-    else this.alreadyLogged.delete(address);
+    const entry = await this.host.unblock(target);
+    const address = target.text;
+    if (isNetwork(target)) this.probes?.forgetAll();
+    else this.probes?.forget(address);
     if (entry) {
       this.metrics.unblocks.inc({ reason: 'admin' });
       this.metrics.blockedHosts.set(this.host.size);
@@ -629,7 +487,7 @@ export class Sentry {
   async release(address: string): Promise<boolean> {
     if (this.host) throw new Error('the standalone sentry lifts blocks with unblock');
     const block = this.engine.release(address);
-    this.alreadyLogged.delete(address);
+    this.probes?.forget(address);
     if (!block) return false;
     if (block.action === 'command') await this.responder.runUnblockCommand(blockedOf(block));
     else await this.responder.lift(blockedOf(block));
@@ -673,7 +531,7 @@ export class Sentry {
       kernelFastPath: [...(this.kernel?.protocols ?? [])],
       trackedSources: this.engine.trackedSources,
       blocks: this.host?.size ?? this.engine.blocks.size,
-      recent: [...this.recent],
+      recent: this.probes?.recent ?? [],
     };
   }
 }

@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BlockSet } from '../../src/respond/firewall/block-set.js';
 import { MemoryFirewall } from '../../src/respond/firewall/memory.js';
+import { addressOrNetworkOf } from '../../src/net/address.js';
+
+const at = (text: string) => addressOrNetworkOf(text)!;
 
 test('two owners of one address: it stays until both release it', async () => {
   const fw = new MemoryFirewall();
@@ -12,12 +15,12 @@ test('two owners of one address: it stays until both release it', async () => {
   const errors: unknown[] = [];
   const set = new BlockSet(fw, (err) => errors.push(err));
   const hour = Date.now() + 3_600_000;
-  await set.claim('local', '198.18.0.1', hour);
-  await set.claim('cluster', '198.18.0.1', hour + 3_600_000);
+  await set.claim('local', at('198.18.0.1'), hour);
+  await set.claim('cluster', at('198.18.0.1'), hour + 3_600_000);
   assert.ok(fw.blocks('198.18.0.1'));
-  await set.release('local', '198.18.0.1');
+  await set.release('local', at('198.18.0.1'));
   assert.ok(fw.blocks('198.18.0.1'), 'the cluster still wants it');
-  await set.release('cluster', '198.18.0.1');
+  await set.release('cluster', at('198.18.0.1'));
   assert.equal(fw.blocks('198.18.0.1'), false);
   assert.deepEqual(errors, []);
 });
@@ -26,9 +29,9 @@ test('reconcile restores an entry removed behind its back and removes one nobody
   const fw = new MemoryFirewall();
   await fw.setup();
   const set = new BlockSet(fw, () => undefined);
-  await set.claim('cluster', '2001:db8::1', Infinity);
-  await fw.remove('2001:db8::1', 6);
-  await fw.add('198.18.0.7', 4, 60_000, 'cluster');
+  await set.claim('cluster', at('2001:db8::1'), Infinity);
+  await fw.remove(at('2001:db8::1'));
+  await fw.add(at('198.18.0.7'), 60_000, 'cluster');
   const { added, removed } = await set.reconcile();
   assert.equal(added, 1);
   assert.equal(removed, 1);
@@ -40,10 +43,10 @@ test('a network inside a wanted network waits outside the kernel until the outer
   await fw.setup();
   const errors: unknown[] = [];
   const set = new BlockSet(fw, (err) => errors.push(err));
-  await set.claim('cluster', '10.0.0.0/8', Infinity);
-  await set.claim('local', '10.1.0.0/16', Infinity);
-  assert.deepEqual((await fw.list(4)).map((e) => e.address), ['10.0.0.0/8']);
-  await set.release('cluster', '10.0.0.0/8');
-  assert.deepEqual((await fw.list(4)).map((e) => e.address), ['10.1.0.0/16']);
+  await set.claim('cluster', at('10.0.0.0/8'), Infinity);
+  await set.claim('local', at('10.1.0.0/16'), Infinity);
+  assert.deepEqual((await fw.list(4)).map((e) => e.target.text), ['10.0.0.0/8']);
+  await set.release('cluster', at('10.0.0.0/8'));
+  assert.deepEqual((await fw.list(4)).map((e) => e.target.text), ['10.1.0.0/16']);
   assert.deepEqual(errors, []);
 });

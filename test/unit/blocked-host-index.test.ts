@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { addressOrNetworkOf } from '../../src/net/address.js';
 import { BlockedHostIndex, type BlockEntry } from '../../src/cluster/blocked-host-index.js';
 
-const entry = (address: string | null, expiresAt = Infinity, source: BlockEntry['source'] = 'detected'): BlockEntry => ({ address, source, expiresAt });
+const targetOf = (address: string | null) => (address === null ? null : addressOrNetworkOf(address)!);
+const entry = (address: string | null, expiresAt = Infinity, source: BlockEntry['source'] = 'detected'): BlockEntry => ({ target: targetOf(address), source, expiresAt });
 
 test('names per address, the latest expiry, counts by source, and removal', () => {
   const index = new BlockedHostIndex();
@@ -26,9 +28,10 @@ test('names per address, the latest expiry, counts by source, and removal', () =
 
 test('any sequence of sets agrees with a model of name to entry', () => {
   const addresses = ['192.0.2.1', '192.0.2.2', '2001:db8::1', null];
+  const targets = addresses.map(targetOf);
   const change = fc.record({
     name: fc.constantFrom('n1', 'n2', 'n3', 'n4', 'n5'),
-    entry: fc.option(fc.record({ address: fc.constantFrom(...addresses), source: fc.constantFrom('detected' as const, 'manual' as const), expiresAt: fc.integer({ min: 0, max: 100 }) }), { nil: undefined }),
+    entry: fc.option(fc.record({ target: fc.constantFrom(...targets), source: fc.constantFrom('detected' as const, 'manual' as const), expiresAt: fc.integer({ min: 0, max: 100 }) }), { nil: undefined }),
   });
   fc.assert(
     fc.property(fc.array(change, { maxLength: 60 }), (changes) => {
@@ -42,7 +45,7 @@ test('any sequence of sets agrees with a model of name to entry', () => {
       assert.equal(index.size, model.size);
       for (const address of addresses) {
         if (address === null) continue;
-        const holding = [...model.values()].filter((e) => e.address === address);
+        const holding = [...model.values()].filter((e) => e.target?.text === address);
         assert.equal(index.has(address), holding.length > 0);
         assert.equal(index.until(address), Math.max(0, ...holding.map((e) => e.expiresAt)));
         assert.deepEqual([...index.holding(address)].map((e) => JSON.stringify(e)).sort(), holding.map((e) => JSON.stringify(e)).sort());

@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { detectedEntry, engineBlock, parseRecord, renderRecord, RecordError, type BlockEntry } from '../../src/blocks/entry.js';
-import { addressOf } from '../../src/net/address.js';
+import { addressOf, addressOrNetworkOf } from '../../src/net/address.js';
 
 const NOW = 1_800_000_000_000;
 const entry = (address: string, until: number | null, over: Partial<BlockEntry> = {}): BlockEntry => ({
-  address, origin: 'manual', reason: 'test', ports: [], types: [], since: NOW - 60_000, until, ...over,
+  target: addressOrNetworkOf(address)!, origin: 'manual', reason: 'test', ports: [], types: [], since: NOW - 60_000, until, ...over,
 });
 
 test('record: written and read back, every field checked', () => {

@@ -1,22 +1,14 @@
 // hosts.deny (classic KILL_HOSTS_DENY): the product's own lines only, writes serialised
-// within a process and across processes, removal atomic, IPv6 in brackets.
+// within a process and across processes, removal atomic (src/respond/hosts-deny.ts).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { pino } from 'pino';
-import { Metrics } from '../../src/metrics/metrics.js';
-import { defaultPolicy } from '../../src/policy/default.js';
-import { parseCidr } from '../../src/net/ip.js';
 import { addHostsDenyLine, removeHostsDenyLine } from '../../src/respond/hosts-deny.js';
-import { HOSTS_DENY_MARK, addOwnLine, hostsAccessPattern, hostsDenyLine, ownLines, removeOwnLines } from '../../src/respond/hosts-deny-lines.js';
 import { runProgram } from '../../src/respond/run-program.js';
-import { SubstitutionError } from '../../src/respond/substitute.js';
 import { prerequisites } from '../../support/prereq.js';
-import { Responder, blockedOf } from '../../src/respond/responder.js';
-import { addressOf } from '../../src/net/address.js';
 
 const MODULE = new URL('../../src/respond/hosts-deny.js', import.meta.url).href;
 const line = (address: string): string => `ALL: ${address} : DENY`;
@@ -99,41 +91,6 @@ test('hosts.deny: a reader never sees the file without the admin\'s lines while 
   assert.ok(reads > 0);
   assert.equal(bad, 0, `${bad} of ${reads} reads saw a partial file`);
   assert.deepEqual(rules(await readFile(path, 'utf8')), admin);
-});
-
-test('hosts.deny: an IPv6 source is written in brackets, as hosts_access(5) wants', async () => {
-  const path = await hostsDeny('');
-  const policy = defaultPolicy();
-  const response = { ...policy.spec.response, hostsDeny: { enabled: true, path, line: 'ALL: $TARGET$ : DENY' } };
-  const responder = new Responder({ response, files: { history: '', blocked: '' }, firewall: null, logger: pino({ level: 'silent' }), metrics: new Metrics(), routeMark: { metric: 157 } });
-  const block = { source: addressOf('2001:db8::7')!, action: 'block' as const, protocol: 'tcp' as const, port: 79, mode: 'bind' as const, type: 'connect' as const, verified: true, since: Date.now(), until: Date.now() + 60_000 };
-  await responder.respond(block);
-  assert.deepEqual(rules(await readFile(path, 'utf8')), ['ALL: [2001:db8::7] : DENY']);
-  await responder.lift(blockedOf(block));
-  assert.deepEqual(rules(await readFile(path, 'utf8')), []);
-});
-
-test('hosts_access(5) patterns: IPv6 in brackets, IPv4 networks as net/mask', () => {
-  const pattern = (text: string) => hostsAccessPattern(parseCidr(text)!);
-  assert.equal(pattern('198.18.0.9'), '198.18.0.9');
-  assert.equal(pattern('198.18.0.0/16'), '198.18.0.0/255.255.0.0');
-  assert.equal(pattern('10.0.0.0/9'), '10.0.0.0/255.128.0.0');
-  assert.equal(pattern('2001:DB8:0::7'), '[2001:db8::7]');
-  assert.equal(pattern('2001:db8::/48'), '[2001:db8::]/48');
-  assert.equal(hostsDenyLine('ALL: $TARGET$ : DENY', { address: '2001:db8::/48' }), 'ALL: [2001:db8::]/48 : DENY');
-  assert.equal(hostsDenyLine('sshd: $TARGET$ # $PORT$ $MODE$', { address: '198.18.0.9', port: 79, mode: 'stcp' }), 'sshd: 198.18.0.9 # 79 stcp');
-  assert.throws(() => hostsDenyLine('ALL: $TARGET$ $PORT$', { address: '198.18.0.9' }), /manual block has neither/);
-  assert.throws(() => hostsDenyLine('ALL: $TARGET$', { address: 'evil.example' }), SubstitutionError);
-});
-
-test('hosts.deny text: only a rule right after the marker is the sentry\'s', () => {
-  const text = `ALL: 198.18.0.9\n${HOSTS_DENY_MARK}\nALL: 198.18.0.9\n${HOSTS_DENY_MARK}\n\nALL: 198.18.0.10\n${HOSTS_DENY_MARK}`;
-  assert.deepEqual(ownLines(text), ['ALL: 198.18.0.9']);
-  const { text: after, removed } = removeOwnLines(text, () => true);
-  assert.deepEqual(removed, ['ALL: 198.18.0.9']);
-  assert.equal(after, `ALL: 198.18.0.9\n${HOSTS_DENY_MARK}\n\nALL: 198.18.0.10\n${HOSTS_DENY_MARK}`);
-  assert.equal(addOwnLine(`${HOSTS_DENY_MARK}\nALL: x\n`, 'ALL: x'), null);
-  assert.equal(addOwnLine('ALL: x', 'ALL: x'), `ALL: x\n${HOSTS_DENY_MARK}\nALL: x\n`);
 });
 
 test('hosts.deny under systemd (ProtectSystem=strict, ReadWritePaths= of the file): rewritten in place, lock elsewhere', async (t) => {

@@ -4,6 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Writable } from 'node:stream';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { BlockRecord } from '../../src/engine/engine.js';
 import { createLogger } from '../../src/log/logger.js';
 import { Metrics } from '../../src/metrics/metrics.js';
@@ -45,7 +48,7 @@ test('a block goes into the set for its duration, tagged detected, and lifting t
   const r = responder(fw);
   assert.deepEqual(await r.respond(block()), [{ action: 'firewall', detail: 'memory' }]);
   const [entry] = await fw.list(4);
-  assert.equal(entry?.address, '198.18.0.9');
+  assert.equal(entry?.target.text, '198.18.0.9');
   assert.equal(entry?.tag, 'detected');
   assert.ok(entry!.expiresInSeconds! > 3590 && entry!.expiresInSeconds! <= 3600, String(entry?.expiresInSeconds));
   await r.lift(blockedOf(block()));
@@ -62,4 +65,18 @@ test('a command-only response leaves the set alone; a failing firewall is counte
   assert.deepEqual(await r.respond(block({ source: addressOf('2001:db8::9')! })), []);
   const errors = (await metrics.registry.getSingleMetricAsString('portsentry_action_errors_total')).match(/action="firewall"} (\d+)/)?.[1];
   assert.equal(errors, '1');
+});
+
+test('hosts.deny: an IPv6 source is written in brackets, as hosts_access(5) wants, and lifted', async () => {
+  const path = join(await mkdtemp(join(tmpdir(), 'kps-hd-')), 'hosts.deny');
+  await writeFile(path, '');
+  const spec = defaultPolicy().spec;
+  const response = { ...spec.response, route: { enabled: false, command: [] }, hostsDeny: { enabled: true, path, line: 'ALL: $TARGET$ : DENY' } };
+  const r = new Responder({ response, files: { history: '', blocked: '' }, firewall: null, logger: quiet, metrics: new Metrics(false), routeMark: { metric: 4242 } });
+  const b = block({ source: addressOf('2001:db8::7')! });
+  await r.respond(b);
+  const rules = async (): Promise<string[]> => (await readFile(path, 'utf8')).split('\n').filter((l) => l && !l.startsWith('#'));
+  assert.deepEqual(await rules(), ['ALL: [2001:db8::7] : DENY']);
+  await r.lift(blockedOf(b));
+  assert.deepEqual(await rules(), []);
 });

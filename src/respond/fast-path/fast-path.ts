@@ -2,6 +2,7 @@
 // can trap a probe to a tripwire port in the kernel, block its source at that first packet
 // and tell the sentry afterwards offers `Firewall.fastPath`. The sentry asks for it and
 // never needs to know which backend it has.
+import type { Address } from '../../net/address.js';
 import type { Cidr } from '../../net/ip.js';
 import type { Probe } from '../../engine/probe.js';
 import type { Protocol } from '../../policy/types.js';
@@ -39,7 +40,7 @@ export interface FastPath {
    */
   sync(targets: FastPathTargets): Promise<void>;
   /** Lifts a kernel block the sentry does not stand behind (a source the engine ignores). */
-  unblock(source: string): Promise<void>;
+  unblock(source: Address): Promise<void>;
   /** Stops reading; the rules stay with the firewall's table. */
   stop(): void;
 }

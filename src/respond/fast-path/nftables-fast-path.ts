@@ -1,7 +1,8 @@
 // The kernel fast path on nftables: its rules in the firewall's table, the nflog reader of
 // what they trap, and the synchronisation of its tripwire ports and ignored sources with
 // what the sentry watches.
-import { formatCidr, parseIp, type Family } from '../../net/ip.js';
+import type { Address, AddressOrNetwork } from '../../net/address.js';
+import { formatCidr } from '../../net/ip.js';
 import type { Protocol } from '../../policy/types.js';
 import { timeoutSeconds } from '../firewall/firewall.js';
 import type { FastPath, FastPathSettings, FastPathTargets } from './fast-path.js';
@@ -12,7 +13,7 @@ export interface NftablesTable {
   table: string;
   /** Runs an nft script. */
   run: (script: string) => Promise<unknown>;
-  remove: (address: string, family: Family) => Promise<void>;
+  remove: (target: AddressOrNetwork) => Promise<void>;
   hostSetSize: number;
 }
 
@@ -107,8 +108,8 @@ export class NftablesFastPath implements FastPath {
     this.reader = null;
   }
 
-  async unblock(source: string): Promise<void> {
-    await this.nft.remove(source, parseIp(source)?.family ?? 4);
+  async unblock(source: Address): Promise<void> {
+    await this.nft.remove(source);
   }
 
   sync(targets: FastPathTargets): Promise<void> {

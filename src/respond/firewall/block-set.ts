@@ -8,15 +8,16 @@
 // reconcile, so nothing written here outlives the agent by more than that. A CIDR inside
 // another wanted CIDR stays out of the kernel (interval sets refuse overlaps) until the
 // outer one is released.
-import { cidrCovers, parseCidr, type Cidr, type Family } from '../../net/ip.js';
+import { isNetwork, type AddressOrNetwork, type Network } from '../../net/address.js';
+import { cidrCovers, type Family } from '../../net/ip.js';
 import { ADD_MANY_MAX, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 
 export type Owner = 'local' | 'cluster';
 
 interface Wanted {
-  family: Family;
-  /** Set for a CIDR (an interval-set element), which may cover or be covered by another. */
-  net?: Cidr;
+  target: AddressOrNetwork;
+  /** Set for a network (an interval-set element), which may cover or be covered by another. */
+  net?: Network;
   /** Owner -> until (epoch ms, Infinity for no expiry). */
   owners: Map<Owner, number>;
   /** What the kernel was last given: its expiry (epoch ms) and tag. */
@@ -61,6 +62,7 @@ export class BlockSet {
     return this.wanted.size;
   }
 
+  /** Whether an address or network (its canonical text) is wanted. */
   has(address: string): boolean {
     return this.wanted.has(address);
   }
@@ -68,7 +70,7 @@ export class BlockSet {
   /** Addresses and CIDRs wanted, by family. */
   countByFamily(): Record<Family, number> {
     const counts = { 4: 0, 6: 0 };
-    for (const w of this.wanted.values()) counts[w.family]++;
+    for (const w of this.wanted.values()) counts[w.target.family]++;
     return counts;
   }
 
@@ -79,14 +81,12 @@ export class BlockSet {
     return next;
   }
 
-  claim(owner: Owner, address: string, until: number): Promise<void> {
+  claim(owner: Owner, target: AddressOrNetwork, until: number): Promise<void> {
+    const address = target.text;
     let w = this.wanted.get(address);
     if (!w) {
-      const cidr = parseCidr(address);
-      if (!cidr) return Promise.reject(new Error(`not an address: ${address}`));
-      const net = cidr.prefix < (cidr.family === 4 ? 32 : 128) ? cidr : undefined;
-      this.wanted.set(address, (w = { family: cidr.family, owners: new Map(), ...(net ? { net } : {}) }));
-      if (net) this.nets.add(address);
+      this.wanted.set(address, (w = { target, owners: new Map(), ...(isNetwork(target) ? { net: target } : {}) }));
+      if (w.net) this.nets.add(address);
     }
     // The agent re-claims every BlockedHost each second: an unchanged claim costs nothing.
     if (w.placed && w.owners.get(owner) === until) return Promise.resolve();
@@ -94,7 +94,8 @@ export class BlockSet {
     return this.sync(address);
   }
 
-  release(owner: Owner, address: string): Promise<void> {
+  release(owner: Owner, target: AddressOrNetwork): Promise<void> {
+    const address = target.text;
     const w = this.wanted.get(address);
     if (!w || !w.owners.delete(owner)) return Promise.resolve();
     return this.sync(address);
@@ -140,10 +141,10 @@ export class BlockSet {
       }
       for (const p of chunk) {
         try {
-          await this.firewall.add(p.add.address, p.add.family, p.add.timeoutMs, p.add.tag);
+          await this.firewall.add(p.add.target, p.add.timeoutMs, p.add.tag);
           p.w.placed = p.placed;
         } catch (err) {
-          this.onError(err, p.add.address);
+          this.onError(err, p.add.target.text);
         }
       }
     }
@@ -169,21 +170,21 @@ export class BlockSet {
     if (w.owners.size === 0) {
       this.wanted.delete(address);
       this.nets.delete(address);
-      if (w.placed) await this.firewall.remove(address, w.family);
+      if (w.placed) await this.firewall.remove(w.target);
       // CIDRs this one held go to the kernel themselves now.
       for (const other of this.inside(w)) queue.add(other);
       return null;
     }
     if (this.coverOf(w)) {
       // Enforced by the CIDR around it; the kernel would refuse it as an overlap.
-      if (w.placed) await this.firewall.remove(address, w.family);
+      if (w.placed) await this.firewall.remove(w.target);
       w.placed = undefined;
       return null;
     }
     for (const other of this.inside(w)) {
       const o = this.wanted.get(other)!;
       if (!o.placed) continue;
-      await this.firewall.remove(other, o.family);
+      await this.firewall.remove(o.target);
       o.placed = undefined;
     }
     let until = 0;
@@ -202,13 +203,13 @@ export class BlockSet {
     }
     // A timeout cannot be changed in place: take the entry out and put it back.
     if (placed) {
-      await this.firewall.remove(address, w.family);
+      await this.firewall.remove(w.target);
       w.placed = undefined;
     }
     const kernelUntil = Math.min(until, now + this.lifetimeMs);
     const ms = kernelUntil - now;
     if (ms <= 0) return null;
-    return { w, add: { address, family: w.family, timeoutMs: ms, tag }, placed: { until: kernelUntil, tag } };
+    return { w, add: { target: w.target, timeoutMs: ms, tag }, placed: { until: kernelUntil, tag } };
   }
 
   /**
@@ -227,15 +228,15 @@ export class BlockSet {
         } catch {
           continue; // a family the host cannot block
         }
-        const present = new Map(entries.map((e) => [normalize(e.address), e]));
+        const present = new Map(entries.map((e) => [e.target.text, e]));
         for (const [address, e] of present) {
           if (this.wanted.has(address)) continue;
           if (e.tag === 'local' && !options.dropLocal) continue;
-          await this.firewall.remove(e.address, family);
+          await this.firewall.remove(e.target);
           removed++;
         }
         for (const [address, w] of this.wanted) {
-          if (w.family !== family) continue;
+          if (w.target.family !== family) continue;
           const e = present.get(address);
           if (e) {
             const until = e.expiresInSeconds === undefined ? Infinity : Date.now() + e.expiresInSeconds * 1000;
@@ -262,18 +263,10 @@ export class BlockSet {
     return {
       name: this.firewall.name,
       setup: (_options?: SetupOptions) => Promise.resolve(),
-      add: (address, _family, timeoutMs) => this.claim(owner, address, Date.now() + timeoutMs),
-      remove: (address) => this.release(owner, address),
+      add: (target, timeoutMs) => this.claim(owner, target, Date.now() + timeoutMs),
+      remove: (target) => this.release(owner, target),
       list: (family) => this.firewall.list(family),
       teardown: () => Promise.resolve(),
     };
   }
-}
-
-/** The kernel lists single addresses without a prefix (nft) or with one (some ipsets). */
-function normalize(address: string): string {
-  const c = parseCidr(address);
-  if (!c) return address;
-  const full = c.family === 4 ? 32 : 128;
-  return c.prefix === full ? address.replace(/\/\d+$/, '') : address;
 }

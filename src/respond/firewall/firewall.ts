@@ -1,12 +1,13 @@
 // The node firewall: one kernel set per address family, matched before conntrack and
 // before any DNAT, so blocked sources are dropped for the host, NodePorts and pods alike.
 // Adding or removing one address never rewrites a rule chain.
+import type { AddressOrNetwork } from '../../net/address.js';
 import type { Family } from '../../net/ip.js';
 import type { FastPath, FastPathSettings } from '../fast-path/fast-path.js';
 
 export interface FirewallEntry {
-  /** Address or CIDR as the kernel lists it. */
-  address: string;
+  /** The address or network the kernel lists, parsed where the listing is read. */
+  target: AddressOrNetwork;
   /** Seconds left before the kernel drops it, when it has a timeout. */
   expiresInSeconds?: number;
   /** Who added it (kept in the kernel as the element's comment), when known. */
@@ -34,8 +35,7 @@ export const LISTING = { timeoutMs: 120_000, maxOutputBytes: 512 * 1024 * 1024 }
 
 /** One addition, as `Firewall.add` takes it. */
 export interface FirewallAdd {
-  address: string;
-  family: Family;
+  target: AddressOrNetwork;
   timeoutMs: number;
   tag?: string;
 }
@@ -62,18 +62,18 @@ export interface Firewall {
   /** Creates the sets and the drop rules, replacing any left by an earlier run (or keeping their entries). */
   setup(options?: SetupOptions): Promise<void>;
   /**
-   * Adds an address (or CIDR) for `timeoutMs` (Infinity: until removed), labelled with `tag`;
-   * adding one already there is not an error and keeps its timeout.
+   * Adds an address or network for `timeoutMs` (Infinity: until removed), labelled with
+   * `tag`; adding one already there is not an error and keeps its timeout.
    */
-  add(address: string, family: Family, timeoutMs: number, tag?: string): Promise<void>;
+  add(target: AddressOrNetwork, timeoutMs: number, tag?: string): Promise<void>;
   /**
    * Up to ADD_MANY_MAX additions at once: rebuilding a set of 100,000 after a restart would
    * otherwise take 100,000 round trips. On failure any of them may be in or not (nftables
    * applies all or none); adding again is no error.
    */
   addMany?(adds: FirewallAdd[]): Promise<void>;
-  /** Removes an address; one already gone (expired in the kernel) is not an error. */
-  remove(address: string, family: Family): Promise<void>;
+  /** Removes an address or network; one already gone (expired in the kernel) is not an error. */
+  remove(target: AddressOrNetwork): Promise<void>;
   list(family: Family): Promise<FirewallEntry[]>;
   /** Removes everything setup created, and nothing else. */
   teardown(): Promise<void>;

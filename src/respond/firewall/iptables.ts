@@ -3,7 +3,8 @@
 // Adding and removing one address, the per-block work, is one netlink request to the
 // ipset subsystem (no ipset process per block, as for nftables: see src/net/netlink.ts);
 // many additions (a restart's rebuild) go as many requests in one datagram.
-import { parseCidr, type Family } from '../../net/ip.js';
+import { addressOrNetworkOf, prefixOf, type AddressOrNetwork } from '../../net/address.js';
+import type { Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
 import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 import { checkOwner } from './owner.js';
@@ -52,8 +53,7 @@ const ACKS_PER_DATAGRAM = 250;
 
 /** One ipset request, with what it is about for its error. */
 interface Message {
-  address: string;
-  family: Family;
+  target: AddressOrNetwork;
   part: Part;
 }
 
@@ -161,8 +161,8 @@ export class IptablesFirewall implements Firewall {
 
   // Without NLM_F_EXCL the kernel treats the request as ipset's -exist: adding an entry
   // already there refreshes its timeout, removing one already gone is no error.
-  async add(address: string, family: Family, timeoutMs: number, tag?: string): Promise<void> {
-    this.send([this.addMessage({ address, family, timeoutMs, tag })], 'add');
+  async add(target: AddressOrNetwork, timeoutMs: number, tag?: string): Promise<void> {
+    this.send([this.addMessage({ target, timeoutMs, tag })], 'add');
   }
 
   /**
@@ -175,8 +175,8 @@ export class IptablesFirewall implements Firewall {
     for (let i = 0; i < messages.length; i += ACKS_PER_DATAGRAM) this.send(messages.slice(i, i + ACKS_PER_DATAGRAM), 'add');
   }
 
-  async remove(address: string, family: Family): Promise<void> {
-    this.send([this.message(IPSET_CMD_DEL, address, family, [])], 'remove');
+  async remove(target: AddressOrNetwork): Promise<void> {
+    this.send([this.message(IPSET_CMD_DEL, target, [])], 'remove');
   }
 
   private addMessage(a: FirewallAdd): Message {
@@ -184,18 +184,17 @@ export class IptablesFirewall implements Firewall {
     // that. 0 means no timeout. A tag is the entry's comment extension (the sets have them).
     const seconds = Math.min(timeoutSeconds(a.timeoutMs), IPSET_MAX_TIMEOUT);
     const comment = checkTag(a.tag) ? [attr(IPSET_ATTR_COMMENT, cstring(a.tag!))] : [];
-    return this.message(IPSET_CMD_ADD, a.address, a.family, [attr(IPSET_ATTR_TIMEOUT | NLA_F_NET_BYTEORDER, u32be(seconds)), ...comment]);
+    return this.message(IPSET_CMD_ADD, a.target, [attr(IPSET_ATTR_TIMEOUT | NLA_F_NET_BYTEORDER, u32be(seconds)), ...comment]);
   }
 
-  private message(command: number, address: string, family: Family, extra: Buffer[]): Message {
+  private message(command: number, target: AddressOrNetwork, extra: Buffer[]): Message {
+    const family = target.family;
     this.requireFamily(family);
-    const cidr = parseCidr(address);
-    if (!cidr || cidr.family !== family) throw new Error(`not an IPv${family} address or CIDR: ${JSON.stringify(address)}`);
-    const ip = attr((family === 4 ? IPSET_ATTR_IPADDR_IPV4 : IPSET_ATTR_IPADDR_IPV6) | NLA_F_NET_BYTEORDER, cidr.bytes);
-    const data = [nest(IPSET_ATTR_IP, ip), ...(cidr.prefix < cidr.bytes.length * 8 ? [attr(IPSET_ATTR_CIDR, u8(cidr.prefix))] : []), ...extra];
+    const prefix = prefixOf(target);
+    const ip = attr((family === 4 ? IPSET_ATTR_IPADDR_IPV4 : IPSET_ATTR_IPADDR_IPV6) | NLA_F_NET_BYTEORDER, target.bytes);
+    const data = [nest(IPSET_ATTR_IP, ip), ...(prefix < target.bytes.length * 8 ? [attr(IPSET_ATTR_CIDR, u8(prefix))] : []), ...extra];
     return {
-      address,
-      family,
+      target,
       part: {
         type: (NFNL_SUBSYS_IPSET << 8) | command,
         flags: NLM_F_ACK,
@@ -216,9 +215,9 @@ export class IptablesFirewall implements Firewall {
     const failed = errnos.findIndex((e) => e !== 0);
     if (failed < 0) return;
     const errno = errnos[failed]!;
-    const { address, family } = messages[failed]!;
-    const why = errno === 2 ? `no set ${this.setName(family)} (setup not run, or destroyed by someone else)` : (IPSET_ERRORS[errno] ?? '');
-    throw new NetlinkError(errno, errno >= 4096 ? `IPSET_ERR ${errno}` : errnoName(errno), `ipset ${op} ${address}`, why);
+    const { target } = messages[failed]!;
+    const why = errno === 2 ? `no set ${this.setName(target.family)} (setup not run, or destroyed by someone else)` : (IPSET_ERRORS[errno] ?? '');
+    throw new NetlinkError(errno, errno >= 4096 ? `IPSET_ERR ${errno}` : errnoName(errno), `ipset ${op} ${target.text}`, why);
   }
 
   async list(family: Family): Promise<FirewallEntry[]> {
@@ -249,15 +248,16 @@ export class IptablesFirewall implements Firewall {
   }
 }
 
-/** Members of `ipset list -output plain`. */
+/** Members of `ipset list -output plain`; a member that is no address or network is left out. */
 export function parseIpsetList(text: string): FirewallEntry[] {
   const members = text.split('\nMembers:\n')[1] ?? '';
   const out: FirewallEntry[] = [];
   for (const line of members.split('\n')) {
     const m = /^(\S+)(?:\s+timeout\s+(\d+))?(?:\s+comment\s+"([^"]*)")?/.exec(line.trim());
-    if (!m) continue;
+    const target = m ? addressOrNetworkOf(m[1]!) : null;
+    if (!m || !target) continue;
     out.push({
-      address: m[1]!,
+      target,
       ...(m[2] !== undefined && m[2] !== '0' ? { expiresInSeconds: Number(m[2]) } : {}),
       ...(m[3] ? { tag: m[3] } : {}),
     });

@@ -3,11 +3,12 @@
 // one already there keeps its timeout, removing one gone is no error, entries time out,
 // interval sets refuse overlapping networks). For tests of the responder, the sentry and
 // the agent's logic without root; the real backends keep their own kernel tests.
-import { canonicalAddress, parseCidr, type Cidr, type Family } from '../../net/ip.js';
+import { addressOrNetworkOf, isNetwork, prefixOf, type AddressOrNetwork } from '../../net/address.js';
+import type { Family } from '../../net/ip.js';
 import { ADD_MANY_MAX, checkTag, timeoutSeconds, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 
 interface Entry {
-  cidr: Cidr;
+  target: AddressOrNetwork;
   /** Epoch ms; Infinity without a timeout. */
   until: number;
   tag?: string;
@@ -29,9 +30,9 @@ export class MemoryFirewall implements Firewall {
     this.ready = true;
   }
 
-  async add(address: string, family: Family, timeoutMs: number, tag?: string): Promise<void> {
-    this.calls.push(`add ${address}`);
-    this.put({ address, family, timeoutMs, ...(tag !== undefined ? { tag } : {}) });
+  async add(target: AddressOrNetwork, timeoutMs: number, tag?: string): Promise<void> {
+    this.calls.push(`add ${target.text}`);
+    this.put({ target, timeoutMs, ...(tag !== undefined ? { tag } : {}) });
   }
 
   async addMany(adds: FirewallAdd[]): Promise<void> {
@@ -48,15 +49,15 @@ export class MemoryFirewall implements Firewall {
     }
   }
 
-  async remove(address: string, family: Family): Promise<void> {
-    this.calls.push(`remove ${address}`);
-    this.set(family).delete(this.keyOf(address, family).key);
+  async remove(target: AddressOrNetwork): Promise<void> {
+    this.calls.push(`remove ${target.text}`);
+    this.set(target.family).delete(target.text);
   }
 
   async list(family: Family): Promise<FirewallEntry[]> {
     const now = this.now();
-    return [...this.set(family)].map(([address, e]) => ({
-      address,
+    return [...this.set(family).values()].map((e) => ({
+      target: e.target,
       ...(Number.isFinite(e.until) ? { expiresInSeconds: Math.max(0, Math.ceil((e.until - now) / 1000)) } : {}),
       ...(e.tag ? { tag: e.tag } : {}),
     }));
@@ -68,26 +69,26 @@ export class MemoryFirewall implements Firewall {
     this.ready = false;
   }
 
-  /** Whether `address` is dropped now: in a set, directly or inside a network. */
+  /** Whether `address` (a test's text) is dropped now: in a set, directly or inside a network. */
   blocks(address: string): boolean {
-    const ip = parseCidr(address);
+    const ip = addressOrNetworkOf(address);
     if (!ip) return false;
-    for (const e of this.set(ip.family).values()) if (contains(e.cidr, ip)) return true;
+    for (const e of this.set(ip.family).values()) if (contains(e.target, ip)) return true;
     return false;
   }
 
   private put(a: FirewallAdd): void {
     if (!this.ready) throw new Error('memory firewall: setup not run');
     checkTag(a.tag);
-    const { key, cidr } = this.keyOf(a.address, a.family);
-    const set = this.set(a.family);
-    if (set.has(key)) return;
+    const { target } = a;
+    const set = this.set(target.family);
+    if (set.has(target.text)) return;
     // Networks go to an interval set, which refuses one overlapping another.
-    if (!isHost(cidr))
+    if (isNetwork(target))
       for (const e of set.values())
-        if (!isHost(e.cidr) && (contains(e.cidr, cidr) || contains(cidr, e.cidr))) throw new Error(`${a.address} overlaps an interval already in the set`);
+        if (isNetwork(e.target) && (contains(e.target, target) || contains(target, e.target))) throw new Error(`${target.text} overlaps an interval already in the set`);
     const until = Number.isFinite(a.timeoutMs) ? this.now() + timeoutSeconds(a.timeoutMs) * 1000 : Infinity;
-    set.set(key, { cidr, until, ...(a.tag ? { tag: a.tag } : {}) });
+    set.set(target.text, { target, until, ...(a.tag ? { tag: a.tag } : {}) });
   }
 
   /** The set of a family, entries past their timeout gone. */
@@ -97,22 +98,13 @@ export class MemoryFirewall implements Firewall {
     for (const [key, e] of set) if (e.until <= now) set.delete(key);
     return set;
   }
-
-  /** The entry's key (canonical text) and the parsed address or network. */
-  private keyOf(address: string, family: Family): { key: string; cidr: Cidr } {
-    const cidr = parseCidr(address);
-    const key = canonicalAddress(address);
-    if (!cidr || !key || cidr.family !== family) throw new Error(`not an IPv${family} address or CIDR: ${JSON.stringify(address)}`);
-    return { key, cidr };
-  }
 }
 
-const isHost = (c: Cidr): boolean => c.prefix === (c.family === 4 ? 32 : 128);
-
 /** Every address of `inner` is in `outer`. */
-function contains(outer: Cidr, inner: Cidr): boolean {
-  if (outer.family !== inner.family || outer.prefix > inner.prefix) return false;
-  for (let bit = 0; bit < outer.prefix; bit++) {
+function contains(outer: AddressOrNetwork, inner: AddressOrNetwork): boolean {
+  const prefix = prefixOf(outer);
+  if (outer.family !== inner.family || prefix > prefixOf(inner)) return false;
+  for (let bit = 0; bit < prefix; bit++) {
     const mask = 0x80 >> (bit & 7);
     if ((outer.bytes[bit >> 3]! & mask) !== (inner.bytes[bit >> 3]! & mask)) return false;
   }

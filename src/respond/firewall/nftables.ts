@@ -8,7 +8,8 @@
 // interval set by walking it, which measured 0.7 ms per insert at 30,000 entries and
 // growing, and a rule can add to a hash set from the packet path. CIDRs go to interval
 // sets (blockednet4/blockednet6).
-import { parseCidr, type Family } from '../../net/ip.js';
+import { addressOrNetworkOf, isNetwork, type AddressOrNetwork } from '../../net/address.js';
+import type { Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
 import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type AntiSpoofing, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 import { MAX_ENTRY_LIFETIME_MS } from './block-set.js';
@@ -63,22 +64,20 @@ const OPEN_INTERVAL_UDATA = Buffer.from([1, 4, 1, 0, 0, 0]);
 const commentUdata = (text: string): Buffer => Buffer.concat([Buffer.from([0, text.length + 1]), Buffer.from(`${text}\0`)]);
 
 /**
- * An address (end undefined) or a CIDR as interval-set elements: the start, and the first
- * address past the end (flagged as an end), as nft sends them; null end when the range
- * reaches the top.
+ * An address (end undefined) or a network as interval-set elements: the start, and the
+ * first address past the end (flagged as an end), as nft sends them; null end when the
+ * range reaches the top.
  */
-export function elementsOf(address: string, family: Family): { start: Uint8Array; end?: Uint8Array | null } {
-  const cidr = parseCidr(address);
-  if (!cidr || cidr.family !== family) throw new Error(`not an IPv${family} address or CIDR: ${JSON.stringify(address)}`);
-  const max = family === 4 ? 32 : 128;
-  if (cidr.prefix === max) return { start: cidr.bytes };
-  const end = cidr.bytes.slice();
-  for (let bit = cidr.prefix; bit < max; bit++) end[bit >> 3]! |= 0x80 >> (bit & 7);
+export function elementsOf(target: AddressOrNetwork): { start: Uint8Array; end?: Uint8Array | null } {
+  if (!isNetwork(target)) return { start: target.bytes };
+  const max = target.family === 4 ? 32 : 128;
+  const end = target.bytes.slice();
+  for (let bit = target.prefix; bit < max; bit++) end[bit >> 3]! |= 0x80 >> (bit & 7);
   for (let i = end.length - 1; i >= 0; i--) {
     end[i] = (end[i]! + 1) & 0xff;
-    if (end[i] !== 0) return { start: cidr.bytes, end };
+    if (end[i] !== 0) return { start: target.bytes, end };
   }
-  return { start: cidr.bytes, end: null };
+  return { start: target.bytes, end: null };
 }
 
 /** A set-element message: its type (new or delete), the set, and the list elements. */
@@ -93,12 +92,12 @@ const MAX_ELEMENTS_BYTES = 60_000;
 
 /** The set an addition goes to and its list elements (an interval's start and end). */
 function setElements(a: FirewallAdd): { set: string; elements: Buffer[] } {
-  const { start, end } = elementsOf(a.address, a.family);
+  const { start, end } = elementsOf(a.target);
   const first = [key(start)];
   if (Number.isFinite(a.timeoutMs)) first.push(attr(NFTA_SET_ELEM_TIMEOUT, u64be(timeoutSeconds(a.timeoutMs) * 1000)));
   const udata = [...(checkTag(a.tag) ? [commentUdata(a.tag!)] : []), ...(end === null ? [OPEN_INTERVAL_UDATA] : [])];
   if (udata.length) first.push(attr(NFTA_SET_ELEM_USERDATA, Buffer.concat(udata)));
-  return { set: end === undefined ? hostSet(a.family) : netSet(a.family), elements: [nest(NFTA_LIST_ELEM, ...first), ...endElement(end)] };
+  return { set: end === undefined ? hostSet(a.target.family) : netSet(a.target.family), elements: [nest(NFTA_LIST_ELEM, ...first), ...endElement(end)] };
 }
 
 export class NftablesFirewall implements Firewall {
@@ -215,10 +214,10 @@ export class NftablesFirewall implements Firewall {
 
   // Adding an element already present keeps its timeout (no NLM_F_EXCL, as nft's "add").
   // Infinity: no timeout. A tag becomes the element's comment, as `nft list` shows it.
-  async add(address: string, family: Family, timeoutMs: number, tag?: string): Promise<void> {
-    const { set, elements } = setElements({ address, family, timeoutMs, tag });
+  async add(target: AddressOrNetwork, timeoutMs: number, tag?: string): Promise<void> {
+    const { set, elements } = setElements({ target, timeoutMs, tag });
     const errno = this.batch([{ type: NFT_MSG_NEWSETELEM, set, elements }]);
-    if (errno !== 0) this.fail('add', address, set, errno);
+    if (errno !== 0) this.fail('add', target.text, set, errno);
   }
 
   /**
@@ -251,14 +250,14 @@ export class NftablesFirewall implements Firewall {
     }
     if (messages.length === 0) return;
     const errno = this.batch(messages);
-    if (errno !== 0) this.fail('add', `${adds.length} addresses (${adds[0]!.address} first)`, [...bySet.keys()].join(', '), errno);
+    if (errno !== 0) this.fail('add', `${adds.length} addresses (${adds[0]!.target.text} first)`, [...bySet.keys()].join(', '), errno);
   }
 
-  async remove(address: string, family: Family): Promise<void> {
-    const { start, end } = elementsOf(address, family);
-    const set = end === undefined ? hostSet(family) : netSet(family);
+  async remove(target: AddressOrNetwork): Promise<void> {
+    const { start, end } = elementsOf(target);
+    const set = end === undefined ? hostSet(target.family) : netSet(target.family);
     const errno = this.batch([{ type: NFT_MSG_DELSETELEM, set, elements: [nest(NFTA_LIST_ELEM, key(start)), ...endElement(end)] }]);
-    if (errno !== 0 && errno !== ENOENT) this.fail('remove', address, set, errno);
+    if (errno !== 0 && errno !== ENOENT) this.fail('remove', target.text, set, errno);
   }
 
   /** Set-element messages in one batch (one transaction); the first errno (0: done). */
@@ -303,7 +302,7 @@ export class NftablesFirewall implements Firewall {
 
   /** The kernel fast path over this table (response.kernelFastPath). */
   fastPath(settings: FastPathSettings): FastPath {
-    return new NftablesFastPath({ table: this.table, run: (script) => this.run(script), remove: (address, family) => this.remove(address, family), hostSetSize: HOST_SET_SIZE }, settings);
+    return new NftablesFastPath({ table: this.table, run: (script) => this.run(script), remove: (target) => this.remove(target), hostSetSize: HOST_SET_SIZE }, settings);
   }
 
   /**
@@ -375,7 +374,7 @@ const key = (bytes: Uint8Array): Buffer => nest(NFTA_SET_ELEM_KEY, attr(NFTA_DAT
 const endElement = (end: Uint8Array | null | undefined): Buffer[] =>
   end ? [nest(NFTA_LIST_ELEM, attr(NFTA_SET_ELEM_FLAGS, u32be(NFT_SET_ELEM_INTERVAL_END)), key(end))] : [];
 
-/** The elements of `nft -j list set` output. */
+/** The elements of `nft -j list set` output; one that is no address or network (a range) is left out. */
 export function parseNftSetJson(json: string): FirewallEntry[] {
   const doc = JSON.parse(json) as { nftables?: { set?: { elem?: unknown[] } }[] };
   const out: FirewallEntry[] = [];
@@ -390,16 +389,14 @@ export function parseNftSetJson(json: string): FirewallEntry[] {
         tag = typeof inner.comment === 'string' ? inner.comment : undefined;
         e = inner.val as Record<string, unknown>;
       }
-      let address: string | undefined;
-      if (typeof e === 'string') address = e;
+      let text: string | undefined;
+      if (typeof e === 'string') text = e;
       else if (e && typeof e === 'object' && 'prefix' in e) {
         const p = e.prefix as { addr: string; len: number };
-        address = `${p.addr}/${p.len}`;
-      } else if (e && typeof e === 'object' && 'range' in e) {
-        const r = e.range as [string, string];
-        address = `${r[0]}-${r[1]}`;
+        text = `${p.addr}/${p.len}`;
       }
-      if (address) out.push({ address, ...(expires !== undefined ? { expiresInSeconds: expires } : {}), ...(tag ? { tag } : {}) });
+      const target = text === undefined ? null : addressOrNetworkOf(text);
+      if (target) out.push({ target, ...(expires !== undefined ? { expiresInSeconds: expires } : {}), ...(tag ? { tag } : {}) });
     }
   }
   return out;
