@@ -12,6 +12,7 @@
 // came in on (the reverse-path check).
 #define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -147,6 +148,26 @@ static void release(js_poll_t *p) {
   free(l->banner);
 }
 
+/* The port argument (1-65535); false, with a JS exception pending, otherwise. */
+static bool port_arg(napi_env env, napi_value value, int32_t *port) {
+  if (napi_get_value_int32(env, value, port) != napi_ok) {
+    napi_throw_type_error(env, NULL, "port must be a number");
+    return false;
+  }
+  if (*port < 1 || *port > 65535) {
+    napi_throw_range_error(env, NULL, "port must be 1-65535");
+    return false;
+  }
+  return true;
+}
+
+/* A dual-stack socket on the port, or an IPv4 one where the host has no IPv6. */
+static int open_any_family(int type, int port, int *err) {
+  int fd = open_socket(AF_INET6, type, port, err);
+  if (fd < 0 && (*err == EAFNOSUPPORT || *err == EADDRNOTAVAIL)) fd = open_socket(AF_INET, type, port, err);
+  return fd;
+}
+
 /* listen(port: number, banner: Buffer, onConnection: (address: string) => void): { close(): void } */
 static napi_value js_listen(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -157,18 +178,13 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int32_t port;
-  CHECK(napi_get_value_int32(env, argv[0], &port));
-  if (port < 1 || port > 65535) {
-    napi_throw_range_error(env, NULL, "port must be 1-65535");
-    return NULL;
-  }
+  if (!port_arg(env, argv[0], &port)) return NULL;
   void *banner_data;
   size_t banner_len;
   CHECK(napi_get_buffer_info(env, argv[1], &banner_data, &banner_len));
 
   int err = 0;
-  int fd = open_socket(AF_INET6, SOCK_STREAM, port, &err);
-  if (fd < 0 && (err == EAFNOSUPPORT || err == EADDRNOTAVAIL)) fd = open_socket(AF_INET, SOCK_STREAM, port, &err);
+  int fd = open_any_family(SOCK_STREAM, port, &err);
   if (fd < 0) return throw_errno(env, err, "listen");
 
   listener_t *l = (listener_t *)calloc(1, sizeof *l);
@@ -263,14 +279,9 @@ static napi_value js_listen_udp(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int32_t port;
-  CHECK(napi_get_value_int32(env, argv[0], &port));
-  if (port < 1 || port > 65535) {
-    napi_throw_range_error(env, NULL, "port must be 1-65535");
-    return NULL;
-  }
+  if (!port_arg(env, argv[0], &port)) return NULL;
   int err = 0;
-  int fd = open_socket(AF_INET6, SOCK_DGRAM, port, &err);
-  if (fd < 0 && (err == EAFNOSUPPORT || err == EADDRNOTAVAIL)) fd = open_socket(AF_INET, SOCK_DGRAM, port, &err);
+  int fd = open_any_family(SOCK_DGRAM, port, &err);
   if (fd < 0) return throw_errno(env, err, "listenUdp");
   js_poll_t *p = (js_poll_t *)calloc(1, sizeof *p);
   if (!p) {

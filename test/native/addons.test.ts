@@ -43,6 +43,13 @@ describe('native addons: lifecycle', { concurrency: false }, () => {
     await settle();
   });
 
+  test('tripwire: a port outside 1-65535 or not a number is refused before any socket is made', () => {
+    for (const listen of [(port: unknown) => tripwire.listen(port as number, Buffer.alloc(0), () => undefined), (port: unknown) => tripwire.listenUdp(port as number, () => undefined)]) {
+      for (const port of [0, 65536, -1]) assert.throws(() => listen(port), { name: 'RangeError', message: 'port must be 1-65535' });
+      assert.throws(() => listen('80'), { name: 'TypeError', message: 'port must be a number' });
+    }
+  });
+
   test('tripwire: close() again after the handle was freed does nothing', async () => {
     const port = await freePort();
     const h = tripwire.listen(port, Buffer.alloc(0), () => undefined);
