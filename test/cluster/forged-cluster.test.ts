@@ -20,12 +20,11 @@ import { eventually, TestCluster, type TestNode, type TestPod } from '../../supp
 import { useControlPlane } from '../../support/control-plane.js';
 import { OPERATOR_NS, prepareCluster, startTestOperator, type TestOperator } from '../../support/operator.js';
 import { withPrivileges } from '../../support/privilege.js';
-import { podBoundToken } from '../../support/tokens.js';
 import { missingPrerequisites, toolPath } from '../../support/prereq.js';
+import { AGENT_METRICS, startReportingAgents } from '../../support/reporting-agents.js';
 
 /** containerd's default capability set: what any pod has unless its spec drops them. */
 const POD_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];
-const AGENT_METRICS = 9109;
 const UDP_TRIPWIRE = 7001;
 
 describe('forged packets do not become cluster-wide blocks', { concurrency: false }, () => {
@@ -96,17 +95,7 @@ describe('forged packets do not become cluster-wide blocks', { concurrency: fals
       }),
     });
     op = await startTestOperator(cp, { leaseDurationMs: 15_000 });
-    const opPort = Number(new URL(op.url).port);
-    await cluster.forwardLoopback([Number(new URL(cp.url).port), opPort]);
-    for (const node of cluster.nodes) {
-      const { token } = await podBoundToken(cp, { namespace: OPERATOR_NS, serviceAccount: 'kube-portsentry-agent', pod: `agent-${node.name}`, node: node.name });
-      const tokenFile = await cluster.writeFile(`token-${node.name}`, token);
-      await cluster.startAgent(node, [
-        '--namespace', OPERATOR_NS, '--kubeconfig', cp.kubeconfig, '--token-file', tokenFile, '--operator-url', `http://127.0.0.1:${opPort}`,
-        '--firewall', 'nftables', '--metrics-address', `127.0.0.1:${AGENT_METRICS}`, '--report-interval', '50ms', '--log-level', 'debug',
-        ...(node === n2 ? ['--no-anti-spoofing'] : []),
-      ]);
-    }
+    await startReportingAgents(cluster, cp, op.url, (node) => (node === n2 ? ['--no-anti-spoofing'] : []));
     for (const node of cluster.nodes) await node.agent!.waitFor((l) => l.msg === 'effective policy in force', 15_000);
   });
 

@@ -12,10 +12,10 @@ import { eventually, TestCluster, type TestNode, type TestPod } from '../../supp
 import { useControlPlane, type ControlPlane } from '../../support/control-plane.js';
 import { OPERATOR_NS, prepareCluster, startTestOperator, type TestOperator } from '../../support/operator.js';
 import { withPrivileges } from '../../support/privilege.js';
-import { podBoundToken } from '../../support/tokens.js';
 import { hasTool, toolPath } from '../../support/prereq.js';
 import type { ClusterEvidence } from '../../src/policy/types.js';
 import type { SentryProcess } from '../../support/sentry-process.js';
+import { AGENT_METRICS, startReportingAgents } from '../../support/reporting-agents.js';
 
 function missing(): string[] {
   const out: string[] = [];
@@ -128,7 +128,6 @@ describe('trust: the agent against planted policies', { concurrency: false }, ()
 
 /** containerd's default capability set: what any pod has unless its spec drops them. */
 const POD_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];
-const AGENT_METRICS = 9109;
 const NODE1_DNS = '198.18.0.53';
 const NODE1_GATEWAY = '198.18.0.254';
 const NODE1_BRIDGE_ADDRESS = '192.0.2.10';
@@ -189,18 +188,7 @@ describe('trust: forged SYNs against the cluster-wide block', { concurrency: fal
     await cluster.exec(n1.ns, ['ip', 'addr', 'add', `${NODE1_BRIDGE_ADDRESS}/32`, 'dev', 'cni0']);
     await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify(policy('verified')) });
     op = await startTestOperator(cp, { leaseDurationMs: 15_000 });
-    const opPort = Number(new URL(op.url).port);
-    await cluster.forwardLoopback([Number(new URL(cp.url).port), opPort]);
-    for (const node of cluster.nodes) {
-      // Each agent with the token the kubelet would give its pod on that node.
-      const { token } = await podBoundToken(cp, { namespace: OPERATOR_NS, serviceAccount: 'kube-portsentry-agent', pod: `agent-${node.name}`, node: node.name });
-      const tokenFile = await cluster.writeFile(`token-${node.name}`, token);
-      await cluster.startAgent(node, [
-        '--namespace', OPERATOR_NS, '--kubeconfig', cp.kubeconfig, '--token-file', tokenFile, '--operator-url', `http://127.0.0.1:${opPort}`,
-        '--firewall', 'nftables', '--metrics-address', `127.0.0.1:${AGENT_METRICS}`, '--report-interval', '50ms', '--log-level', 'debug',
-        ...(node === n1 ? ['--node-resolv-conf', resolvConf] : []),
-      ]);
-    }
+    await startReportingAgents(cluster, cp, op.url, (node) => (node === n1 ? ['--node-resolv-conf', resolvConf] : []));
     for (const node of cluster.nodes) await node.agent!.waitFor((l) => l.msg === 'effective policy in force', 15_000);
   });
 
