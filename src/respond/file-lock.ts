@@ -1,8 +1,14 @@
 // Serialises the product's writes to one file: in this process by a queue per lock, and
 // across processes (the sentry and an admin command) by a lock file created exclusively.
-// A lock left by a process that died is taken over.
+// A lock left by a process that died is taken over. The lock file appears with its holder
+// already written in it (hard-linked from a private file), since a contender reading it
+// empty could not tell a holder that is starting from one that died.
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+
+/** How long an empty lock file may be a holder still writing it. */
+const EMPTY_STALE_MS = 5_000;
 
 const queues = new Map<string, Promise<unknown>>();
 
@@ -24,8 +30,27 @@ function processInfo(pid: number): { start: string; zombie: boolean } | null {
 /** What a lock file holds: the holder's pid and start time, so a reused pid is not taken for it. */
 const holder = (): string => `${process.pid} ${processInfo(process.pid)?.start ?? ''}\n`;
 
-/** True when the lock's holder (a "pid start" line) still runs. */
+/** Creates the lock file holding this process's line; false when it exists already. */
+async function create(lockPath: string): Promise<boolean> {
+  const own = `${lockPath}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(own, holder(), { mode: 0o600, flag: 'wx' });
+  try {
+    await link(own, lockPath);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    await unlink(own).catch(() => undefined);
+  }
+}
+
+/**
+ * True when the lock's holder (a "pid start" line) still runs. An empty file is a holder of an
+ * older release between its create and its write: alive until the lock goes stale.
+ */
 function alive(text: string): boolean {
+  if (!text.trim()) return true;
   const [pid, start] = text.trim().split(' ');
   const info = processInfo(Number(pid));
   return info !== null && !info.zombie && (!start || info.start === start);
@@ -46,14 +71,7 @@ async function stale(lockPath: string, staleMs: number): Promise<boolean> {
 async function acquire(lockPath: string, timeoutMs: number, staleMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
-    try {
-      const handle = await open(lockPath, 'wx', 0o600);
-      await handle.writeFile(holder());
-      await handle.close();
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+    if (await create(lockPath)) return;
     if (await stale(lockPath, staleMs)) {
       await unlink(lockPath).catch(() => undefined);
       continue;
@@ -88,16 +106,18 @@ export function withFileLock<T>(lockPath: string, fn: () => Promise<T>, options:
  */
 export async function holdLock(lockPath: string): Promise<{ release: () => Promise<void> } | { heldBy: number }> {
   for (;;) {
-    try {
-      const handle = await open(lockPath, 'wx', 0o600);
-      await handle.writeFile(holder());
-      await handle.close();
-      return { release: () => unlink(lockPath).catch(() => undefined) };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if (await create(lockPath)) return { release: () => unlink(lockPath).catch(() => undefined) };
+    const text = await readFile(lockPath, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null; // released meanwhile: try again
+      throw err;
+    });
+    if (text === null) continue;
+    // An empty file that stayed empty is a holder that died between create and write.
+    if (!text.trim() && (await stale(lockPath, EMPTY_STALE_MS))) {
+      await unlink(lockPath).catch(() => undefined);
+      continue;
     }
-    const text = await readFile(lockPath, 'utf8').catch(() => '');
-    const pid = Number(text.split(' ')[0]);
+    const pid = Number(text.split(' ')[0]) || 0;
     if (pid !== process.pid && alive(text)) return { heldBy: pid };
     await unlink(lockPath).catch(() => undefined);
   }
