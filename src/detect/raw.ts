@@ -20,6 +20,8 @@ interface RawBatchReader {
   readonly counters: Float64Array;
   /** Whether the kernel filter is attached (not with more than 1000 watched port ranges). */
   readonly filtered: boolean;
+  /** Rebuilds the socket filter from the watched table after a change in place; whether one is attached. */
+  refilter(): boolean;
   close(): void;
 }
 export interface NativeRawBatch {
@@ -89,6 +91,15 @@ export class RawDetector {
       }
     }
     return { families, errors, filtered: this.readers.every((r) => r.filtered) };
+  }
+
+  /**
+   * Watches `watched` from now on, on the same sockets: no packet queued or arriving meanwhile
+   * is lost, as reopening would lose it. Returns whether every kernel filter is attached.
+   */
+  rewatch(watched: Uint8Array): boolean {
+    this.options.watched.set(watched);
+    return this.readers.map((r) => r.refilter()).every(Boolean);
   }
 
   stop(): void {

@@ -317,6 +317,30 @@ static int build_filter(struct sock_filter *prog, int family, int protocol, cons
   return n;
 }
 
+/* Attaches the filter for `watched`, replacing any (the kernel swaps it atomically), or
+ * detaches it when the table has too many ranges; returns whether one is attached. */
+static int attach_filter(int fd, int family, int protocol, const uint8_t *watched) {
+  static struct sock_filter prog[32 + 4 * MAX_FILTER_RANGES + 1];
+  int insns = build_filter(prog, family, protocol, watched);
+  struct sock_fprog fprog = {.len = (unsigned short)insns, .filter = prog};
+  if (insns > 0 && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof fprog) == 0) return 1;
+  int none = 0;
+  setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &none, sizeof none);
+  return 0;
+}
+
+/* refilter() -> boolean: the socket filter rebuilt from the watched table, which the caller
+ * has changed in place; the socket and its queue stay, so no packet is lost meanwhile. */
+static napi_value js_refilter(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  reader_t *r = (reader_t *)js_poll_this(env, info, &argc, NULL);
+  if (!r) return NULL;
+  napi_value result;
+  int filtered = r->base.fd >= 0 && attach_filter(r->base.fd, r->family, r->protocol, r->watched);
+  CHECK(napi_get_boolean(env, filtered, &result));
+  return result;
+}
+
 static void release(js_poll_t *p) {
   reader_t *r = (reader_t *)p;
   napi_ref refs[] = {r->buffer_ref, r->counters_ref, r->watched_ref, r->in_use_ref};
@@ -337,7 +361,7 @@ static int port_table(napi_env env, napi_value value, const uint8_t **data, napi
 
 /* open(family: 4 | 6, protocol, watched: Uint8Array(65536), inUse: Uint8Array(65536),
  *      onRecords: (records: Buffer, count: number) => void)
- * -> { recordSize, counters: Float64Array, filtered: boolean, close() } */
+ * -> { recordSize, counters: Float64Array, filtered: boolean, refilter(), close() } */
 static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -372,10 +396,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   int size = 16 << 20;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  static struct sock_filter prog[32 + 4 * MAX_FILTER_RANGES + 1];
-  int insns = build_filter(prog, family == 6 ? 6 : 4, protocol, r->watched);
-  struct sock_fprog fprog = {.len = (unsigned short)insns, .filter = prog};
-  int filtered = insns > 0 && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof fprog) == 0;
+  int filtered = attach_filter(fd, family == 6 ? 6 : 4, protocol, r->watched);
   int on = 1;
   setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
   /* Where each packet came in and what it was sent to: the reverse-path and local checks. */
@@ -424,6 +445,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   CHECK_OWNED(napi_set_named_property(env, handle, "counters", counters), &r->base);
   CHECK_OWNED(napi_get_boolean(env, filtered, &value), &r->base);
   CHECK_OWNED(napi_set_named_property(env, handle, "filtered", value), &r->base);
+  CHECK_OWNED(napi_create_function(env, "refilter", NAPI_AUTO_LENGTH, js_refilter, NULL, &value), &r->base);
+  CHECK_OWNED(napi_set_named_property(env, handle, "refilter", value), &r->base);
   return handle;
 }
 

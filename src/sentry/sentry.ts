@@ -81,10 +81,29 @@ export interface SentryOptions {
   resolvConfs?: string[];
 }
 
+/** How many ports a watched-ports table (1 per watched port, by number) watches. */
+function countWatched(watched: Uint8Array): number {
+  let count = 0;
+  for (let port = 1; port < 65536; port++) count += watched[port]!;
+  return count;
+}
+
+/** A protocol's detectors, with the raw readers' counts already in the metrics. */
+interface BindWatch {
+  protocol: Protocol;
+  detector: BindDetector;
+}
+interface RawWatch {
+  protocol: Protocol;
+  mode: 'stealth' | 'advanced';
+  detector: RawDetector;
+  reported: RawStats;
+}
+
 export class Sentry {
   private readonly engine: Engine;
-  private detectors: { protocol: Protocol; detector: BindDetector }[] = [];
-  private rawDetectors: { protocol: Protocol; detector: RawDetector; reported: RawStats }[] = [];
+  private detectors: BindWatch[] = [];
+  private rawDetectors: RawWatch[] = [];
   private readonly inUse = new PortsInUse();
   private local = new LocalAddresses([]);
   private readonly reversePath: ReversePath;
@@ -154,8 +173,7 @@ export class Sentry {
     for (const protocol of ['tcp', 'udp'] as const) {
       if (JSON.stringify(before[protocol]) === JSON.stringify(policy.spec[protocol])) continue;
       if (this.kernel?.protocols.includes(protocol)) continue; // the fast path is set up at start only
-      await this.stopProtocol(protocol);
-      await this.startProtocol(protocol);
+      await this.restartProtocol(protocol);
     }
     this.logger.info({ policy: policy.name, tcp: policy.spec.tcp.mode, udp: policy.spec.udp.mode }, 'policy applied');
   }
@@ -168,14 +186,54 @@ export class Sentry {
     else this.startRaw(protocol, mode);
   }
 
+  /**
+   * Applies a protocol's new watch settings. The raw readers of an unchanged mode keep their
+   * sockets and change the ports they watch in place; a new raw mode's readers open before the
+   * old detectors close. Either way no probe falls between the two. Listeners (bind mode)
+   * close first, as the new ones take the same ports.
+   */
+  private async restartProtocol(protocol: Protocol): Promise<void> {
+    const mode = this.policy.spec[protocol].mode;
+    if (mode !== 'stealth' && mode !== 'advanced') {
+      await this.stopProtocol(protocol);
+      await this.startProtocol(protocol);
+      return;
+    }
+    await this.inUse.refresh();
+    const same = this.rawDetectors.find((r) => r.protocol === protocol && r.mode === mode);
+    if (same) {
+      const watched = watchedPorts(this.policy.spec[protocol], this.policy[protocol]);
+      const filtered = same.detector.rewatch(watched);
+      const count = countWatched(watched);
+      this.metrics.watchedPorts.set({ protocol, mode }, count);
+      this.logger.info({ protocol, mode, kernelFilter: filtered, ports: mode === 'stealth' ? this.policy[protocol].ports : count, inPlace: true }, 'watching ports');
+      return;
+    }
+    const old = this.takeDetectors(protocol);
+    this.startRaw(protocol, mode);
+    await this.stopDetectors(old);
+  }
+
   private async stopProtocol(protocol: Protocol): Promise<void> {
+    await this.stopDetectors(this.takeDetectors(protocol));
+  }
+
+  /** Removes the protocol's detectors from the sentry's lists (and its watched-ports gauge); stopDetectors stops them. */
+  private takeDetectors(protocol: Protocol): { binds: BindWatch[]; raws: RawWatch[] } {
     for (const mode of ['bind', 'stealth', 'advanced']) this.metrics.watchedPorts.remove({ protocol, mode });
     const binds = this.detectors.filter((d) => d.protocol === protocol);
+    const raws = this.rawDetectors.filter((d) => d.protocol === protocol);
     this.detectors = this.detectors.filter((d) => d.protocol !== protocol);
-    await Promise.all(binds.map((d) => d.detector.stop()));
-    this.reportRawStats();
-    for (const r of this.rawDetectors.filter((d) => d.protocol === protocol)) r.detector.stop();
     this.rawDetectors = this.rawDetectors.filter((d) => d.protocol !== protocol);
+    return { binds, raws };
+  }
+
+  private async stopDetectors({ binds, raws }: { binds: BindWatch[]; raws: RawWatch[] }): Promise<void> {
+    for (const r of raws) {
+      r.detector.stop();
+      this.reportRawStatsOf(r);
+    }
+    await Promise.all(binds.map((d) => d.detector.stop()));
   }
 
   get ready(): boolean {
@@ -291,9 +349,8 @@ export class Sentry {
     });
     const { families, errors, filtered } = detector.start();
     const reported: RawStats = { packets: 0, drops: { ...detector.stats.drops } };
-    this.rawDetectors.push({ protocol, detector, reported });
-    let count = 0;
-    for (let port = 1; port < 65536; port++) count += watched[port]!;
+    this.rawDetectors.push({ protocol, mode, detector, reported });
+    const count = countWatched(watched);
     this.metrics.watchedPorts.set({ protocol, mode }, count);
     for (const e of errors) this.logger.warn({ protocol, error: e }, 'raw socket problem');
     this.logger.info(
@@ -322,8 +379,7 @@ export class Sentry {
     for (const protocol of fastPath.protocols) {
       const mode = spec[protocol].mode;
       const watched = watchedPorts(spec[protocol], this.policy[protocol]);
-      let count = 0;
-      for (let port = 1; port < 65536; port++) count += watched[port]!;
+      const count = countWatched(watched);
       this.metrics.watchedPorts.set({ protocol, mode }, count);
       this.logger.info(
         { protocol, mode, kernelFastPath: true, ports: mode === 'stealth' ? this.policy[protocol].ports : count },
@@ -368,15 +424,17 @@ export class Sentry {
 
   /** Raw detectors count in plain numbers (cheap per packet); metrics get the deltas. */
   private reportRawStats(): void {
-    for (const { protocol, detector, reported } of this.rawDetectors) {
-      const now = detector.stats;
-      if (now.packets > reported.packets) this.metrics.packets.inc({ protocol }, now.packets - reported.packets);
-      reported.packets = now.packets;
-      for (const reason of Object.keys(now.drops) as (keyof RawStats['drops'])[]) {
-        const delta = now.drops[reason] - reported.drops[reason];
-        if (delta > 0) this.metrics.malformedPackets.inc({ protocol, reason }, delta);
-        reported.drops[reason] = now.drops[reason];
-      }
+    for (const r of this.rawDetectors) this.reportRawStatsOf(r);
+  }
+
+  private reportRawStatsOf({ protocol, detector, reported }: RawWatch): void {
+    const now = detector.stats;
+    if (now.packets > reported.packets) this.metrics.packets.inc({ protocol }, now.packets - reported.packets);
+    reported.packets = now.packets;
+    for (const reason of Object.keys(now.drops) as (keyof RawStats['drops'])[]) {
+      const delta = now.drops[reason] - reported.drops[reason];
+      if (delta > 0) this.metrics.malformedPackets.inc({ protocol, reason }, delta);
+      reported.drops[reason] = now.drops[reason];
     }
   }
 

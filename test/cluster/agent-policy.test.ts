@@ -39,7 +39,7 @@ spec:
 `;
 
 describe('agent policy lifecycle', { concurrency: false }, () => {
-  const why = missingPrerequisites({ root: true, tools: ['nft', 'openssl', 'go', 'capsh'] });
+  const why = missingPrerequisites({ root: true, tools: ['nft', 'openssl', 'go', 'capsh', 'hping3'] });
   if (why.length && process.env.CI === 'true') throw new Error(`prerequisite missing under CI: ${why.join(', ')}`);
   const state = useControlPlane();
   let cluster: TestCluster;
@@ -111,6 +111,40 @@ describe('agent policy lifecycle', { concurrency: false }, () => {
     }, 5_000).catch(() => NaN);
     assert.equal(watched, PORTS.length, `ports watched after the edit: ${watched} (connects: ${results.join(' ')})`);
     assert.equal(caught, PORTS.length);
+  });
+
+  test('stealth mode: policy edits while a scan runs lose no probe', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const stealth = (ports: number[]) => policy('bind', 'bind', `{ mode: stealth, ports: [${ports.join(', ')}] }`);
+    const syns = () => metric(bindNode, /portsentry_probes_total\{protocol="tcp",mode="stealth",type="syn"\} (\d+)/);
+    const applied = () => bindNode.agent!.lines.filter((l) => l.msg === 'policy applied').length;
+    const apply = async (ports: number[]) => {
+      const n = applied();
+      await cp.kubectl(['apply', '-f', '-'], { input: stealth(ports) });
+      await eventually('the edit applied', async () => applied() > n, 15_000);
+    };
+    await apply(PORTS);
+    await eventually('the stealth reader watches every port', async () => (await metric(bindNode, /portsentry_watched_ports\{protocol="tcp",mode="stealth"\} (\d+)/)) === PORTS.length);
+    const before = await syns();
+    // A steady stream of SYNs to a port every version of the policy watches, while the
+    // watched ports change three times: each change reopens the raw readers.
+    const COUNT = 20_000;
+    const scan = cluster.exec(cluster.scanner, ['hping3', '-q', '-S', '-p', String(PORTS[0]), '-c', String(COUNT), '-i', 'u250', '-a', scannerAddress(3), bindNode.v4], 120_000);
+    let running = true;
+    void scan.finally(() => (running = false));
+    await new Promise((r) => setTimeout(r, 300));
+    let editsDuringScan = 0;
+    for (const extra of [40109, 40110, 40111]) {
+      await apply([...PORTS, extra]);
+      if (running) editsDuringScan++;
+    }
+    await scan;
+    assert.ok(editsDuringScan >= 2, `only ${editsDuringScan} edits landed while the scan ran: the stream was too short to test anything`);
+    const counted = await eventually('the stream counted', async () => {
+      const n = (await syns()) - before;
+      return n >= COUNT ? n : false;
+    }, 5_000).catch(async () => (await syns()) - before);
+    assert.equal(counted, COUNT, `${COUNT - counted} of ${COUNT} SYNs lost across ${editsDuringScan} policy edits`);
   });
 
   test('a policy that cannot start is retried; /readyz and the policy status say why, until it can', async (t) => {

@@ -26,7 +26,7 @@ describe('native raw reader', { concurrency: false }, () => {
   after(async () => net?.destroy());
 
   /** Opens a reader watching `watched` ports, sends the segments over loopback, reports. */
-  async function run(family: 4 | 6, watched: string, segments: string): Promise<Outcome> {
+  async function run(family: 4 | 6, watched: string, segments: string, rewatch?: string): Promise<Outcome> {
     const { stdout } = await net!.exec(net!.target, [
       process.execPath,
       '--input-type=module',
@@ -49,6 +49,8 @@ describe('native raw reader', { concurrency: false }, () => {
           records++;
         }
       });
+      let filtered = reader.filtered;
+      ${rewatch ? `watched.fill(0); for (const p of ${rewatch}) watched[p] = 1; filtered = reader.refilter();` : ''}
       // Sent by another process while this one waits for it, so they are all queued
       // before the reader looks, as under a flood.
       const sender = \`
@@ -70,7 +72,7 @@ describe('native raw reader', { concurrency: false }, () => {
       const names = ['packets', ...DROP_REASONS, 'reply', 'unwatched', 'probes', 'drains'];
       const counters = Object.fromEntries(names.map((n, i) => [n, reader.counters[i]]));
       reader.close();
-      console.log(JSON.stringify({ filtered: reader.filtered, counters, probes, records }));`,
+      console.log(JSON.stringify({ filtered, counters, probes, records }));`,
     ]);
     return JSON.parse(stdout) as Outcome;
   }
@@ -114,6 +116,25 @@ describe('native raw reader', { concurrency: false }, () => {
     assert.equal(r.filtered, false);
     assert.deepEqual(r.probes, { [`1 ${SYN}`]: 50, [`11 ${FIN}`]: 1 });
     assert.equal(r.counters.reply, 2);
+    assert.equal(r.counters.unwatched, 1);
+    assert.equal(r.counters.packets, 56);
+  });
+
+  test('the watched ports changed in place (a policy edit): the new filter and table apply on the same socket', async (t) => {
+    if (!prerequisites(t, { root: true, tools: ['ip'], modules: ['raw-socket'] })) return;
+    // From a table no filter holds to one it does, and from other ports to these.
+    for (const before of ['Array.from({ length: 2000 }, (_, i) => 2 * i + 1)', '[2, 80]']) {
+      const r = await run(4, before, segments, '[1, 11]');
+      assert.equal(r.filtered, true, `from ${before}`);
+      assert.deepEqual(r.probes, { [`1 ${SYN}`]: 50, [`11 ${FIN}`]: 1 });
+      assert.equal(r.counters.reply, 0);
+      assert.equal(r.counters.unwatched, 0, 'port 2, watched before the change, is filtered out after it');
+      assert.equal(r.counters.packets, 53);
+    }
+    // And back to more ranges than a filter holds: the old filter goes, user space checks.
+    const r = await run(4, '[1, 11]', segments, 'Array.from({ length: 2000 }, (_, i) => 2 * i + 1)');
+    assert.equal(r.filtered, false);
+    assert.deepEqual(r.probes, { [`1 ${SYN}`]: 50, [`11 ${FIN}`]: 1 });
     assert.equal(r.counters.unwatched, 1);
     assert.equal(r.counters.packets, 56);
   });
