@@ -6,11 +6,13 @@
 // cost of one set addition by netlink (the sentry's path) against spawning nft per block.
 // Then the kernel fast path against the raw path (bench/fastpath.ts), Debian's portsentry
 // against the sentry under the same flood (bench/portsentry.ts), and the block set at
-// `--entries` addresses (bench/blockset.ts).
+// `--entries` addresses (bench/blockset.ts). Then the zero-drop ceiling of the raw path,
+// the fast path and Debian's portsentry under the C sender (bench/ceiling.ts).
 // `npm run bench:detector -- [--seconds N] [--interval-us N] [--sources N] [--trials N]
-//   [--entries N] [--adds N] [--part P] [--out FILE]`;
+//   [--entries N] [--adds N] [--start-rate N] [--steps N] [--ceiling-sources N]
+//   [--pin yes|no] [--part P] [--out FILE]`;
 // needs root. --interval-us paces the load (hping3 -i uN) instead of flooding; --part
-// throughput|latency|fastpath|portsentry|blockset runs only that part.
+// throughput|latency|fastpath|portsentry|blockset|ceiling runs only that part.
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -20,10 +22,11 @@ import { parseArgs } from 'node:util';
 import { TARGET_V4, TestNet } from '../support/netns.js';
 import { SentryProcess } from '../support/sentry-process.js';
 import { blockSetFigures } from './blockset.js';
+import { ceilingFigures } from './ceiling.js';
 import { fastPathFigures } from './fastpath.js';
 import { portsentryFigures } from './portsentry.js';
 import { formatTable, progress, type Figure } from './harness.js';
-import { cpuSeconds, cpuTimes, flood, rawDrops } from './proc.js';
+import { cpuSeconds, cpuTimes, flood, rawDrops, sentryMetric } from './proc.js';
 
 /** The pid of the node process inside `ip netns exec` (it execs, so it is the same pid). */
 const pidOf = (child: ChildProcess): number => child.pid!;
@@ -76,13 +79,6 @@ spec:
   files: {history: "", blocked: ""}
 ${spec}`;
 
-async function metric(net: TestNet, name: string): Promise<number> {
-  const script = "fetch('http://127.0.0.1:9109/metrics').then(r => r.text()).then(t => process.stdout.write(t))";
-  const { stdout } = await net.exec(net.target, [process.execPath, '-e', script]);
-  const line = stdout.split('\n').find((l) => l.startsWith(name));
-  return line ? Number(line.split(' ').at(-1)) : 0;
-}
-
 async function sentryRun(net: TestNet, seconds: number, intervalUs: number): Promise<FloodResult> {
   const file = '/tmp/kps-bench-detector.yaml';
   // Alert only: one source floods a tripwire port; after its first probe every packet is
@@ -91,7 +87,7 @@ async function sentryRun(net: TestNet, seconds: number, intervalUs: number): Pro
   const sentry = await SentryProcess.start(net, { args: ['--policy', file, '--log-level', 'info', '--metrics-address', '127.0.0.1:9109'] }, ['--flush-on-exit']);
   const pid = pidOf(sentry.child);
   const drops0 = await rawDrops(net);
-  const packets0 = await metric(net, 'portsentry_packets_inspected_total');
+  const packets0 = await sentryMetric(net, 'portsentry_packets_inspected_total');
   const cpu0 = cpuSeconds(pid);
   const user0 = cpuTimes(pid).user;
   const t0 = performance.now();
@@ -101,7 +97,7 @@ async function sentryRun(net: TestNet, seconds: number, intervalUs: number): Pro
   const user = cpuTimes(pid).user - user0;
   const drops = (await rawDrops(net)) - drops0;
   await new Promise((r) => setTimeout(r, 1100)); // one housekeeping pass publishes the counters
-  const packets = (await metric(net, 'portsentry_packets_inspected_total')) - packets0;
+  const packets = (await sentryMetric(net, 'portsentry_packets_inspected_total')) - packets0;
   await sentry.stop();
   return { packets, drops, cpu, user, seconds: elapsed };
 }
@@ -131,7 +127,7 @@ async function firewallRun(net: TestNet, adds: number): Promise<Record<string, {
   return JSON.parse(stdout) as Record<string, { netlink: number[]; spawn: number[] }>;
 }
 
-const PARTS = ['all', 'throughput', 'latency', 'fastpath', 'portsentry', 'blockset'];
+const PARTS = ['all', 'throughput', 'latency', 'fastpath', 'portsentry', 'blockset', 'ceiling'];
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -143,6 +139,10 @@ async function main(): Promise<number> {
       trials: { type: 'string', default: '50' },
       entries: { type: 'string', default: '100000' },
       adds: { type: 'string', default: '300' },
+      'start-rate': { type: 'string', default: '50000' },
+      steps: { type: 'string', default: '4' },
+      'ceiling-sources': { type: 'string', default: '1024' },
+      pin: { type: 'string', default: 'yes' },
       out: { type: 'string', default: 'bench-results/detector.json' },
     },
   });
@@ -166,6 +166,10 @@ async function main(): Promise<number> {
     if (all || part === 'fastpath') figures.push(...(await fastPathFigures(net, seconds, Number(values.trials))));
     if (all || part === 'portsentry') figures.push(...(await portsentryFigures(net, seconds)));
     if (all || part === 'blockset') figures.push(...(await blockSetFigures(net, seconds, Number(values.entries), Number(values.adds), ['nftables', 'iptables'])));
+    if (all || part === 'ceiling')
+      figures.push(
+        ...(await ceilingFigures(net, { seconds, startRate: Number(values['start-rate']), steps: Number(values.steps), sources: Number(values['ceiling-sources']), pin: values.pin !== 'no' })),
+      );
   } finally {
     await net.destroy();
   }

@@ -11,11 +11,12 @@
 //    all (the baseline), the raw path and the fast path: at the tripwire port (blocked
 //    after its first packet) and at a port that is no tripwire (ordinary traffic, which
 //    the fast path's rules now inspect).
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { TARGET_V4, type TestNet } from '../support/netns.js';
 import { SentryProcess } from '../support/sentry-process.js';
 import { progress, type Figure } from './harness.js';
+import { ksoftirqds } from './proc.js';
 
 const TICKS_PER_SECOND = 100;
 const TRAIN = fileURLToPath(new URL('./probe-train.js', import.meta.url));
@@ -29,18 +30,6 @@ function cpuOf(pid: number): number {
     return 0;
   }
 }
-
-const ksoftirqds = (): number[] =>
-  readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number)
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('ksoftirqd/');
-      } catch {
-        return false;
-      }
-    });
 
 const policy = (fast: boolean) => `apiVersion: kube-portsentry.io/v1alpha1
 kind: PortSentryPolicy

@@ -20,7 +20,7 @@ import { debianPortsentry } from '../support/debian-portsentry.js';
 import type { TestNet } from '../support/netns.js';
 import { SentryProcess } from '../support/sentry-process.js';
 import { progress, type Figure } from './harness.js';
-import { cpuSeconds, flood, memory, rawDrops } from './proc.js';
+import { cpuSeconds, flood, memory, rawDrops, sentryMetric } from './proc.js';
 
 /** The ports both watch: the flood hits port 1, a tripwire either way. */
 export interface Watched {
@@ -179,10 +179,34 @@ async function measured(net: TestNet, pid: number, seconds: number): Promise<Omi
   return { sent, drops, cpu, seconds: elapsed, rssBefore, peak: memory(pid).peak, rssDuringFlood };
 }
 
-async function portsentryRun(net: TestNet, root: string, flag: '-stcp' | '-atcp', seconds: number): Promise<Run> {
+/** Debian's portsentry running chrooted in the target namespace; stop() gives its syslog counts. */
+export interface PortsentryProcess {
+  pid: number;
+  stop(): Promise<{ messages: number; scans: number }>;
+}
+
+export async function startPortsentry(net: TestNet, root: string, flag: '-stcp' | '-atcp'): Promise<PortsentryProcess> {
   const dir = await makeChroot(root, WATCHED);
   const syslog = await DummySyslog.start(join(dir, 'dev/log'));
   let pid: number | undefined;
+  const stop = async (): Promise<{ messages: number; scans: number }> => {
+    try {
+      if (pid !== undefined) {
+        process.kill(pid, 'SIGTERM');
+        for (let i = 0; !(await gone(pid)); i++) {
+          if (i > 250) {
+            process.kill(pid, 'SIGKILL');
+            throw new Error(`portsentry (pid ${pid}) still running 5 s after SIGTERM`);
+          }
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+      return await syslog.stop();
+    } finally {
+      await syslog.stop().catch(() => undefined); // after a failure: only ends the reader
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
   try {
     // The parent exits once the daemon is forked; the daemon says when it listens.
     await net.exec(net.target, ['chroot', dir, '/usr/sbin/portsentry', flag]);
@@ -193,27 +217,23 @@ async function portsentryRun(net: TestNet, root: string, flag: '-stcp' | '-atcp'
       if ((await readFile(`/proc/${p}/comm`, 'utf8').catch(() => '')).trim() === 'portsentry') pids.push(p);
     if (pids.length !== 1) throw new Error(`expected one portsentry process in ${net.target}, found ${pids.length}`);
     pid = pids[0]!;
-    const run = await measured(net, pid, seconds);
-    process.kill(pid, 'SIGTERM');
-    for (let i = 0; !(await gone(pid)); i++) {
-      if (i > 250) throw new Error(`portsentry (pid ${pid}) still running 5 s after SIGTERM`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    pid = undefined;
-    const counts = await syslog.stop();
-    return { ...run, read: counts.scans, syslogPerPacket: counts.messages / Math.max(1, counts.scans) };
-  } finally {
-    if (pid !== undefined && !(await gone(pid))) process.kill(pid, 'SIGKILL');
-    await syslog.stop().catch(() => undefined); // after a failure: only ends the reader
-    await rm(dir, { recursive: true, force: true });
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
   }
+  return { pid, stop };
 }
 
-async function metric(net: TestNet, name: string): Promise<number> {
-  const script = "fetch('http://127.0.0.1:9109/metrics').then(r => r.text()).then(t => process.stdout.write(t))";
-  const { stdout } = await net.exec(net.target, [process.execPath, '-e', script]);
-  const line = stdout.split('\n').find((l) => l.startsWith(name));
-  return line ? Number(line.split(' ').at(-1)) : 0;
+async function portsentryRun(net: TestNet, root: string, flag: '-stcp' | '-atcp', seconds: number): Promise<Run> {
+  const portsentry = await startPortsentry(net, root, flag);
+  let counts: { messages: number; scans: number } | undefined;
+  try {
+    const run = await measured(net, portsentry.pid, seconds);
+    counts = await portsentry.stop();
+    return { ...run, read: counts.scans, syslogPerPacket: counts.messages / Math.max(1, counts.scans) };
+  } finally {
+    if (!counts) await portsentry.stop().catch(() => undefined);
+  }
 }
 
 async function ourRun(net: TestNet, mode: 'stealth' | 'advanced', seconds: number): Promise<Run> {
@@ -222,10 +242,10 @@ async function ourRun(net: TestNet, mode: 'stealth' | 'advanced', seconds: numbe
   await writeFile(file, ourPolicy(WATCHED, mode));
   const sentry = await SentryProcess.start(net, { args: ['--policy', file, '--metrics-address', '127.0.0.1:9109'] }, ['--flush-on-exit']);
   try {
-    const packets0 = await metric(net, 'portsentry_packets_inspected_total');
+    const packets0 = await sentryMetric(net, 'portsentry_packets_inspected_total');
     const run = await measured(net, sentry.child.pid!, seconds);
     await new Promise((r) => setTimeout(r, 1100)); // one housekeeping pass publishes the counters
-    return { ...run, read: (await metric(net, 'portsentry_packets_inspected_total')) - packets0 };
+    return { ...run, read: (await sentryMetric(net, 'portsentry_packets_inspected_total')) - packets0 };
   } finally {
     await sentry.stop();
     await rm(dir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 // What the detector benchmarks read about a process and a namespace while a flood runs:
 // CPU seconds and memory from /proc, the drop counters of raw sockets, and the hping3
 // SYN flood itself.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { TARGET_V4, type TestNet } from '../support/netns.js';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
@@ -30,15 +30,37 @@ export function memory(pid: number): { rss: number; peak: number } {
   return { rss: kb('VmRSS'), peak: kb('VmHWM') };
 }
 
-/** Sum of the drops column of raw sockets in a namespace. */
+/** Sum of the drops column of raw sockets in a namespace (IPv4 and IPv6). */
 export async function rawDrops(net: TestNet): Promise<number> {
-  const { stdout } = await net.exec(net.target, ['cat', '/proc/net/raw']);
+  const { stdout } = await net.exec(net.target, ['cat', '/proc/net/raw', '/proc/net/raw6']);
   return stdout
     .split('\n')
-    .slice(1)
-    .filter(Boolean)
+    .filter((line) => /^\s*\d+:/.test(line))
     .reduce((sum, line) => sum + Number(line.trim().split(/\s+/).at(-1)), 0);
 }
+
+/** A sentry's metric (port 9109 in the target namespace), summed over its labels; 0 when absent. */
+export async function sentryMetric(net: TestNet, name: string): Promise<number> {
+  const script = "fetch('http://127.0.0.1:9109/metrics').then(r => r.text()).then(t => process.stdout.write(t))";
+  const { stdout } = await net.exec(net.target, [process.execPath, '-e', script]);
+  return stdout
+    .split('\n')
+    .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+    .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+}
+
+/** The kernel's softirq threads: receive work they take over is charged to them, not to the sender. */
+export const ksoftirqds = (): number[] =>
+  readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('ksoftirqd/');
+      } catch {
+        return false;
+      }
+    });
 
 /**
  * hping3 SYNs to `port` for `seconds`: as fast as it can (--flood), or one every

@@ -72,3 +72,22 @@ test('bench:detector --part blockset measures additions, rebuilds and unblocked 
       assert.ok(Number.isFinite(figures.get(id)!.ratio), `${id} has a ratio`);
   }
 });
+
+test('bench:detector --part ceiling finds a zero-drop rate for each receiver, against portsentry', async (t) => {
+  if (!prerequisites(t, { root: true, tools: ['ip', 'hping3', 'nft', 'gcc', 'taskset', 'python3', 'chroot', 'ldd'] })) return;
+  const got = await debianPortsentry();
+  if ('skip' in got) {
+    t.skip(got.skip);
+    return;
+  }
+  // No bisection: the doubling (or halving) stops at the first change of outcome.
+  const figures = await detectorPart(['--part', 'ceiling', '--seconds', '1', '--start-rate', '200000', '--steps', '0']);
+  assert.ok(figures.get('ceiling.baseline.hping3')!.value > 0);
+  assert.ok(Number.isFinite(figures.get('ceiling.baseline.sender')!.ratio), 'the sender has a ratio to hping3');
+  for (const kind of ['portsentry', 'raw', 'fastpath']) {
+    assert.ok(figures.get(`ceiling.${kind}.rate`)!.value > 0, `${kind}: a rate with nothing lost`);
+    assert.equal(figures.get(`ceiling.${kind}.drops`)!.value, 0, `${kind}: nothing lost at its ceiling`);
+    assert.ok(figures.get(`ceiling.${kind}.cpu`)!.value > 0, `${kind}: CPU per packet at its ceiling`);
+  }
+  for (const kind of ['raw', 'fastpath']) assert.ok(Number.isFinite(figures.get(`ceiling.${kind}.cpu`)!.ratio), `${kind} has a ratio to portsentry`);
+});
