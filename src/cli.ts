@@ -139,10 +139,11 @@ async function agentCommand(args: string[]): Promise<number> {
   const names = firewallNames({ kind: 'agent', instance: values.instance! });
   const firewall = await selectFirewall(backend as 'auto' | 'nftables' | 'iptables', names);
   if (!firewall) throw new UsageError('no firewall backend (nft or iptables+ipset) found');
-  // Loaded here, not at the top: the Kubernetes client costs the standalone sentry ~60 MB of RSS.
-  const [{ Agent }, { connect }] = await Promise.all([import('./agent/agent.js'), import('./k8s/client.js')]);
+  // Loaded here, not at the top: the standalone sentry needs neither. The agent talks to the API
+  // through api-connection.ts, not client-node's typed clients (~65 MB of RSS, docs/architecture.md).
+  const [{ Agent }, { connectApi }] = await Promise.all([import('./agent/agent.js'), import('./k8s/api-connection.js')]);
   const agent = new Agent({
-    kube: connect(values.kubeconfig),
+    api: await connectApi(values.kubeconfig),
     node,
     namespace,
     operatorUrls: urls,
