@@ -66,13 +66,20 @@ export async function loadApiConfig(kubeconfig?: string): Promise<ApiConfig> {
   const fromEnv = process.env.KUBECONFIG?.split(':').find(Boolean);
   const home = join(homedir(), '.kube', 'config');
   const file = kubeconfig ?? fromEnv ?? (existsSync(home) ? home : undefined);
-  if (file) return fromFile(file);
-  const host = process.env.KUBERNETES_SERVICE_HOST;
-  const port = process.env.KUBERNETES_SERVICE_PORT;
+  return file ? fromFile(file) : inClusterConfig();
+}
+
+/**
+ * The pod's service account: the API server from KUBERNETES_SERVICE_HOST/PORT, its CA, and
+ * the token file, which the kubelet rotates (read for every request).
+ */
+export function inClusterConfig(serviceAccountDir = SERVICE_ACCOUNT, env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const port = env.KUBERNETES_SERVICE_PORT;
   if (!host || !port) throw new Error('no kubeconfig given or found, and not in a cluster (KUBERNETES_SERVICE_HOST is unset)');
   return {
-    cluster: { name: 'inCluster', server: `https://${isIPv6(host) ? `[${host}]` : host}:${port}`, caFile: `${SERVICE_ACCOUNT}/ca.crt`, skipTLSVerify: false },
-    user: { name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile: `${SERVICE_ACCOUNT}/token` } } },
+    cluster: { name: 'inCluster', server: `https://${isIPv6(host) ? `[${host}]` : host}:${port}`, caFile: join(serviceAccountDir, 'ca.crt'), skipTLSVerify: false },
+    user: { name: 'inClusterUser', authProvider: { name: 'tokenFile', config: { tokenFile: join(serviceAccountDir, 'token') } } },
   };
 }
 
