@@ -20,7 +20,7 @@ import type { ApiConnection } from '../k8s/api-connection.js';
 import { describeError } from '../k8s/api-errors.js';
 import { customPath, PLURALS } from '../k8s/api-paths.js';
 import { Watched } from '../k8s/watched.js';
-import { nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
+import { leanBlockedHost, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
 import { canonicalAddress } from '../net/ip.js';
 import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../cluster/protected-set.js';
 import { MAX_HOST_ADDRESSES, type ReportedHost } from '../cluster/report.js';
@@ -112,9 +112,10 @@ export class Agent {
     });
     const api = o.api;
     this.facts = new ClusterFacts(api, o.logger, () => this.serially(() => this.updateProtected()), { serviceCidrs: o.serviceCidrs, podCidrs: o.podCidrs });
-    this.blockedHosts = new Watched({
+    this.blockedHosts = new Watched<BlockedHostObject & KubernetesObject>({
       api,
       path: customPath(PLURALS.blockedHosts),
+      lean: leanBlockedHost,
       logger: o.logger,
       onChange: () => this.serially(() => this.enforce()),
       onEvent: (type, bh) => this.clusterBlocks.changed(bh.metadata.name, type === 'delete' ? canonicalAddress(bh.spec?.address ?? '') : undefined),
