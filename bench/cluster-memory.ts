@@ -3,10 +3,11 @@
 // BlockedHost in force and has settled. The baseline, in the same run, is the agent with
 // client-node's full client loaded as well (what the agent loaded before it talked to the API
 // through api-connection.ts); the V8 and malloc settings are measured one at a time, and the
-// chart's agent settings (AGENT_RUNTIME) together. (--lite-mode is not allowed in NODE_OPTIONS,
+// chart's agent settings (agent.runtimeEnv) together. (--lite-mode is not allowed in NODE_OPTIONS,
 // and would slow the packet path: not measured here.)
 import type { TestNode } from '../support/cluster.js';
 import { DEFAULT_INSTANCE, firewallNames } from '../src/respond/firewall/owner.js';
+import { agentRuntimeEnv } from './agent-runtime.js';
 import { type BenchCluster, rssMiB } from './cluster-setup.js';
 import { progress, type Figure } from './harness.js';
 
@@ -14,8 +15,6 @@ const NFT_TABLE = firewallNames({ kind: 'agent', instance: DEFAULT_INSTANCE }).t
 /** After the last BlockedHost arrives: the list's garbage collected, the process idle. */
 const SETTLE_MS = 5000;
 
-/** The agent container's runtime settings in the chart (charts/kube-portsentry/values.yaml). */
-export const AGENT_RUNTIME = { NODE_OPTIONS: '--max-semi-space-size=1', MALLOC_MMAP_THRESHOLD_: '131072' } as const;
 
 interface Variant {
   id: string;
@@ -24,13 +23,14 @@ interface Variant {
 }
 
 function variants(): Variant[] {
+  const chart = agentRuntimeEnv();
   const fullClient = `--import=${import.meta.resolve('@kubernetes/client-node')}`;
   return [
     { id: 'full-client', name: "with client-node's full client loaded (as before)", env: { NODE_OPTIONS: fullClient } },
     { id: 'plain', name: 'no runtime settings', env: {} },
     { id: 'semi-space-1', name: 'NODE_OPTIONS=--max-semi-space-size=1', env: { NODE_OPTIONS: '--max-semi-space-size=1' } },
     { id: 'malloc-mmap', name: 'MALLOC_MMAP_THRESHOLD_=131072', env: { MALLOC_MMAP_THRESHOLD_: '131072' } },
-    { id: 'chart', name: `as the chart runs it (${Object.entries(AGENT_RUNTIME).map(([k, v]) => `${k}=${v}`).join(' ')})`, env: { ...AGENT_RUNTIME } },
+    { id: 'chart', name: `as the chart runs it (${Object.entries(chart).map(([k, v]) => `${k}=${v}`).join(' ')})`, env: chart },
   ];
 }
 

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Probe } from '../src/engine/probe.js';
 import { AddressKey } from '../src/engine/address-key.js';
 import { SourceTracker } from '../src/engine/tracker.js';
+import { agentRuntimeEnv } from './agent-runtime.js';
 import { measure, progress, type Figure, type MeasureOptions } from './harness.js';
 import { OldSourceTracker } from './old-tracker.js';
 import { addressAt, addressOf } from '../src/net/address.js';
@@ -260,10 +261,10 @@ export function engineRss(cap: number): TrackerBenchResult {
       extra: { ...report, rssDeltaPerSource: (report.rss - empty.rss) / cap },
     });
   }
-  // What the full engine adds to the process, as it runs by default and with the agent
-  // container's malloc setting (the chart's): a fixed mmap threshold returns the tracker's
-  // outgrown arrays to the system instead of leaving them in malloc's heap.
-  const chart = { MALLOC_MMAP_THRESHOLD_: String(MALLOC_MMAP_THRESHOLD) };
+  // What the full engine adds to the process, with Node's and glibc's defaults and with the
+  // agent container's runtime settings (the chart's agent.runtimeEnv): a fixed mmap threshold
+  // returns the tracker's outgrown arrays to the system instead of leaving them in malloc's heap.
+  const chart = agentRuntimeEnv();
   const chartEmpty = child(['compact', String(cap), '0', 'v4'], chart);
   for (const mix of ['v4', 'mixed'] as const) {
     const plain = runs.find((r) => r.key === `compact.${mix}`)!.report;
@@ -274,10 +275,10 @@ export function engineRss(cap: number): TrackerBenchResult {
       { id: `rss.added.${mix}`, name: `rss: added by a full engine, ${c} ${mix} sources`, value: plainDelta, unit: 'MiB', extra: { typedArrays: plain.arrayBuffers / 2 ** 20 } },
       {
         id: `rss.added.${mix}.chart`,
-        name: `  with MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD} (the agent's container)`,
+        name: `  with the agent container's runtime settings (${Object.entries(chart).map(([k, v]) => `${k}=${v}`).join(' ')})`,
         value: chartDelta,
         unit: 'MiB',
-        baseline: 'default malloc',
+        baseline: 'defaults',
         baselineId: `rss.added.${mix}`,
         ratio: chartDelta / plainDelta,
         extra: { emptyRss: chartEmpty.rss, fullRss: withChart.rss, typedArrays: withChart.arrayBuffers / 2 ** 20 },
@@ -286,6 +287,3 @@ export function engineRss(cap: number): TrackerBenchResult {
   }
   return result;
 }
-
-/** glibc's mmap threshold in the agent's container (charts/kube-portsentry/values.yaml). */
-export const MALLOC_MMAP_THRESHOLD = 131072;
