@@ -8,7 +8,7 @@
 import type { TestNode } from '../support/cluster.js';
 import { DEFAULT_INSTANCE, firewallNames } from '../src/respond/firewall/owner.js';
 import { agentRuntimeEnv } from './agent-runtime.js';
-import { type BenchCluster, rssMiB } from './cluster-setup.js';
+import { AGENT_METRICS, type BenchCluster, metricValue, rssMiB } from './cluster-setup.js';
 import { progress, type Figure } from './harness.js';
 
 const NFT_TABLE = firewallNames({ kind: 'agent', instance: DEFAULT_INSTANCE }).table;
@@ -48,6 +48,19 @@ async function startWith(b: BenchCluster, node: TestNode, env: Record<string, st
   }
 }
 
+/** Where the idle agent's memory is, from its own process metrics (prom-client's defaults), in MiB. */
+function heapOf(metrics: string): Record<string, number> {
+  const mib = (series: string) => (metricValue(metrics, series) ?? NaN) / 2 ** 20;
+  return {
+    heapTotal: mib('nodejs_heap_size_total_bytes'),
+    heapUsed: mib('nodejs_heap_size_used_bytes'),
+    newSpace: mib('nodejs_heap_space_size_total_bytes{space="new"}'),
+    oldSpace: mib('nodejs_heap_space_size_total_bytes{space="old"}'),
+    codeSpace: mib('nodejs_heap_space_size_total_bytes{space="code"}'),
+    external: mib('nodejs_external_memory_bytes'),
+  };
+}
+
 /**
  * Restarts `node`'s agent once per variant, each on an empty node set, and reads its RSS once
  * it holds all `inForce` BlockedHosts (`isBulk` picks them out of the set watcher's stream).
@@ -65,7 +78,8 @@ export async function agentMemory(b: BenchCluster, node: TestNode, inForce: numb
     await all;
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const rss = rssMiB(node.agent!.child.pid!);
-    progress(`  ${rss.toFixed(1)} MiB`);
+    const heap = heapOf(await b.cluster.agentMetrics(node, AGENT_METRICS));
+    progress(`  ${rss.toFixed(1)} MiB; V8 heap (MiB): ${Object.entries(heap).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
     if (v.id === 'full-client') baseline = rss;
     figures.push({
       id: `agent.memory.${v.id}`,
@@ -73,7 +87,7 @@ export async function agentMemory(b: BenchCluster, node: TestNode, inForce: numb
       value: rss,
       unit: 'MiB',
       ...(v.id === 'full-client' ? {} : { baseline: 'full client', baselineId: 'agent.memory.full-client', ratio: rss / baseline }),
-      extra: { blockedHosts: inForce, ...v.env },
+      extra: { blockedHosts: inForce, ...v.env, ...Object.fromEntries(Object.entries(heap).map(([k, v]) => [`${k}MiB`, v])) },
     });
   }
   await node.agent!.stop();
