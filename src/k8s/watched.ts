@@ -98,7 +98,10 @@ export class Watched<T extends KubernetesObject> {
       if (!this.resourceVersion) await this.relist();
       if (this.stopped) return;
       const query = { ...this.selectors(), resourceVersion: this.resourceVersion };
-      this.controller = await this.watchCall(this.options.path, query, (type, obj) => this.onWatchEvent(type, obj), (err) => this.watchEnded(err));
+      const controller = await this.watchCall(this.options.path, query, (type, obj) => this.onWatchEvent(type, obj), (err) => this.watchEnded(err));
+      // Stopped while the watch was being opened: it must not outlive stop().
+      if (this.stopped) controller.abort();
+      else this.controller = controller;
     } catch (err) {
       this.restart(err);
     }
@@ -142,6 +145,7 @@ export class Watched<T extends KubernetesObject> {
   }
 
   private onWatchEvent(type: string, raw: unknown): void {
+    if (this.stopped) return;
     const obj = raw as T & { code?: number };
     if (type === 'ERROR') {
       // 410 Gone: the version is too old; the watch ends and a relist follows.
