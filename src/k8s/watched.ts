@@ -39,7 +39,12 @@ export interface WatchedOptions<T extends KubernetesObject> {
    * plus its grace (30 s at most) is taken for dead and restarted.
    */
   watchTimeoutSeconds?: number;
+  /** Objects per list request (LIST_PAGE): a large collection is read in pages, not one answer. */
+  listPage?: number;
 }
+
+/** A list of 100,000 BlockedHosts is 20 answers of a few MB, not one of 150 MB held at once with its objects. */
+const LIST_PAGE = 5000;
 
 type WatchCall = ApiConnection['watch'];
 
@@ -108,10 +113,18 @@ export class Watched<T extends KubernetesObject> {
   }
 
   private async relist(): Promise<void> {
-    const query = new URLSearchParams(this.selectors()).toString();
-    const listed = (await this.options.api.request('GET', query ? `${this.options.path}?${query}` : this.options.path)) as KubernetesListObject<T>;
     const lean = this.options.lean;
-    const items = lean ? listed.items.map(lean) : listed.items;
+    const items: T[] = [];
+    let version = '';
+    let next: string | undefined;
+    do {
+      const query = new URLSearchParams({ ...this.selectors(), limit: String(this.options.listPage ?? LIST_PAGE), ...(next ? { continue: next } : {}) });
+      const page = (await this.options.api.request('GET', `${this.options.path}?${query}`)) as KubernetesListObject<T>;
+      for (const obj of page.items) items.push(lean ? lean(obj) : obj);
+      // Every page carries the version of the first one's snapshot.
+      version = page.metadata?.resourceVersion ?? version;
+      next = (page.metadata as { continue?: string } | undefined)?.continue || undefined;
+    } while (next);
     // A relist reports only what differs from the cache.
     const seen = new Set<string>();
     for (const obj of items) {
@@ -123,7 +136,7 @@ export class Watched<T extends KubernetesObject> {
         this.objects.delete(key);
         this.emit('delete', obj);
       }
-    this.resourceVersion = listed.metadata?.resourceVersion ?? '';
+    this.resourceVersion = version;
     this.isSynced = true;
     this.failures = 0;
     this.markSynced();
