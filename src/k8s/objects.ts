@@ -75,6 +75,17 @@ export function leanBlockedHost<T extends BlockedHostObject>(bh: T): T {
   } as T;
 }
 
+/**
+ * An object without its metadata.managedFields (server-side apply's bookkeeping, which nothing
+ * here reads): a third or more of a BlockedHost, and the operator holds every one.
+ */
+export function withoutManagedFields<T extends { metadata?: object }>(obj: T): T {
+  const meta = obj.metadata as { managedFields?: unknown } | undefined;
+  if (!meta?.managedFields) return obj;
+  const { managedFields: _dropped, ...metadata } = meta;
+  return { ...obj, metadata };
+}
+
 /** What a BlockedHost's spec asks for, read once (the spec may come from anyone: all optional). */
 export function blockEntryOf(spec: Partial<BlockedHostSpec> | undefined): BlockEntry {
   return {

@@ -8,7 +8,7 @@ import { sharedHostFacts } from '../cluster/shared-host-facts.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
 import { customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/watched.js';
-import { blockEntryOf, type BlockedHostObject, type PolicyObject } from '../k8s/objects.js';
+import { blockEntryOf, withoutManagedFields, type BlockedHostObject, type PolicyObject } from '../k8s/objects.js';
 import type { Logger } from '../log/logger.js';
 import type { OperatorMetrics } from '../metrics/operator-metrics.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
@@ -102,6 +102,7 @@ export class OperatorContext {
       path: customPath(PLURALS.blockedHosts),
       logger: o.logger,
       onChange: () => hooks.onBlockedHosts(),
+      lean: withoutManagedFields,
       onEvent: (type, bh) => this.indexBlockedHost(bh.metadata.name, type === 'delete' ? undefined : bh),
     });
     // Every ConfigMap of the namespace, not only labelled ones: the per-node names are ours,

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { blockEntryOf, blockedHostName, leanBlockedHost, nodePolicyConfigMapName, type BlockedHostObject } from '../../src/k8s/objects.js';
+import { blockEntryOf, blockedHostName, leanBlockedHost, nodePolicyConfigMapName, withoutManagedFields, type BlockedHostObject } from '../../src/k8s/objects.js';
 import { canonicalAddress } from '../../src/net/ip.js';
 
 describe('object names', () => {
@@ -57,5 +57,23 @@ describe("the agent's copy of a BlockedHost (leanBlockedHost)", () => {
       assert.equal(lean.status, undefined);
       assert.ok(JSON.stringify(lean).length < JSON.stringify(bh).length / 4, 'a fraction of the object');
     }
+  });
+});
+
+describe("the operator's copy of a BlockedHost (withoutManagedFields)", () => {
+  test('drops metadata.managedFields and keeps everything else', () => {
+    const bh = {
+      apiVersion: 'kube-portsentry.io/v1alpha1',
+      kind: 'BlockedHost',
+      metadata: { name: 'v4-198-51-100-7', uid: 'a1', resourceVersion: '42', labels: { a: 'b' }, managedFields: [{ manager: 'kube-portsentry', fieldsV1: {} }] },
+      spec: { address: '198.51.100.7', source: 'detected' },
+      status: { ports: ['tcp/1'], reportingNodes: ['n1'] },
+    };
+    const lean = withoutManagedFields(bh);
+    const { managedFields: _dropped, ...metadata } = bh.metadata;
+    assert.deepEqual(lean, { ...bh, metadata });
+    assert.ok(bh.metadata.managedFields, 'the original is left as it was');
+    const none = { metadata: { name: 'x' } };
+    assert.equal(withoutManagedFields(none), none);
   });
 });
