@@ -168,7 +168,7 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
       assert.deepEqual([...files.keys()], [], `${name}: the chart no longer passes these flags`);
       // The container's literal environment (the agent's runtime settings) as the pod has it.
       const literal = (container.env ?? []).filter((e) => e.value !== undefined).map((e) => `${e.name}=${e.value}`);
-      const argv = ['env', ...literal, process.execPath, CLI, ...args, `--kubeconfig=${kubeconfig}`];
+      const argv = ['/usr/bin/env', ...literal, process.execPath, CLI, ...args, `--kubeconfig=${kubeconfig}`];
       const child = n.spawn(n.target, privileges ? withPrivileges(argv, privileges) : argv);
       const log: string[] = [];
       child.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
