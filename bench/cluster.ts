@@ -32,6 +32,7 @@ import {
   rssMiB,
   type SetWatcher,
 } from './cluster-setup.js';
+import { agentMemory } from './cluster-memory.js';
 import { formatTable, progress, type Figure } from './harness.js';
 
 /** The agents' nftables table (they run with the default instance). */
@@ -304,6 +305,8 @@ async function measure(b: BenchCluster, plan: Plan): Promise<{ figures: Figure[]
     unit: 'MiB',
     ...vs(rssMiB(n1.agent!.child.pid!), agentRss0, 'no BlockedHosts', 'agent.rss0'),
   });
+  // The idle agent's RSS under each runtime setting, against the agent with the full client.
+  figures.push(...(await agentMemory(b, n2, inForce, (a) => bulk.addresses.has(a))));
 
   progress(`detection to block with ${inForce} BlockedHosts in force: ${plan.scaleSources} fresh sources`);
   const large = await latencyRun(b, plan.sources, plan.scaleSources);

@@ -8,6 +8,7 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { engineThroughput, type ThroughputSizes } from './engine-bench.js';
+import { moduleCost } from './module-cost.js';
 import { formatTable, progress, type Figure, type MeasureOptions } from './harness.js';
 import { engineRss, trackerMemory, trackerThroughput, type TrackerSizes } from './tracker-bench.js';
 import { trieBench, type TrieSizes } from './trie-bench.js';
@@ -94,6 +95,7 @@ function main(): number {
   // Memory first, while the heap holds nothing else.
   const memory = trackerMemory(plan.memoryCaps, gc);
   const rss = engineRss(plan.rssCap);
+  const load = moduleCost();
   gc();
   const tracker = trackerThroughput(plan.tracker, plan.measure);
   gc();
@@ -102,7 +104,7 @@ function main(): number {
   const trie = trieBench(plan.trie, plan.measure);
 
   const parts = [tracker, memory, rss, throughput];
-  const figures: Figure[] = [...tracker.figures, ...memory.figures, ...rss.figures, ...throughput.figures, ...trie];
+  const figures: Figure[] = [...tracker.figures, ...memory.figures, ...rss.figures, ...load, ...throughput.figures, ...trie];
   const warnings = parts.flatMap((p) => p.warnings);
   const capExceeded = parts.some((p) => p.capExceeded);
   const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Probe } from '../src/engine/probe.js';
 import { AddressKey } from '../src/engine/address-key.js';
 import { SourceTracker } from '../src/engine/tracker.js';
+import { agentRuntimeEnv } from './agent-runtime.js';
 import { measure, progress, type Figure, type MeasureOptions } from './harness.js';
 import { OldSourceTracker } from './old-tracker.js';
 import { addressAt, addressOf } from '../src/net/address.js';
@@ -221,8 +222,8 @@ export interface ChildReport {
 
 const CHILD = fileURLToPath(new URL('./engine-child.js', import.meta.url));
 
-function child(args: string[]): ChildReport {
-  const run = spawnSync(process.execPath, ['--expose-gc', CHILD, ...args], { encoding: 'utf8', maxBuffer: 1 << 20 });
+function child(args: string[], env: Record<string, string> = {}): ChildReport {
+  const run = spawnSync(process.execPath, ['--expose-gc', CHILD, ...args], { encoding: 'utf8', maxBuffer: 1 << 20, env: { ...process.env, ...env } });
   if (run.error) throw new Error(`engine child ${args.join(' ')}: ${run.error.message}`);
   if (run.status !== 0) throw new Error(`engine child ${args.join(' ')} exited with ${run.status}: ${run.stderr.trim()}`);
   return JSON.parse(run.stdout) as ChildReport;
@@ -259,6 +260,30 @@ export function engineRss(cap: number): TrackerBenchResult {
       ratio: report.rss / empty.rss,
       extra: { ...report, rssDeltaPerSource: (report.rss - empty.rss) / cap },
     });
+  }
+  // What the full engine adds to the process, with Node's and glibc's defaults and with the
+  // agent container's runtime settings (the chart's agent.runtimeEnv): a fixed mmap threshold
+  // returns the tracker's outgrown arrays to the system instead of leaving them in malloc's heap.
+  const chart = agentRuntimeEnv();
+  const chartEmpty = child(['compact', String(cap), '0', 'v4'], chart);
+  for (const mix of ['v4', 'mixed'] as const) {
+    const plain = runs.find((r) => r.key === `compact.${mix}`)!.report;
+    const withChart = child(['compact', String(cap), String(cap), mix], chart);
+    const plainDelta = (plain.rss - empty.rss) / 2 ** 20;
+    const chartDelta = (withChart.rss - chartEmpty.rss) / 2 ** 20;
+    result.figures.push(
+      { id: `rss.added.${mix}`, name: `rss: added by a full engine, ${c} ${mix} sources`, value: plainDelta, unit: 'MiB', extra: { typedArrays: plain.arrayBuffers / 2 ** 20 } },
+      {
+        id: `rss.added.${mix}.chart`,
+        name: `  with the agent container's runtime settings (${Object.entries(chart).map(([k, v]) => `${k}=${v}`).join(' ')})`,
+        value: chartDelta,
+        unit: 'MiB',
+        baseline: 'defaults',
+        baselineId: `rss.added.${mix}`,
+        ratio: chartDelta / plainDelta,
+        extra: { emptyRss: chartEmpty.rss, fullRss: withChart.rss, typedArrays: withChart.arrayBuffers / 2 ** 20 },
+      },
+    );
   }
   return result;
 }

@@ -16,9 +16,11 @@ import type { Firewall } from '../respond/firewall/firewall.js';
 import type { RouteMark } from '../respond/route.js';
 import { Sentry } from '../sentry/sentry.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
-import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
+import type { ApiConnection } from '../k8s/api-connection.js';
+import { describeError } from '../k8s/api-errors.js';
+import { customPath, PLURALS } from '../k8s/api-paths.js';
 import { Watched } from '../k8s/watched.js';
-import { nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
+import { leanBlockedHost, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
 import { canonicalAddress } from '../net/ip.js';
 import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../cluster/protected-set.js';
 import { MAX_HOST_ADDRESSES, type ReportedHost } from '../cluster/report.js';
@@ -31,7 +33,8 @@ import { Reporter } from './reporter.js';
 import { serviceAwareLookup } from './service-address.js';
 
 export interface AgentOptions {
-  kube: Kube;
+  /** The API server (api-connection.ts: not client-node's typed clients, see there). */
+  api: ApiConnection;
   node: string;
   namespace: string;
   operatorUrls: string[];
@@ -107,21 +110,20 @@ export class Agent {
       o.metrics.protectedRefused.inc();
       this.log.error({ address, blockedHost, protected: why }, 'refusing to block a protected address');
     });
-    const watch = o.kube.watch;
-    this.facts = new ClusterFacts(o.kube, o.logger, () => this.serially(() => this.updateProtected()), { serviceCidrs: o.serviceCidrs, podCidrs: o.podCidrs });
-    this.blockedHosts = new Watched({
-      watch,
+    const api = o.api;
+    this.facts = new ClusterFacts(api, o.logger, () => this.serially(() => this.updateProtected()), { serviceCidrs: o.serviceCidrs, podCidrs: o.podCidrs });
+    this.blockedHosts = new Watched<BlockedHostObject & KubernetesObject>({
+      api,
       path: customPath(PLURALS.blockedHosts),
-      list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.blockedHosts)),
+      lean: leanBlockedHost,
       logger: o.logger,
       onChange: () => this.serially(() => this.enforce()),
       onEvent: (type, bh) => this.clusterBlocks.changed(bh.metadata.name, type === 'delete' ? canonicalAddress(bh.spec?.address ?? '') : undefined),
     });
     const name = nodePolicyConfigMapName(o.node);
     this.policyMap = new Watched<V1ConfigMap>({
-      watch,
+      api,
       path: `/api/v1/namespaces/${o.namespace}/configmaps`,
-      list: () => o.kube.core.listNamespacedConfigMap({ namespace: o.namespace, fieldSelector: `metadata.name=${name}` }),
       fieldSelector: `metadata.name=${name}`,
       logger: o.logger,
       onChange: () => this.serially(() => this.applyPolicy()),
@@ -162,7 +164,7 @@ export class Agent {
       urls: this.o.operatorUrls,
       ...(this.o.operatorCaFile ? { caFile: this.o.operatorCaFile } : {}),
       tokenFile: this.o.tokenFile,
-      lookup: serviceAwareLookup(this.o.kube, this.log),
+      lookup: serviceAwareLookup(this.o.api, this.log),
       node,
       policy: () => this.effective?.policy ?? null,
       detectionOff: () => this.detectionOff,

@@ -6,19 +6,21 @@
 // behind such a lookup). Other names resolve as usual. TLS still checks the name the URL gives.
 import { lookup as dnsLookup } from 'node:dns';
 import type { LookupFunction } from 'node:net';
+import type { V1Service } from '@kubernetes/client-node';
 import type { Logger } from '../log/logger.js';
-import { describeError, type Kube } from '../k8s/client.js';
+import type { ApiConnection } from '../k8s/api-connection.js';
+import { describeError } from '../k8s/api-errors.js';
 
 const SERVICE_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc(\.[a-z0-9.-]+)?\.?$/;
 const CACHE_MS = 60_000;
 
-export function serviceAwareLookup(kube: Kube, logger: Logger): LookupFunction {
+export function serviceAwareLookup(api: ApiConnection, logger: Logger): LookupFunction {
   const cache = new Map<string, { address: string; until: number }>();
   const clusterIp = async (name: string, namespace: string): Promise<string | null> => {
     const key = `${namespace}/${name}`;
     const hit = cache.get(key);
     if (hit && hit.until > Date.now()) return hit.address;
-    const service = await kube.core.readNamespacedService({ name, namespace });
+    const service = (await api.request('GET', `/api/v1/namespaces/${encodeURIComponent(namespace)}/services/${encodeURIComponent(name)}`)) as V1Service;
     const address = service.spec?.clusterIP;
     if (!address || address === 'None') return null;
     cache.set(key, { address, until: Date.now() + CACHE_MS });

@@ -8,7 +8,7 @@
 import type { V1EndpointSlice, V1Node, V1Pod, V1ServiceCIDR } from '@kubernetes/client-node';
 import type { Logger } from '../log/logger.js';
 import { normalizeIp, parseCidr } from '../net/ip.js';
-import type { Kube } from './client.js';
+import type { ApiConnection } from './api-connection.js';
 import { Watched } from './watched.js';
 import type { ProtectedFacts } from '../cluster/protected-set.js';
 
@@ -60,18 +60,16 @@ export class ClusterFacts {
   private warnedNoPodCidr = 0;
 
   constructor(
-    kube: Kube,
+    api: ApiConnection,
     private readonly logger: Logger,
     onChange: () => void,
     options: ClusterFactsOptions = {},
   ) {
     this.extraServiceCidrs = options.serviceCidrs ?? [];
     this.extraPodCidrs = (options.podCidrs ?? []).filter((c) => parseCidr(c));
-    const watch = kube.watch;
     this.nodes = new Watched<V1Node>({
-      watch,
+      api,
       path: '/api/v1/nodes',
-      list: () => kube.core.listNode(),
       logger,
       onChange: () => {
         this.checkPodCidrs();
@@ -80,9 +78,8 @@ export class ClusterFacts {
     });
     const onPods = options.onPods ?? onChange;
     this.pods = new Watched<V1Pod>({
-      watch,
+      api,
       path: '/api/v1/pods',
-      list: () => kube.core.listPodForAllNamespaces({ fieldSelector: RUNNING }),
       fieldSelector: RUNNING,
       lean: leanPod,
       logger,
@@ -102,22 +99,20 @@ export class ClusterFacts {
       },
     });
     this.serviceCidrs = new Watched<V1ServiceCIDR>({
-      watch,
+      api,
       path: '/apis/networking.k8s.io/v1/servicecidrs',
-      list: () => kube.networking.listServiceCIDR(),
       logger,
       onChange,
     });
     const selector = 'kubernetes.io/service-name=kubernetes';
     this.apiEndpoints = new Watched<V1EndpointSlice>({
-      watch,
+      api,
       path: '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices',
-      list: () => kube.discovery.listNamespacedEndpointSlice({ namespace: 'default', labelSelector: selector }),
       labelSelector: selector,
       logger,
       onChange,
     });
-    this.apiServerUrlHost = hostOf(kube.kc.getCurrentCluster()?.server);
+    this.apiServerUrlHost = hostOf(api.server);
   }
 
   private readonly apiServerUrlHost: string | null;

@@ -61,6 +61,31 @@ export interface BlockedHostObject {
   status?: BlockedHostStatus;
 }
 
+/**
+ * What the agent keeps of a BlockedHost: its name, version and the spec fields blockEntryOf
+ * reads. Its status (ports, nodes), labels and managedFields are most of the object, and an
+ * agent holds every BlockedHost in force.
+ */
+export function leanBlockedHost<T extends BlockedHostObject>(bh: T): T {
+  const { address, source, expiresAt } = bh.spec ?? {};
+  const resourceVersion = bh.metadata.resourceVersion;
+  return {
+    metadata: { name: bh.metadata.name, ...(resourceVersion === undefined ? {} : { resourceVersion }) },
+    spec: { address, source, ...(expiresAt === undefined ? {} : { expiresAt }) },
+  } as T;
+}
+
+/**
+ * An object without its metadata.managedFields (server-side apply's bookkeeping, which nothing
+ * here reads): a third or more of a BlockedHost, and the operator holds every one.
+ */
+export function withoutManagedFields<T extends { metadata?: object }>(obj: T): T {
+  const meta = obj.metadata as { managedFields?: unknown } | undefined;
+  if (!meta?.managedFields) return obj;
+  const { managedFields: _dropped, ...metadata } = meta;
+  return { ...obj, metadata };
+}
+
 /** What a BlockedHost's spec asks for, read once (the spec may come from anyone: all optional). */
 export function blockEntryOf(spec: Partial<BlockedHostSpec> | undefined): BlockEntry {
   return {

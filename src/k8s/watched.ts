@@ -1,24 +1,24 @@
-// A watched cache of one resource that never gives up: client-node's ListWatch relists on
-// 410 Gone by itself but stops on any other error (API server down, network cut), so it
-// is restarted here with exponential backoff (backoff.ts), reset only once a watch has
-// delivered an event or a list succeeded: client-node reports "connect" before every
-// attempt, failed ones included. A watch that stays silent past its server-side timeout
-// (a half-open connection) is aborted and restarted. `synced` resolves after the first
-// full list.
-import { ListWatch, type KubernetesListObject, type KubernetesObject, type Watch } from '@kubernetes/client-node';
+// A watched cache of one resource that never gives up: a list, then a watch from its
+// resourceVersion (a relist on 410 Gone, a new watch from the last version when the server
+// ends one), restarted on any other error (API server down, network cut) with exponential
+// backoff (backoff.ts), reset only once a watch has delivered an event or a list succeeded.
+// A watch that stays silent past its server-side timeout (a half-open connection) is
+// aborted and restarted. `synced` resolves after the first full list. Objects are kept as
+// the API sent them (JSON), keyed by namespace and name.
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../log/logger.js';
+import type { ApiConnection } from './api-connection.js';
 import { watchBackoffMs } from './backoff.js';
-import { describeError } from './client.js';
+import { describeError, statusOf } from './api-errors.js';
 
 /** The API server ends each watch after this long, so a live watch is never silent longer. */
 const WATCH_TIMEOUT_SECONDS = 120;
 
 export interface WatchedOptions<T extends KubernetesObject> {
-  /** The Kube's watch starter (kube.watch), so its requests are counted with the rest. */
-  watch: Watch;
+  /** Where lists and watches go (and are counted). */
+  api: ApiConnection;
   /** Collection path, e.g. /apis/kube-portsentry.io/v1alpha1/blockedhosts. */
   path: string;
-  list: () => Promise<KubernetesListObject<T>>;
   fieldSelector?: string;
   labelSelector?: string;
   logger: Logger;
@@ -39,12 +39,23 @@ export interface WatchedOptions<T extends KubernetesObject> {
    * plus its grace (30 s at most) is taken for dead and restarted.
    */
   watchTimeoutSeconds?: number;
+  /** Objects per list request (LIST_PAGE): a large collection is read in pages, not one answer. */
+  listPage?: number;
 }
 
-type WatchCall = Watch['watch'];
+/** A list of 100,000 BlockedHosts is 20 answers of a few MB, not one of 150 MB held at once with its objects. */
+const LIST_PAGE = 5000;
+
+type WatchCall = ApiConnection['watch'];
+
+const keyOf = (obj: KubernetesObject): string => `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 
 export class Watched<T extends KubernetesObject> {
-  private readonly lw: ListWatch<T>;
+  private objects = new Map<string, T>();
+  /** Where the next watch starts; empty: list first. */
+  private resourceVersion = '';
+  private controller: AbortController | undefined;
+  private readonly watchCall: WatchCall;
   /** Failed attempts since the last event or successful list. */
   private failures = 0;
   private stopped = false;
@@ -56,42 +67,125 @@ export class Watched<T extends KubernetesObject> {
   isSynced = false;
 
   constructor(private readonly options: WatchedOptions<T>) {
-    const lean = options.lean;
-    const list = async (): Promise<KubernetesListObject<T>> => {
-      const listed = await options.list();
-      const result = lean ? { ...listed, items: listed.items.map(lean) } : listed;
-      this.isSynced = true;
-      this.failures = 0;
-      this.markSynced();
-      this.changed();
-      return result;
-    };
-    const watch = { watch: this.watchWithLiveness(options.watch.watch.bind(options.watch), options.watchTimeoutSeconds ?? WATCH_TIMEOUT_SECONDS, lean) };
-    this.lw = new ListWatch<T>(options.path, watch as Watch, list, false, options.labelSelector, options.fieldSelector);
-    for (const verb of ['add', 'update', 'delete'] as const)
-      this.lw.on(verb, (obj) => {
-        options.onEvent?.(verb, obj);
-        this.changed();
-      });
-    this.lw.on('error', (err) => this.restart(err));
+    const api = options.api;
+    this.watchCall = this.watchWithLiveness(api.watch.bind(api), options.watchTimeoutSeconds ?? WATCH_TIMEOUT_SECONDS);
   }
 
   start(): void {
-    void this.lw.start().catch((err) => this.restart(err));
+    this.stopped = false;
+    void this.run();
   }
 
   list(): readonly T[] {
-    return this.lw.list();
+    return [...this.objects.values()];
   }
 
   get(name: string, namespace?: string): T | undefined {
-    return this.lw.get(name, namespace);
+    return this.objects.get(`${namespace ?? ''}/${name}`);
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.restartTimer);
-    void this.lw.stop();
+    this.controller?.abort();
+    this.controller = undefined;
+  }
+
+  private selectors(): Record<string, string> {
+    const { labelSelector, fieldSelector } = this.options;
+    return { ...(labelSelector ? { labelSelector } : {}), ...(fieldSelector ? { fieldSelector } : {}) };
+  }
+
+  /** Lists when there is no version to watch from, then watches; a failure restarts it later. */
+  private async run(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      if (!this.resourceVersion) await this.relist();
+      if (this.stopped) return;
+      const query = { ...this.selectors(), resourceVersion: this.resourceVersion };
+      const controller = await this.watchCall(this.options.path, query, (type, obj) => this.onWatchEvent(type, obj), (err) => this.watchEnded(err));
+      // Stopped while the watch was being opened: it must not outlive stop().
+      if (this.stopped) controller.abort();
+      else this.controller = controller;
+    } catch (err) {
+      this.restart(err);
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const lean = this.options.lean;
+    const items: T[] = [];
+    let version = '';
+    let next: string | undefined;
+    do {
+      const query = new URLSearchParams({ ...this.selectors(), limit: String(this.options.listPage ?? LIST_PAGE), ...(next ? { continue: next } : {}) });
+      const page = (await this.options.api.request('GET', `${this.options.path}?${query}`)) as KubernetesListObject<T>;
+      for (const obj of page.items) items.push(lean ? lean(obj) : obj);
+      // Every page carries the version of the first one's snapshot.
+      version = page.metadata?.resourceVersion ?? version;
+      next = (page.metadata as { continue?: string } | undefined)?.continue || undefined;
+    } while (next);
+    // A relist reports only what differs from the cache.
+    const seen = new Set<string>();
+    for (const obj of items) {
+      seen.add(keyOf(obj));
+      this.put(obj);
+    }
+    for (const [key, obj] of this.objects)
+      if (!seen.has(key)) {
+        this.objects.delete(key);
+        this.emit('delete', obj);
+      }
+    this.resourceVersion = version;
+    this.isSynced = true;
+    this.failures = 0;
+    this.markSynced();
+    this.changed();
+  }
+
+  private put(obj: T): void {
+    const key = keyOf(obj);
+    const before = this.objects.get(key);
+    const version = obj.metadata?.resourceVersion;
+    if (before && version !== undefined && before.metadata?.resourceVersion === version) return;
+    this.objects.set(key, obj);
+    this.emit(before ? 'update' : 'add', obj);
+  }
+
+  private emit(type: 'add' | 'update' | 'delete', obj: T): void {
+    this.options.onEvent?.(type, obj);
+    this.changed();
+  }
+
+  private onWatchEvent(type: string, raw: unknown): void {
+    if (this.stopped) return;
+    const obj = raw as T & { code?: number };
+    if (type === 'ERROR') {
+      // 410 Gone: the version is too old; the watch ends and a relist follows.
+      if (obj?.code === 410) this.resourceVersion = '';
+      return;
+    }
+    this.failures = 0;
+    const lean = this.options.lean;
+    if (type === 'ADDED' || type === 'MODIFIED') this.put(lean ? lean(obj) : obj);
+    else if (type === 'DELETED') {
+      const key = keyOf(obj);
+      const before = this.objects.get(key);
+      if (before) {
+        this.objects.delete(key);
+        this.emit('delete', lean ? lean(obj) : obj);
+      }
+    }
+    const version = obj?.metadata?.resourceVersion;
+    if (version) this.resourceVersion = version;
+  }
+
+  private watchEnded(err: unknown): void {
+    this.controller = undefined;
+    if (this.stopped) return;
+    if (err && statusOf(err) !== 410) return this.restart(err);
+    if (err) this.resourceVersion = '';
+    void this.run();
   }
 
   private changed(): void {
@@ -106,9 +200,9 @@ export class Watched<T extends KubernetesObject> {
   /**
    * Each watch asks the server to end it after `timeoutSeconds` and for bookmarks; anything
    * it delivers re-arms a timer, and a watch silent past the timeout and grace is aborted
-   * and reported failed, so the ListWatch restarts it.
+   * and reported failed, so it is restarted.
    */
-  private watchWithLiveness(inner: WatchCall, timeoutSeconds: number, lean?: (obj: T) => T): WatchCall {
+  private watchWithLiveness(inner: WatchCall, timeoutSeconds: number): WatchCall {
     const silentMs = (timeoutSeconds + Math.min(30, timeoutSeconds)) * 1000;
     return async (path, query, callback, done) => {
       let timer: NodeJS.Timeout | undefined;
@@ -131,10 +225,9 @@ export class Watched<T extends KubernetesObject> {
       const controller = await inner(
         path,
         { ...query, timeoutSeconds, allowWatchBookmarks: true },
-        (phase, obj, raw) => {
+        (type, obj) => {
           arm();
-          if (phase !== 'ERROR') this.failures = 0;
-          callback(phase, lean && phase !== 'ERROR' && phase !== 'BOOKMARK' ? lean(obj as T) : obj, raw);
+          callback(type, obj);
         },
         finish,
       );
@@ -149,8 +242,6 @@ export class Watched<T extends KubernetesObject> {
     const delayMs = watchBackoffMs(this.failures++, Math.random());
     this.options.logger.warn({ path: this.options.path, err: describeError(err), retryInMs: delayMs }, 'watch failed; retrying');
     clearTimeout(this.restartTimer);
-    this.restartTimer = setTimeout(() => {
-      if (!this.stopped) void this.lw.start().catch((e) => this.restart(e));
-    }, delayMs);
+    this.restartTimer = setTimeout(() => void this.run(), delayMs);
   }
 }

@@ -6,9 +6,9 @@ import { ProtectedSet } from '../cluster/protected-set.js';
 import type { ReportedHost } from '../cluster/report.js';
 import { sharedHostFacts } from '../cluster/shared-host-facts.js';
 import { ClusterFacts } from '../k8s/cluster-facts.js';
-import { custom, customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
+import { customPath, describeError, PLURALS, type Kube } from '../k8s/client.js';
 import { Watched } from '../k8s/watched.js';
-import { blockEntryOf, type BlockedHostObject, type PolicyObject } from '../k8s/objects.js';
+import { blockEntryOf, withoutManagedFields, type BlockedHostObject, type PolicyObject } from '../k8s/objects.js';
 import type { Logger } from '../log/logger.js';
 import type { OperatorMetrics } from '../metrics/operator-metrics.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
@@ -89,34 +89,32 @@ export class OperatorContext {
     this.kube = o.kube;
     this.log = o.logger;
     this.metrics = o.metrics;
-    const watch = o.kube.watch;
+    const api = o.kube.api;
     const onPolicies = () => hooks.markDirty('policies');
     this.policies = new Watched({
-      watch,
+      api,
       path: customPath(PLURALS.policies),
-      list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.policies)),
       logger: o.logger,
       onChange: onPolicies,
     });
     this.blockedHosts = new Watched({
-      watch,
+      api,
       path: customPath(PLURALS.blockedHosts),
-      list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.blockedHosts)),
       logger: o.logger,
       onChange: () => hooks.onBlockedHosts(),
+      lean: withoutManagedFields,
       onEvent: (type, bh) => this.indexBlockedHost(bh.metadata.name, type === 'delete' ? undefined : bh),
     });
     // Every ConfigMap of the namespace, not only labelled ones: the per-node names are ours,
     // whoever wrote them, and anything else under those names is replaced or deleted.
     this.configMaps = new Watched<V1ConfigMap>({
-      watch,
+      api,
       path: `/api/v1/namespaces/${o.namespace}/configmaps`,
-      list: () => o.kube.core.listNamespacedConfigMap({ namespace: o.namespace }),
       logger: o.logger,
       onChange: onPolicies,
     });
     this.facts = new ClusterFacts(
-      o.kube,
+      api,
       o.logger,
       () => {
         this.guard = undefined;

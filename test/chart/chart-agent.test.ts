@@ -29,7 +29,8 @@ const AGENT = `${RELEASE}-kube-portsentry-agent`;
 const NODE = 'node-a';
 const FORWARDER = fileURLToPath(new URL('../../support/loopback-forwarder.js', import.meta.url));
 
-type Pod = { spec: { template: { spec: { containers: { args: string[]; securityContext: { capabilities: { add: string[] } } }[] } } } };
+type Container = { args: string[]; env?: { name: string; value?: string }[]; securityContext: { capabilities: { add: string[] } } };
+type Pod = { spec: { template: { spec: { containers: Container[] } } } };
 
 async function getJson<T>(cp: ControlPlane, args: string[]): Promise<T> {
   return JSON.parse((await cp.kubectl(['get', ...args, '-o', 'json'])).stdout) as T;
@@ -149,13 +150,13 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
 
     const start = (
       name: string,
-      chartArgs: string[],
+      container: Container,
       files: Map<string, string>,
       env: Record<string, string>,
       kubeconfig: string,
       privileges?: Privileges,
     ) => {
-      const args = chartArgs.map((a) => {
+      const args = container.args.map((a) => {
         const [flag] = a.split('=', 1) as [string];
         const file = files.get(flag);
         if (file) {
@@ -165,7 +166,9 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
         return a.replace(/\$\((\w+)\)/g, (_m, v: string) => env[v] ?? `$(${v})`);
       });
       assert.deepEqual([...files.keys()], [], `${name}: the chart no longer passes these flags`);
-      const argv = [process.execPath, CLI, ...args, `--kubeconfig=${kubeconfig}`];
+      // The container's literal environment (the agent's runtime settings) as the pod has it.
+      const literal = (container.env ?? []).filter((e) => e.value !== undefined).map((e) => `${e.name}=${e.value}`);
+      const argv = ['/usr/bin/env', ...literal, process.execPath, CLI, ...args, `--kubeconfig=${kubeconfig}`];
       const child = n.spawn(n.target, privileges ? withPrivileges(argv, privileges) : argv);
       const log: string[] = [];
       child.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
@@ -177,7 +180,7 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
     const dep = await getJson<Pod>(cp, ['-n', NS, 'deployment', OPERATOR]);
     const operatorLog = start(
       'operator',
-      dep.spec.template.spec.containers[0]!.args,
+      dep.spec.template.spec.containers[0]!,
       new Map([
         ['--tls-cert', join(dir, 'tls.crt')],
         ['--tls-key', join(dir, 'tls.key')],
@@ -189,7 +192,7 @@ describe('agent and operator with the chart\'s arguments and RBAC, on a node tha
 
     const agentLog = start(
       'agent',
-      agentChartArgs,
+      agentContainer,
       new Map([
         ['--operator-ca', join(dir, 'ca.crt')],
         ['--token-file', join(dir, 'token')],

@@ -19,7 +19,7 @@ const OPERATOR = 'kps-kube-portsentry-operator';
 type Container = {
   name: string;
   args: string[];
-  env: { name: string; valueFrom?: { fieldRef: { fieldPath: string } } }[];
+  env: { name: string; value?: string; valueFrom?: { fieldRef: { fieldPath: string } } }[];
   ports: { name: string; containerPort: number }[];
   securityContext: Record<string, unknown>;
   livenessProbe: { httpGet: { path: string; port: string } };
@@ -108,8 +108,14 @@ describe('chart', { concurrency: false }, () => {
       '--log-level=info',
     ]);
     assert.deepEqual(
-      c!.env.map((e) => [e.name, e.valueFrom?.fieldRef.fieldPath]),
-      [['NODE_NAME', 'spec.nodeName'], ['POD_NAMESPACE', 'metadata.namespace']],
+      c!.env.map((e) => [e.name, e.valueFrom?.fieldRef.fieldPath ?? e.value]),
+      [
+        ['NODE_NAME', 'spec.nodeName'],
+        ['POD_NAMESPACE', 'metadata.namespace'],
+        // agent.runtimeEnv, measured by the benchmarks (README, Benchmarks).
+        ['MALLOC_MMAP_THRESHOLD_', '131072'],
+        ['NODE_OPTIONS', '--max-semi-space-size=1'],
+      ],
     );
     assert.deepEqual(c!.ports, [{ name: 'metrics', containerPort: 9109, protocol: 'TCP' }]);
     assert.deepEqual([c!.livenessProbe.httpGet, c!.readinessProbe.httpGet], [{ path: '/healthz', port: 'metrics' }, { path: '/readyz', port: 'metrics' }]);

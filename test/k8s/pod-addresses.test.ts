@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { before, describe, test } from 'node:test';
-import { connect } from '../../src/k8s/client.js';
+import { connectApi } from '../../src/k8s/api-connection.js';
 import { ClusterFacts } from '../../src/k8s/cluster-facts.js';
 import { ProtectedSet, emptyFacts } from '../../src/cluster/protected-set.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -35,7 +35,7 @@ async function runningPod(cp: ControlPlane, name: string, ip: string, node: stri
 
 /** The agents' guard as agent.ts builds it: ClusterFacts from the API, plus the node's own facts. */
 async function agentGuard(cp: ControlPlane, extraPodCidrs: string[] = [], log = createLogger('silent')): Promise<{ guard: ProtectedSet; facts: ClusterFacts }> {
-  const facts = new ClusterFacts(connect(cp.kubeconfig), log, () => undefined, { podCidrs: extraPodCidrs });
+  const facts = new ClusterFacts(await connectApi(cp.kubeconfig), log, () => undefined, { podCidrs: extraPodCidrs });
   facts.start();
   await facts.synced();
   return { guard: new ProtectedSet({ ...emptyFacts(), ...facts.facts() }), facts };

@@ -11,7 +11,8 @@ import { before, describe, test } from 'node:test';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import { ReportQueue } from '../../src/agent/report-queue.js';
 import { Reporter } from '../../src/agent/reporter.js';
-import { connect, type Kube } from '../../src/k8s/client.js';
+import { connect } from '../../src/k8s/client.js';
+import { connectApi, type ApiConnection } from '../../src/k8s/api-connection.js';
 import { Watched } from '../../src/k8s/watched.js';
 import type { Report } from '../../src/cluster/report.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -81,11 +82,10 @@ async function kubeconfigFor(cp: ControlPlane, port: number, name: string): Prom
   return path;
 }
 
-const configMaps = (kube: Kube, options: { watchTimeoutSeconds?: number } = {}) =>
+const configMaps = (api: ApiConnection, options: { watchTimeoutSeconds?: number } = {}) =>
   new Watched<V1ConfigMap>({
-    watch: kube.watch,
+    api,
     path: `/api/v1/namespaces/${NS}/configmaps`,
-    list: () => kube.core.listNamespacedConfigMap({ namespace: NS }),
     logger,
     onChange: () => undefined,
     ...options,
@@ -175,8 +175,8 @@ describe('robustness against the real API server', { concurrency: false }, () =>
   test('a silent (half-open) watch is restarted within its liveness bound, and sees what changed', async (t) => {
     if (skip()) return t.skip(why ?? env.why);
     const relay = await FreezableRelay.start(Number(new URL(cp.url).port));
-    const kube = connect(await kubeconfigFor(cp, relay.port, 'relay.kubeconfig'));
-    const watched = configMaps(kube, { watchTimeoutSeconds: 2 });
+    const api = await connectApi(await kubeconfigFor(cp, relay.port, 'relay.kubeconfig'));
+    const watched = configMaps(api, { watchTimeoutSeconds: 2 });
     try {
       watched.start();
       await watched.synced;
@@ -241,10 +241,10 @@ describe('robustness against the real API server', { concurrency: false }, () =>
   test('a 30 s API outage: watch retries back off (capped at 15 s), and the watch recovers', async (t) => {
     if (skip()) return t.skip(why ?? env.why);
     const attempts: number[] = [];
-    const kube = connect(cp.kubeconfig, (_verb, resource, code) => {
+    const api = await connectApi(cp.kubeconfig, (_verb, resource, code) => {
       if (resource === 'configmaps' && code === 'error') attempts.push(Date.now());
     });
-    const watched = configMaps(kube);
+    const watched = configMaps(api);
     try {
       watched.start();
       await watched.synced;

@@ -1,8 +1,8 @@
-// The labels of the operator's API request counter (src/k8s/client.ts).
+// The labels of the API request counter (src/k8s/request-labels.ts).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { requestLabels } from '../../src/k8s/client.js';
+import { requestLabels } from '../../src/k8s/request-labels.js';
 
 describe('API request labels (portsentry_operator_api_requests_total)', () => {
   const server = 'https://127.0.0.1:6443';
