@@ -8,10 +8,11 @@ import { podBoundToken } from './tokens.js';
 
 export const AGENT_METRICS = 9109;
 
-export async function startReportingAgents(cluster: TestCluster, cp: ControlPlane, operatorUrl: string, extraArgs: (node: TestNode) => string[] = () => []): Promise<void> {
+/** `nodes`: only these (an agent restarted), their loopback already forwarded. */
+export async function startReportingAgents(cluster: TestCluster, cp: ControlPlane, operatorUrl: string, extraArgs: (node: TestNode) => string[] = () => [], nodes?: TestNode[]): Promise<void> {
   const opPort = Number(new URL(operatorUrl).port);
-  await cluster.forwardLoopback([Number(new URL(cp.url).port), opPort]);
-  for (const node of cluster.nodes) {
+  if (!nodes) await cluster.forwardLoopback([Number(new URL(cp.url).port), opPort]);
+  for (const node of nodes ?? cluster.nodes) {
     const { token } = await podBoundToken(cp, { namespace: OPERATOR_NS, serviceAccount: 'kube-portsentry-agent', pod: `agent-${node.name}`, node: node.name });
     const tokenFile = await cluster.writeFile(`token-${node.name}`, token);
     await cluster.startAgent(node, [
