@@ -134,6 +134,19 @@ describe('the kernel fast path in the agent', { concurrency: false }, () => {
     for (const node of [n2, n3]) assert.equal((await cluster!.nodeSet(node)).has(forged), false, `${node.name} blocks the forged source`);
   });
 
+  test('abuse: a node that joins is protected in the rules within seconds; a SYN forged from its address is not trapped', async (t) => {
+    if (skip()) return t.skip(why.join(', ') || state.why);
+    const joined = '198.18.0.50';
+    const t0 = Date.now();
+    await state.cp!.api('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-late' } });
+    await state.cp!.kubectl(['patch', 'node', 'node-late', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: joined }] } })]);
+    await eventually('the new node\'s address in node 1\'s ignore set', async () => (await cluster!.exec(n1.ns, ['nft', 'list', 'set', 'inet', AGENT_TABLE, 'ignore4'])).stdout.includes(joined), 10_000);
+    t.diagnostic(`in the ignore set ${Date.now() - t0} ms after the Node was created`);
+    await hping(n1, TRIPWIRE, joined);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await cluster!.nodeSet(n1)).has(joined), false, 'a SYN forged from a node that joined was trapped');
+  });
+
   test('the rules follow policy edits: new ports, another evidence rule, and off when the action is no longer block', async (t) => {
     if (skip()) return t.skip(why.join(', ') || state.why);
     const edited = Date.now();

@@ -150,8 +150,18 @@ export class BlockSet {
         this.onError(err, address);
       }
     }
-    for (let i = 0; i < adds.length; i += ADD_MANY_MAX) {
-      const chunk = adds.slice(i, i + ADD_MANY_MAX);
+    // A replacement goes alone (one transaction each); a batch of additions would keep the old entries.
+    for (const p of adds.filter((a) => a.replace)) {
+      try {
+        await this.firewall.replace!(p.add);
+        p.w.placed = p.placed;
+      } catch (err) {
+        this.onError(err, p.add.target.text);
+      }
+    }
+    const fresh = adds.filter((a) => !a.replace);
+    for (let i = 0; i < fresh.length; i += ADD_MANY_MAX) {
+      const chunk = fresh.slice(i, i + ADD_MANY_MAX);
       if (chunk.length > 1 && this.firewall.addMany) {
         try {
           await this.firewall.addMany(chunk.map((p) => p.add));
@@ -163,8 +173,7 @@ export class BlockSet {
       }
       for (const p of chunk) {
         try {
-          if (p.replace && this.firewall.replace) await this.firewall.replace(p.add);
-          else await this.firewall.add(p.add.target, p.add.timeoutMs, p.add.tag);
+          await this.firewall.add(p.add.target, p.add.timeoutMs, p.add.tag);
           p.w.placed = p.placed;
         } catch (err) {
           this.onError(err, p.add.target.text);
