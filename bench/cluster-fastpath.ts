@@ -1,9 +1,9 @@
 // The cluster benchmark's fast-path part (bench/cluster.ts): the kernel fast path in the
 // agents against their raw-socket path, in the same run, under the bench policy (one
 // node's detection blocks everywhere). Each train comes from a fresh source
-// (bench/cluster-train.ts): a SYN to node 1's tripwire port, `burst` SYNs back to back to
-// a port of node 1 that is no tripwire, then one SYN a millisecond to that port on nodes 2
-// and 3 for `ms` milliseconds. Each node counts, in a table of the bench's own, the
+// (bench/cluster-train.ts): a SYN to node 1's tripwire port and, queued with it, `burst`
+// SYNs back to back to a port of node 1 that is no tripwire, then one SYN a millisecond to
+// that port on nodes 2 and 3 for `ms` milliseconds. Each node counts, in a table of the bench's own, the
 // train's SYNs that reached prerouting (priority -400) and those still there after the
 // agent's rules (-200): what got through on node 1 before its block, and on nodes 2 and 3
 // before the BlockedHost reached them.
@@ -45,6 +45,7 @@ interface PathRun {
   late: number;
   /** Per train: SYNs of the burst node 1 saw, and how long the paced part took (ms). */
   burstSeen: number[];
+  burstMs: number[];
   pacedMs: number[];
 }
 
@@ -91,7 +92,7 @@ async function usePolicy(b: BenchCluster, fast: boolean): Promise<void> {
 
 async function runTrains(b: BenchCluster, fast: boolean, plan: TrainPlan, first: number): Promise<PathRun> {
   const [n1, n2, n3] = b.nodes as [TestNode, TestNode, TestNode];
-  const run: PathRun = { node1: [], node2: [], node3: [], probesAnswered: 0, late: 0, burstSeen: [], pacedMs: [] };
+  const run: PathRun = { node1: [], node2: [], node3: [], probesAnswered: 0, late: 0, burstSeen: [], burstMs: [], pacedMs: [] };
   await usePolicy(b, fast);
   for (let i = 0; i < plan.trains; i++) {
     const source = probeSource(first + i);
@@ -100,7 +101,9 @@ async function runTrains(b: BenchCluster, fast: boolean, plan: TrainPlan, first:
       process.execPath, TRAIN, '--source', source, '--targets', [n1, n2, n3].map((n) => n.v4).join(','),
       '--tripwire', String(TRIPWIRE_PORT), '--port', String(OTHER_PORT), '--burst', String(plan.burst), '--ms', String(plan.ms),
     ]);
-    run.pacedMs.push(Math.round((JSON.parse(out.stdout.trim()) as { pacedMs: number }).pacedMs));
+    const sent = JSON.parse(out.stdout.trim()) as { burstMs: number; pacedMs: number };
+    run.burstMs.push(Math.round(sent.burstMs * 10) / 10);
+    run.pacedMs.push(Math.round(sent.pacedMs));
     await sleep(200);
     const after = await Promise.all([n1, n2, n3].map((n) => counts(b, n)));
     const through = (k: number) => after[k]!.passed - before[k]!.passed;
@@ -155,8 +158,8 @@ export async function fastPathPart(b: BenchCluster, plan: TrainPlan): Promise<{ 
     figures,
     notes: {
       fastPath: {
-        raw: { late: raw.late, through: { node1: raw.node1, node2: raw.node2, node3: raw.node3 }, burstSeen: raw.burstSeen, pacedMs: raw.pacedMs },
-        fast: { late: fast.late, through: { node1: fast.node1, node2: fast.node2, node3: fast.node3 }, burstSeen: fast.burstSeen, pacedMs: fast.pacedMs },
+        raw: { late: raw.late, through: { node1: raw.node1, node2: raw.node2, node3: raw.node3 }, burstSeen: raw.burstSeen, burstMs: raw.burstMs, pacedMs: raw.pacedMs },
+        fast: { late: fast.late, through: { node1: fast.node1, node2: fast.node2, node3: fast.node3 }, burstSeen: fast.burstSeen, burstMs: fast.burstMs, pacedMs: fast.pacedMs },
       },
     },
   };

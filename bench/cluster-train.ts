@@ -22,10 +22,12 @@ const port = Number(values.port);
 const sender = openSynSender();
 let seq = 1;
 const send = (target: string, to: number) => sender.send(synPacket(source, target, to, seq++), target);
-await send(first!, Number(values.tripwire));
-const burst: Promise<void>[] = [];
+// The probe and the burst queued at once: raw-socket sends one per turn of the event loop.
+const b0 = performance.now();
+const burst: Promise<void>[] = [send(first!, Number(values.tripwire))];
 for (let i = 0; i < Number(values.burst); i++) burst.push(send(first!, port));
 await Promise.all(burst);
+const burstMs = performance.now() - b0;
 const t0 = performance.now();
 const ms = Number(values.ms);
 let sent = 0;
@@ -36,4 +38,4 @@ for (let i = 0; i < ms; i++) {
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
 }
 sender.close();
-process.stdout.write(`${JSON.stringify({ paced: sent, pacedMs: performance.now() - t0 })}\n`);
+process.stdout.write(`${JSON.stringify({ burstMs, paced: sent, pacedMs: performance.now() - t0 })}\n`);
