@@ -11,9 +11,12 @@ import { AGENT_TABLE, eventually, TestCluster, type TestNode } from '../../suppo
 import { useControlPlane } from '../../support/control-plane.js';
 import { OPERATOR_NS, prepareCluster, startTestOperator, type TestOperator } from '../../support/operator.js';
 import { missingPrerequisites, toolPath } from '../../support/prereq.js';
+import type { Privileges } from '../../support/privilege.js';
 import { AGENT_METRICS, startReportingAgents } from '../../support/reporting-agents.js';
 
 const TRIPWIRE = 1;
+/** What the chart grants the agent (templates/agent-daemonset.yaml): uid 0 with NET_RAW and NET_ADMIN only. */
+const AGENT_PRIVILEGES: Privileges = { capabilities: ['NET_RAW', 'NET_ADMIN'] };
 /** A closed port that is no tripwire: the kernel answers a SYN with a RST. */
 const CLOSED = 2;
 
@@ -31,7 +34,7 @@ const policy = (tcp: string, response: string) =>
   });
 
 describe('the kernel fast path in the agent', { concurrency: false }, () => {
-  const why = missingPrerequisites({ root: true, tools: ['nft', 'hping3', 'go'] });
+  const why = missingPrerequisites({ root: true, tools: ['nft', 'hping3', 'go', 'capsh'] });
   if (why.length && process.env.CI === 'true') throw new Error(`prerequisite missing under CI: ${why.join(', ')}`);
   let cluster: TestCluster | undefined;
   let op: TestOperator | undefined;
@@ -78,7 +81,7 @@ describe('the kernel fast path in the agent', { concurrency: false }, () => {
     await cluster.exec(n1.ns, ['ip', 'route', 'add', '10.244.2.0/24', 'via', n2.v4]);
     await applyPolicy(`{ "mode": "stealth", "ports": [${TRIPWIRE}] }`);
     op = await startTestOperator(cp, { leaseDurationMs: 15_000 });
-    await startReportingAgents(cluster, cp, op.url);
+    await startReportingAgents(cluster, cp, op.url, () => [], undefined, AGENT_PRIVILEGES);
     for (const node of cluster.nodes) await node.agent!.waitFor((l) => l.msg === 'effective policy in force', 15_000);
   });
 
@@ -107,7 +110,7 @@ describe('the kernel fast path in the agent', { concurrency: false }, () => {
   });
 
   const startReportingAgentOn = async (node: TestNode) => {
-    await startReportingAgents(cluster!, state.cp!, op!.url, () => [], [node]);
+    await startReportingAgents(cluster!, state.cp!, op!.url, () => [], [node], AGENT_PRIVILEGES);
     await node.agent!.waitFor((l) => l.msg === 'effective policy in force', 15_000);
   };
 
