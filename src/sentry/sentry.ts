@@ -48,6 +48,9 @@ export interface SentryStatus {
   recent: RecentDetection[];
 }
 
+/** What the fast path's rules are made of, as text: an edit that changes it replaces them. */
+const fastPathKey = (s: FastPathSettings): string => JSON.stringify([s.modes, s.timeoutMs, s.perMinute]);
+
 /** Ports a protocol's mode watches: the tripwire list, or everything below the advanced limit. */
 function watchedPorts(spec: ProtocolSpec, ports: CompiledProtocol): Uint8Array {
   const watched = new Uint8Array(65536);
@@ -112,6 +115,8 @@ export class Sentry {
   /** The kernel fast path, when on (its backend's capability). */
   private kernel: FastPath | null = null;
   private responder!: Responder;
+  /** The firewall blocks go to (the agent's shared node set, or the standalone's own backend). */
+  private firewall: Firewall | null = null;
   /** The standalone sentry's blocks, kept across restarts (null in the agent, which shares its node set). */
   private host: HostBlocks | null = null;
   private firewallName = 'none';
@@ -167,13 +172,24 @@ export class Sentry {
    */
   async reconfigure(policy: CompiledPolicy): Promise<void> {
     const before = this.policy.spec;
+    const fastBefore = [...(this.kernel?.protocols ?? [])];
+    const settingsBefore = this.kernel ? fastPathKey(this.fastPathSettings(fastBefore)) : '';
     this.policy = policy;
     this.engine.reconfigure(engineConfig(policy));
     this.responder.reconfigure(policy.spec.response, policy.spec.files);
+    const fast = this.fastProtocols();
+    // A protocol leaving the fast path is watched by its detector before the rules go.
+    for (const protocol of fastBefore)
+      if (!fast.includes(protocol)) {
+        this.clearWatched(protocol);
+        await this.startProtocol(protocol);
+      }
+    await this.reconfigureKernel(fast, settingsBefore);
     for (const protocol of ['tcp', 'udp'] as const) {
-      if (JSON.stringify(before[protocol]) === JSON.stringify(policy.spec[protocol])) continue;
-      if (this.kernel?.protocols.includes(protocol)) continue; // the fast path is set up at start only
-      await this.restartProtocol(protocol);
+      if (fastBefore.includes(protocol)) continue;
+      // Joining the fast path: its rules trap the ports now, the detector goes.
+      if (fast.includes(protocol)) await this.stopProtocol(protocol);
+      else if (JSON.stringify(before[protocol]) !== JSON.stringify(policy.spec[protocol])) await this.restartProtocol(protocol);
     }
     this.logger.info({ policy: policy.name, tcp: policy.spec.tcp.mode, udp: policy.spec.udp.mode }, 'policy applied');
   }
@@ -218,9 +234,13 @@ export class Sentry {
     await this.stopDetectors(this.takeDetectors(protocol));
   }
 
+  private clearWatched(protocol: Protocol): void {
+    for (const mode of ['bind', 'stealth', 'advanced']) this.metrics.watchedPorts.remove({ protocol, mode });
+  }
+
   /** Removes the protocol's detectors from the sentry's lists (and its watched-ports gauge); stopDetectors stops them. */
   private takeDetectors(protocol: Protocol): { binds: BindWatch[]; raws: RawWatch[] } {
-    for (const mode of ['bind', 'stealth', 'advanced']) this.metrics.watchedPorts.remove({ protocol, mode });
+    this.clearWatched(protocol);
     const binds = this.detectors.filter((d) => d.protocol === protocol);
     const raws = this.rawDetectors.filter((d) => d.protocol === protocol);
     this.detectors = this.detectors.filter((d) => d.protocol !== protocol);
@@ -251,16 +271,11 @@ export class Sentry {
     const paths = statePaths(spec.files, this.options.stateDir);
     const names = firewallNames(shared ? { kind: 'agent', instance: DEFAULT_INSTANCE } : { kind: 'standalone', stateDir: paths.dir });
     const firewall = shared ? this.options.firewall! : await selectFirewall(spec.response.firewall, names);
+    this.firewall = firewall;
     this.firewallName = firewall?.name ?? 'none';
-    // The fast path takes over the raw-socket protocols whose action is block. The agent's
-    // shared node set does not carry its rules yet: there the raw-socket path runs.
-    if (spec.response.kernelFastPath && shared)
-      this.logger.warn('response.kernelFastPath is not available in the agent yet; using the raw-socket path');
-    const fast = spec.response.kernelFastPath && !shared
-      ? (['tcp', 'udp'] as const).filter((p) => (spec[p].mode === 'stealth' || spec[p].mode === 'advanced') && spec.response[p] === 'block')
-      : [];
-    const fastPath = fast.length ? firewall?.fastPath?.(this.fastPathSettings(fast)) : undefined;
-    if (fast.length && !fastPath) throw new Error(`response.kernelFastPath needs nftables, and the firewall here is ${firewall?.name ?? 'none'}`);
+    // The fast path takes over the raw-socket protocols whose action is block.
+    const fast = this.fastProtocols();
+    const fastPath = fast.length ? firewall!.fastPath!(this.fastPathSettings(fast)) : undefined;
     this.responder = new Responder({
       response: spec.response,
       files: spec.files,
@@ -359,7 +374,40 @@ export class Sentry {
     );
   }
 
-  private fastPathSettings(protocols: Protocol[]): FastPathSettings {
+  /**
+   * The raw-socket protocols the kernel fast path takes over: stealth or advanced with action
+   * block, when the policy asks for it. Standalone, a firewall without one is an error; the
+   * agent's node set may be iptables on some nodes of a policy: the raw-socket path runs there.
+   */
+  private fastProtocols(): Protocol[] {
+    const spec = this.policy.spec;
+    if (!spec.response.kernelFastPath) return [];
+    const fast = (['tcp', 'udp'] as const).filter((p) => (spec[p].mode === 'stealth' || spec[p].mode === 'advanced') && spec.response[p] === 'block');
+    if (!fast.length || this.firewall?.fastPath) return fast;
+    const name = this.firewall?.name ?? 'none';
+    if (this.options.firewall === undefined) throw new Error(`response.kernelFastPath needs nftables, and the firewall here is ${name}`);
+    this.logger.warn({ firewall: name }, 'response.kernelFastPath needs the nftables backend: using the raw-socket path on this node');
+    return [];
+  }
+
+  /** Brings the fast path in line with a policy edit: started, its rules replaced, or removed. */
+  private async reconfigureKernel(fast: Protocol[], settingsBefore: string): Promise<void> {
+    const kernel = this.kernel;
+    if (!fast.length) {
+      if (!kernel) return;
+      this.kernel = null;
+      await kernel.remove();
+      this.logger.info('kernel fast path off: its rules removed');
+      return;
+    }
+    const settings = this.fastPathSettings(fast);
+    if (!kernel) return this.startKernel(this.firewall!.fastPath!(settings));
+    if (fastPathKey(settings) !== settingsBefore) await kernel.reconfigure(settings);
+    await this.syncKernel();
+    this.reportKernelPorts();
+  }
+
+  private fastPathSettings(protocols: readonly Protocol[]): FastPathSettings {
     const spec = this.policy.spec;
     return {
       modes: Object.fromEntries(protocols.map((p) => [p, spec[p].mode])),
@@ -372,14 +420,19 @@ export class Sentry {
   }
 
   private async startKernel(fastPath: FastPath): Promise<void> {
-    const spec = this.policy.spec;
     await fastPath.start();
     this.kernel = fastPath;
     await this.syncKernel();
-    for (const protocol of fastPath.protocols) {
+    this.reportKernelPorts();
+  }
+
+  private reportKernelPorts(): void {
+    const spec = this.policy.spec;
+    for (const protocol of this.kernel?.protocols ?? []) {
       const mode = spec[protocol].mode;
       const watched = watchedPorts(spec[protocol], this.policy[protocol]);
       const count = countWatched(watched);
+      this.clearWatched(protocol);
       this.metrics.watchedPorts.set({ protocol, mode }, count);
       this.logger.info(
         { protocol, mode, kernelFastPath: true, ports: mode === 'stealth' ? this.policy[protocol].ports : count },
@@ -483,7 +536,10 @@ export class Sentry {
     this.reversePath.close();
     await Promise.all(this.detectors.map((d) => d.detector.stop()));
     for (const { detector } of this.rawDetectors) detector.stop();
-    this.kernel?.stop();
+    // The agent's detection stops with its rules; the standalone's stay in force while it is down.
+    if (this.kernel && this.options.firewall !== undefined)
+      await this.kernel.remove().catch((err: Error) => this.logger.error({ err: err.message }, 'kernel fast path: cannot remove its rules'));
+    else this.kernel?.stop();
     this.reportRawStats();
     await Promise.all(this.pending);
     await this.probes?.settled();

@@ -30,7 +30,7 @@ test('npm run bench:cluster at tiny sizes measures every figure and writes JSON'
     await new Promise<void>((resolve, reject) =>
       execFile(
         process.execPath,
-        [CLUSTER, '--sources', '5', '--blocked-hosts', '50', '--scale-sources', '5', '--out', out],
+        [CLUSTER, '--sources', '5', '--blocked-hosts', '50', '--scale-sources', '5', '--trains', '2', '--out', out],
         // Without the runner's context: the test helpers the bench imports load node:test,
         // which in a child of the runner would report to it as if it were a test file.
         { timeout: 300_000, env: { ...process.env, NODE_TEST_CONTEXT: undefined } },
@@ -45,6 +45,9 @@ test('npm run bench:cluster at tiny sizes measures every figure and writes JSON'
     assert.equal(doc.notes.smallRun.missing, 0);
     assert.equal(doc.notes.smallRun.requests['create blockedhosts 201'], 5);
     assert.ok(byId.get('requests.per-detection')!.value >= 2);
+    // The fast-path part: trains counted on every node, with the raw path as its baseline.
+    for (const id of ['fastpath.node1.p50', 'fastpath.node3.p99', 'fastpath.raw.node1.p50', 'fastpath.probes-answered'])
+      assert.ok(Number.isFinite(byId.get(id)?.value), `${id} missing`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

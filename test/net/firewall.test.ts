@@ -2,7 +2,7 @@
 // nft and ipset list after additions and removals made by netlink, and the errors.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { TestNet } from '../../support/netns.js';
+import { SCANNER_V4, TARGET_V4, TestNet } from '../../support/netns.js';
 import { prerequisites } from '../../support/prereq.js';
 
 const NFT = new URL('../../src/respond/firewall/nftables.js', import.meta.url).href;
@@ -158,6 +158,62 @@ describe('firewall sets changed by netlink', { concurrency: false }, () => {
     assert.deepEqual(r.reconcile, { added: 1, removed: 1 });
     assert.equal(r.finalErrors, 1);
     assert.deepEqual(r.nets, ['10.9.3.0/24']);
+  });
+
+  test('the fast path over a BlockSet: a trapped source is retagged local in place, kept by reconcile, and retagged cluster in place', async (t) => {
+    if (!prerequisites(t, { root: true, tools: ['ip', 'nft', 'hping3'] })) return;
+    const r = await inTarget(`
+      import { NftablesFirewall } from ${JSON.stringify(NFT)};
+      import { BlockSet } from ${JSON.stringify(BLOCK_SET)};
+      import { execFileSync } from 'node:child_process';
+      const out = { calls: [], errors: [], probes: [] };
+      const real = new NftablesFirewall('nft', 'kps_fw_trap');
+      await real.setup();
+      // The real firewall, recording what reaches it for the scanner's address.
+      const mine = (target) => target.text === ${JSON.stringify(SCANNER_V4)};
+      const fw = {
+        name: real.name,
+        setup: (o) => real.setup(o),
+        add: (target, ...a) => (mine(target) && out.calls.push('add'), real.add(target, ...a)),
+        replace: (add) => (mine(add.target) && out.calls.push('replace ' + add.tag), real.replace(add)),
+        remove: (target) => (mine(target) && out.calls.push('remove'), real.remove(target)),
+        list: (f) => real.list(f),
+        teardown: () => real.teardown(),
+        fastPath: (settings) => real.fastPath(settings),
+      };
+      const set = new BlockSet(fw, (err, address) => out.errors.push([address, err.message]));
+      const view = set.view('local');
+      let claimed;
+      const fast = view.fastPath({
+        modes: { tcp: 'stealth' }, timeoutMs: 600_000, perMinute: 60,
+        // As the responder does for the engine's block: the local owner claims it.
+        onProbe: (p) => { out.probes.push([p.source.text, p.blockedInKernel]); claimed = view.add(p.source, 3_600_000); },
+        onSpoofed: () => {}, onLoss: () => {},
+      });
+      await fast.start();
+      const ports = new Uint8Array(65536); ports[1] = 1;
+      await fast.sync({ ports: { tcp: ports }, ignored: [] });
+      const tags = async () => (await real.list(4)).filter((e) => mine(e.target)).map((e) => e.tag ?? 'untagged');
+      try { execFileSync('ip', ['netns', 'exec', ${JSON.stringify(net?.scanner ?? '')}, 'hping3', '-S', '-c', '1', '-p', '1', ${JSON.stringify(TARGET_V4)}], { stdio: 'ignore' }); } catch {}
+      for (let i = 0; !claimed && i < 100; i++) await new Promise((r) => setTimeout(r, 20));
+      await claimed;
+      out.afterClaim = await tags();
+      out.reconcile = await set.reconcile();
+      out.afterReconcile = await tags();
+      await set.claim('cluster', at(${JSON.stringify(SCANNER_V4)}), Date.now() + 7_200_000);
+      out.afterCluster = await tags();
+      await fast.remove();
+      out.chains = execFileSync('nft', ['list', 'table', 'inet', 'kps_fw_trap']).toString().match(/chain \\S+/g);
+      await real.teardown();
+      console.log(JSON.stringify(out));`);
+    assert.deepEqual(r.probes, [[SCANNER_V4, true]]);
+    assert.deepEqual(r.afterClaim, ['local'], 'the trap\'s untagged entry, retagged by the local claim');
+    assert.deepEqual(r.reconcile, { added: 0, removed: 0 });
+    assert.deepEqual(r.afterReconcile, ['local']);
+    assert.deepEqual(r.afterCluster, ['cluster']);
+    assert.deepEqual(r.calls, ['replace local', 'replace cluster'], 'the entry was taken out and put back: never in the set between');
+    assert.deepEqual(r.chains, ['chain prerouting'], 'the fast path\'s chains stayed after remove');
+    assert.deepEqual(r.errors, []);
   });
 
   test('overlapping CIDRs: both enforced whatever the order of claims and releases', async (t) => {

@@ -50,3 +50,16 @@ test('a network inside a wanted network waits outside the kernel until the outer
   assert.deepEqual((await fw.list(4)).map((e) => e.target.text), ['10.1.0.0/16']);
   assert.deepEqual(errors, []);
 });
+
+test('a claim that changes an entry\'s tag or timeout replaces it in place: never removed, never missing', async () => {
+  const fw = new MemoryFirewall();
+  await fw.setup();
+  const set = new BlockSet(fw, () => undefined);
+  const hour = Date.now() + 3_600_000;
+  await set.claim('local', at('198.18.0.1'), hour);
+  await set.claim('local', at('10.1.0.0/16'), hour);
+  await set.claim('cluster', at('198.18.0.1'), hour + 3_600_000);
+  await set.claim('cluster', at('10.1.0.0/16'), hour);
+  assert.deepEqual(fw.calls.slice(1), ['add 198.18.0.1', 'add 10.1.0.0/16', 'replace 198.18.0.1', 'replace 10.1.0.0/16']);
+  assert.deepEqual((await fw.list(4)).map((e) => [e.target.text, e.tag]), [['198.18.0.1', 'cluster'], ['10.1.0.0/16', 'cluster']]);
+});

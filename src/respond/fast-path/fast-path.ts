@@ -30,9 +30,15 @@ export interface FastPathTargets {
 }
 
 export interface FastPath {
+  /** The protocols its rules trap (those of the settings in force). */
   readonly protocols: readonly Protocol[];
   /** Installs the rules (ports and ignored sets empty) and starts reading what they report. */
   start(): Promise<void>;
+  /**
+   * New settings (a policy edit): the rules replaced in one transaction, so a port trapped
+   * before and after is never untrapped between; the reader and the sets' elements stay.
+   */
+  reconfigure(settings: FastPathSettings): Promise<void>;
   /**
    * Brings the kernel's ports and ignored sources in line with `targets`, ignored sources
    * first (no port is trapped before its exceptions are in place); nothing when unchanged.
@@ -43,4 +49,6 @@ export interface FastPath {
   unblock(source: Address): Promise<void>;
   /** Stops reading; the rules stay with the firewall's table. */
   stop(): void;
+  /** Stops reading and removes its rules and sets (detection stops here; the blocked sets stay). */
+  remove(): Promise<void>;
 }

@@ -56,8 +56,12 @@ export class KernelDetector {
   private readonly parsed = newParsed();
   /** Logged packets that could not be read as a probe. */
   unreadable = 0;
+  /** The mode of each protocol the rules trap (a policy edit may change them). */
+  modes: KernelOptions['modes'];
 
-  constructor(private readonly options: KernelOptions) {}
+  constructor(private readonly options: KernelOptions) {
+    this.modes = options.modes;
+  }
 
   start(group = NFLOG_GROUP): void {
     const socket = new NetlinkSocket(NETLINK_NETFILTER, (datagram) => (datagram ? this.onDatagram(datagram) : this.options.onLoss?.()));
@@ -133,7 +137,7 @@ export class KernelDetector {
       sourceAt = at + 8;
     } else return null;
     const protocol: Protocol | null = p.protocol === IPPROTO_TCP ? 'tcp' : p.protocol === IPPROTO_UDP ? 'udp' : null;
-    const mode = protocol && this.options.modes[protocol];
+    const mode = protocol && this.modes[protocol];
     if (!protocol || !mode) return null;
     return {
       time: Date.now(),

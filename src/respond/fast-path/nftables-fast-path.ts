@@ -17,8 +17,28 @@ export interface NftablesTable {
   hostSetSize: number;
 }
 
+/** The fast path's chains: its own base chain (the hook), then the trap and its outcomes. */
+const CHAINS = ['trap_hook', 'trap', 'trap_block', 'trap_refused', 'trap_spoofed'];
+/** Right after the firewall's blocked-set drops (prerouting at raw priority, -300). */
+const HOOK = 'type filter hook prerouting priority -299; policy accept;';
+
+/** Its sets and chains, each created when missing and left as it is when present. */
+function fastPathObjects(t: string, hostSetSize: number): string[] {
+  const refused = (v: 4 | 6) => `add set ${t} trap_refused${v} { type ipv${v}_addr; flags dynamic, timeout; timeout 60s; size ${hostSetSize}; }`;
+  return [
+    `add set ${t} tripwire_tcp { type inet_service; flags interval; auto-merge; }`,
+    `add set ${t} tripwire_udp { type inet_service; flags interval; auto-merge; }`,
+    `add set ${t} ignore4 { type ipv4_addr; flags interval; auto-merge; }`,
+    `add set ${t} ignore6 { type ipv6_addr; flags interval; auto-merge; }`,
+    refused(4),
+    refused(6),
+    `add chain ${t} trap_hook { ${HOOK} }`,
+    ...CHAINS.slice(1).map((chain) => `add chain ${t} ${chain}`),
+  ];
+}
+
 /**
- * The kernel fast path (response.kernelFastPath): after the blocked-set drops, packets to
+ * The kernel fast path (response.kernelFastPath): right after the blocked-set drops, packets to
  * this host from sources not ignored that hit a tripwire port (TCP without ACK or RST,
  * or UDP) are dropped, whatever else happens to them: a tripwire port answers nothing.
  * A packet whose source would not route back out by the interface it came in on (fib, as
@@ -30,29 +50,22 @@ export interface NftablesTable {
  * or are dropped without touching the log: a flood of one-shot forged sources (a new
  * address with every packet) spends the first half only, and a scanner refused there is
  * blocked at its next packet. Logs of refusals and spoofed packets are capped at 100 a
- * second. The tripwire ports and ignored addresses start empty: sync fills them.
+ * second. The tripwire ports and ignored addresses start empty: sync fills them. The
+ * script replaces the chains' rules of an earlier one in the same transaction (a policy
+ * edit), keeping the sets and their elements.
  */
 export function fastPathRules(table: string, hostSetSize: number, protocols: readonly Protocol[], timeoutMs: number, perMinute: number): string {
     const t = `inet ${table}`;
     const timeout = `${timeoutSeconds(timeoutMs)}s`;
     const log = (prefix: string) => `log group ${NFLOG_GROUP} prefix ${JSON.stringify(prefix)}`;
-    const refused = (v: 4 | 6) => `add set ${t} trap_refused${v} { type ipv${v}_addr; flags dynamic, timeout; timeout 60s; size ${hostSetSize}; }`;
     const { first, returning } = fastPathBudgets(perMinute);
     const limit = (perMinute: number) => `limit rate ${perMinute}/minute burst ${perMinute} packets`;
     const lines = [
-      `add set ${t} tripwire_tcp { type inet_service; flags interval; auto-merge; }`,
-      `add set ${t} tripwire_udp { type inet_service; flags interval; auto-merge; }`,
-      `add set ${t} ignore4 { type ipv4_addr; flags interval; auto-merge; }`,
-      `add set ${t} ignore6 { type ipv6_addr; flags interval; auto-merge; }`,
-      refused(4),
-      refused(6),
-      `add chain ${t} trap`,
-      `add chain ${t} trap_block`,
-      `add chain ${t} trap_refused`,
-      `add chain ${t} trap_spoofed`,
+      ...fastPathObjects(t, hostSetSize),
+      ...CHAINS.map((chain) => `flush chain ${t} ${chain}`),
       // The port first: ordinary traffic pays one set lookup, not the route lookup below.
-      ...(protocols.includes('tcp') ? [`add rule ${t} prerouting tcp dport @tripwire_tcp tcp flags & (ack | rst) == 0 jump trap`] : []),
-      ...(protocols.includes('udp') ? [`add rule ${t} prerouting udp dport @tripwire_udp jump trap`] : []),
+      ...(protocols.includes('tcp') ? [`add rule ${t} trap_hook tcp dport @tripwire_tcp tcp flags & (ack | rst) == 0 jump trap`] : []),
+      ...(protocols.includes('udp') ? [`add rule ${t} trap_hook udp dport @tripwire_udp jump trap`] : []),
       // Only what the raw path would see: packets to this host, from sources not ignored.
       `add rule ${t} trap fib daddr type != local return`,
       `add rule ${t} trap ip saddr @ignore4 return`,
@@ -80,8 +93,21 @@ export function fastPathRules(table: string, hostSetSize: number, protocols: rea
     return lines.join('\n');
 }
 
+/** Removes the fast path's chains and sets in one transaction (the blocked sets are the firewall's). */
+export function fastPathRemoval(table: string, hostSetSize: number): string {
+  const t = `inet ${table}`;
+  const sets = ['tripwire_tcp', 'tripwire_udp', 'ignore4', 'ignore6', 'trap_refused4', 'trap_refused6'];
+  return [
+    ...fastPathObjects(t, hostSetSize),
+    ...CHAINS.map((chain) => `flush chain ${t} ${chain}`),
+    ...CHAINS.map((chain) => `delete chain ${t} ${chain}`),
+    ...sets.map((set) => `delete set ${t} ${set}`),
+    '',
+  ].join('\n');
+}
+
 export class NftablesFastPath implements FastPath {
-  readonly protocols: readonly Protocol[];
+  protocols: readonly Protocol[];
   private reader: KernelDetector | null = null;
   /** The targets last applied (as text), and the sync under way with the latest targets asked for. */
   private applied = '';
@@ -90,22 +116,49 @@ export class NftablesFastPath implements FastPath {
 
   constructor(
     private readonly nft: NftablesTable,
-    private readonly settings: FastPathSettings,
+    private settings: FastPathSettings,
   ) {
-    this.protocols = (['tcp', 'udp'] as const).filter((p) => settings.modes[p]);
+    this.protocols = protocolsOf(settings);
   }
 
   async start(): Promise<void> {
-    const { table, hostSetSize } = this.nft;
-    await this.nft.run(fastPathRules(table, hostSetSize, this.protocols, this.settings.timeoutMs, this.settings.perMinute));
-    const reader = new KernelDetector({ modes: this.settings.modes, onProbe: this.settings.onProbe, onSpoofed: this.settings.onSpoofed, onLoss: this.settings.onLoss });
+    await this.install();
+    const settings = this.settings;
+    // The callbacks of the settings in force, not of those at start.
+    const reader = new KernelDetector({
+      modes: settings.modes,
+      onProbe: (p) => this.settings.onProbe(p),
+      onSpoofed: (p) => this.settings.onSpoofed(p),
+      onLoss: () => this.settings.onLoss(),
+    });
     reader.start();
     this.reader = reader;
+  }
+
+  async reconfigure(settings: FastPathSettings): Promise<void> {
+    this.settings = settings;
+    this.protocols = protocolsOf(settings);
+    await this.install();
+    if (this.reader) this.reader.modes = settings.modes;
+    // A protocol that joined has an empty tripwire set: the next sync fills it.
+    this.applied = '';
+  }
+
+  private install(): Promise<unknown> {
+    const { table, hostSetSize } = this.nft;
+    return this.nft.run(fastPathRules(table, hostSetSize, this.protocols, this.settings.timeoutMs, this.settings.perMinute));
   }
 
   stop(): void {
     this.reader?.stop();
     this.reader = null;
+  }
+
+  async remove(): Promise<void> {
+    this.stop();
+    await this.running?.catch(() => undefined);
+    await this.nft.run(fastPathRemoval(this.nft.table, this.nft.hostSetSize));
+    this.applied = '';
   }
 
   async unblock(source: Address): Promise<void> {
@@ -149,6 +202,8 @@ export class NftablesFastPath implements FastPath {
     this.applied = key;
   }
 }
+
+const protocolsOf = (settings: FastPathSettings): Protocol[] => (['tcp', 'udp'] as const).filter((p) => settings.modes[p]);
 
 /**
  * The fast path's halves of response.maxBlocksPerMinute (no handshake proves anything

@@ -4,6 +4,10 @@
 // tagged with the owner that placed it, so after a restart the agent can tell a stale
 // cluster entry (removed: its BlockedHost may be gone) from a local one (left to expire).
 //
+// The kernel fast path adds sources to the same sets from the packet path, untagged: the
+// local claim that follows its report replaces such an entry with a local-tagged one in
+// one transaction, and until then reconcile leaves it alone.
+//
 // Every kernel entry has a timeout, at most maxEntryLifetimeMs (24 h) away and renewed by
 // reconcile, so nothing written here outlives the agent by more than that. A CIDR inside
 // another wanted CIDR stays out of the kernel (interval sets refuse overlaps) until the
@@ -11,6 +15,7 @@
 import { isNetwork, type AddressOrNetwork, type Network } from '../../net/address.js';
 import { cidrCovers, type Family } from '../../net/ip.js';
 import { ADD_MANY_MAX, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
+import type { FastPath, FastPathSettings } from '../fast-path/fast-path.js';
 
 export type Owner = 'local' | 'cluster';
 
@@ -20,8 +25,13 @@ interface Wanted {
   net?: Network;
   /** Owner -> until (epoch ms, Infinity for no expiry). */
   owners: Map<Owner, number>;
-  /** What the kernel was last given: its expiry (epoch ms) and tag. */
-  placed?: { until: number; tag: Owner };
+  /** What the kernel holds: its expiry (epoch ms) and tag (null: untagged, as the fast path's trap adds it). */
+  placed?: Placed;
+}
+
+interface Placed {
+  until: number;
+  tag: Owner | null;
 }
 
 /** A kernel timeout this much shorter than wanted is renewed (remove and add again). */
@@ -37,8 +47,13 @@ export interface BlockSetOptions {
 interface Pending {
   w: Wanted;
   add: FirewallAdd;
-  placed: { until: number; tag: Owner };
+  placed: Placed;
+  /** An entry is in the kernel already: replaced in one transaction where the backend can. */
+  replace?: boolean;
 }
+
+/** Trapped sources not claimed yet, at most this many remembered (the kernel's budget bounds them well below). */
+const TRAPPED_MAX = 100_000;
 
 export class BlockSet {
   private readonly wanted = new Map<string, Wanted>();
@@ -49,6 +64,8 @@ export class BlockSet {
   /** Wanted CIDRs (not single addresses), for the overlap checks. */
   private readonly nets = new Set<string>();
   private readonly lifetimeMs: number;
+  /** Sources the fast path trapped in the kernel (untagged) that no owner claimed yet, with the kernel's expiry. */
+  private readonly trapped = new Map<string, number>();
 
   constructor(
     readonly firewall: Firewall,
@@ -88,8 +105,13 @@ export class BlockSet {
       this.wanted.set(address, (w = { target, owners: new Map(), ...(isNetwork(target) ? { net: target } : {}) }));
       if (w.net) this.nets.add(address);
     }
+    const trappedUntil = this.trapped.get(address);
+    if (trappedUntil !== undefined) {
+      this.trapped.delete(address);
+      w.placed ??= { until: trappedUntil, tag: null };
+    }
     // The agent re-claims every BlockedHost each second: an unchanged claim costs nothing.
-    if (w.placed && w.owners.get(owner) === until) return Promise.resolve();
+    if (w.placed && w.placed.tag !== null && w.owners.get(owner) === until) return Promise.resolve();
     w.owners.set(owner, until);
     return this.sync(address);
   }
@@ -128,8 +150,18 @@ export class BlockSet {
         this.onError(err, address);
       }
     }
-    for (let i = 0; i < adds.length; i += ADD_MANY_MAX) {
-      const chunk = adds.slice(i, i + ADD_MANY_MAX);
+    // A replacement goes alone (one transaction each); a batch of additions would keep the old entries.
+    for (const p of adds.filter((a) => a.replace)) {
+      try {
+        await this.firewall.replace!(p.add);
+        p.w.placed = p.placed;
+      } catch (err) {
+        this.onError(err, p.add.target.text);
+      }
+    }
+    const fresh = adds.filter((a) => !a.replace);
+    for (let i = 0; i < fresh.length; i += ADD_MANY_MAX) {
+      const chunk = fresh.slice(i, i + ADD_MANY_MAX);
       if (chunk.length > 1 && this.firewall.addMany) {
         try {
           await this.firewall.addMany(chunk.map((p) => p.add));
@@ -201,15 +233,17 @@ export class BlockSet {
         until <= now + this.lifetimeMs ? Math.abs(placed.until - until) <= RENEW_SLACK_MS : placed.until >= now + this.lifetimeMs / 2 && placed.until !== Infinity;
       if (fine) return null;
     }
-    // A timeout cannot be changed in place: take the entry out and put it back.
-    if (placed) {
+    // A timeout or tag cannot be changed in place: the entry is replaced in one transaction
+    // where the backend can (never missing between), else taken out and put back.
+    const replace = !!placed && !!this.firewall.replace;
+    if (placed && !replace) {
       await this.firewall.remove(w.target);
       w.placed = undefined;
     }
     const kernelUntil = Math.min(until, now + this.lifetimeMs);
     const ms = kernelUntil - now;
     if (ms <= 0) return null;
-    return { w, add: { target: w.target, timeoutMs: ms, tag }, placed: { until: kernelUntil, tag } };
+    return { w, add: { target: w.target, timeoutMs: ms, tag }, placed: { until: kernelUntil, tag }, ...(replace ? { replace } : {}) };
   }
 
   /**
@@ -232,6 +266,8 @@ export class BlockSet {
         for (const [address, e] of present) {
           if (this.wanted.has(address)) continue;
           if (e.tag === 'local' && !options.dropLocal) continue;
+          // Trapped by the fast path a moment ago: its local claim is on the way.
+          if (e.tag === undefined && this.trapped.has(address)) continue;
           await this.firewall.remove(e.target);
           removed++;
         }
@@ -240,7 +276,7 @@ export class BlockSet {
           const e = present.get(address);
           if (e) {
             const until = e.expiresInSeconds === undefined ? Infinity : Date.now() + e.expiresInSeconds * 1000;
-            w.placed = { until, tag: (e.tag as Owner | undefined) ?? 'local' };
+            w.placed = { until, tag: e.tag === 'local' || e.tag === 'cluster' ? e.tag : null };
             continue;
           }
           w.placed = undefined;
@@ -258,7 +294,10 @@ export class BlockSet {
     return { added, removed };
   }
 
-  /** A Firewall view for one owner, for code that speaks the Firewall interface (the Responder). */
+  /**
+   * A Firewall view for one owner, for code that speaks the Firewall interface (the
+   * Responder, the sentry), with the backend's kernel fast path over the same sets.
+   */
   view(owner: Owner): Firewall {
     return {
       name: this.firewall.name,
@@ -267,6 +306,53 @@ export class BlockSet {
       remove: (target) => this.release(owner, target),
       list: (family) => this.firewall.list(family),
       teardown: () => Promise.resolve(),
+      ...(this.firewall.fastPath ? { fastPath: (settings: FastPathSettings) => this.fastPath(settings) } : {}),
     };
+  }
+
+  /**
+   * The backend's fast path, trapping into these sets: each source it reports blocked is
+   * remembered as in the kernel untagged until a claim retags it; its kernel timeout is
+   * held to the entries' lifetime.
+   */
+  private fastPath(settings: FastPathSettings): FastPath {
+    const held = (s: FastPathSettings): FastPathSettings => {
+      const timeoutMs = Math.min(s.timeoutMs, this.lifetimeMs);
+      return {
+        ...s,
+        timeoutMs,
+        onProbe: (probe) => {
+          if (probe.blockedInKernel) this.trappedInKernel(probe.source.text, Date.now() + timeoutMs);
+          s.onProbe(probe);
+        },
+      };
+    };
+    const inner = this.firewall.fastPath!(held(settings));
+    return {
+      get protocols() {
+        return inner.protocols;
+      },
+      start: () => inner.start(),
+      reconfigure: (s) => inner.reconfigure(held(s)),
+      sync: (targets) => inner.sync(targets),
+      // An address an owner wants stays: only a trap nobody stands behind is undone.
+      unblock: (source) => {
+        this.trapped.delete(source.text);
+        return this.wanted.has(source.text) ? Promise.resolve() : inner.unblock(source);
+      },
+      stop: () => inner.stop(),
+      remove: () => inner.remove(),
+    };
+  }
+
+  private trappedInKernel(address: string, until: number): void {
+    const w = this.wanted.get(address);
+    if (w) {
+      // Claimed, its kernel update not made yet: the update replaces the trap's entry.
+      w.placed ??= { until, tag: null };
+      return;
+    }
+    if (this.trapped.size >= TRAPPED_MAX) this.trapped.delete(this.trapped.keys().next().value!);
+    this.trapped.set(address, until);
   }
 }

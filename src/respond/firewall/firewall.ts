@@ -74,6 +74,12 @@ export interface Firewall {
   addMany?(adds: FirewallAdd[]): Promise<void>;
   /** Removes an address or network; one already gone (expired in the kernel) is not an error. */
   remove(target: AddressOrNetwork): Promise<void>;
+  /**
+   * Puts an entry in place of the one already there (a new timeout or tag) in one
+   * transaction, so the packet path never sees it missing; one already gone is added.
+   * Without it, callers remove and add.
+   */
+  replace?(add: FirewallAdd): Promise<void>;
   list(family: Family): Promise<FirewallEntry[]>;
   /** Removes everything setup created, and nothing else. */
   teardown(): Promise<void>;

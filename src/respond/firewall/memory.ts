@@ -54,6 +54,26 @@ export class MemoryFirewall implements Firewall {
     this.set(target.family).delete(target.text);
   }
 
+  async replace(a: FirewallAdd): Promise<void> {
+    this.calls.push(`replace ${a.target.text}`);
+    // One transaction: the entry is never missing between.
+    const set = this.set(a.target.family);
+    const before = set.get(a.target.text);
+    set.delete(a.target.text);
+    try {
+      this.put(a);
+    } catch (err) {
+      if (before) set.set(a.target.text, before);
+      throw err;
+    }
+  }
+
+  /** The kernel fast path's trap: `target` put in the set from the packet path, untagged. */
+  trap(target: AddressOrNetwork, timeoutMs: number): void {
+    this.calls.push(`trap ${target.text}`);
+    this.put({ target, timeoutMs });
+  }
+
   async list(family: Family): Promise<FirewallEntry[]> {
     const now = this.now();
     return [...this.set(family).values()].map((e) => ({

@@ -260,6 +260,18 @@ export class NftablesFirewall implements Firewall {
     if (errno !== 0 && errno !== ENOENT) this.fail('remove', target.text, set, errno);
   }
 
+  async replace(a: FirewallAdd): Promise<void> {
+    const { start, end } = elementsOf(a.target);
+    const { set, elements } = setElements(a);
+    const errno = this.batch([
+      { type: NFT_MSG_DELSETELEM, set, elements: [nest(NFTA_LIST_ELEM, key(start)), ...endElement(end)] },
+      { type: NFT_MSG_NEWSETELEM, set, elements },
+    ]);
+    // Gone already (expired, or removed behind our back): the batch did nothing; add it.
+    if (errno === ENOENT) return this.add(a.target, a.timeoutMs, a.tag);
+    if (errno !== 0) this.fail('replace', a.target.text, set, errno);
+  }
+
   /** Set-element messages in one batch (one transaction); the first errno (0: done). */
   private batch(messages: SetMessage[]): number {
     const socket = (this.socket ??= new NetlinkSocket(NETLINK_NETFILTER));
