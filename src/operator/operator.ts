@@ -101,7 +101,7 @@ export class Operator {
       allowUnboundTokens: o.allowUnboundTokens ?? false,
       // Reports are only useful once the caches are there to act on them.
       isLeader: () => this.isLeader && this.ready() === null,
-      accept: (r) => this.reportLoop.accept(r),
+      accept: (r, trace) => this.reportLoop.accept(r, trace),
       logger: o.logger,
       metrics: o.metrics,
     });
