@@ -115,7 +115,12 @@ export class Agent {
       list: () => o.kube.custom.listClusterCustomObject(custom(PLURALS.blockedHosts)),
       logger: o.logger,
       onChange: () => this.serially(() => this.enforce()),
-      onEvent: (type, bh) => this.clusterBlocks.changed(bh.metadata.name, type === 'delete' ? canonicalAddress(bh.spec?.address ?? '') : undefined),
+      onEvent: (type, bh) => {
+        this.clusterBlocks.changed(bh.metadata.name, type === 'delete' ? canonicalAddress(bh.spec?.address ?? '') : undefined);
+        // Stage timings (CLOCK_MONOTONIC ns) for the cluster bench; not for the start's list.
+        if (type === 'add' && this.isReady && this.log.isLevelEnabled('debug'))
+          this.log.debug({ address: bh.spec?.address, atNs: String(process.hrtime.bigint()) }, 'BlockedHost event');
+      },
     });
     const name = nodePolicyConfigMapName(o.node);
     this.policyMap = new Watched<V1ConfigMap>({

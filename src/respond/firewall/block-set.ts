@@ -49,6 +49,8 @@ export class BlockSet {
   /** Wanted CIDRs (not single addresses), for the overlap checks. */
   private readonly nets = new Set<string>();
   private readonly lifetimeMs: number;
+  /** Wanted addresses and CIDRs by family, kept as they come and go. */
+  private readonly families: Record<Family, number> = { 4: 0, 6: 0 };
 
   constructor(
     readonly firewall: Firewall,
@@ -69,9 +71,7 @@ export class BlockSet {
 
   /** Addresses and CIDRs wanted, by family. */
   countByFamily(): Record<Family, number> {
-    const counts = { 4: 0, 6: 0 };
-    for (const w of this.wanted.values()) counts[w.target.family]++;
-    return counts;
+    return { ...this.families };
   }
 
   /** Kernel changes run one at a time, in order, so an add and a later remove never swap. */
@@ -86,6 +86,7 @@ export class BlockSet {
     let w = this.wanted.get(address);
     if (!w) {
       this.wanted.set(address, (w = { target, owners: new Map(), ...(isNetwork(target) ? { net: target } : {}) }));
+      this.families[target.family]++;
       if (w.net) this.nets.add(address);
     }
     // The agent re-claims every BlockedHost each second: an unchanged claim costs nothing.
@@ -169,6 +170,7 @@ export class BlockSet {
     if (!w) return null;
     if (w.owners.size === 0) {
       this.wanted.delete(address);
+      this.families[w.target.family]--;
       this.nets.delete(address);
       if (w.placed) await this.firewall.remove(w.target);
       // CIDRs this one held go to the kernel themselves now.
