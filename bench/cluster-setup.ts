@@ -168,11 +168,14 @@ export class BenchCluster {
       '--tls-cert', cert, '--tls-key', key, '--metrics-address', `127.0.0.1:${this.operatorMetricsPort}`, '--lease-duration', '3s',
       // One token (bound to no pod) serves every agent of the bench.
       '--allow-unbound-tokens',
+      // Debug lines carry the stage timings (cluster-stages.ts).
+      '--log-level', 'debug',
     ];
     await cluster.forwardLoopback([Number(new URL(cp.url).port), reports]);
     this.agentArgs = [
       '--namespace', NS, '--kubeconfig', cp.kubeconfig, '--token-file', tokenFile, '--operator-ca', cert,
       '--operator-url', `https://127.0.0.1:${reports}`, '--firewall', 'nftables', '--metrics-address', `127.0.0.1:${AGENT_METRICS}`,
+      '--log-level', 'debug',
     ];
   }
 

@@ -385,11 +385,13 @@ async function measure(b: BenchCluster, plan: Plan): Promise<{ figures: Figure[]
   });
   let next = plan.sources + plan.scaleSources;
   let offset = bulk.bodies.length;
-  let total = { detected: bulk.detected, manual: bulk.manual, inForce, latency: large };
+  // The scale run's detections are BlockedHosts too.
+  const detectedNow = bulk.detected + plan.scaleSources - large.missing;
+  let total = { detected: detectedNow, manual: bulk.manual, inForce: inForce + plan.scaleSources - large.missing, latency: large };
   if (plan.large > inForce) {
     const more = bulkBodies(plan.large - inForce, offset);
     offset += more.bodies.length;
-    total = await largePhase(b, plan, { figures, notes, more, before: { inForce, detected: bulk.detected, manual: bulk.manual, latency: large }, next, opN });
+    total = await largePhase(b, plan, { figures, notes, more, before: { ...total, bulk: inForce }, next });
     next += plan.scaleSources;
   }
   if (plan.import > 0) await importPhase(b, plan, { figures, notes, offset, next, inForce: total.inForce, baseline: total.latency, baselineId: plan.large > inForce ? 'large.latency.node3' : 'scale.latency.node3' });
@@ -411,7 +413,7 @@ interface Phase {
 async function largePhase(
   b: BenchCluster,
   plan: Plan,
-  p: Phase & { more: Bulk; before: { inForce: number; detected: number; manual: number; latency: LatencyRun }; next: number; opN: OperatorStart },
+  p: Phase & { more: Bulk; before: { inForce: number; detected: number; manual: number; bulk: number; latency: LatencyRun }; next: number },
 ): Promise<{ detected: number; manual: number; inForce: number; latency: LatencyRun }> {
   const [n1, n2] = b.nodes as [TestNode, TestNode, TestNode];
   const add = (f: Figure) => p.figures.push(f);
@@ -436,7 +438,7 @@ async function largePhase(
   progress('large phase: agent restart on node 2 with an empty node set');
   await n2.agent!.stop();
   for (const set of ['blocked4', 'blocked6']) await b.cluster.exec(n2.ns, ['nft', 'flush', 'set', 'inet', NFT_TABLE, set]);
-  const all = b.watchers.get(n2.name)!.count(inForce, (a) => a.startsWith('100.'));
+  const all = b.watchers.get(n2.name)!.count(before.bulk + more.detected + more.manual, (a) => a.startsWith('100.'));
   const t0 = process.hrtime.bigint();
   await b.startAgent(n2);
   const readyMs = ms(process.hrtime.bigint() - t0);
