@@ -13,18 +13,37 @@ export class ExpiryLoop {
     private readonly onDetectionChange: () => void,
   ) {}
 
+  /** Deletes the detected BlockedHosts due by `now`, found through the expiry heap (a tick costs what expired, not what is held). */
   tick(now: number): void {
     const { ctx } = this;
-    for (const [, { bh, target, source, expiresAt }] of ctx.index.entries()) {
-      if (source !== 'detected' || !(expiresAt <= now) || bh.metadata.deletionTimestamp) continue;
+    const later: { name: string; expiresAt: number }[] = [];
+    for (const due of ctx.expiries.expired(now)) {
+      const entry = ctx.index.get(due.name);
+      // Gone, renewed, or made by hand since: nothing to do.
+      if (!entry || entry.source !== 'detected' || !(entry.expiresAt <= now)) continue;
+      const { bh, target } = entry;
+      // Being deleted already; looked at again next tick.
+      if (bh.metadata.deletionTimestamp) {
+        later.push(due);
+        continue;
+      }
       const address = target?.text ?? bh.spec.address;
-      if (ctx.inFlight.has(address)) continue;
+      if (ctx.inFlight.has(address)) {
+        later.push(due);
+        continue;
+      }
       ctx.runFor(address, async () => {
-        await ctx.kube.custom.deleteClusterCustomObject({ ...custom(PLURALS.blockedHosts), name: bh.metadata.name }).catch(ignoreStatus(404));
+        try {
+          await ctx.kube.custom.deleteClusterCustomObject({ ...custom(PLURALS.blockedHosts), name: bh.metadata.name }).catch(ignoreStatus(404));
+        } catch (err) {
+          ctx.expiries.push(due.name, due.expiresAt); // tried again next tick
+          throw err;
+        }
         this.judge.forget(address);
         ctx.log.info({ source: address, blockedHost: bh.metadata.name }, 'block expired: BlockedHost deleted');
       });
     }
+    for (const due of later) ctx.expiries.push(due.name, due.expiresAt);
     this.judge.expire(now, this.policies.longestWindowMs());
     if (this.policies.expireDetectionOff(now)) this.onDetectionChange();
   }
