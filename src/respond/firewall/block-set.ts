@@ -49,6 +49,8 @@ export class BlockSet {
   /** Wanted CIDRs (not single addresses), for the overlap checks. */
   private readonly nets = new Set<string>();
   private readonly lifetimeMs: number;
+  /** While reconcile lists the kernel sets: the addresses changed since (the listing is older than they are). */
+  private changedSinceListing: Set<string> | null = null;
   /** Wanted addresses and CIDRs by family, kept as they come and go. */
   private readonly families: Record<Family, number> = { 4: 0, 6: 0 };
 
@@ -109,6 +111,7 @@ export class BlockSet {
    */
   private sync(address: string): Promise<void> {
     this.dirty.add(address);
+    this.changedSinceListing?.add(address);
     return (this.nextFlush ??= this.serial('*', async () => {
       this.nextFlush = null;
       const addresses = [...this.dirty];
@@ -222,23 +225,28 @@ export class BlockSet {
   async reconcile(options: { dropLocal?: boolean } = {}): Promise<{ added: number; removed: number }> {
     let added = 0;
     let removed = 0;
+    // Listing a large set takes a while (nft -j: about 1 s at 100,000), so it is done outside
+    // the queue and claims meanwhile go in at once; what they changed is left out of the
+    // comparison with the older listing.
+    const changed = (this.changedSinceListing = new Set());
+    const listed = new Map<4 | 6, FirewallEntry[]>();
+    for (const family of [4, 6] as const)
+      await this.firewall.list(family).then(
+        (entries) => listed.set(family, entries),
+        () => undefined, // a family the host cannot block
+      );
     await this.serial('*', async () => {
-      for (const family of [4, 6] as const) {
-        let entries: FirewallEntry[];
-        try {
-          entries = await this.firewall.list(family);
-        } catch {
-          continue; // a family the host cannot block
-        }
+      this.changedSinceListing = null;
+      for (const [family, entries] of listed) {
         const present = new Map(entries.map((e) => [e.target.text, e]));
         for (const [address, e] of present) {
-          if (this.wanted.has(address)) continue;
+          if (this.wanted.has(address) || changed.has(address)) continue;
           if (e.tag === 'local' && !options.dropLocal) continue;
           await this.firewall.remove(e.target);
           removed++;
         }
         for (const [address, w] of this.wanted) {
-          if (w.target.family !== family) continue;
+          if (w.target.family !== family || changed.has(address)) continue;
           const e = present.get(address);
           if (e) {
             const until = e.expiresInSeconds === undefined ? Infinity : Date.now() + e.expiresInSeconds * 1000;
