@@ -176,7 +176,13 @@ async function operatorStart(b: BenchCluster, expected: { detected: number; manu
   // Awaited below; an operator that dies first ends the loop's wait as an error, not a crash.
   for (const p of [ready, leader]) p.catch(() => undefined);
   let reconciledMs = NaN;
+  let exited: number | null | undefined;
+  void op.exited.then((code) => (exited = code));
   for (const deadline = Date.now() + 600_000; Date.now() < deadline; await sleep(50)) {
+    if (exited !== undefined) {
+      const tail = op.lines.slice(-15).map((l) => JSON.stringify(l)).join('\n');
+      throw new Error(`the operator exited (${exited}) before it reached ${JSON.stringify(expected)} BlockedHosts; its last log lines:\n${tail}\n${op.stderr.join('').slice(-2000)}`);
+    }
     const text = await b.operatorMetrics().catch(() => '');
     const detected = metricValue(text, 'portsentry_blockedhosts{source="detected"}');
     const manual = metricValue(text, 'portsentry_blockedhosts{source="manual"}');

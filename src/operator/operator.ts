@@ -48,7 +48,7 @@ export class Operator {
     const detectionChanged = () => this.markDirty('policies');
     this.policyLoop = new PolicyLoop(this.ctx);
     this.reportLoop = new ReportLoop(this.ctx, this.policyLoop, judge, detectionChanged);
-    this.expiryLoop = new ExpiryLoop(this.ctx, this.policyLoop, judge, detectionChanged);
+    this.expiryLoop = new ExpiryLoop(this.ctx, this.policyLoop, judge, detectionChanged, () => this.isLeader && this.running);
     this.outputLoop = new OutputLoop(this.ctx);
     this.elector = new LeaderElector({
       kube: o.kube,
