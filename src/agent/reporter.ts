@@ -120,8 +120,7 @@ export class Reporter {
     const report: Report = { node: this.o.node, policy, sources: batch, ...extras };
     const url = this.o.urls[this.urlIndex % this.o.urls.length]!;
     try {
-      const token = (await readFile(this.o.tokenFile, 'utf8')).trim();
-      await this.trustCurrentCa();
+      const [token] = await Promise.all([readFile(this.o.tokenFile, 'utf8').then((t) => t.trim()), this.trustCurrentCa()]);
       const body = JSON.stringify(report);
       const postedAt = process.hrtime.bigint();
       const status = await this.post(url, token, body);
