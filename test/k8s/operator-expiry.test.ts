@@ -29,22 +29,23 @@ describe('operator expiry', { concurrency: false }, () => {
     if (!cp || !op) return t.skip(state.why);
     const names = async () => new Set(((await cp.api('GET', PATH)).body as { items: { metadata: { name: string } }[] }).items.map((b) => b.metadata.name));
     const now = Date.now();
+    // In watch order: the operator deleting the last one proves it saw the others' creation.
     for (const body of [
-      blockedHost('already-expired', '198.51.100.1', 'detected', now - 60_000),
-      blockedHost('soon', '198.51.100.2', 'detected', now + 3_000),
-      blockedHost('renewed', '198.51.100.3', 'detected', now + 3_000),
+      blockedHost('renewed', '198.51.100.3', 'detected', now + 10_000),
+      blockedHost('soon', '198.51.100.2', 'detected', now + 10_000),
       blockedHost('manual-expired', '198.51.100.4', 'manual', now - 60_000),
       blockedHost('later', '198.51.100.5', 'detected', now + 3_600_000),
+      blockedHost('already-expired', '198.51.100.1', 'detected', now - 60_000),
     ])
       assert.equal((await cp.api('POST', PATH, body)).status, 201);
-    await eventually('the expired detected one deleted', async () => !(await names()).has('already-expired'));
-    // Renewed before its expiry: the old one must not delete it.
-    const renewedUntil = Date.now() + 8_000;
+    await eventually('the expired detected one deleted', async () => !(await names()).has('already-expired'), 10_000);
+    // Renewed before its expiry: its old expiry must not delete it.
+    const renewedUntil = Date.now() + 20_000;
     await cp.kubectl(['patch', 'blockedhost', 'renewed', '--type', 'merge', '-p', JSON.stringify({ spec: { expiresAt: iso(renewedUntil) } })]);
-    await eventually('the one due in 3 s deleted', async () => !(await names()).has('soon'), 10_000);
+    await eventually('the one due in 10 s deleted', async () => !(await names()).has('soon'), 20_000);
     const mid = await names();
     assert.ok(mid.has('renewed') || Date.now() >= renewedUntil, 'the renewed one was deleted at its old expiry');
-    await eventually('the renewed one deleted at its new expiry', async () => !(await names()).has('renewed'), 15_000);
+    await eventually('the renewed one deleted at its new expiry', async () => !(await names()).has('renewed'), 30_000);
     const left = await names();
     assert.ok(left.has('manual-expired'), 'a manual BlockedHost was deleted');
     assert.ok(left.has('later'), 'one not due was deleted');
