@@ -28,7 +28,7 @@ export function stageTimes(
   sent: ReadonlyMap<string, bigint>,
   node3Set: ReadonlyMap<string, bigint>,
   logs: { node1: readonly LogLine[]; operator: readonly LogLine[]; node3: readonly LogLine[] },
-): Record<Stage, number[]> {
+): Record<Stage, number[]> & { slowest: Record<string, number>[] } {
   const posted = new Map<string, bigint>();
   for (const l of logs.node1)
     if (l.msg === 'report delivered' && Array.isArray(l.sources))
@@ -38,6 +38,7 @@ export function stageTimes(
   const event = new Map<string, bigint>();
   for (const l of logs.node3) if (l.msg === 'BlockedHost event' && sent.has(l.address as string) && !event.has(l.address as string)) event.set(l.address as string, ns(l.atNs)!);
   const out = Object.fromEntries(STAGES.map((s) => [s, [] as number[]])) as Record<Stage, number[]>;
+  const each: Record<string, number>[] = [];
   const ms = (from: bigint, to: bigint) => Number(to - from) / 1e6;
   for (const [source, t0] of sent) {
     const op = operator.get(source);
@@ -45,8 +46,11 @@ export function stageTimes(
     const [received, authenticated, createAt, created] = [op?.receivedAtNs, op?.authenticatedAtNs, op?.createAtNs, op?.createdAtNs].map(ns);
     if (p === undefined || e === undefined || set === undefined || !received || !authenticated || !createAt || !created) continue;
     const stamps = [t0, p, received, authenticated, createAt, created, e, set];
-    STAGES.forEach((stage, i) => out[stage].push(ms(stamps[i]!, stamps[i + 1]!)));
+    const one: Record<string, number> = { total: ms(t0, set) };
+    STAGES.forEach((stage, i) => out[stage].push((one[stage] = ms(stamps[i]!, stamps[i + 1]!))));
+    each.push(one);
   }
   for (const list of Object.values(out)) list.sort((a, b) => a - b);
-  return out;
+  // The three slowest probes, stage by stage: what a p99 or a maximum is made of.
+  return { ...out, slowest: each.sort((a, b) => b.total! - a.total!).slice(0, 3) };
 }

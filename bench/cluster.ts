@@ -107,7 +107,7 @@ interface LatencyRun {
   perDetection: number;
   byRequest: Record<string, number>;
   /** Milliseconds spent in each stage on the way to node 3's set, by source (cluster-stages.ts). */
-  stages: Record<Stage, number[]>;
+  stages: Record<Stage, number[]> & { slowest: Record<string, number>[] };
 }
 
 /**
@@ -289,7 +289,7 @@ async function measure(b: BenchCluster, plan: Plan): Promise<{ figures: Figure[]
 
   progress(`detection to block: ${plan.sources} fresh sources, one at a time, against node 1`);
   const small = await latencyRun(b, 0, plan.sources);
-  notes.smallRun = { missing: small.missing, requests: small.byRequest };
+  notes.smallRun = { missing: small.missing, requests: small.byRequest, slowest: small.stages.slowest };
   for (const [q, label] of [[0.5, 'p50'], [0.99, 'p99'], [1, 'max']] as const) {
     const local = quantile(small.local, q);
     add({ id: `latency.local.${label}`, name: `probe to node 1's own set (local), ${label}`, value: local, unit: 'ms', extra: { samples: small.local.length } });
@@ -370,7 +370,7 @@ async function measure(b: BenchCluster, plan: Plan): Promise<{ figures: Figure[]
 
   progress(`detection to block with ${inForce} BlockedHosts in force: ${plan.scaleSources} fresh sources`);
   const large = await latencyRun(b, plan.sources, plan.scaleSources);
-  notes.scaleRun = { missing: large.missing, requests: large.byRequest };
+  notes.scaleRun = { missing: large.missing, requests: large.byRequest, slowest: large.stages.slowest };
   figures.push(...stageFigures('scale.stage', ` with ${inForce} BlockedHosts`, large, 'stage'));
   add({ id: 'etcd.size', name: `etcd database, ${inForce} BlockedHosts`, value: etcdMiB(b), unit: 'MiB', ...vs(etcdMiB(b), etcd0, 'part 1', 'etcd.size0') });
   for (const [q, label] of [[0.5, 'p50'], [0.99, 'p99']] as const)
@@ -456,7 +456,7 @@ async function largePhase(
   add({ id: 'large.etcd.size', name: `etcd database, ${at}`, value: etcdMiB(b), unit: 'MiB', baseline: base, baselineId: 'etcd.size' });
   progress(`large phase: detection to block with ${inForce} in force: ${plan.scaleSources} fresh sources`);
   const run = await latencyRun(b, p.next, plan.scaleSources);
-  p.notes.largeRun = { missing: run.missing, requests: run.byRequest };
+  p.notes.largeRun = { missing: run.missing, requests: run.byRequest, slowest: run.stages.slowest };
   for (const [q, label] of [[0.5, 'p50'], [0.99, 'p99']] as const)
     add({
       id: `large.latency.node3.${label}`,
@@ -495,7 +495,7 @@ async function importPhase(
   const run = await latencyRun(b, p.next, 10_000, importing);
   const rate = await importing;
   const importMs = performance.now() - t0;
-  p.notes.importRun = { missing: run.missing, requests: run.byRequest, importMs, probes: run.node3.length + run.missing };
+  p.notes.importRun = { missing: run.missing, requests: run.byRequest, importMs, probes: run.node3.length + run.missing, slowest: run.stages.slowest };
   add({ id: 'import.rate', name: `mass import: manual BlockedHosts created (16 in flight)`, value: rate, unit: 'objects/s', extra: { objects: plan.import, ms: importMs } });
   for (const [q, label] of [[0.5, 'p50'], [0.99, 'p99'], [1, 'max']] as const)
     add({

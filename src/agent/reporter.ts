@@ -42,7 +42,7 @@ const MIN_REPORT_BYTES = 16 * 1024;
 /** A report with no sources goes out this often, so the operator keeps the node's facts. */
 const HOST_FACTS_MS = 60_000;
 /** A new source's first report goes at once within this budget (a burst, then so many a second); past it, at the interval. */
-export const PROMPT_REPORTS = { burst: 20, perSecond: 20 };
+export const PROMPT_REPORTS = { burst: 20, perSecond: 50 };
 
 export class Reporter {
   private timer: NodeJS.Timeout | undefined;
