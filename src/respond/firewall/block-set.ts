@@ -167,6 +167,29 @@ export class BlockSet {
     return [...this.nets].filter((other) => cidrCovers(w.net!, this.wanted.get(other)!.net!));
   }
 
+  /** What the kernel entry should be: the latest of the owners' expiries, tagged `cluster` when the cluster is one of them. */
+  private entryOf(w: Wanted): { until: number; tag: Owner } {
+    let until = 0;
+    let tag: Owner = 'local';
+    for (const [owner, u] of w.owners) {
+      if (u > until) until = u;
+      if (owner === 'cluster') tag = 'cluster';
+    }
+    return { until, tag };
+  }
+
+  /** Within the lifetime the kernel holds the wanted expiry; beyond it, a timeout renewed past half. */
+  private timeoutFine(placedUntil: number, until: number, now: number): boolean {
+    return until <= now + this.lifetimeMs ? Math.abs(placedUntil - until) <= RENEW_SLACK_MS : placedUntil >= now + this.lifetimeMs / 2 && placedUntil !== Infinity;
+  }
+
+  /** Whether a single address's kernel entry is what its owners want (networks, which may cover others, are always looked at). */
+  private settled(w: Wanted, now: number): boolean {
+    if (w.net || !w.placed || w.owners.size === 0) return false;
+    const { until, tag } = this.entryOf(w);
+    return w.placed.tag === tag && this.timeoutFine(w.placed.until, until, now);
+  }
+
   /** Removes what must go for one address; returns the addition it still needs, if any. */
   private async prepare(address: string, queue: Set<string>): Promise<Pending | null> {
     const w = this.wanted.get(address);
@@ -192,20 +215,10 @@ export class BlockSet {
       await this.firewall.remove(o.target);
       o.placed = undefined;
     }
-    let until = 0;
-    let tag: Owner = 'local';
-    for (const [owner, u] of w.owners) {
-      if (u > until) until = u;
-      if (owner === 'cluster') tag = 'cluster';
-    }
+    const { until, tag } = this.entryOf(w);
     const now = Date.now();
     const placed = w.placed;
-    if (placed && placed.tag === tag) {
-      // Within the lifetime the kernel holds the wanted expiry; beyond it, a timeout renewed past half.
-      const fine =
-        until <= now + this.lifetimeMs ? Math.abs(placed.until - until) <= RENEW_SLACK_MS : placed.until >= now + this.lifetimeMs / 2 && placed.until !== Infinity;
-      if (fine) return null;
-    }
+    if (placed && placed.tag === tag && this.timeoutFine(placed.until, until, now)) return null;
     // A timeout cannot be changed in place: take the entry out and put it back.
     if (placed) {
       await this.firewall.remove(w.target);
@@ -257,14 +270,16 @@ export class BlockSet {
         }
       }
     });
-    // Missing and mis-timed entries go through the normal path.
-    await Promise.all(
-      [...this.wanted.keys()].map((a) => {
-        const w = this.wanted.get(a)!;
-        if (!w.placed && !this.coverOf(w)) added++;
-        return this.sync(a);
-      }),
-    );
+    // Missing and mis-timed entries go through the normal path; the rest are not queued,
+    // so a claim meanwhile does not wait behind 100,000 that need nothing.
+    const now = Date.now();
+    const syncs: Promise<void>[] = [];
+    for (const [a, w] of this.wanted) {
+      if (this.settled(w, now)) continue;
+      if (!w.placed && !this.coverOf(w)) added++;
+      syncs.push(this.sync(a));
+    }
+    await Promise.all(syncs);
     return { added, removed };
   }
 
