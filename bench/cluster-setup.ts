@@ -21,9 +21,9 @@ const API_ADVERTISED = '198.18.0.100';
 /** Probe sources: the scanner owns the whole /16 (a local route), the nodes route it to the scanner. */
 export const SOURCE_RANGE = '198.19.0.0/16';
 export const probeSource = (i: number): string => `198.19.${1 + Math.floor(i / 250)}.${(i % 250) + 1}`;
-/** BlockedHosts made in bulk: 198.18.64.0 and up (16,384 addresses), away from the nodes and sources. */
-export const bulkAddress = (i: number): string => `198.18.${64 + (i >> 8)}.${i & 255}`;
-export const BULK_LIMIT = 16_384;
+/** BlockedHosts made in bulk: 100.64.0.0 and up (shared address space, 1,048,576 of them), away from the nodes and sources. */
+export const bulkAddress = (i: number): string => `100.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+export const BULK_LIMIT = 1 << 20;
 export const AGENT_METRICS = 9109;
 export const TRIPWIRE_PORT = 1;
 
@@ -168,11 +168,14 @@ export class BenchCluster {
       '--tls-cert', cert, '--tls-key', key, '--metrics-address', `127.0.0.1:${this.operatorMetricsPort}`, '--lease-duration', '3s',
       // One token (bound to no pod) serves every agent of the bench.
       '--allow-unbound-tokens',
+      // Debug lines carry the stage timings (cluster-stages.ts).
+      '--log-level', 'debug',
     ];
     await cluster.forwardLoopback([Number(new URL(cp.url).port), reports]);
     this.agentArgs = [
       '--namespace', NS, '--kubeconfig', cp.kubeconfig, '--token-file', tokenFile, '--operator-ca', cert,
       '--operator-url', `https://127.0.0.1:${reports}`, '--firewall', 'nftables', '--metrics-address', `127.0.0.1:${AGENT_METRICS}`,
+      '--log-level', 'debug',
     ];
   }
 

@@ -3,6 +3,7 @@
 // address. Fed one BlockedHost change at a time (a detection costs the same with 10,000 in
 // force as with none); all of them are looked at again after the protected set changed.
 import { BlockedHostIndex, type BlockEntry } from '../cluster/blocked-host-index.js';
+import { ExpiryHeap } from '../cluster/expiry-heap.js';
 import type { ProtectedSet } from '../cluster/protected-set.js';
 import { blockEntryOf, type BlockedHostObject } from '../k8s/objects.js';
 import type { AddressOrNetwork } from '../net/address.js';
@@ -17,6 +18,8 @@ export interface BlockedHostSource {
 export class ClusterBlocks {
   /** The BlockedHosts this node enforces, by name and by address. */
   private readonly index = new BlockedHostIndex();
+  /** Their names by expiry: the expired ones are found without a pass over all of them. */
+  private readonly expiries = new ExpiryHeap();
   /** BlockedHosts changed since the last enforce. */
   private readonly touched = new Set<string>();
   /** Addresses whose BlockedHost was deleted since the last enforce. */
@@ -63,11 +66,12 @@ export class ClusterBlocks {
     const targets = new Map<string, AddressOrNetwork>();
     const put = (name: string, entry: BlockEntry | undefined) => {
       const before = this.index.set(name, entry);
+      if (entry && entry.expiresAt !== before?.expiresAt) this.expiries.push(name, entry.expiresAt);
       if (before?.target) targets.set(before.target.text, before.target);
       if (entry?.target) targets.set(entry.target.text, entry.target);
     };
     for (const name of names) put(name, this.wanted(source.get(name), guard, now));
-    for (const [name, b] of [...this.index.entries()]) if (b.expiresAt <= now) put(name, undefined);
+    for (const { name } of this.expiries.expired(now)) if ((this.index.get(name)?.expiresAt ?? Infinity) <= now) put(name, undefined);
     const changes: Promise<void>[] = [];
     for (const [address, target] of targets)
       changes.push(this.index.has(address) ? this.blockSet.claim('cluster', target, this.index.until(address)) : this.blockSet.release('cluster', target));

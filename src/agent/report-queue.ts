@@ -3,7 +3,8 @@
 // queued longest among those that showed least: a single unverified probe, not blocked
 // here (what a flood of one-shot forged sources looks like); only when there are none, the
 // one queued longest of all. Sources that showed more (a handshake, a second probe, a
-// block on this node) are sent first. Pure: no timers, no I/O.
+// block on this node) are sent first. Pure: no timers, no I/O; a listener is told of each
+// new source.
 import type { ReportedProbe, SourceReport } from '../cluster/report.js';
 import { MAX_PROBES_PER_SOURCE, MAX_SOURCES_PER_REPORT } from '../cluster/report.js';
 
@@ -25,8 +26,15 @@ export class ReportQueue {
   /** The weak sources of `pending`, in the order they were queued. */
   private readonly weak = new Set<string>();
   dropped = 0;
+  /** Told when a source not already queued is added (the reporter sends its first report at once). */
+  private onNewSource: (() => void) | undefined;
 
   constructor(private readonly capacity: number) {}
+
+  /** Whoever sends the queue is told of each source added that was not queued. */
+  listen(onNewSource: () => void): void {
+    this.onNewSource = onNewSource;
+  }
 
   get size(): number {
     return this.pending.size;
@@ -54,6 +62,7 @@ export class ReportQueue {
     p.verified ||= verified;
     p.blocked ||= blocked;
     if (!weak(p)) this.weak.delete(source);
+    if (p.count === 1) this.onNewSource?.();
   }
 
   /**

@@ -2,6 +2,7 @@
 // BlockedHost index, the protected set, and the BlockedHost writes in flight by address.
 import type { KubernetesObject, V1ConfigMap } from '@kubernetes/client-node';
 import { BlockedHostIndex, type BlockEntry } from '../cluster/blocked-host-index.js';
+import { ExpiryHeap } from '../cluster/expiry-heap.js';
 import { ProtectedSet } from '../cluster/protected-set.js';
 import type { ReportedHost } from '../cluster/report.js';
 import { sharedHostFacts } from '../cluster/shared-host-facts.js';
@@ -74,6 +75,8 @@ export class OperatorContext {
   readonly facts: ClusterFacts;
   /** The BlockedHosts by name and by address, kept from the watch's events. */
   readonly index = new BlockedHostIndex<IndexedBlockedHost>();
+  /** The detected ones by expiry, so the expiry loop looks only at those due. */
+  readonly expiries = new ExpiryHeap();
   /** Addresses with a create, status update or delete in flight, so reports do not race them. */
   readonly inFlight = new Map<string, Promise<void>>();
   /** Rebuilt only when the cluster facts or a node's own facts change, not per report. */
@@ -153,7 +156,9 @@ export class OperatorContext {
 
   /** Replaces what the index holds for one BlockedHost name (nothing: deleted). */
   indexBlockedHost(name: string, bh: BlockedHostObject | undefined): void {
-    this.index.set(name, bh ? { ...blockEntryOf(bh.spec), bh } : undefined);
+    const entry = bh ? { ...blockEntryOf(bh.spec), bh } : undefined;
+    const before = this.index.set(name, entry);
+    if (entry?.source === 'detected' && entry.expiresAt !== before?.expiresAt) this.expiries.push(name, entry.expiresAt);
   }
 
   /** A BlockedHost that blocks `address` (the first made, when several do). */

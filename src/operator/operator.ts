@@ -48,7 +48,7 @@ export class Operator {
     const detectionChanged = () => this.markDirty('policies');
     this.policyLoop = new PolicyLoop(this.ctx);
     this.reportLoop = new ReportLoop(this.ctx, this.policyLoop, judge, detectionChanged);
-    this.expiryLoop = new ExpiryLoop(this.ctx, this.policyLoop, judge, detectionChanged);
+    this.expiryLoop = new ExpiryLoop(this.ctx, this.policyLoop, judge, detectionChanged, () => this.isLeader && this.running);
     this.outputLoop = new OutputLoop(this.ctx);
     this.elector = new LeaderElector({
       kube: o.kube,
@@ -101,7 +101,7 @@ export class Operator {
       allowUnboundTokens: o.allowUnboundTokens ?? false,
       // Reports are only useful once the caches are there to act on them.
       isLeader: () => this.isLeader && this.ready() === null,
-      accept: (r) => this.reportLoop.accept(r),
+      accept: (r, trace) => this.reportLoop.accept(r, trace),
       logger: o.logger,
       metrics: o.metrics,
     });

@@ -182,10 +182,11 @@ export class PolicyLoop {
       const detecting = this.detecting(name, generation, previous);
       const status = { observedGeneration: generation, matchedNodes: matched, conditions: detecting ? [ready, detecting] : [ready] };
       const before = p.status;
+      // The API server gives the conditions back with their keys sorted: compared as sets of fields.
       const same =
         before?.observedGeneration === status.observedGeneration &&
         before?.matchedNodes === status.matchedNodes &&
-        JSON.stringify(before?.conditions) === JSON.stringify(status.conditions);
+        sortedJson(before?.conditions) === sortedJson(status.conditions);
       if (same) continue;
       await this.ctx.kube.custom.patchClusterCustomObjectStatus({ ...custom(PLURALS.policies), name, body: { status } }, mergePatch).catch(ignoreStatus(404));
       if (problem) this.ctx.log.warn({ policy: name, reason: problem.reason, problems: problem.message }, 'policy rejected');
@@ -197,7 +198,9 @@ export class PolicyLoop {
     const before = this.detectionOff.get(report.node);
     if (report.detectionOff && report.policy !== null && report.policy === assigned) this.detectionOff.set(report.node, { policy: report.policy, why: report.detectionOff, at: now });
     else this.detectionOff.delete(report.node);
-    return before?.why !== report.detectionOff || before?.policy !== report.policy;
+    // Only a change of what is kept is one: a report of a node whose detection is on changes nothing.
+    const after = this.detectionOff.get(report.node);
+    return before?.why !== after?.why || before?.policy !== after?.policy;
   }
 
   /** Forgets nodes that stopped saying their detection is off (an agent gone, or a lost leader's state); true when any was. */
@@ -222,4 +225,11 @@ export class PolicyLoop {
     if (previous?.some((c) => c.type === 'Detecting')) return condition('Detecting', 'True', 'Running', 'no node reports its detection off', generation, previous);
     return undefined;
   }
+}
+
+/** JSON with every object's keys in order, so two values that differ only in key order compare equal. */
+function sortedJson(value: unknown): string {
+  return JSON.stringify(value, (_, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
 }

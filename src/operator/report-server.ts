@@ -29,11 +29,17 @@ export interface ReportServerOptions {
    * Takes a report in; resolves once the BlockedHosts it calls for are written, so a 200 means
    * the detection is durable (the agent retries on anything else, and a retry is idempotent).
    */
-  accept: (report: Report) => Promise<void>;
+  accept: (report: Report, trace: ReportTrace) => Promise<void>;
   logger: Logger;
   metrics: OperatorMetrics;
   /** How long a client may take to send its headers and its whole request (10 s and 30 s). */
   timeouts?: { headersMs: number; requestMs: number };
+}
+
+/** When a report arrived and when its token was settled (process.hrtime.bigint(), CLOCK_MONOTONIC): the stage timings of debug logs. */
+export interface ReportTrace {
+  receivedAt: bigint;
+  authenticatedAt: bigint;
 }
 
 class HttpError extends Error {
@@ -76,6 +82,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 export async function startReportServer(o: ReportServerOptions): Promise<Server> {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const receivedAt = process.hrtime.bigint();
     try {
       if ((req.url ?? '').split('?')[0] !== REPORT_PATH) throw new HttpError(404, 'not found', 'invalid');
       if (req.method !== 'POST') throw new HttpError(405, 'use POST', 'invalid');
@@ -85,6 +92,7 @@ export async function startReportServer(o: ReportServerOptions): Promise<Server>
         if (err instanceof ReviewThrottled) throw new HttpError(503, err.message, 'throttled');
         throw new HttpError(503, 'cannot verify tokens right now', 'unavailable');
       });
+      const authenticatedAt = process.hrtime.bigint();
       if (!identity) throw new HttpError(401, 'token rejected', 'unauthenticated');
       if (identity.username !== o.allowedUser) throw new HttpError(403, `${identity.username} may not report`, 'forbidden');
       // A token bound to no pod names no node, and could report for any.
@@ -99,7 +107,7 @@ export async function startReportServer(o: ReportServerOptions): Promise<Server>
       if (identity.node && identity.node !== report.node)
         throw new HttpError(403, `token of node ${identity.node} cannot report for ${report.node}`, 'forbidden');
       if (!o.isLeader()) throw new HttpError(503, 'not the leader', 'not-leader');
-      await o.accept(report).catch((err: unknown) => {
+      await o.accept(report, { receivedAt, authenticatedAt }).catch((err: unknown) => {
         throw new HttpError(503, `cannot record the report: ${(err as Error).message}`, 'unavailable');
       });
       o.metrics.reportsReceived.inc({ result: 'ok' });

@@ -4,7 +4,8 @@
 // answered without a review, so forged tokens spend nothing. A token of the agent's
 // account the API server signed is reviewed (its pod must still exist): answers are cached
 // briefly (a deleted pod's token stops working within 10 s, and never outlives its expiry),
-// failures too; tokens never seen valid share a small review budget; and at most a few
+// failures too; a valid answer past half its life is reviewed again in the background, so a
+// live agent's report never waits for a review; tokens never seen valid share a small review budget; and at most a few
 // reviews are in flight. Where the keys cannot be read, the unverified claims rule out what
 // cannot be ours and the budget bounds the rest; those claims are never trusted to accept.
 import { createHash } from 'node:crypto';
@@ -70,7 +71,7 @@ export interface TokenCheck {
 
 export function tokenReviewAuthenticator(kube: Kube, check: TokenCheck, logger: Logger, limits: ReviewLimits = DEFAULT_REVIEW_LIMITS): Authenticator {
   const { audience } = check;
-  const answers = new Map<string, { identity: Identity | null; until: number }>();
+  const answers = new Map<string, { identity: Identity | null; until: number; refreshAt?: number; expiresAt?: number }>();
   /** Tokens a review accepted, until their expiry: they skip the budget for unknown tokens. */
   const known = new Map<string, number>();
   const pending = new Map<string, Promise<Identity | null>>();
@@ -102,8 +103,17 @@ export function tokenReviewAuthenticator(kube: Kube, check: TokenCheck, logger: 
       identity = { username: status.user.username, ...(node ? { node } : {}) };
       remember(known, key, expiresAt);
     }
-    remember(answers, key, { identity, until: cacheUntil(now, expiresAt, limits.cacheMs) });
+    const until = cacheUntil(now, expiresAt, limits.cacheMs);
+    // Reviewed again past half its life, unless the token expires before the answer does.
+    remember(answers, key, { identity, until, ...(identity && until < expiresAt ? { refreshAt: now + limits.cacheMs / 2, expiresAt } : {}) });
     return identity;
+  };
+
+  /** Reviews `key`'s token again without anyone waiting; its answer replaces the cached one. */
+  const refresh = (token: string, key: string, expiresAt: number): void => {
+    const p = review(token, key, expiresAt).finally(() => pending.delete(key));
+    p.catch(() => undefined); // logged by review; the cached answer holds until its time
+    pending.set(key, p);
   };
 
   /**
@@ -136,7 +146,13 @@ export function tokenReviewAuthenticator(kube: Kube, check: TokenCheck, logger: 
     const now = Date.now();
     const key = createHash('sha256').update(token).digest('hex');
     const hit = answers.get(key);
-    if (hit && hit.until > now) return hit.identity;
+    if (hit && hit.until > now) {
+      if (hit.refreshAt !== undefined && hit.refreshAt <= now && !pending.has(key) && inFlight < limits.maxInFlight) {
+        hit.refreshAt = now + limits.cacheMs / 2; // a failed review is not retried at once
+        refresh(token, key, hit.expiresAt!);
+      }
+      return hit.identity;
+    }
     const { settled, expiresAt } = await local(token, now);
     if (settled !== undefined) {
       remember(answers, key, { identity: settled, until: settled ? cacheUntil(now, expiresAt, limits.cacheMs) : now + limits.cacheMs });

@@ -63,3 +63,35 @@ test('a claim that changes an entry\'s tag or timeout replaces it in place: neve
   assert.deepEqual(fw.calls.slice(1), ['add 198.18.0.1', 'add 10.1.0.0/16', 'replace 198.18.0.1', 'replace 10.1.0.0/16']);
   assert.deepEqual((await fw.list(4)).map((e) => [e.target.text, e.tag]), [['198.18.0.1', 'cluster'], ['10.1.0.0/16', 'cluster']]);
 });
+
+test("a claim made while reconcile lists the kernel set goes in at once, and what changed meanwhile is neither lost nor taken out", async () => {
+  const fw = new MemoryFirewall();
+  await fw.setup();
+  const errors: unknown[] = [];
+  const set = new BlockSet(fw, (err) => errors.push(err));
+  const hour = Date.now() + 3_600_000;
+  await set.claim('cluster', at('198.18.0.5'), hour);
+  // Listing a large set takes a while (nft -j): this one lists what was there, then waits.
+  const list = fw.list.bind(fw);
+  let listed!: () => void;
+  const held = new Promise<void>((r) => (listed = r));
+  fw.list = async (family) => {
+    const entries = await list(family);
+    await held;
+    return entries;
+  };
+  const reconciled = set.reconcile();
+  await new Promise((r) => setImmediate(r));
+  const order: string[] = [];
+  const claimed = set.claim('cluster', at('198.18.0.6'), hour).then(() => order.push('claimed'));
+  const released = set.release('cluster', at('198.18.0.5')).then(() => order.push('released'));
+  setTimeout(() => {
+    order.push('listing done');
+    listed();
+  }, 300);
+  await Promise.all([claimed, released, reconciled]);
+  assert.deepEqual(order, ['claimed', 'released', 'listing done'], 'the claim and release waited for the listing');
+  assert.ok(fw.blocks('198.18.0.6'), 'the claim made during the listing was taken out');
+  assert.equal(fw.blocks('198.18.0.5'), false, 'the release made during the listing was undone');
+  assert.deepEqual(errors, []);
+});

@@ -66,6 +66,10 @@ export class BlockSet {
   private readonly lifetimeMs: number;
   /** Sources the fast path trapped in the kernel (untagged) that no owner claimed yet, with the kernel's expiry. */
   private readonly trapped = new Map<string, number>();
+  /** While reconcile lists the kernel sets: the addresses changed since (the listing is older than they are). */
+  private changedSinceListing: Set<string> | null = null;
+  /** Wanted addresses and CIDRs by family, kept as they come and go. */
+  private readonly families: Record<Family, number> = { 4: 0, 6: 0 };
 
   constructor(
     readonly firewall: Firewall,
@@ -86,9 +90,7 @@ export class BlockSet {
 
   /** Addresses and CIDRs wanted, by family. */
   countByFamily(): Record<Family, number> {
-    const counts = { 4: 0, 6: 0 };
-    for (const w of this.wanted.values()) counts[w.target.family]++;
-    return counts;
+    return { ...this.families };
   }
 
   /** Kernel changes run one at a time, in order, so an add and a later remove never swap. */
@@ -103,6 +105,7 @@ export class BlockSet {
     let w = this.wanted.get(address);
     if (!w) {
       this.wanted.set(address, (w = { target, owners: new Map(), ...(isNetwork(target) ? { net: target } : {}) }));
+      this.families[target.family]++;
       if (w.net) this.nets.add(address);
     }
     const trappedUntil = this.trapped.get(address);
@@ -130,6 +133,7 @@ export class BlockSet {
    */
   private sync(address: string): Promise<void> {
     this.dirty.add(address);
+    this.changedSinceListing?.add(address);
     return (this.nextFlush ??= this.serial('*', async () => {
       this.nextFlush = null;
       const addresses = [...this.dirty];
@@ -195,12 +199,36 @@ export class BlockSet {
     return [...this.nets].filter((other) => cidrCovers(w.net!, this.wanted.get(other)!.net!));
   }
 
+  /** What the kernel entry should be: the latest of the owners' expiries, tagged `cluster` when the cluster is one of them. */
+  private entryOf(w: Wanted): { until: number; tag: Owner } {
+    let until = 0;
+    let tag: Owner = 'local';
+    for (const [owner, u] of w.owners) {
+      if (u > until) until = u;
+      if (owner === 'cluster') tag = 'cluster';
+    }
+    return { until, tag };
+  }
+
+  /** Within the lifetime the kernel holds the wanted expiry; beyond it, a timeout renewed past half. */
+  private timeoutFine(placedUntil: number, until: number, now: number): boolean {
+    return until <= now + this.lifetimeMs ? Math.abs(placedUntil - until) <= RENEW_SLACK_MS : placedUntil >= now + this.lifetimeMs / 2 && placedUntil !== Infinity;
+  }
+
+  /** Whether a single address's kernel entry is what its owners want (networks, which may cover others, are always looked at). */
+  private settled(w: Wanted, now: number): boolean {
+    if (w.net || !w.placed || w.owners.size === 0) return false;
+    const { until, tag } = this.entryOf(w);
+    return w.placed.tag === tag && this.timeoutFine(w.placed.until, until, now);
+  }
+
   /** Removes what must go for one address; returns the addition it still needs, if any. */
   private async prepare(address: string, queue: Set<string>): Promise<Pending | null> {
     const w = this.wanted.get(address);
     if (!w) return null;
     if (w.owners.size === 0) {
       this.wanted.delete(address);
+      this.families[w.target.family]--;
       this.nets.delete(address);
       if (w.placed) await this.firewall.remove(w.target);
       // CIDRs this one held go to the kernel themselves now.
@@ -219,20 +247,10 @@ export class BlockSet {
       await this.firewall.remove(o.target);
       o.placed = undefined;
     }
-    let until = 0;
-    let tag: Owner = 'local';
-    for (const [owner, u] of w.owners) {
-      if (u > until) until = u;
-      if (owner === 'cluster') tag = 'cluster';
-    }
+    const { until, tag } = this.entryOf(w);
     const now = Date.now();
     const placed = w.placed;
-    if (placed && placed.tag === tag) {
-      // Within the lifetime the kernel holds the wanted expiry; beyond it, a timeout renewed past half.
-      const fine =
-        until <= now + this.lifetimeMs ? Math.abs(placed.until - until) <= RENEW_SLACK_MS : placed.until >= now + this.lifetimeMs / 2 && placed.until !== Infinity;
-      if (fine) return null;
-    }
+    if (placed && placed.tag === tag && this.timeoutFine(placed.until, until, now)) return null;
     // A timeout or tag cannot be changed in place: the entry is replaced in one transaction
     // where the backend can (never missing between), else taken out and put back.
     const replace = !!placed && !!this.firewall.replace;
@@ -254,17 +272,22 @@ export class BlockSet {
   async reconcile(options: { dropLocal?: boolean } = {}): Promise<{ added: number; removed: number }> {
     let added = 0;
     let removed = 0;
+    // Listing a large set takes a while (nft -j: about 1 s at 100,000), so it is done outside
+    // the queue and claims meanwhile go in at once; what they changed is left out of the
+    // comparison with the older listing.
+    const changed = (this.changedSinceListing = new Set());
+    const listed = new Map<4 | 6, FirewallEntry[]>();
+    for (const family of [4, 6] as const)
+      await this.firewall.list(family).then(
+        (entries) => listed.set(family, entries),
+        () => undefined, // a family the host cannot block
+      );
     await this.serial('*', async () => {
-      for (const family of [4, 6] as const) {
-        let entries: FirewallEntry[];
-        try {
-          entries = await this.firewall.list(family);
-        } catch {
-          continue; // a family the host cannot block
-        }
+      this.changedSinceListing = null;
+      for (const [family, entries] of listed) {
         const present = new Map(entries.map((e) => [e.target.text, e]));
         for (const [address, e] of present) {
-          if (this.wanted.has(address)) continue;
+          if (this.wanted.has(address) || changed.has(address)) continue;
           if (e.tag === 'local' && !options.dropLocal) continue;
           // Trapped by the fast path a moment ago: its local claim is on the way.
           if (e.tag === undefined && this.trapped.has(address)) continue;
@@ -272,7 +295,7 @@ export class BlockSet {
           removed++;
         }
         for (const [address, w] of this.wanted) {
-          if (w.target.family !== family) continue;
+          if (w.target.family !== family || changed.has(address)) continue;
           const e = present.get(address);
           if (e) {
             const until = e.expiresInSeconds === undefined ? Infinity : Date.now() + e.expiresInSeconds * 1000;
@@ -283,14 +306,16 @@ export class BlockSet {
         }
       }
     });
-    // Missing and mis-timed entries go through the normal path.
-    await Promise.all(
-      [...this.wanted.keys()].map((a) => {
-        const w = this.wanted.get(a)!;
-        if (!w.placed && !this.coverOf(w)) added++;
-        return this.sync(a);
-      }),
-    );
+    // Missing and mis-timed entries go through the normal path; the rest are not queued,
+    // so a claim meanwhile does not wait behind 100,000 that need nothing.
+    const now = Date.now();
+    const syncs: Promise<void>[] = [];
+    for (const [a, w] of this.wanted) {
+      if (this.settled(w, now)) continue;
+      if (!w.placed && !this.coverOf(w)) added++;
+      syncs.push(this.sync(a));
+    }
+    await Promise.all(syncs);
     return { added, removed };
   }
 
