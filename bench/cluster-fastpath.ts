@@ -5,7 +5,7 @@
 // SYNs back to back to a port of node 1 that is no tripwire, then one SYN a millisecond to
 // that port on nodes 2 and 3 for `ms` milliseconds. Each node counts, in a table of the bench's own, the
 // train's SYNs that reached prerouting (priority -400) and those still there after the
-// agent's rules (-200): what got through on node 1 before its block, and on nodes 2 and 3
+// agent's rules (input, priority 200: after the trap): what got through on node 1 before its block, and on nodes 2 and 3
 // before the BlockedHost reached them.
 import { fileURLToPath } from 'node:url';
 import type { TestNode } from '../support/cluster.js';
@@ -61,7 +61,7 @@ async function setUpCounters(b: BenchCluster): Promise<void> {
   const script = [
     `add table ${t}`,
     `add chain ${t} seen { type filter hook prerouting priority -400; policy accept; }`,
-    `add chain ${t} passed { type filter hook prerouting priority -200; policy accept; }`,
+    `add chain ${t} passed { type filter hook input priority 200; policy accept; }`,
     ...rules('seen'),
     ...rules('passed'),
     '',

@@ -215,8 +215,12 @@ export class Sentry {
       await this.startProtocol(protocol);
       return;
     }
-    await this.inUse.refresh();
     const same = this.rawDetectors.find((r) => r.protocol === protocol && r.mode === mode);
+    // The sentry's own listeners (bind mode before) hold the ports until they close: read the
+    // ports in use after, or every tripwire would look like a service's.
+    const old = same ? null : this.takeDetectors(protocol);
+    if (old) await this.stopDetectors({ binds: old.binds, raws: [] });
+    await this.inUse.refresh();
     if (same) {
       const watched = watchedPorts(this.policy.spec[protocol], this.policy[protocol]);
       const filtered = same.detector.rewatch(watched);
@@ -225,9 +229,8 @@ export class Sentry {
       this.logger.info({ protocol, mode, kernelFilter: filtered, ports: mode === 'stealth' ? this.policy[protocol].ports : count, inPlace: true }, 'watching ports');
       return;
     }
-    const old = this.takeDetectors(protocol);
     this.startRaw(protocol, mode);
-    await this.stopDetectors(old);
+    await this.stopDetectors({ binds: [], raws: old!.raws });
   }
 
   private async stopProtocol(protocol: Protocol): Promise<void> {

@@ -106,6 +106,27 @@ describe('kernel fast path', { concurrency: false }, () => {
     }
   });
 
+  test('a tripwire port the host forwards to a service (a NodePort, a hostPort: DNAT) is the service\'s: its clients are never trapped', async (t) => {
+    if (!ready(t)) return;
+    const sentry = await hosts.start({
+      args: await policyArgs(`  tcp: {mode: stealth, ports: [1, 11, 31337]}
+  udp: {mode: "off"}
+  response: {tcp: block, firewall: nftables, kernelFastPath: true}
+`),
+    });
+    // As kube-proxy and the portmap plugin do: the port is rewritten before the packet is routed.
+    await hosts.net.exec(hosts.net.target, ['nft', '-f', '-'], { input: 'add table ip kps_test_nat\nadd chain ip kps_test_nat pre { type nat hook prerouting priority dstnat; }\nadd rule ip kps_test_nat pre tcp dport 31337 redirect to :8080\n' });
+    try {
+      assert.equal(await hosts.net.connect(TARGET_V4, 31337), 'open', 'the forwarded port answers its client');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(sentry.lines.filter((l) => l.msg.startsWith('attackalert:')).map((l) => l.msg), []);
+      assert.doesNotMatch(await nft('list', 'set', 'inet', 'kube_portsentry', 'blocked4'), /elements/, 'the client was blocked');
+      assert.equal(await hping('-S', '-p', '11'), 0, 'a tripwire port the host does not forward still traps');
+    } finally {
+      await nft('delete', 'table', 'ip', 'kps_test_nat');
+    }
+  });
+
   test('ignored sources are never trapped', async (t) => {
     if (!ready(t)) return;
     const sentry = await hosts.start({

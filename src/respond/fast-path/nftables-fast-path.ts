@@ -19,8 +19,13 @@ export interface NftablesTable {
 
 /** The fast path's chains: its own base chain (the hook), then the trap and its outcomes. */
 const CHAINS = ['trap_hook', 'trap', 'trap_block', 'trap_refused', 'trap_spoofed'];
-/** Right after the firewall's blocked-set drops (prerouting at raw priority, -300). */
-const HOOK = 'type filter hook prerouting priority -299; policy accept;';
+/**
+ * Only what reaches this host's own sockets, as the raw path sees it: in input, after the
+ * destination NAT of prerouting (kube-proxy's NodePorts, the portmap plugin's hostPorts,
+ * Docker's published ports: a service's, not a tripwire's) and after IPVS takes its
+ * service addresses at input priority 98. The blocked-set drops stay in prerouting.
+ */
+const HOOK = 'type filter hook input priority 101; policy accept;';
 
 /** Its sets and chains, each created when missing and left as it is when present. */
 function fastPathObjects(t: string, hostSetSize: number): string[] {
@@ -38,9 +43,8 @@ function fastPathObjects(t: string, hostSetSize: number): string[] {
 }
 
 /**
- * The kernel fast path (response.kernelFastPath): right after the blocked-set drops, packets to
- * this host from sources not ignored that hit a tripwire port (TCP without ACK or RST,
- * or UDP) are dropped, whatever else happens to them: a tripwire port answers nothing.
+ * The kernel fast path (response.kernelFastPath): packets delivered to this host from
+ * sources not ignored that hit a tripwire port (TCP without ACK or RST, or UDP) are dropped, whatever else happens to them: a tripwire port answers nothing.
  * A packet whose source would not route back out by the interface it came in on (fib, as
  * rp_filter) is forged: logged as spoofed, never blocked. Otherwise its source goes into
  * the blocked set, up to `perMinute` new blocks (the circuit breaker), and the packet is
