@@ -66,7 +66,10 @@ export class ClusterBlocks {
     const targets = new Map<string, AddressOrNetwork>();
     const put = (name: string, entry: BlockEntry | undefined) => {
       const before = this.index.set(name, entry);
-      if (entry && entry.expiresAt !== before?.expiresAt) this.expiries.push(name, entry.expiresAt);
+      if (entry && entry.expiresAt !== before?.expiresAt) {
+        this.expiries.push(name, entry.expiresAt);
+        this.expiries.compact(this.index.size, (n) => this.index.get(n)?.expiresAt);
+      }
       if (before?.target) targets.set(before.target.text, before.target);
       if (entry?.target) targets.set(entry.target.text, entry.target);
     };

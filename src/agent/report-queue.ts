@@ -4,7 +4,7 @@
 // here (what a flood of one-shot forged sources looks like); only when there are none, the
 // one queued longest of all. Sources that showed more (a handshake, a second probe, a
 // block on this node) are sent first. Pure: no timers, no I/O; a listener is told of each
-// new source.
+// source the moment it stops being weak.
 import type { ReportedProbe, SourceReport } from '../cluster/report.js';
 import { MAX_PROBES_PER_SOURCE, MAX_SOURCES_PER_REPORT } from '../cluster/report.js';
 
@@ -26,12 +26,12 @@ export class ReportQueue {
   /** The weak sources of `pending`, in the order they were queued. */
   private readonly weak = new Set<string>();
   dropped = 0;
-  /** Told when a source not already queued is added (the reporter sends its first report at once). */
+  /** Told when a queued source stops being weak (the reporter sends its first report at once). */
   private onNewSource: (() => void) | undefined;
 
   constructor(private readonly capacity: number) {}
 
-  /** Whoever sends the queue is told of each source added that was not queued. */
+  /** Whoever sends the queue is told of each source that stops being weak (or is not weak from its first probe). */
   listen(onNewSource: () => void): void {
     this.onNewSource = onNewSource;
   }
@@ -61,8 +61,9 @@ export class ReportQueue {
     p.lastSeen = Math.max(p.lastSeen, probe.time);
     p.verified ||= verified;
     p.blocked ||= blocked;
-    if (!weak(p)) this.weak.delete(source);
-    if (p.count === 1) this.onNewSource?.();
+    // A source that now shows more than one forged packet could: told once. A flood of
+    // one-shot forged sources, which the operator cannot act on alone, waits for the interval.
+    if (!weak(p) && this.weak.delete(source)) this.onNewSource?.();
   }
 
   /**

@@ -1,6 +1,8 @@
 // Names by expiry time, earliest first, so what expired is found without looking at what
 // did not: a binary min-heap. Entries are not removed when a name's expiry changes or the
-// name goes; whoever pops one checks it against what the name holds now. Pure.
+// name goes; whoever pops one checks it against what the name holds now, and compact()
+// drops the stale ones so that churn (a name changed or deleted again and again) cannot grow
+// it without bound. Pure.
 
 export class ExpiryHeap {
   private readonly at: number[] = [];
@@ -24,6 +26,27 @@ export class ExpiryHeap {
     }
     this.at[i] = expiresAt;
     this.names[i] = name;
+  }
+
+  /**
+   * Keeps only the entries whose expiry is still the one `current` gives for their name, one
+   * per name, when stale ones have come to outnumber `live` (the names that can have one)
+   * by more than half: amortised over the pushes that made them stale.
+   */
+  compact(live: number, current: (name: string) => number | undefined): void {
+    if (this.at.length <= 2 * live + 1024) return;
+    const kept = new Map<string, number>();
+    this.at.forEach((at, i) => {
+      const name = this.names[i]!;
+      if (current(name) === at) kept.set(name, at);
+    });
+    const sorted = [...kept].sort((a, b) => a[1] - b[1]); // an array sorted by key is a heap
+    this.at.length = 0;
+    this.names.length = 0;
+    for (const [name, at] of sorted) {
+      this.names.push(name);
+      this.at.push(at);
+    }
   }
 
   /** Takes out every entry that expired by `now`, earliest first, each with the expiry it was added with. */

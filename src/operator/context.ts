@@ -158,7 +158,10 @@ export class OperatorContext {
   indexBlockedHost(name: string, bh: BlockedHostObject | undefined): void {
     const entry = bh ? { ...blockEntryOf(bh.spec), bh } : undefined;
     const before = this.index.set(name, entry);
-    if (entry?.source === 'detected' && entry.expiresAt !== before?.expiresAt) this.expiries.push(name, entry.expiresAt);
+    if (entry?.source === 'detected' && entry.expiresAt !== before?.expiresAt) {
+      this.expiries.push(name, entry.expiresAt);
+      this.expiries.compact(this.index.size, (n) => this.index.get(n)?.expiresAt);
+    }
   }
 
   /** A BlockedHost that blocks `address` (the first made, when several do). */

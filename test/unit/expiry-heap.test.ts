@@ -34,3 +34,19 @@ test('an entry that never expires is not kept', () => {
   assert.equal(heap.size, 1);
   assert.deepEqual([...heap.expired(Number.MAX_VALUE)], [{ name: 'detected', expiresAt: 5 }]);
 });
+
+test('churn (a name re-dated or deleted again and again, far in the future) keeps the heap bounded, and what is current still comes out', () => {
+  const heap = new ExpiryHeap();
+  const current = new Map<string, number>();
+  for (let i = 0; i < 100_000; i++) {
+    const name = `bh-${i % 3}`;
+    const at = 1e12 + i;
+    current.set(name, at);
+    heap.push(name, at);
+    if (i % 7 === 0) current.delete('bh-2'); // deleted now and then: its entries go stale
+    heap.compact(current.size, (n) => current.get(n));
+  }
+  assert.ok(heap.size <= 2 * 3 + 1024, `${heap.size} entries for ${current.size} names`);
+  const due = [...heap.expired(2e12)].filter((e) => current.get(e.name) === e.expiresAt).map((e) => e.name).sort();
+  assert.deepEqual(due, [...current.keys()].sort());
+});

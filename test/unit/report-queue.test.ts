@@ -82,3 +82,22 @@ describe('report queue', () => {
     assert.equal(r!.probes.length, 256);
   });
 });
+
+test('the sender is told at once of a source it can act on, never of a one-shot unverified probe', () => {
+  const q = new ReportQueue(100);
+  const told: number[] = [];
+  let n = 0;
+  q.listen(() => told.push(n));
+  n = 1;
+  for (let i = 0; i < 50; i++) q.add(forged(i), probe(1, i), false, false); // a forged flood
+  assert.deepEqual(told, [], 'one-shot forged sources wait for the interval');
+  n = 2;
+  q.add(forged(0), probe(11, 60), false, false); // its second probe
+  n = 3;
+  q.add(forged(0), probe(15, 61), false, false);
+  q.add('198.51.100.1', probe(1, 62), false, true); // blocked here at its first probe
+  n = 4;
+  q.add('198.51.100.2', { protocol: 'tcp', port: 2001, type: 'connect', time: 63 }, true, false); // a handshake
+  q.add('198.51.100.2', probe(1, 64), true, false);
+  assert.deepEqual(told, [2, 3, 4], 'each source told once, when it stops being weak');
+});

@@ -71,10 +71,11 @@ const sent = (received: Report[]) => new Set(received.flatMap((r) => r.sources.m
 test("a new source's first report goes at once, not at the next interval", async () => {
   // An interval far longer than the wait below: only the prompt path can deliver in time.
   await withReporter(60_000, async ({ queue, received }) => {
-    queue.add('198.51.100.7', probe(Date.now()), false, false);
+    // Blocked on the node at its first probe (trigger 0), as a scanner is.
+    queue.add('198.51.100.7', probe(Date.now()), false, true);
     await until('the first report', () => sent(received).has('198.51.100.7'), 5_000);
     // A source already queued or sent adds no request of its own: a second new source goes promptly too.
-    queue.add('198.51.100.8', probe(Date.now()), false, false);
+    queue.add('198.51.100.8', probe(Date.now()), true, false);
     await until('the second source', () => sent(received).has('198.51.100.8'), 5_000);
   });
 });
@@ -86,7 +87,7 @@ test('a flood of fresh sources costs at most the prompt budget in requests; the 
     // hands them over: each request that ends finds new ones waiting.
     let sources = 0;
     while (Date.now() - t0 < 1500 && sources < 20_000) {
-      queue.add(fresh(sources++), probe(Date.now()), false, false);
+      queue.add(fresh(sources++), probe(Date.now()), false, true);
       await new Promise((r) => setImmediate(r));
     }
     await until('every source delivered', () => sent(received).size === sources, 30_000);
