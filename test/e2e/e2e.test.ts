@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test as nodeTest, type TestContext } from 'node:test';
 import { parse } from 'yaml';
 import { dropCounters } from '../../src/respond/firewall/nftables.js';
 import { runProgram } from '../../src/respond/run-program.js';
@@ -88,6 +88,23 @@ describe('a real cluster: image, chart, kubelets, containerd, CoreDNS', { concur
     if (why.length === 0) return false;
     t.skip(`needs ${why.join(', ')}`);
     return true;
+  };
+  // A failing test prints what the product logged, so a run that fails on a machine of its
+  // own (CI) explains itself.
+  const test = (name: string, fn: (t: TestContext) => Promise<void>) =>
+    nodeTest(name, async (t) => {
+      try {
+        await fn(t);
+      } catch (err) {
+        await printProductLogs().catch((e: Error) => process.stdout.write(`# product logs unavailable: ${e.message}\n`));
+        throw err;
+      }
+    });
+  const printProductLogs = async () => {
+    for (const pod of [...(await agentPods(cluster)), ...(await operatorPods(cluster))]) {
+      const { stdout } = await cluster.kubectl(['-n', NAMESPACE, 'logs', pod.metadata.name, '--tail=150']);
+      process.stdout.write(`# --- ${pod.metadata.name} on ${pod.spec.nodeName} (last 150 lines)\n${stdout.replace(/^/gm, '# ')}\n`);
+    }
   };
   const apply = (objects: object[]) => cluster.kubectl(['apply', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n') });
   const bhFor = async (address: string) =>
