@@ -8,7 +8,7 @@
 import { endianness } from 'node:os';
 import { loadAddon } from '../native/addon.js';
 import { addressAt } from '../net/address.js';
-import { formatIpAt } from '../net/ip.js';
+import { formatIpAt, isV4MappedAt } from '../net/ip.js';
 import type { Protocol } from '../policy/types.js';
 import type { PortsInUse } from './listening.js';
 import { DROP_REASONS, FLAG_NAMES, IPPROTO_TCP, IPPROTO_UDP, classifyTcp, type DropReason } from '../net/packet.js';
@@ -55,7 +55,7 @@ export interface RawOptions {
 
 export interface RawStats {
   packets: number;
-  drops: Record<DropReason | 'not-local', number>;
+  drops: Record<DropReason | 'not-local' | 'mapped-source', number>;
 }
 
 export class RawDetector {
@@ -64,13 +64,14 @@ export class RawDetector {
   /** Counts of closed readers, so stats never go backwards. */
   private readonly closed = new Float64Array(FIRST_REASON + DROP_REASONS.length);
   private notLocal = 0;
+  private mappedSource = 0;
 
   constructor(private readonly options: RawOptions) {}
 
   /** Packets read and dropped by reason so far (read at housekeeping, not per packet). */
   get stats(): RawStats {
     const sum = (i: number) => this.readers.reduce((n, r) => n + r.counters[i]!, this.closed[i]!);
-    const drops = { 'not-local': this.notLocal } as RawStats['drops'];
+    const drops = { 'not-local': this.notLocal, 'mapped-source': this.mappedSource } as RawStats['drops'];
     DROP_REASONS.forEach((reason, i) => (drops[reason] = sum(FIRST_REASON + i)));
     return { packets: sum(PACKETS), drops };
   }
@@ -123,6 +124,12 @@ export class RawDetector {
       const local = family === 4 ? isLocal4(LE ? records.readUInt32LE(at + 8) : records.readUInt32BE(at + 8)) : isLocal6(records, at + 36);
       if (!local) {
         this.notLocal += repeats;
+        continue;
+      }
+      // An IPv6 packet from an IPv4-mapped address (RFC 4291 2.5.5.2: never on the wire) is
+      // forged; read as the IPv4 address it names, it would block someone else.
+      if (family === 6 && isV4MappedAt(records, at + 16)) {
+        this.mappedSource += repeats;
         continue;
       }
       const type = protocol === 'tcp' ? classifyTcp(flags) : 'udp';

@@ -57,8 +57,13 @@ export function parseIp(text: string): { family: Family; bytes: Uint8Array } | n
 }
 
 function isV4Mapped(b: Uint8Array): boolean {
-  for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
-  return b[10] === 0xff && b[11] === 0xff;
+  return isV4MappedAt(b, 0);
+}
+
+/** Whether the 16 bytes at `at` are an IPv4-mapped IPv6 address (::ffff:a.b.c.d). */
+export function isV4MappedAt(b: Uint8Array, at: number): boolean {
+  for (let i = 0; i < 10; i++) if (b[at + i] !== 0) return false;
+  return b[at + 10] === 0xff && b[at + 11] === 0xff;
 }
 
 /** Canonical text: dotted quad, or RFC 5952 compressed lower-case IPv6. */

@@ -3,6 +3,7 @@
 // then log the packet to an nflog group; this reads the group and reports each packet as
 // a probe, so the sentry logs, counts and completes the response as for any detection.
 import { addressAt } from '../../net/address.js';
+import { isV4MappedAt } from '../../net/ip.js';
 import {
   NETLINK_NETFILTER,
   NLM_F_ACK,
@@ -135,6 +136,8 @@ export class KernelDetector {
       p.protocol = next;
       if (parseTransport(buf, length, offset, p, at) !== null) return null;
       sourceAt = at + 8;
+      // An IPv4-mapped source is forged (the rules send it to trap_spoofed): never read as the IPv4 address it names.
+      if (isV4MappedAt(buf, sourceAt)) return null;
     } else return null;
     const protocol: Protocol | null = p.protocol === IPPROTO_TCP ? 'tcp' : p.protocol === IPPROTO_UDP ? 'udp' : null;
     const mode = protocol && this.modes[protocol];

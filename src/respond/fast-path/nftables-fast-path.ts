@@ -74,6 +74,8 @@ export function fastPathRules(table: string, hostSetSize: number, protocols: rea
       `add rule ${t} trap fib daddr type != local return`,
       `add rule ${t} trap ip saddr @ignore4 return`,
       `add rule ${t} trap ip6 saddr @ignore6 return`,
+      // An IPv4-mapped IPv6 source is never on the wire (RFC 4291 2.5.5.2): forged.
+      `add rule ${t} trap ip6 saddr ::ffff:0.0.0.0/96 goto trap_spoofed`,
       `add rule ${t} trap fib saddr . iif oif missing goto trap_spoofed`,
       // Refused within the minute and back: the half of the budget kept for returning sources.
       `add rule ${t} trap ip saddr @trap_refused4 ${limit(returning)} goto trap_block`,
