@@ -10,7 +10,7 @@ import type { LookupFunction } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { RateLimiter } from '../engine/rate-limiter.js';
-import { MAX_REPORT_BYTES, REPORT_PATH, reportEnvelopeBytes, type Report, type ReportedHost } from '../cluster/report.js';
+import { MAX_REPORT_BYTES, REPORT_PATH, STANDBY_HEADER, reportEnvelopeBytes, type Report, type ReportedHost } from '../cluster/report.js';
 import type { ReportQueue } from './report-queue.js';
 
 export interface ReporterOptions {
@@ -35,6 +35,13 @@ export interface ReporterOptions {
 }
 
 const MAX_BACKOFF_MS = 10_000;
+/**
+ * The Service sends each connection to either replica, and the standby answers 503: so
+ * many tries in a row go again soon on a new connection, as a backoff that grows would
+ * leave a detection waiting for seconds on a coin toss; then the backoff takes over (no
+ * leader at all, during a failover).
+ */
+const STANDBY_RETRIES = { fast: 10, delayMs: 100 };
 /** While detection is off, the state goes again this often: a new leader learns it in time. */
 const STATE_REFRESH_MS = 30_000;
 /** A batch is never cut below this by 413s; one source alone always goes. */
@@ -46,8 +53,12 @@ export const PROMPT_REPORTS = { burst: 20, perSecond: 50 };
 
 export class Reporter {
   private timer: NodeJS.Timeout | undefined;
+  /** The next try after a failure, at its time rather than at the next interval. */
+  private retryTimer: NodeJS.Timeout | undefined;
   private sending = false;
   private backoffMs = 0;
+  /** Tries in a row that reached the standby replica. */
+  private standbyHits = 0;
   private nextAt = 0;
   private urlIndex = 0;
   private httpsAgent: HttpsAgent;
@@ -96,6 +107,7 @@ export class Reporter {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.retryTimer);
     // One last try, so a clean shutdown loses nothing it could have sent.
     if (!this.sending) await this.tick(true);
     this.httpsAgent.destroy();
@@ -123,7 +135,8 @@ export class Reporter {
       const [token] = await Promise.all([readFile(this.o.tokenFile, 'utf8').then((t) => t.trim()), this.trustCurrentCa()]);
       const body = JSON.stringify(report);
       const postedAt = process.hrtime.bigint();
-      const status = await this.post(url, token, body);
+      const { status, standby } = await this.post(url, token, body);
+      this.standbyHits = standby ? this.standbyHits + 1 : 0;
       if (status === 200) {
         // Stage timings (CLOCK_MONOTONIC ns) for the cluster bench; nothing is built unless debug is on.
         if (this.o.logger.isLevelEnabled('debug'))
@@ -145,7 +158,10 @@ export class Reporter {
         // Not the leader, overloaded, or a token the operator could not check yet: retry.
         queue.putBack(batch);
         metrics.reportsSent.inc({ result: 'retry' });
-        this.retryLater(`HTTP ${status}`, url, status === 503 ? 200 : undefined);
+        if (standby && this.standbyHits <= STANDBY_RETRIES.fast) {
+          this.urlIndex++;
+          this.retryAt(Date.now() + STANDBY_RETRIES.delayMs);
+        } else this.retryLater(`HTTP ${status}`, url, status === 503 ? 200 : undefined);
       } else {
         metrics.reportsSent.inc({ result: 'rejected' });
         this.o.logger.error({ url, status, sources: batch.map((b) => b.source) }, 'operator rejected a report; dropped');
@@ -180,11 +196,17 @@ export class Reporter {
   private retryLater(why: string, url: string, firstMs?: number): void {
     this.urlIndex++;
     this.backoffMs = this.backoffMs ? Math.min(this.backoffMs * 2, MAX_BACKOFF_MS) : (firstMs ?? 250);
-    this.nextAt = Date.now() + this.backoffMs;
+    this.retryAt(Date.now() + this.backoffMs);
     if (!this.stopped) this.o.logger.warn({ url, err: why, retryInMs: this.backoffMs }, 'report not delivered; will retry');
   }
 
-  private post(url: string, token: string, body: string): Promise<number> {
+  private retryAt(at: number): void {
+    this.nextAt = at;
+    clearTimeout(this.retryTimer);
+    if (!this.stopped) this.retryTimer = setTimeout(() => void this.tick(), at - Date.now());
+  }
+
+  private post(url: string, token: string, body: string): Promise<{ status: number; standby: boolean }> {
     const u = new URL(REPORT_PATH, url);
     const https = u.protocol === 'https:';
     const request = https ? httpsRequest : httpRequest;
@@ -203,7 +225,7 @@ export class Reporter {
         },
         (res) => {
           res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, standby: res.statusCode === 503 && res.headers[STANDBY_HEADER] === 'standby' }));
           res.on('error', reject);
         },
       );

@@ -4,6 +4,8 @@ import { PROBE_TYPES } from '../engine/probe.js';
 import { normalizeIp } from '../net/ip.js';
 
 export const REPORT_PATH = '/v1/reports';
+/** The header of a 503 from the replica that is not the leader (its value: `standby`). */
+export const STANDBY_HEADER = 'kube-portsentry-role';
 export const MAX_REPORT_BYTES = 1 << 20;
 export const MAX_SOURCES_PER_REPORT = 1000;
 export const MAX_PROBES_PER_SOURCE = 256;

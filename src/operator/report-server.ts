@@ -8,7 +8,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { Logger } from '../log/logger.js';
 import type { OperatorMetrics } from '../metrics/operator-metrics.js';
 import { parseListenAddress } from '../metrics/server.js';
-import { MAX_REPORT_BYTES, parseReport, REPORT_PATH, type Report } from '../cluster/report.js';
+import { MAX_REPORT_BYTES, parseReport, REPORT_PATH, STANDBY_HEADER, type Report } from '../cluster/report.js';
 import { ReviewThrottled, type Authenticator } from './token-authenticator.js';
 
 export interface ReportServerOptions {
@@ -118,6 +118,8 @@ export async function startReportServer(o: ReportServerOptions): Promise<Server>
       if (e.status >= 500 && e.result !== 'not-leader') o.logger.warn({ err: e.message }, 'report failed');
       const headers: Record<string, string> = { 'content-type': 'application/json', connection: 'close' };
       if (e.status === 503) headers['retry-after'] = '1';
+      // The Service picked the standby replica: the agent's next connection may reach the leader at once.
+      if (e.result === 'not-leader') headers[STANDBY_HEADER] = 'standby';
       // A body left unread (refused before or while reading it) is not drained: the
       // connection closes once the answer is out.
       if (!res.headersSent) res.writeHead(e.status, headers).end(JSON.stringify({ error: e.message }), () => { if (!req.complete) req.socket.destroy(); });

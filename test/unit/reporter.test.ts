@@ -1,7 +1,8 @@
 // The agent's reporter against the operator's real report endpoint on loopback (its token
 // check swapped for one that takes the test's token, as tests may): a new source's first
 // report goes at once, not at the next interval; and a flood of fresh (forgeable) sources
-// stays within the prompt budget, the rest going in the interval's batches.
+// stays within the prompt budget, the rest going in the interval's batches; a report the
+// Service sent to the standby replica goes again soon.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
@@ -22,7 +23,11 @@ const USER = 'system:serviceaccount:kps:agent';
 const probe = (time: number) => ({ protocol: 'tcp' as const, port: 1, type: 'syn', time });
 const fresh = (i: number) => formatIp(Uint8Array.from([10, (i >> 16) & 255, (i >> 8) & 255, i & 255]));
 
-async function withReporter(intervalMs: number, fn: (h: { queue: ReportQueue; received: Report[]; reporter: Reporter }) => Promise<void>): Promise<void> {
+async function withReporter(
+  intervalMs: number,
+  fn: (h: { queue: ReportQueue; received: Report[]; reporter: Reporter }) => Promise<void>,
+  isLeader: () => boolean = () => true,
+): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'kps-reporter-'));
   const received: Report[] = [];
   let server: Server | undefined;
@@ -33,7 +38,7 @@ async function withReporter(intervalMs: number, fn: (h: { queue: ReportQueue; re
       authenticate: async (token) => (token === 'agent-token' ? { username: USER } : null),
       allowedUser: USER,
       allowUnboundTokens: true,
-      isLeader: () => true,
+      isLeader,
       accept: async (r) => void received.push(r),
       logger,
       metrics: new OperatorMetrics(),
@@ -97,4 +102,18 @@ test('a flood of fresh sources costs at most the prompt budget in requests; the 
     assert.ok(received.length <= bound, `${received.length} requests for ${sources} fresh sources in ${elapsedS.toFixed(2)} s; at most ${bound.toFixed(0)} allowed`);
     assert.ok(received.length < sources / 100, `${received.length} requests: the flood was not batched`);
   });
+});
+
+test('a report the Service sent to the standby replica goes again soon, not after a backoff that doubles each time', async () => {
+  // The Service picks a replica per connection; here the standby answers six times in a row
+  // (1 chance in 64 with two replicas), as it did on the real cluster.
+  let asked = 0;
+  await withReporter(60_000, async ({ queue, received }) => {
+    const t0 = Date.now();
+    queue.add('198.51.100.9', probe(Date.now()), true, true);
+    // A doubling backoff from 200 ms waits 12.6 s before the seventh try.
+    await until('the report, past six answers of the standby', () => sent(received).has('198.51.100.9'), 3_000);
+    assert.equal(asked, 7);
+    process.stdout.write(`# delivered ${Date.now() - t0} ms after six standby answers\n`);
+  }, () => ++asked > 6);
 });
