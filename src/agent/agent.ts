@@ -22,7 +22,7 @@ import { customPath, PLURALS } from '../k8s/api-paths.js';
 import { Watched } from '../k8s/watched.js';
 import { leanBlockedHost, nodePolicyConfigMapName, type BlockedHostObject, type EffectivePolicy } from '../k8s/objects.js';
 import { canonicalAddress } from '../net/ip.js';
-import { emptyFacts, isAlwaysProtected, ProtectedSet } from '../cluster/protected-set.js';
+import { emptyFacts, isAlwaysProtected, protectedChange, ProtectedSet } from '../cluster/protected-set.js';
 import { MAX_HOST_ADDRESSES, type ReportedHost } from '../cluster/report.js';
 import { readDefaultRouteInterfaces, readHostFacts, type HostFacts } from '../sentry/host-facts.js';
 import type { AntiSpoofing } from '../respond/firewall/firewall.js';
@@ -271,9 +271,15 @@ export class Agent {
 
   private async updateProtected(): Promise<void> {
     const { gateways, dns, addresses } = this.hostFacts;
-    this.guard = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses: addresses });
-    this.sentry?.setProtected(this.guard.all());
-    this.clusterBlocks.recheck();
+    const next = new ProtectedSet({ ...this.facts.facts(), gateways, dns, hostAddresses: addresses });
+    const change = protectedChange(this.guard, next);
+    this.guard = next;
+    // Unchanged (the usual case, every 30 s): nothing to look at again, with 100,000 BlockedHosts
+    // a pass over all of them held the event loop for seconds.
+    if (change.added.length || change.removed.length) {
+      this.sentry?.setProtected(next.all());
+      this.clusterBlocks.recheck(change);
+    }
     await this.updateUplinks();
   }
 

@@ -1,12 +1,14 @@
 // The cluster's part of the node set: every BlockedHost in force, not protected, claimed by
 // the `cluster` owner of the BlockSet until the latest expiry among those that block its
 // address. Fed one BlockedHost change at a time (a detection costs the same with 10,000 in
-// force as with none); all of them are looked at again after the protected set changed.
+// force as with none); a change of the protected set looks again at the BlockedHosts it can
+// touch (a pod's address: those of that address, the networks, the refused ones), all of
+// them only when a protected network came.
 import { BlockedHostIndex, type BlockEntry } from '../cluster/blocked-host-index.js';
 import { ExpiryHeap } from '../cluster/expiry-heap.js';
 import type { ProtectedSet } from '../cluster/protected-set.js';
 import { blockEntryOf, type BlockedHostObject } from '../k8s/objects.js';
-import type { AddressOrNetwork } from '../net/address.js';
+import { addressOrNetworkOf, isNetwork, type AddressOrNetwork } from '../net/address.js';
 import type { BlockSet } from '../respond/firewall/block-set.js';
 
 /** The BlockedHosts as the agent's watch cache holds them. */
@@ -27,6 +29,10 @@ export class ClusterBlocks {
   private recheckAll = true;
   /** Protected addresses already refused (said once). */
   private readonly refused = new Set<string>();
+  /** BlockedHosts refused as protected: what a protection taken away may let in. */
+  private readonly refusedNames = new Set<string>();
+  /** BlockedHosts in force whose target is a network: what a newly protected address may fall in. */
+  private readonly networks = new Set<string>();
 
   constructor(
     private readonly blockSet: BlockSet,
@@ -39,9 +45,26 @@ export class ClusterBlocks {
     if (deletedAddress) this.deleted.add(deletedAddress);
   }
 
-  /** The protected set changed: every BlockedHost is looked at again. */
-  recheck(): void {
-    this.recheckAll = true;
+  /**
+   * The protected set changed: the BlockedHosts it can touch are looked at again, at the next
+   * enforce. Without the change, or when a protected network came, all of them.
+   */
+  recheck(change?: { added: readonly string[]; removed: readonly string[] }): void {
+    if (!change) {
+      this.recheckAll = true;
+      return;
+    }
+    if (change.removed.length) for (const name of this.refusedNames) this.touched.add(name);
+    if (!change.added.length) return;
+    for (const entry of change.added) {
+      const target = addressOrNetworkOf(entry);
+      if (!target || isNetwork(target)) {
+        this.recheckAll = true;
+        return;
+      }
+      for (const name of this.index.namesAt(target.text)) this.touched.add(name);
+    }
+    for (const name of this.networks) this.touched.add(name);
   }
 
   /** Whether some BlockedHost in force blocks `address` here. */
@@ -73,7 +96,12 @@ export class ClusterBlocks {
       if (before?.target) targets.set(before.target.text, before.target);
       if (entry?.target) targets.set(entry.target.text, entry.target);
     };
-    for (const name of names) put(name, this.wanted(source.get(name), guard, now));
+    for (const name of names) {
+      const entry = this.wanted(source.get(name), guard, now);
+      if (entry?.target && isNetwork(entry.target)) this.networks.add(name);
+      else this.networks.delete(name);
+      put(name, entry);
+    }
     for (const { name } of this.expiries.expired(now)) if ((this.index.get(name)?.expiresAt ?? Infinity) <= now) put(name, undefined);
     const changes: Promise<void>[] = [];
     for (const [address, target] of targets)
@@ -89,9 +117,11 @@ export class ClusterBlocks {
     if (!bh) return undefined;
     const entry = blockEntryOf(bh.spec);
     const address = entry.target?.text;
+    this.refusedNames.delete(bh.metadata.name);
     if (!address || entry.expiresAt <= now) return undefined;
     const why = guard.reason(address);
     if (why) {
+      this.refusedNames.add(bh.metadata.name);
       if (!this.refused.has(address)) {
         this.refused.add(address);
         this.onRefused(address, bh.metadata.name, why);

@@ -88,4 +88,9 @@ export class BlockedHostIndex<T extends BlockEntry = BlockEntry> {
   addresses(): IterableIterator<string> {
     return this.byAddress.keys();
   }
+
+  /** The names of the entries that block exactly `address`. */
+  namesAt(address: string): Iterable<string> {
+    return this.byAddress.get(address) ?? [];
+  }
 }

@@ -57,6 +57,13 @@ export class ProtectedSet {
   }
 }
 
+/** What a new protected set adds to and takes from an older one (entries of `all()`). */
+export function protectedChange(before: ProtectedSet, after: ProtectedSet): { added: string[]; removed: string[] } {
+  const old = new Set(before.all());
+  const next = new Set(after.all());
+  return { added: [...next].filter((e) => !old.has(e)), removed: [...old].filter((e) => !next.has(e)) };
+}
+
 let always: ProtectedSet | undefined;
 
 /** Whether an address is in ALWAYS_PROTECTED (nobody needs to be told to protect it). */

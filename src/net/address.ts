@@ -8,12 +8,17 @@ export interface Address {
   readonly bytes: Uint8Array;
 }
 
-/** The address at `at` in a packet or record (4 or 16 bytes by family); the bytes are copied. */
+/**
+ * The address at `at` in a packet or record (4 or 16 bytes by family); the bytes are copied,
+ * as the readers reuse their buffers (a Buffer's own slice() is a view, not a copy).
+ */
 export function addressAt(buf: Uint8Array, at: number, family: Family): Address {
   const text = formatIpAt(buf, at, family);
-  if (family === 6 && !text.includes(':')) return { text, family: 4, bytes: buf.slice(at + 12, at + 16) };
-  return { text, family, bytes: buf.slice(at, at + (family === 4 ? 4 : 16)) };
+  if (family === 6 && !text.includes(':')) return { text, family: 4, bytes: copyOf(buf, at + 12, 4) };
+  return { text, family, bytes: copyOf(buf, at, family === 4 ? 4 : 16) };
 }
+
+const copyOf = (buf: Uint8Array, at: number, length: number): Uint8Array => Uint8Array.from(buf.subarray(at, at + length));
 
 /** Parses address text (a socket's peer, a test's source); null when it is none. */
 export function addressOf(text: string): Address | null {

@@ -155,6 +155,32 @@ export class NetlinkSocket {
     });
   }
 
+  /**
+   * A dump read one datagram per turn of the event loop (a large set takes hundreds): other
+   * work goes on between them. The socket must be the dump's alone while it runs, as any
+   * other request on it would read the dump's messages as its own.
+   */
+  async dumpInTurns(part: Part, onMessage: (data: Buffer, from: number, to: number) => void, timeoutMs = 2000): Promise<void> {
+    const { datagram, seqs } = this.frame([{ ...part, flags: part.flags | NLM_F_DUMP }]);
+    this.socket.send(datagram);
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const data = this.socket.receive(Math.max(0, Math.ceil(deadline - performance.now())));
+      if (data === null) throw new NetlinkError(-1, 'ETIMEDOUT', 'netlink dump', `not done within ${timeoutMs} ms`);
+      for (const m of messagesOf(data)) {
+        if (m.seq !== seqs[0]) continue;
+        if (m.type === NLMSG_DONE) return;
+        if (m.type === NLMSG_ERROR) {
+          const errno = m.to - m.from >= 4 ? -readI32(data, m.from) : 0;
+          if (errno !== 0) throw new NetlinkError(errno, errnoName(errno), 'netlink dump');
+          continue;
+        }
+        onMessage(data, m.from, m.to);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
   /** Sends one request and hands its answers to `onMessage` until it says done; errors are thrown. */
   private exchange(part: Part, what: string, timeoutMs: number, onMessage: (data: Buffer, m: { type: number; from: number; to: number }) => boolean): void {
     const { datagram, seqs } = this.frame([part]);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ClusterBlocks } from '../../src/agent/cluster-blocks.js';
-import { emptyFacts, ProtectedSet } from '../../src/cluster/protected-set.js';
+import { emptyFacts, protectedChange, ProtectedSet } from '../../src/cluster/protected-set.js';
 import type { BlockedHostObject } from '../../src/k8s/objects.js';
 import { BlockSet } from '../../src/respond/firewall/block-set.js';
 import { MemoryFirewall } from '../../src/respond/firewall/memory.js';
@@ -86,4 +86,41 @@ test('a deleted BlockedHost is unblocked here, unless another still blocks its a
   blocks.changed('solo', '198.18.0.4');
   assert.deepEqual(await blocks.enforce(cache, guard, now()), ['198.18.0.4'], 'the node\'s own block goes too');
   assert.ok(!fw.blocks('198.18.0.4'));
+});
+
+test("a change of the protected set looks again only at the BlockedHosts it can touch; they follow it both ways", async () => {
+  const { fw, blocks, cache, now } = await setup();
+  const looked: string[] = [];
+  const counting = { get: (name: string) => (looked.push(name), cache.get(name)), list: () => cache.list() };
+  for (let i = 0; i < 10_000; i++) cache.put(bh(`h${i}`, `198.18.${i >> 8}.${i & 255}`));
+  cache.put(bh('net', '198.19.0.0/16'));
+  cache.put(bh('pod', '10.244.1.7'));
+  const before = new ProtectedSet({ ...emptyFacts(), pods: ['10.244.1.5'] });
+  await blocks.enforce(counting, before, now());
+  assert.ok(fw.blocks('10.244.1.7') && fw.blocks('198.19.0.0/16') && fw.blocks('198.18.0.9'));
+
+  // A pod starts on 10.244.1.7 and another in the blocked network: their BlockedHosts and the
+  // networks are looked at, not the 10,000 others.
+  const after = new ProtectedSet({ ...emptyFacts(), pods: ['10.244.1.7', '198.19.4.4'] });
+  looked.length = 0;
+  blocks.recheck(protectedChange(before, after));
+  await blocks.enforce(counting, after, now());
+  assert.deepEqual(looked.sort(), ['net', 'pod']);
+  assert.ok(!fw.blocks('10.244.1.7') && !fw.blocks('198.19.0.0/16'), 'a pod address and the network holding one are no longer blocked');
+  assert.ok(fw.blocks('198.18.0.9'));
+
+  // The pods go: the refused BlockedHosts are in force again.
+  looked.length = 0;
+  blocks.recheck(protectedChange(after, before));
+  await blocks.enforce(counting, before, now());
+  assert.deepEqual(looked.sort(), ['net', 'pod']);
+  assert.ok(fw.blocks('10.244.1.7') && fw.blocks('198.19.0.0/16'));
+
+  // A protected network came (a new Node's pod range): all of them.
+  looked.length = 0;
+  const range = new ProtectedSet({ ...emptyFacts(), pods: ['10.244.1.5'], podCidrs: ['198.18.0.0/24'] });
+  blocks.recheck(protectedChange(before, range));
+  await blocks.enforce(counting, range, now());
+  assert.equal(looked.length, 10_002);
+  assert.ok(!fw.blocks('198.18.0.9') && fw.blocks('198.18.1.9'));
 });

@@ -1,18 +1,20 @@
 // nftables backend: a table of our own with sets (with timeouts) and a chain in the
-// prerouting hook at raw priority. Nothing outside the table is touched. Setup, listing
-// and teardown run `nft`; adding and removing one address, the per-block work, is one
-// netlink batch (see src/net/netlink.ts for why); many addresses at once (a restart
-// rebuilding the set) go up to a thousand per batch.
+// prerouting hook at raw priority. Nothing outside the table is touched. Setup and
+// teardown run `nft`; adding and removing one address, the per-block work, is one netlink
+// batch (see src/net/netlink.ts for why); many addresses at once (a restart rebuilding the
+// set) go up to a thousand per batch; listing the sets is a netlink dump
+// (nft-set-elements.ts reads it).
 //
 // Single addresses go to hash sets (blocked4/blocked6): the kernel inserts into an
 // interval set by walking it, which measured 0.7 ms per insert at 30,000 entries and
 // growing, and a rule can add to a hash set from the packet path. CIDRs go to interval
 // sets (blockednet4/blockednet6).
-import { addressOrNetworkOf, isNetwork, type AddressOrNetwork } from '../../net/address.js';
+import type { AddressOrNetwork } from '../../net/address.js';
 import type { Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
 import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type AntiSpoofing, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 import { MAX_ENTRY_LIFETIME_MS } from './block-set.js';
+import { NFT_SET_ELEM_INTERVAL_END, elementsIn, elementsOf, hostEntry, intervalElement, networkEntries, type IntervalElement } from './nft-set-elements.js';
 import { checkOwner } from './owner.js';
 import type { FastPath, FastPathSettings } from '../fast-path/fast-path.js';
 import { NftablesFastPath } from '../fast-path/nftables-fast-path.js';
@@ -45,6 +47,7 @@ const NFNL_SUBSYS_NFTABLES = 10;
 const NFNL_MSG_BATCH_BEGIN = 0x10;
 const NFNL_MSG_BATCH_END = 0x11;
 const NFT_MSG_NEWSETELEM = 12;
+const NFT_MSG_GETSETELEM = 13;
 const NFT_MSG_DELSETELEM = 14;
 const NFTA_SET_ELEM_LIST_TABLE = 1;
 const NFTA_SET_ELEM_LIST_SET = 2;
@@ -55,30 +58,12 @@ const NFTA_SET_ELEM_FLAGS = 3;
 const NFTA_SET_ELEM_TIMEOUT = 4;
 const NFTA_SET_ELEM_USERDATA = 6;
 const NFTA_DATA_VALUE = 1;
-const NFT_SET_ELEM_INTERVAL_END = 1;
 const NFPROTO_INET = 1;
 const ENOENT = 2;
 /** What nft attaches to an interval open at the top (NFTNL_UDATA_SET_ELEM_FLAGS = INTERVAL_OPEN), so it lists it right. */
 const OPEN_INTERVAL_UDATA = Buffer.from([1, 4, 1, 0, 0, 0]);
 /** An element comment as nft stores it in the element's user data (NFTNL_UDATA_SET_ELEM_COMMENT). */
 const commentUdata = (text: string): Buffer => Buffer.concat([Buffer.from([0, text.length + 1]), Buffer.from(`${text}\0`)]);
-
-/**
- * An address (end undefined) or a network as interval-set elements: the start, and the
- * first address past the end (flagged as an end), as nft sends them; null end when the
- * range reaches the top.
- */
-export function elementsOf(target: AddressOrNetwork): { start: Uint8Array; end?: Uint8Array | null } {
-  if (!isNetwork(target)) return { start: target.bytes };
-  const max = target.family === 4 ? 32 : 128;
-  const end = target.bytes.slice();
-  for (let bit = target.prefix; bit < max; bit++) end[bit >> 3]! |= 0x80 >> (bit & 7);
-  for (let i = end.length - 1; i >= 0; i--) {
-    end[i] = (end[i]! + 1) & 0xff;
-    if (end[i] !== 0) return { start: target.bytes, end };
-  }
-  return { start: target.bytes, end: null };
-}
 
 /** A set-element message: its type (new or delete), the set, and the list elements. */
 interface SetMessage {
@@ -303,14 +288,38 @@ export class NftablesFirewall implements Firewall {
     throw new NetlinkError(errno, code, `nftables ${op} ${address}`, why);
   }
 
+  /**
+   * The sets' elements, dumped over netlink on a socket of its own: at 100,000 entries `nft -j`
+   * took seconds of CPU and its JSON a long stretch of the event loop; the dump is read one
+   * datagram per turn of the loop, so claims and reports go on meanwhile.
+   */
   async list(family: Family): Promise<FirewallEntry[]> {
-    const out: FirewallEntry[] = [];
-    for (const set of [hostSet(family), netSet(family)]) {
-      const { stdout } = await runProgram([this.nft, '-j', 'list', 'set', 'inet', this.table, set], LISTING);
-      out.push(...parseNftSetJson(stdout));
+    const socket = new NetlinkSocket(NETLINK_NETFILTER);
+    try {
+      const out: FirewallEntry[] = [];
+      await this.dumpSet(socket, hostSet(family), (e) => {
+        const entry = hostEntry(e, family);
+        if (entry) out.push(entry);
+      });
+      const intervals: IntervalElement[] = [];
+      await this.dumpSet(socket, netSet(family), (e) => intervals.push(intervalElement(e)));
+      out.push(...networkEntries(intervals, family));
+      return out;
+    } finally {
+      socket.close();
     }
-    return out;
   }
+
+  private async dumpSet(socket: NetlinkSocket, set: string, visit: Parameters<typeof elementsIn>[3]): Promise<void> {
+    const part = { type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM, flags: 0, body: [nfgenmsg(NFPROTO_INET), attr(NFTA_SET_ELEM_LIST_TABLE, cstring(this.table)), attr(NFTA_SET_ELEM_LIST_SET, cstring(set))] };
+    try {
+      await socket.dumpInTurns(part, (data, from, to) => elementsIn(data, from, to, visit), LISTING.timeoutMs);
+    } catch (err) {
+      if (err instanceof NetlinkError && err.errno === ENOENT) throw new NetlinkError(err.errno, err.code, `nftables list ${set}`, `no set inet ${this.table} ${set}`);
+      throw err;
+    }
+  }
+
 
   /** The kernel fast path over this table (response.kernelFastPath). */
   fastPath(settings: FastPathSettings): FastPath {
@@ -385,31 +394,3 @@ export function dropCounters(json: string): number {
 const key = (bytes: Uint8Array): Buffer => nest(NFTA_SET_ELEM_KEY, attr(NFTA_DATA_VALUE, bytes));
 const endElement = (end: Uint8Array | null | undefined): Buffer[] =>
   end ? [nest(NFTA_LIST_ELEM, attr(NFTA_SET_ELEM_FLAGS, u32be(NFT_SET_ELEM_INTERVAL_END)), key(end))] : [];
-
-/** The elements of `nft -j list set` output; one that is no address or network (a range) is left out. */
-export function parseNftSetJson(json: string): FirewallEntry[] {
-  const doc = JSON.parse(json) as { nftables?: { set?: { elem?: unknown[] } }[] };
-  const out: FirewallEntry[] = [];
-  for (const item of doc.nftables ?? []) {
-    for (const raw of item.set?.elem ?? []) {
-      let e = raw as Record<string, unknown>;
-      let expires: number | undefined;
-      let tag: string | undefined;
-      if (typeof e === 'object' && e !== null && 'elem' in e) {
-        const inner = e.elem as Record<string, unknown>;
-        expires = typeof inner.expires === 'number' ? inner.expires : undefined;
-        tag = typeof inner.comment === 'string' ? inner.comment : undefined;
-        e = inner.val as Record<string, unknown>;
-      }
-      let text: string | undefined;
-      if (typeof e === 'string') text = e;
-      else if (e && typeof e === 'object' && 'prefix' in e) {
-        const p = e.prefix as { addr: string; len: number };
-        text = `${p.addr}/${p.len}`;
-      }
-      const target = text === undefined ? null : addressOrNetworkOf(text);
-      if (target) out.push({ target, ...(expires !== undefined ? { expiresInSeconds: expires } : {}), ...(tag ? { tag } : {}) });
-    }
-  }
-  return out;
-}
