@@ -95,3 +95,34 @@ test("a claim made while reconcile lists the kernel set goes in at once, and wha
   assert.equal(fw.blocks('198.18.0.5'), false, 'the release made during the listing was undone');
   assert.deepEqual(errors, []);
 });
+
+test('reconcile compares 60,000 entries a slice at a time: the event loop turns meanwhile, and a claim made then is kept', async () => {
+  const fw = new MemoryFirewall();
+  await fw.setup();
+  const errors: unknown[] = [];
+  const set = new BlockSet(fw, (err) => errors.push(err));
+  const hour = Date.now() + 3_600_000;
+  const claims: Promise<void>[] = [];
+  for (let i = 0; i < 60_000; i++) claims.push(set.claim('cluster', at(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`), hour));
+  await Promise.all(claims);
+  // The listing as the kernel gives it, at once: what follows is the comparison alone.
+  const entries = await fw.list(4);
+  fw.list = async (family) => (family === 4 ? entries : []);
+  let turns = 0;
+  let reconciling = true;
+  const count = () => {
+    turns++;
+    if (reconciling) setImmediate(count);
+  };
+  setImmediate(count);
+  let claimedDuring: Promise<void> | undefined;
+  const reconciled = set.reconcile().finally(() => (reconciling = false));
+  setImmediate(() => setImmediate(() => (claimedDuring = set.claim('cluster', at('198.18.0.77'), hour))));
+  const { removed } = await reconciled;
+  await claimedDuring;
+  // Three passes over 60,000 entries, a turn every 5,000.
+  assert.ok(turns >= 30, `the event loop turned ${turns} times during the comparison`);
+  assert.equal(removed, 0);
+  assert.ok(fw.blocks('198.18.0.77') && fw.blocks('10.0.0.1'));
+  assert.deepEqual(errors, []);
+});

@@ -55,6 +55,9 @@ interface Pending {
 /** Trapped sources not claimed yet, at most this many remembered (the kernel's budget bounds them well below). */
 const TRAPPED_MAX = 100_000;
 
+/** Entries compared between two turns of the event loop during a reconcile. */
+const RECONCILE_SLICE = 5000;
+
 export class BlockSet {
   private readonly wanted = new Map<string, Wanted>();
   private queue: Promise<void> = Promise.resolve();
@@ -272,9 +275,9 @@ export class BlockSet {
   async reconcile(options: { dropLocal?: boolean } = {}): Promise<{ added: number; removed: number }> {
     let added = 0;
     let removed = 0;
-    // Listing a large set takes a while (nft -j: about 1 s at 100,000), so it is done outside
-    // the queue and claims meanwhile go in at once; what they changed is left out of the
-    // comparison with the older listing.
+    // Listing a large set takes a while, and so does comparing 100,000 entries: both are done
+    // outside the queue, a slice at a time, and claims meanwhile go in at once; what they
+    // changed is left out of the comparison with the older listing.
     const changed = (this.changedSinceListing = new Set());
     const listed = new Map<4 | 6, FirewallEntry[]>();
     for (const family of [4, 6] as const)
@@ -282,28 +285,41 @@ export class BlockSet {
         (entries) => listed.set(family, entries),
         () => undefined, // a family the host cannot block
       );
+    const unwanted: FirewallEntry[] = [];
+    const placed = new Map<string, Wanted['placed']>();
+    let done = 0;
+    const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+    for (const [family, entries] of listed) {
+      const present = new Map<string, FirewallEntry>();
+      for (const e of entries) {
+        present.set(e.target.text, e);
+        if (++done % RECONCILE_SLICE === 0) await nextTurn();
+      }
+      for (const [address, e] of present) {
+        if (++done % RECONCILE_SLICE === 0) await nextTurn();
+        if (this.wanted.has(address)) continue;
+        if (e.tag === 'local' && !options.dropLocal) continue;
+        // Trapped by the fast path a moment ago: its local claim is on the way.
+        if (e.tag === undefined && this.trapped.has(address)) continue;
+        unwanted.push(e);
+      }
+      for (const [address, w] of this.wanted) {
+        if (++done % RECONCILE_SLICE === 0) await nextTurn();
+        if (w.target.family !== family) continue;
+        const e = present.get(address);
+        placed.set(address, e ? { until: e.expiresInSeconds === undefined ? Infinity : Date.now() + e.expiresInSeconds * 1000, tag: e.tag === 'local' || e.tag === 'cluster' ? e.tag : null } : undefined);
+      }
+    }
     await this.serial('*', async () => {
       this.changedSinceListing = null;
-      for (const [family, entries] of listed) {
-        const present = new Map(entries.map((e) => [e.target.text, e]));
-        for (const [address, e] of present) {
-          if (this.wanted.has(address) || changed.has(address)) continue;
-          if (e.tag === 'local' && !options.dropLocal) continue;
-          // Trapped by the fast path a moment ago: its local claim is on the way.
-          if (e.tag === undefined && this.trapped.has(address)) continue;
-          await this.firewall.remove(e.target);
-          removed++;
-        }
-        for (const [address, w] of this.wanted) {
-          if (w.target.family !== family || changed.has(address)) continue;
-          const e = present.get(address);
-          if (e) {
-            const until = e.expiresInSeconds === undefined ? Infinity : Date.now() + e.expiresInSeconds * 1000;
-            w.placed = { until, tag: e.tag === 'local' || e.tag === 'cluster' ? e.tag : null };
-            continue;
-          }
-          w.placed = undefined;
-        }
+      for (const e of unwanted) {
+        if (this.wanted.has(e.target.text) || changed.has(e.target.text) || (e.tag === undefined && this.trapped.has(e.target.text))) continue;
+        await this.firewall.remove(e.target);
+        removed++;
+      }
+      for (const [address, p] of placed) {
+        const w = this.wanted.get(address);
+        if (w && !changed.has(address)) w.placed = p;
       }
     });
     // Missing and mis-timed entries go through the normal path; the rest are not queued,
