@@ -97,6 +97,7 @@ export class ClusterBlocks {
       if (entry?.target) targets.set(entry.target.text, entry.target);
     };
     for (const name of names) {
+      this.refusedNames.delete(name);
       const entry = this.wanted(source.get(name), guard, now);
       if (entry?.target && isNetwork(entry.target)) this.networks.add(name);
       else this.networks.delete(name);
@@ -117,7 +118,6 @@ export class ClusterBlocks {
     if (!bh) return undefined;
     const entry = blockEntryOf(bh.spec);
     const address = entry.target?.text;
-    this.refusedNames.delete(bh.metadata.name);
     if (!address || entry.expiresAt <= now) return undefined;
     const why = guard.reason(address);
     if (why) {

@@ -136,7 +136,8 @@ export class Reporter {
       const body = JSON.stringify(report);
       const postedAt = process.hrtime.bigint();
       const { status, standby } = await this.post(url, token, body);
-      this.standbyHits = standby ? this.standbyHits + 1 : 0;
+      // Counted until a report goes through: a leader's own 503s (overloaded) do not reset it.
+      this.standbyHits = standby ? this.standbyHits + 1 : status === 200 ? 0 : this.standbyHits;
       if (status === 200) {
         // Stage timings (CLOCK_MONOTONIC ns) for the cluster bench; nothing is built unless debug is on.
         if (this.o.logger.isLevelEnabled('debug'))
@@ -160,7 +161,8 @@ export class Reporter {
         metrics.reportsSent.inc({ result: 'retry' });
         if (standby && this.standbyHits <= STANDBY_RETRIES.fast) {
           this.urlIndex++;
-          this.retryAt(Date.now() + STANDBY_RETRIES.delayMs);
+          // Jittered: after a failover, the agents' retries do not arrive together.
+          this.retryAt(Date.now() + STANDBY_RETRIES.delayMs * (0.5 + Math.random()));
         } else this.retryLater(`HTTP ${status}`, url, status === 503 ? 200 : undefined);
       } else {
         metrics.reportsSent.inc({ result: 'rejected' });
@@ -203,7 +205,8 @@ export class Reporter {
   private retryAt(at: number): void {
     this.nextAt = at;
     clearTimeout(this.retryTimer);
-    if (!this.stopped) this.retryTimer = setTimeout(() => void this.tick(), at - Date.now());
+    // A timer may fire a millisecond before Date.now() reaches its time, and tick() would wait for the next interval.
+    if (!this.stopped) this.retryTimer = setTimeout(() => void this.tick(), Math.max(0, at - Date.now()) + 2);
   }
 
   private post(url: string, token: string, body: string): Promise<{ status: number; standby: boolean }> {

@@ -1,6 +1,6 @@
-// Netlink requests for the firewall backends' hot path (add and remove one address):
-// messages are built here, sent through src/native/netlink.c, and their acks read back
-// by sequence number. Setup, listing and teardown stay with the nft/ipset tools.
+// Netlink requests for the firewall backends' hot path (add and remove one address) and
+// their set listings: messages are built here, sent through src/native/netlink.c, and their
+// acks and dumps read back by sequence number. Setup and teardown stay with the nft/ipset tools.
 import { endianness } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { loadAddon } from '../native/addon.js';
@@ -24,6 +24,8 @@ export const NLA_F_NET_BYTEORDER = 0x4000;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
 const NLM_F_DUMP = 0x300;
+/** Set on a dump's messages when what it lists changed while it ran. */
+const NLM_F_DUMP_INTR = 0x10;
 const NLM_F_ACK_TLVS = 0x200;
 const NLMSGERR_ATTR_MSG = 1;
 const HEADER = 16;
@@ -158,21 +160,25 @@ export class NetlinkSocket {
   /**
    * A dump read one datagram per turn of the event loop (a large set takes hundreds): other
    * work goes on between them. The socket must be the dump's alone while it runs, as any
-   * other request on it would read the dump's messages as its own.
+   * other request on it would read the dump's messages as its own. Resolves false when the
+   * kernel flagged the dump as interrupted (what it lists changed meanwhile, so parts may be
+   * missing or doubled).
    */
-  async dumpInTurns(part: Part, onMessage: (data: Buffer, from: number, to: number) => void, timeoutMs = 2000): Promise<void> {
+  async dumpInTurns(part: Part, onMessage: (data: Buffer, from: number, to: number) => void, timeoutMs = 2000): Promise<boolean> {
     const { datagram, seqs } = this.frame([{ ...part, flags: part.flags | NLM_F_DUMP }]);
     this.socket.send(datagram);
     const deadline = performance.now() + timeoutMs;
+    let consistent = true;
     for (;;) {
       const data = this.socket.receive(Math.max(0, Math.ceil(deadline - performance.now())));
       if (data === null) throw new NetlinkError(-1, 'ETIMEDOUT', 'netlink dump', `not done within ${timeoutMs} ms`);
       for (const m of messagesOf(data)) {
         if (m.seq !== seqs[0]) continue;
-        if (m.type === NLMSG_DONE) return;
-        if (m.type === NLMSG_ERROR) {
+        if (m.flags & NLM_F_DUMP_INTR) consistent = false;
+        if (m.type === NLMSG_DONE || m.type === NLMSG_ERROR) {
           const errno = m.to - m.from >= 4 ? -readI32(data, m.from) : 0;
-          if (errno !== 0) throw new NetlinkError(errno, errnoName(errno), 'netlink dump');
+          if (errno > 0) throw new NetlinkError(errno, errnoName(errno), 'netlink dump');
+          if (m.type === NLMSG_DONE) return consistent;
           continue;
         }
         onMessage(data, m.from, m.to);

@@ -97,6 +97,8 @@ export async function startReportServer(o: ReportServerOptions): Promise<Server>
       if (identity.username !== o.allowedUser) throw new HttpError(403, `${identity.username} may not report`, 'forbidden');
       // A token bound to no pod names no node, and could report for any.
       if (!identity.node && !o.allowUnboundTokens) throw new HttpError(403, 'the token is not bound to a pod', 'forbidden');
+      // The standby answers before reading the body: an agent's retries cost it no parse.
+      if (!o.isLeader()) throw new HttpError(503, 'not the leader', 'not-leader');
       const body = await readBody(req);
       let report: Report;
       try {
@@ -106,7 +108,6 @@ export async function startReportServer(o: ReportServerOptions): Promise<Server>
       }
       if (identity.node && identity.node !== report.node)
         throw new HttpError(403, `token of node ${identity.node} cannot report for ${report.node}`, 'forbidden');
-      if (!o.isLeader()) throw new HttpError(503, 'not the leader', 'not-leader');
       await o.accept(report, { receivedAt, authenticatedAt }).catch((err: unknown) => {
         throw new HttpError(503, `cannot record the report: ${(err as Error).message}`, 'unavailable');
       });

@@ -74,6 +74,42 @@ describe('firewall sets changed by netlink', { concurrency: false }, () => {
     assert.match(String(r.afterTeardown), /ENOENT \(no set inet kps_fw_test blocked4/);
   });
 
+  test('nftables: a listing taken while the sets change is taken again, never read wrong (no network made of the ends of two)', async (t) => {
+    if (!prerequisites(t, { root: true, tools: ['ip', 'nft'] })) return;
+    const r = await inTarget(`
+      import { NftablesFirewall } from ${JSON.stringify(NFT)};
+      const fw = new NftablesFirewall('nft', 'kps_fw_listing');
+      const other = new NftablesFirewall('nft', 'kps_fw_listing');
+      await fw.setup();
+      const nets = [];
+      for (let i = 0; i < 3000; i++) nets.push(at('10.' + (i >> 7) + '.' + ((i & 127) * 2) + '.0/23'));
+      for (let i = 0; i < nets.length; i += 1000) await fw.addMany(nets.slice(i, i + 1000).map((target) => ({ target, timeoutMs: 600_000 })));
+      // Another writer removes a network at every turn of the event loop while the listing
+      // reads its datagrams, for the first 12 turns.
+      const removed = new Set();
+      let turns = 0;
+      const churn = () => {
+        if (turns++ >= 12) return;
+        const victim = nets[(turns * 997) % nets.length];
+        removed.add(victim.text);
+        other.remove(victim).then(() => setImmediate(churn));
+      };
+      setImmediate(churn);
+      const listing = (await fw.list(4)).map((e) => e.target.text);
+      await new Promise((r) => setTimeout(r, 50));
+      const kernel = new Set((await fw.list(4)).map((e) => e.target.text));
+      await fw.teardown();
+      console.log(JSON.stringify({ listing, kernel: [...kernel], removed: [...removed], all: nets.map((n) => n.text), turns }));`);
+    const all = new Set(r.all as string[]);
+    const removed = new Set(r.removed as string[]);
+    assert.ok((r.turns as number) > 12, 'the churn ran during the listing');
+    for (const address of r.listing as string[]) assert.ok(all.has(address), `listed ${address}, which was never added`);
+    // Everything the churn left is listed: the listing that returned was a steady one.
+    const missing = (r.all as string[]).filter((a) => !removed.has(a) && !(r.listing as string[]).includes(a));
+    assert.deepEqual(missing, []);
+    assert.deepEqual((r.kernel as string[]).length, all.size - removed.size);
+  });
+
   test('nftables: many additions in one transaction, all or none', async (t) => {
     if (!prerequisites(t, { root: true, tools: ['ip', 'nft'] })) return;
     const r = await inTarget(`

@@ -124,3 +124,22 @@ test("a change of the protected set looks again only at the BlockedHosts it can 
   assert.equal(looked.length, 10_002);
   assert.ok(!fw.blocks('198.18.0.9') && fw.blocks('198.18.1.9'));
 });
+
+test('a refused BlockedHost that is deleted is forgotten: later changes of the protected set do not look for it again', async () => {
+  const { blocks, cache, now } = await setup();
+  const looked: string[] = [];
+  const counting = { get: (name: string) => (looked.push(name), cache.get(name)), list: () => cache.list() };
+  const guard = new ProtectedSet({ ...emptyFacts(), pods: Array.from({ length: 1000 }, (_, i) => `10.244.${i >> 8}.${i & 255}`) });
+  for (let i = 0; i < 1000; i++) cache.put(bh(`p${i}`, `10.244.${i >> 8}.${i & 255}`));
+  await blocks.enforce(counting, guard, now());
+  for (let i = 0; i < 1000; i++) {
+    cache.objects.delete(`p${i}`);
+    blocks.changed(`p${i}`, `10.244.${i >> 8}.${i & 255}`);
+  }
+  await blocks.enforce(counting, guard, now());
+  looked.length = 0;
+  const fewer = new ProtectedSet({ ...emptyFacts(), pods: ['10.244.0.0'] });
+  blocks.recheck(protectedChange(guard, fewer));
+  await blocks.enforce(counting, fewer, now());
+  assert.deepEqual(looked, []);
+});

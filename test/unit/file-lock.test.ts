@@ -41,13 +41,17 @@ test('file lock: the lock file is never seen without its holder', async () => {
   const watcher = spawn(process.execPath, ['-e', `
     const fs = require('fs'); let empty = 0, seen = 0;
     process.stdin.on('data', () => { console.log(JSON.stringify({ empty, seen })); process.exit(0); });
+    process.stderr.write('ready\\n');
     (function loop() {
       for (let i = 0; i < 100; i++) { try { const t = fs.readFileSync(${JSON.stringify(lock)}, 'utf8'); seen++; if (!t.trim()) empty++; } catch {} }
       setImmediate(loop);
     })();`]);
   let out = '';
   watcher.stdout.on('data', (d) => (out += d));
-  for (let i = 0; i < 200; i++) await withFileLock(lock, async () => undefined);
+  // Started (a loaded machine takes a while to start node): the locks below are all watched.
+  await new Promise((r) => watcher.stderr.once('data', r));
+  // Each held a millisecond, so the watcher's reads meet some of them.
+  for (let i = 0; i < 200; i++) await withFileLock(lock, () => new Promise((r) => setTimeout(r, 1)));
   watcher.stdin.end('stop\n');
   await new Promise((r) => watcher.on('close', r));
   const { empty, seen } = JSON.parse(out) as { empty: number; seen: number };

@@ -13,12 +13,16 @@ const listed = (entries: FirewallEntry[]) => entries.map(({ target, ...e }) => (
 const target = (text: string): AddressOrNetwork => addressOrNetworkOf(text)!;
 
 /** One dumped element as the kernel encodes it: key, flags, timeout, expiration, comment. */
-function element(key: Uint8Array, o: { end?: boolean; timeoutMs?: number; expiresMs?: number; comment?: string } = {}): Buffer {
+function element(key: Uint8Array, o: { end?: boolean; timeoutMs?: number; expiresMs?: number; comment?: string; open?: boolean } = {}): Buffer {
   const parts = [nest(1, attr(1, key))];
   if (o.end) parts.push(attr(3, u32be(1)));
   if (o.timeoutMs !== undefined) parts.push(attr(4, u64be(o.timeoutMs)));
   if (o.expiresMs !== undefined) parts.push(attr(5, u64be(o.expiresMs)));
-  if (o.comment) parts.push(attr(6, Buffer.concat([Buffer.from([0, o.comment.length + 1]), Buffer.from(`${o.comment}\0`)])));
+  const udata = [
+    ...(o.comment ? [Buffer.from([0, o.comment.length + 1]), Buffer.from(`${o.comment}\0`)] : []),
+    ...(o.open ? [Buffer.from([1, 4]), Buffer.from(new Uint32Array([1]).buffer)] : []),
+  ];
+  if (udata.length) parts.push(attr(6, Buffer.concat(udata)));
   return nest(1, ...parts);
 }
 /** A dump message's payload (nfgenmsg, table, set, elements); the netlink header is the caller's. */
@@ -65,7 +69,7 @@ test('an interval set dump in the kernel order (highest first, an end before its
   const payload = message(
     element(new Uint8Array([192, 168, 1, 0]), { end: true }),
     element(new Uint8Array([192, 168, 0, 0])),
-    element(new Uint8Array([128, 0, 0, 0]), { timeoutMs: 60_000, expiresMs: 59_984, comment: 'cluster' }),
+    element(new Uint8Array([128, 0, 0, 0]), { timeoutMs: 60_000, expiresMs: 59_984, comment: 'cluster', open: true }),
     element(new Uint8Array([10, 11, 0, 0]), { end: true }),
     element(new Uint8Array([10, 10, 0, 0]), { comment: 'local' }),
     element(new Uint8Array([10, 10, 0, 0]), { end: true }),
@@ -80,6 +84,16 @@ test('an interval set dump in the kernel order (highest first, an end before its
   // A range that is no single network (never added here) is left out; its neighbours stay.
   const merged = message(element(new Uint8Array([10, 0, 0, 9]), { end: true }), element(new Uint8Array([10, 0, 0, 1])), element(new Uint8Array([9, 0, 0, 0]), { end: true }), element(new Uint8Array([8, 0, 0, 0])));
   assert.deepEqual(listed(networksOf(merged, 4)), [{ address: '8.0.0.0/8' }]);
+  // An end missing from the listing (the set changed under it) makes no network open to the
+  // top (192.0.0.0/2, whose removal would take the /24's start with it): only a start that
+  // says it is open reaches the top.
+  const cut = message(element(new Uint8Array([192, 0, 0, 0])), element(new Uint8Array([10, 1, 0, 0]), { end: true }), element(new Uint8Array([10, 0, 0, 0])));
+  assert.deepEqual(listed(networksOf(cut, 4)), [{ address: '10.0.0.0/16' }]);
+});
+
+test('an IPv4-mapped key in an IPv6 host set is not read as the IPv4 address (its removal would go to the IPv4 set)', () => {
+  const payload = message(element(Uint8Array.from([...Array(10).fill(0), 0xff, 0xff, 198, 51, 100, 7])), element(Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, ...Array(11).fill(0), 7])));
+  assert.deepEqual(listed(hostsOf(payload, 6)), [{ address: '2001:db8::7' }]);
 });
 
 test('any set of networks, as elementsOf writes them, dumped in any order, reads back the same', () => {
@@ -102,7 +116,7 @@ test('any set of networks, as elementsOf writes them, dumped in any order, reads
         }
         const elements = taken.flatMap((t) => {
           const { start, end } = elementsOf(t);
-          return [element(start, { comment: 'cluster' }), ...(end ? [element(end, { end: true })] : [])];
+          return [element(start, { comment: 'cluster', open: end === null }), ...(end ? [element(end, { end: true })] : [])];
         });
         // Shuffled by the seed: the reader depends on no order.
         const shuffled = elements.map((e, i) => ({ e, k: Math.sin(seed + i) })).sort((a, b) => a.k - b.k).map((x) => x.e);

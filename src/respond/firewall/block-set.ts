@@ -283,7 +283,10 @@ export class BlockSet {
     for (const family of [4, 6] as const)
       await this.firewall.list(family).then(
         (entries) => listed.set(family, entries),
-        () => undefined, // a family the host cannot block
+        (err: unknown) => {
+          // A family the host cannot block has no set; anything else is said, and that family waits for the next round.
+          if ((err as { code?: string }).code !== 'ENOENT') this.onError(err, `the IPv${family} sets (listing)`);
+        },
       );
     const unwanted: FirewallEntry[] = [];
     const placed = new Map<string, Wanted['placed']>();

@@ -16,6 +16,9 @@ const NFTA_DATA_VALUE = 1;
 export const NFT_SET_ELEM_INTERVAL_END = 1;
 /** nftnl's element user data: type-length-value, the comment NUL-terminated. */
 const NFTNL_UDATA_SET_ELEM_COMMENT = 0;
+/** Its flags (a 32-bit word in host order): an interval open at the top has no end element. */
+const NFTNL_UDATA_SET_ELEM_FLAGS = 1;
+const NFTNL_SET_ELEM_F_INTERVAL_OPEN = 1;
 const NFGENMSG = 4;
 const ATTR_TYPE_MASK = 0x3fff;
 
@@ -47,6 +50,8 @@ export interface DumpedElement {
   expiresMs: number | undefined;
   /** The element's comment (who added it), when it has one. */
   tag: string | undefined;
+  /** An interval that reaches the top (its user data says so): no end element follows. */
+  open: boolean;
 }
 
 /**
@@ -56,7 +61,7 @@ export interface DumpedElement {
  */
 export function elementsIn(data: Buffer, from: number, to: number, visit: (e: DumpedElement) => void, littleEndian = true): void {
   const u16 = (at: number) => (littleEndian ? data.readUInt16LE(at) : data.readUInt16BE(at));
-  const e: DumpedElement = { data, keyAt: 0, keyLength: 0, end: false, expiresMs: undefined, tag: undefined };
+  const e: DumpedElement = { data, keyAt: 0, keyLength: 0, end: false, expiresMs: undefined, tag: undefined, open: false };
   for (let at = from + NFGENMSG; at + 4 <= to; ) {
     const length = u16(at);
     if (length < 4 || at + length > to) return;
@@ -68,6 +73,7 @@ export function elementsIn(data: Buffer, from: number, to: number, visit: (e: Du
         e.end = false;
         e.expiresMs = undefined;
         e.tag = undefined;
+        e.open = false;
         for (let a = el + 4; a + 4 <= el + elLength; ) {
           const aLength = u16(a);
           if (aLength < 4 || a + aLength > el + elLength) break;
@@ -79,7 +85,7 @@ export function elementsIn(data: Buffer, from: number, to: number, visit: (e: Du
             if (keyLength === 4 || keyLength === 16) [e.keyAt, e.keyLength] = [value + 4, keyLength];
           } else if (type === NFTA_SET_ELEM_FLAGS && valueLength >= 4) e.end = (data.readUInt32BE(value) & NFT_SET_ELEM_INTERVAL_END) !== 0;
           else if (type === NFTA_SET_ELEM_EXPIRATION && valueLength >= 8) e.expiresMs = data.readUInt32BE(value) * 2 ** 32 + data.readUInt32BE(value + 4);
-          else if (type === NFTA_SET_ELEM_USERDATA) e.tag = commentOf(data, value, value + valueLength);
+          else if (type === NFTA_SET_ELEM_USERDATA) [e.tag, e.open] = userData(data, value, value + valueLength, littleEndian);
           a += (aLength + 3) & ~3;
         }
         if (e.keyLength) visit(e);
@@ -90,16 +96,18 @@ export function elementsIn(data: Buffer, from: number, to: number, visit: (e: Du
   }
 }
 
-/** The comment among an element's user data TLVs, if any. */
-function commentOf(data: Buffer, from: number, to: number): string | undefined {
+/** The comment and the open-interval flag among an element's user data TLVs. */
+function userData(data: Buffer, from: number, to: number, littleEndian: boolean): [string | undefined, boolean] {
+  let tag: string | undefined;
+  let open = false;
   for (let at = from; at + 2 <= to; at += 2 + data[at + 1]!) {
     const length = data[at + 1]!;
-    if (at + 2 + length > to) return undefined;
-    if (data[at] !== NFTNL_UDATA_SET_ELEM_COMMENT) continue;
-    const text = data.toString('latin1', at + 2, at + 2 + length).replace(/\0+$/, '');
-    return text || undefined;
+    if (at + 2 + length > to) break;
+    if (data[at] === NFTNL_UDATA_SET_ELEM_COMMENT) tag = data.toString('latin1', at + 2, at + 2 + length).replace(/\0+$/, '') || undefined;
+    else if (data[at] === NFTNL_UDATA_SET_ELEM_FLAGS && length === 4)
+      open = ((littleEndian ? data.readUInt32LE(at + 2) : data.readUInt32BE(at + 2)) & NFTNL_SET_ELEM_F_INTERVAL_OPEN) !== 0;
   }
-  return undefined;
+  return [tag, open];
 }
 
 const entryOf = (target: AddressOrNetwork, e: { expiresMs: number | undefined; tag: string | undefined }): FirewallEntry => ({
@@ -111,6 +119,8 @@ const entryOf = (target: AddressOrNetwork, e: { expiresMs: number | undefined; t
 /** A host set's element as an entry (one address). */
 export function hostEntry(e: DumpedElement, family: Family): FirewallEntry | null {
   if (e.keyLength !== (family === 4 ? 4 : 16)) return null;
+  // Read as IPv4, it would be looked for (and removed) in the IPv4 set.
+  if (family === 6 && isV4MappedAt(e.data, e.keyAt)) return null;
   return entryOf(addressAt(e.data, e.keyAt, family), e);
 }
 
@@ -118,6 +128,7 @@ export function hostEntry(e: DumpedElement, family: Family): FirewallEntry | nul
 export interface IntervalElement {
   key: Uint8Array;
   end: boolean;
+  open: boolean;
   expiresMs: number | undefined;
   tag: string | undefined;
 }
@@ -125,14 +136,16 @@ export interface IntervalElement {
 export const intervalElement = (e: DumpedElement): IntervalElement => ({
   key: Uint8Array.from(e.data.subarray(e.keyAt, e.keyAt + e.keyLength)),
   end: e.end,
+  open: e.open,
   expiresMs: e.expiresMs,
   tag: e.tag,
 });
 
 /**
  * An interval set's elements (in any order) as the networks they bound: each start joined
- * with the end that follows it, a start with none reaching the top. A range that is no
- * single network (the set's own merge of neighbours) is left out, as nothing here adds one.
+ * with the end that follows it; a start with none reaches the top only when its user data
+ * says so (an end missing from the listing must not make a network of it). A range that is
+ * no single network (the set's own merge of neighbours) is left out, as nothing here adds one.
  */
 export function networkEntries(elements: IntervalElement[], family: Family): FirewallEntry[] {
   const width = family === 4 ? 4 : 16;
@@ -140,7 +153,7 @@ export function networkEntries(elements: IntervalElement[], family: Family): Fir
   const out: FirewallEntry[] = [];
   let start: IntervalElement | undefined;
   const close = (end: Uint8Array | null) => {
-    const target = start && networkOf(start.key, end, family);
+    const target = start && (end !== null || start.open) && networkOf(start.key, end, family);
     if (target) out.push(entryOf(target, start!));
     start = undefined;
   };

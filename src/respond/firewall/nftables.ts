@@ -9,6 +9,7 @@
 // interval set by walking it, which measured 0.7 ms per insert at 30,000 entries and
 // growing, and a rule can add to a hash set from the packet path. CIDRs go to interval
 // sets (blockednet4/blockednet6).
+import { endianness } from 'node:os';
 import type { AddressOrNetwork } from '../../net/address.js';
 import type { Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
@@ -59,6 +60,9 @@ const NFTA_SET_ELEM_TIMEOUT = 4;
 const NFTA_SET_ELEM_USERDATA = 6;
 const NFTA_DATA_VALUE = 1;
 const NFPROTO_INET = 1;
+const LE = endianness() === 'LE';
+/** Listings taken before giving up on a set that changes under every one. */
+const LISTING_ATTEMPTS = 3;
 const ENOENT = 2;
 /** What nft attaches to an interval open at the top (NFTNL_UDATA_SET_ELEM_FLAGS = INTERVAL_OPEN), so it lists it right. */
 const OPEN_INTERVAL_UDATA = Buffer.from([1, 4, 1, 0, 0, 0]);
@@ -291,35 +295,54 @@ export class NftablesFirewall implements Firewall {
   /**
    * The sets' elements, dumped over netlink on a socket of its own: at 100,000 entries `nft -j`
    * took seconds of CPU and its JSON a long stretch of the event loop; the dump is read one
-   * datagram per turn of the loop, so claims and reports go on meanwhile.
+   * datagram per turn of the loop, so claims and reports go on meanwhile. The kernel resumes
+   * a dump by counting what it sent, so a change meanwhile can drop or pair wrongly an
+   * interval's ends: a listing the ruleset's generation moved under is taken again.
    */
   async list(family: Family): Promise<FirewallEntry[]> {
     const socket = new NetlinkSocket(NETLINK_NETFILTER);
     try {
-      const out: FirewallEntry[] = [];
-      await this.dumpSet(socket, hostSet(family), (e) => {
-        const entry = hostEntry(e, family);
-        if (entry) out.push(entry);
-      });
-      const intervals: IntervalElement[] = [];
-      await this.dumpSet(socket, netSet(family), (e) => intervals.push(intervalElement(e)));
-      out.push(...networkEntries(intervals, family));
-      return out;
+      for (let attempt = 1; ; attempt++) {
+        const out: FirewallEntry[] = [];
+        const hosts = await this.dumpSet(socket, hostSet(family), (e) => {
+          const entry = hostEntry(e, family);
+          if (entry) out.push(entry);
+        });
+        const intervals: IntervalElement[] = [];
+        const nets = await this.dumpSet(socket, netSet(family), (e) => intervals.push(intervalElement(e)));
+        if (hosts && nets) {
+          for (const entry of networkEntries(intervals, family)) out.push(entry);
+          return out;
+        }
+        if (attempt === LISTING_ATTEMPTS) throw new Error(`nftables list inet ${this.table}: the sets changed during each of ${LISTING_ATTEMPTS} listings`);
+      }
     } finally {
       socket.close();
     }
   }
 
-  private async dumpSet(socket: NetlinkSocket, set: string, visit: Parameters<typeof elementsIn>[3]): Promise<void> {
+  /** Dumps one set's elements to `visit`; false when the ruleset changed while it ran. */
+  private async dumpSet(socket: NetlinkSocket, set: string, visit: Parameters<typeof elementsIn>[3]): Promise<boolean> {
     const part = { type: (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM, flags: 0, body: [nfgenmsg(NFPROTO_INET), attr(NFTA_SET_ELEM_LIST_TABLE, cstring(this.table)), attr(NFTA_SET_ELEM_LIST_SET, cstring(set))] };
+    // Each message carries the ruleset's generation (nfgenmsg's resource id): it must not move.
+    let generation: number | undefined;
+    let steady = true;
     try {
-      await socket.dumpInTurns(part, (data, from, to) => elementsIn(data, from, to, visit), LISTING.timeoutMs);
+      const consistent = await socket.dumpInTurns(
+        part,
+        (data, from, to) => {
+          const id = to - from >= 4 ? data.readUInt16BE(from + 2) : -1;
+          if ((generation ??= id) !== id) steady = false;
+          elementsIn(data, from, to, visit, LE);
+        },
+        LISTING.timeoutMs,
+      );
+      return consistent && steady;
     } catch (err) {
       if (err instanceof NetlinkError && err.errno === ENOENT) throw new NetlinkError(err.errno, err.code, `nftables list ${set}`, `no set inet ${this.table} ${set}`);
       throw err;
     }
   }
-
 
   /** The kernel fast path over this table (response.kernelFastPath). */
   fastPath(settings: FastPathSettings): FastPath {
