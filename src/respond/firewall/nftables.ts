@@ -61,7 +61,7 @@ const NFTA_SET_ELEM_USERDATA = 6;
 const NFTA_DATA_VALUE = 1;
 const NFPROTO_INET = 1;
 const LE = endianness() === 'LE';
-/** Listings taken before giving up on a set that changes under every one. */
+/** Listings of an interval set taken before giving up on one that changes under every one. */
 const LISTING_ATTEMPTS = 3;
 const ENOENT = 2;
 /** What nft attaches to an interval open at the top (NFTNL_UDATA_SET_ELEM_FLAGS = INTERVAL_OPEN), so it lists it right. */
@@ -296,25 +296,26 @@ export class NftablesFirewall implements Firewall {
    * The sets' elements, dumped over netlink on a socket of its own: at 100,000 entries `nft -j`
    * took seconds of CPU and its JSON a long stretch of the event loop; the dump is read one
    * datagram per turn of the loop, so claims and reports go on meanwhile. The kernel resumes
-   * a dump by counting what it sent, so a change meanwhile can drop or pair wrongly an
-   * interval's ends: a listing the ruleset's generation moved under is taken again.
+   * a dump by counting what it sent, so a change meanwhile can skip or repeat elements. A
+   * host set's elements stand alone: one skipped is added again by the reconcile, none is
+   * invented. An interval set's start and end must pair up, so its listing is taken again
+   * when the ruleset's generation moved under it (it is small: one or two datagrams).
    */
   async list(family: Family): Promise<FirewallEntry[]> {
     const socket = new NetlinkSocket(NETLINK_NETFILTER);
     try {
+      const out: FirewallEntry[] = [];
+      await this.dumpSet(socket, hostSet(family), (e) => {
+        const entry = hostEntry(e, family);
+        if (entry) out.push(entry);
+      });
       for (let attempt = 1; ; attempt++) {
-        const out: FirewallEntry[] = [];
-        const hosts = await this.dumpSet(socket, hostSet(family), (e) => {
-          const entry = hostEntry(e, family);
-          if (entry) out.push(entry);
-        });
         const intervals: IntervalElement[] = [];
-        const nets = await this.dumpSet(socket, netSet(family), (e) => intervals.push(intervalElement(e)));
-        if (hosts && nets) {
+        if (await this.dumpSet(socket, netSet(family), (e) => intervals.push(intervalElement(e)))) {
           for (const entry of networkEntries(intervals, family)) out.push(entry);
           return out;
         }
-        if (attempt === LISTING_ATTEMPTS) throw new Error(`nftables list inet ${this.table}: the sets changed during each of ${LISTING_ATTEMPTS} listings`);
+        if (attempt === LISTING_ATTEMPTS) throw new Error(`nftables list inet ${this.table} ${netSet(family)}: the set changed during each of ${LISTING_ATTEMPTS} listings`);
       }
     } finally {
       socket.close();
