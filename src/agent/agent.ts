@@ -216,7 +216,7 @@ export class Agent {
     if (this.reconciling) return;
     this.reconciling = true;
     void this.blockSet
-      .reconcile()
+      .reconcile({ inTurns: true })
       .catch((err: unknown) => this.log.error({ err: describeError(err) }, 'node firewall reconcile failed'))
       .finally(() => (this.reconciling = false));
   }

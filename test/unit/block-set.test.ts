@@ -116,7 +116,7 @@ test('reconcile compares 60,000 entries a slice at a time: the event loop turns 
   };
   setImmediate(count);
   let claimedDuring: Promise<void> | undefined;
-  const reconciled = set.reconcile().finally(() => (reconciling = false));
+  const reconciled = set.reconcile({ inTurns: true }).finally(() => (reconciling = false));
   setImmediate(() => setImmediate(() => (claimedDuring = set.claim('cluster', at('198.18.0.77'), hour))));
   const { removed } = await reconciled;
   await claimedDuring;
