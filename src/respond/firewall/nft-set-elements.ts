@@ -7,18 +7,25 @@ import { isV4MappedAt, type Family } from '../../net/ip.js';
 import type { FirewallEntry } from './firewall.js';
 
 // linux/netfilter/nf_tables.h; attribute headers in host order, values big-endian.
-const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
-const NFTA_SET_ELEM_KEY = 1;
-const NFTA_SET_ELEM_FLAGS = 3;
+export const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
+export const NFTA_LIST_ELEM = 1;
+export const NFTA_SET_ELEM_KEY = 1;
+export const NFTA_SET_ELEM_FLAGS = 3;
+export const NFTA_SET_ELEM_TIMEOUT = 4;
 const NFTA_SET_ELEM_EXPIRATION = 5;
-const NFTA_SET_ELEM_USERDATA = 6;
-const NFTA_DATA_VALUE = 1;
+export const NFTA_SET_ELEM_USERDATA = 6;
+export const NFTA_DATA_VALUE = 1;
 export const NFT_SET_ELEM_INTERVAL_END = 1;
 /** nftnl's element user data: type-length-value, the comment NUL-terminated. */
 const NFTNL_UDATA_SET_ELEM_COMMENT = 0;
 /** Its flags (a 32-bit word in host order): an interval open at the top has no end element. */
 const NFTNL_UDATA_SET_ELEM_FLAGS = 1;
 const NFTNL_SET_ELEM_F_INTERVAL_OPEN = 1;
+
+/** An element comment as nft stores it in the element's user data. */
+export const commentUserData = (text: string): Buffer => Buffer.concat([Buffer.from([NFTNL_UDATA_SET_ELEM_COMMENT, text.length + 1]), Buffer.from(`${text}\0`)]);
+/** What nft attaches to an interval open at the top, so it (and `elementsIn`) lists it right. */
+export const OPEN_INTERVAL_USER_DATA = Buffer.concat([Buffer.from([NFTNL_UDATA_SET_ELEM_FLAGS, 4]), Buffer.from(new Uint32Array([NFTNL_SET_ELEM_F_INTERVAL_OPEN]).buffer)]);
 const NFGENMSG = 4;
 const ATTR_TYPE_MASK = 0x3fff;
 

@@ -15,7 +15,24 @@ import type { Family } from '../../net/ip.js';
 import { ProgramError, runProgram } from '../run-program.js';
 import { ADD_MANY_MAX, LISTING, checkTag, timeoutSeconds, type AntiSpoofing, type Firewall, type FirewallAdd, type FirewallEntry, type SetupOptions } from './firewall.js';
 import { MAX_ENTRY_LIFETIME_MS } from './block-set.js';
-import { NFT_SET_ELEM_INTERVAL_END, elementsIn, elementsOf, hostEntry, intervalElement, networkEntries, type IntervalElement } from './nft-set-elements.js';
+import {
+  NFTA_DATA_VALUE,
+  NFTA_LIST_ELEM,
+  NFTA_SET_ELEM_FLAGS,
+  NFTA_SET_ELEM_KEY,
+  NFTA_SET_ELEM_LIST_ELEMENTS,
+  NFTA_SET_ELEM_TIMEOUT,
+  NFTA_SET_ELEM_USERDATA,
+  NFT_SET_ELEM_INTERVAL_END,
+  OPEN_INTERVAL_USER_DATA,
+  commentUserData,
+  elementsIn,
+  elementsOf,
+  hostEntry,
+  intervalElement,
+  networkEntries,
+  type IntervalElement,
+} from './nft-set-elements.js';
 import { checkOwner } from './owner.js';
 import type { FastPath, FastPathSettings } from '../fast-path/fast-path.js';
 import { NftablesFastPath } from '../fast-path/nftables-fast-path.js';
@@ -52,22 +69,11 @@ const NFT_MSG_GETSETELEM = 13;
 const NFT_MSG_DELSETELEM = 14;
 const NFTA_SET_ELEM_LIST_TABLE = 1;
 const NFTA_SET_ELEM_LIST_SET = 2;
-const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
-const NFTA_LIST_ELEM = 1;
-const NFTA_SET_ELEM_KEY = 1;
-const NFTA_SET_ELEM_FLAGS = 3;
-const NFTA_SET_ELEM_TIMEOUT = 4;
-const NFTA_SET_ELEM_USERDATA = 6;
-const NFTA_DATA_VALUE = 1;
 const NFPROTO_INET = 1;
 const LE = endianness() === 'LE';
 /** Listings of an interval set taken before giving up on one that changes under every one. */
 const LISTING_ATTEMPTS = 3;
 const ENOENT = 2;
-/** What nft attaches to an interval open at the top (NFTNL_UDATA_SET_ELEM_FLAGS = INTERVAL_OPEN), so it lists it right. */
-const OPEN_INTERVAL_UDATA = Buffer.from([1, 4, 1, 0, 0, 0]);
-/** An element comment as nft stores it in the element's user data (NFTNL_UDATA_SET_ELEM_COMMENT). */
-const commentUdata = (text: string): Buffer => Buffer.concat([Buffer.from([0, text.length + 1]), Buffer.from(`${text}\0`)]);
 
 /** A set-element message: its type (new or delete), the set, and the list elements. */
 interface SetMessage {
@@ -84,7 +90,7 @@ function setElements(a: FirewallAdd): { set: string; elements: Buffer[] } {
   const { start, end } = elementsOf(a.target);
   const first = [key(start)];
   if (Number.isFinite(a.timeoutMs)) first.push(attr(NFTA_SET_ELEM_TIMEOUT, u64be(timeoutSeconds(a.timeoutMs) * 1000)));
-  const udata = [...(checkTag(a.tag) ? [commentUdata(a.tag!)] : []), ...(end === null ? [OPEN_INTERVAL_UDATA] : [])];
+  const udata = [...(checkTag(a.tag) ? [commentUserData(a.tag!)] : []), ...(end === null ? [OPEN_INTERVAL_USER_DATA] : [])];
   if (udata.length) first.push(attr(NFTA_SET_ELEM_USERDATA, Buffer.concat(udata)));
   return { set: end === undefined ? hostSet(a.target.family) : netSet(a.target.family), elements: [nest(NFTA_LIST_ELEM, ...first), ...endElement(end)] };
 }
